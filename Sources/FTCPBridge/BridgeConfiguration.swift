@@ -1,0 +1,48 @@
+import FTCPWire
+
+/// Settings both bridge cores share: who is who, which ports are protected,
+/// and the bounds that keep a bridge's memory finite under load or attack.
+public struct BridgeConfiguration: Sendable {
+    /// The address clients connect to: the primary's own address.
+    public var serviceAddress: IPv4Address
+    /// The secondary's own address (its sockets are bound to it).
+    public var secondaryAddress: IPv4Address
+    /// Server ports whose connections are replicated.
+    public var protectedPorts: Set<UInt16>
+    /// Most connections tracked at once (tombstones included). A client SYN
+    /// beyond it is dropped and counted, so the client retries later, rather
+    /// than answered by an unprotected connection.
+    public var maximumConnections: Int
+    /// Most bytes held per server and connection waiting for the other
+    /// server's copy. Bytes past it are refused and counted; their sender
+    /// retransmits them, since the client never acknowledged them.
+    public var maximumQueuedBytesPerServer: Int
+    /// How long a closed connection's sequence offsets are kept, so late
+    /// segments (a retransmitted FIN, TIME_WAIT ACKs) are still translated.
+    public var closedLingerMilliseconds: UInt64
+    /// How long a handshake may wait for both servers' SYN-ACKs.
+    public var handshakeTimeoutMilliseconds: UInt64
+    /// How long an established connection may see no segment at all before
+    /// its state is dropped (both kernels have then forgotten it too).
+    public var idleTimeoutMilliseconds: UInt64
+
+    public init(
+        serviceAddress: IPv4Address,
+        secondaryAddress: IPv4Address,
+        protectedPorts: Set<UInt16>,
+        maximumConnections: Int = 16_384,
+        maximumQueuedBytesPerServer: Int = 8 << 20,
+        closedLingerMilliseconds: UInt64 = 60_000,
+        handshakeTimeoutMilliseconds: UInt64 = 75_000,
+        idleTimeoutMilliseconds: UInt64 = 7_200_000
+    ) {
+        self.serviceAddress = serviceAddress
+        self.secondaryAddress = secondaryAddress
+        self.protectedPorts = protectedPorts
+        self.maximumConnections = maximumConnections
+        self.maximumQueuedBytesPerServer = maximumQueuedBytesPerServer
+        self.closedLingerMilliseconds = closedLingerMilliseconds
+        self.handshakeTimeoutMilliseconds = handshakeTimeoutMilliseconds
+        self.idleTimeoutMilliseconds = idleTimeoutMilliseconds
+    }
+}

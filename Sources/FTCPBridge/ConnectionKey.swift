@@ -1,0 +1,18 @@
+import FTCPWire
+
+/// Identifies a protected connection: the client's endpoint and the service
+/// port. The server address is implied (the primary's service address), so
+/// the same key names the connection on both servers and in both directions.
+public struct ConnectionKey: Hashable, Sendable, CustomStringConvertible {
+    public var clientAddress: IPv4Address
+    public var clientPort: UInt16
+    public var serverPort: UInt16
+
+    public init(clientAddress: IPv4Address, clientPort: UInt16, serverPort: UInt16) {
+        self.clientAddress = clientAddress
+        self.clientPort = clientPort
+        self.serverPort = serverPort
+    }
+
+    public var description: String { "\(clientAddress):\(clientPort)->:\(serverPort)" }
+}

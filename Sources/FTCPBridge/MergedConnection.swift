@@ -1,0 +1,526 @@
+import FTCPWire
+
+/// One protected connection at the primary bridge: the merge of the two
+/// servers' output streams into the one stream the client sees (paper §3).
+///
+/// The client sees only the secondary's sequence space. Segments from the
+/// primary's kernel are moved into it by Δ = ISN_P − ISN_S (and their TSval by
+/// Δts); the client's segments to the primary's kernel are moved back
+/// (ack, SACK edges, TSecr). Bytes go to the client only once both kernels
+/// produced them; the ACK and window the client sees are the smaller of the
+/// two, so it never learns of data acknowledged that the secondary lacks.
+struct MergedConnection: Sendable {
+    enum Phase: Equatable, Sendable {
+        /// Waiting for both kernels' SYN-ACKs.
+        case handshake
+        /// Both answered; bytes are merged.
+        case replicating
+        /// The secondary no longer counts for this connection (divergence):
+        /// the primary's segments go out translated, without waiting.
+        case primaryOnly
+        /// Closed; Δ is kept a while so late segments are still translated.
+        case closed
+
+        var name: String {
+            switch self {
+            case .handshake: return "handshake"
+            case .replicating: return "replicating"
+            case .primaryOnly: return "primary-only"
+            case .closed: return "closed"
+            }
+        }
+    }
+
+    let key: ConnectionKey
+    /// The address the client connected to (the primary's).
+    let serviceAddress: IPv4Address
+    var phase: Phase = .handshake
+    var client: ClientStream
+    var primary: ServerStream
+    var secondary: ServerStream
+    /// Δ = ISN_P − ISN_S (modulo 2^32).
+    var delta: UInt32 = 0
+    /// Δts = TSval_P − TSval_S from the two SYN-ACKs.
+    var timestampDelta: UInt32 = 0
+    /// Next sequence number (secondary space) not yet sent to the client.
+    var sentUpTo = SequenceNumber(0)
+    var lastAcknowledgmentSent: SequenceNumber?
+    var advertisedEdge: SequenceNumber?
+    var finSent = false
+    var lastActivity: MonotonicTime
+    var phaseSince: MonotonicTime
+    var statistics = ConnectionStatistics()
+
+    init(key: ConnectionKey, serviceAddress: IPv4Address, clientSYN: TCPSegment, capacity: Int, now: MonotonicTime) {
+        self.key = key
+        self.serviceAddress = serviceAddress
+        client = ClientStream(initialSequence: clientSYN.sequenceNumber, handshake: HandshakeOptions(clientSYN))
+        primary = ServerStream(capacity: capacity)
+        secondary = ServerStream(capacity: capacity)
+        lastActivity = now
+        phaseSince = now
+    }
+
+    // MARK: Negotiated parameters
+
+    var clientUsesWindowScale: Bool { client.handshake.windowScale != nil }
+
+    /// The shift a server applies to its window fields.
+    func windowShift(of stream: ServerStream) -> UInt8 {
+        guard clientUsesWindowScale, let shift = stream.handshake?.windowScale else { return 0 }
+        return min(shift, 14)
+    }
+
+    /// The shift the client applies to the merged window fields: the secondary's.
+    var outputWindowShift: UInt8 { windowShift(of: secondary) }
+
+    var timestampsAgreed: Bool {
+        client.handshake.timestamps != nil && primary.handshake?.timestamps != nil && secondary.handshake?.timestamps != nil
+    }
+
+    var sackAgreed: Bool {
+        client.handshake.sackPermitted && primary.handshake?.sackPermitted == true && secondary.handshake?.sackPermitted == true
+    }
+
+    /// Largest payload per segment to the client: its MSS less the timestamp option.
+    var segmentPayloadLimit: Int {
+        let mss = Int(client.handshake.maximumSegmentSize ?? 536)
+        return max(1, mss - (timestampsAgreed ? 12 : 0))
+    }
+
+    // MARK: Segments from the servers
+
+    /// A segment from the primary's own kernel. Returns without output if the
+    /// segment had to wait for the secondary's copy.
+    mutating func primarySegment(_ segment: TCPSegment, now: MonotonicTime, into output: inout BridgeOutput) {
+        lastActivity = now
+        statistics.segmentsFromPrimary += 1
+        let flags = segment.flags
+        if flags.contains(.syn) {
+            primary.initialSequence = segment.sequenceNumber
+            primary.handshake = HandshakeOptions(segment)
+            Self.recordAcknowledgment(segment, into: &primary, shift: 0)
+            completeHandshakeIfReady(now: now, into: &output)
+            return
+        }
+        switch phase {
+        case .handshake:
+            // The kernel's own space cannot be mapped before the secondary answers.
+            statistics.droppedBeforeHandshake += 1
+        case .closed:
+            output.send(translatedFromPrimary(segment), connection: key)
+            statistics.retransmissionsForwarded += 1
+        case .primaryOnly:
+            forwardFromPrimaryAlone(segment, into: &output)
+        case .replicating:
+            serverSegment(segment, from: .primary, now: now, into: &output)
+        }
+    }
+
+    /// A segment the secondary's kernel produced, relayed by its bridge.
+    mutating func secondarySegment(_ segment: TCPSegment, now: MonotonicTime, into output: inout BridgeOutput) {
+        lastActivity = now
+        statistics.segmentsFromSecondary += 1
+        let flags = segment.flags
+        if flags.contains(.syn) {
+            secondary.initialSequence = segment.sequenceNumber
+            secondary.handshake = HandshakeOptions(segment)
+            Self.recordAcknowledgment(segment, into: &secondary, shift: 0)
+            completeHandshakeIfReady(now: now, into: &output)
+            return
+        }
+        switch phase {
+        case .handshake:
+            if flags.contains(.rst) {
+                output.event(.oneSidedReset(key, by: .secondary))
+            }
+            statistics.droppedBeforeHandshake += 1
+        case .closed:
+            output.send(relayed(segment), connection: key)
+            statistics.retransmissionsForwarded += 1
+        case .primaryOnly:
+            statistics.droppedFromSecondaryAfterDivergence += 1
+        case .replicating:
+            serverSegment(segment, from: .secondary, now: now, into: &output)
+        }
+    }
+
+    private mutating func completeHandshakeIfReady(now: MonotonicTime, into output: inout BridgeOutput) {
+        guard let isnP = primary.initialSequence, let isnS = secondary.initialSequence,
+              let synP = primary.handshake, let synS = secondary.handshake else { return }
+        let firstTime = phase == .handshake
+        if firstTime {
+            delta = isnP.offset(from: isnS)
+            if let tsP = synP.timestamps, let tsS = synS.timestamps {
+                timestampDelta = tsP.value &- tsS.value
+            }
+            sentUpTo = isnS + 1
+            primary.pending = SequenceRangeStore(base: sentUpTo, capacity: primary.pending.capacity)
+            secondary.pending = SequenceRangeStore(base: sentUpTo, capacity: secondary.pending.capacity)
+            phase = .replicating
+            phaseSince = now
+            output.event(.connectionReplicated(key, delta: delta))
+        } else {
+            statistics.retransmissionsForwarded += 1
+        }
+        // MSS = min, window = min (unscaled in a SYN-ACK), window scale = the
+        // secondary's, SACK and timestamps only if both servers agreed. Other
+        // options (TFO, MPTCP, MD5, experimental) are left out on purpose.
+        var options: [TCPOption] = []
+        let mss = [synP.maximumSegmentSize, synS.maximumSegmentSize].compactMap { $0 }.min()
+        if let mss { options.append(.maximumSegmentSize(mss)) }
+        if sackAgreed { options.append(.sackPermitted) }
+        if timestampsAgreed, let ts = synS.timestamps {
+            options.append(.timestamps(value: ts.value, echoReply: ts.echoReply))
+        } else if sackAgreed {
+            options.append(contentsOf: [.noOperation, .noOperation])
+        }
+        if clientUsesWindowScale, let shift = synS.windowScale {
+            options.append(contentsOf: [.noOperation, .windowScale(shift)])
+        }
+        let ack = client.initialSequence + 1
+        let window = min(synP.window, synS.window)
+        lastAcknowledgmentSent = ack
+        advertisedEdge = ack + UInt32(window)
+        output.send(segment(sequence: isnS, acknowledgment: ack, flags: [.syn, .ack], window: window, options: options),
+                    connection: key)
+    }
+
+    private mutating func serverSegment(_ segment: TCPSegment, from role: ServerRole, now: MonotonicTime,
+                                        into output: inout BridgeOutput) {
+        let shift = role == .primary ? windowShift(of: primary) : windowShift(of: secondary)
+        let sequence = role == .primary ? segment.sequenceNumber - delta : segment.sequenceNumber
+        let flags = segment.flags
+
+        if flags.contains(.rst) {
+            update(role) { $0.sentReset = true }
+            if primary.sentReset && secondary.sentReset {
+                output.send(self.segment(sequence: sequence, acknowledgment: lastAcknowledgmentSent ?? SequenceNumber(0),
+                                         flags: flags.intersection([.rst, .ack]), window: 0, options: []),
+                            connection: key)
+                close(reason: .resetByServers, now: now, into: &output)
+            } else {
+                output.event(.oneSidedReset(key, by: role))
+            }
+            return
+        }
+
+        var previousAck: SequenceNumber?
+        let clockOffset = role == .primary ? timestampDelta : 0
+        update(role) { stream in
+            previousAck = stream.acknowledged
+            Self.recordAcknowledgment(segment, into: &stream, shift: shift)
+            if var ts = segment.timestamps {
+                ts.value = ts.value &- clockOffset
+                stream.timestamps = ts
+            }
+            stream.sackBlocks = segment.sackBlocks
+        }
+
+        var sentData = false
+        let payloadLength = segment.payloadLength
+        if payloadLength > 0 {
+            let payload = segment.payload
+            // Bytes before sentUpTo were merged and sent already: the kernel is
+            // retransmitting (paper §4), and only this copy will come, so it
+            // goes out at once.
+            let alreadySent = max(0, min(payloadLength, Int(sequence.distance(to: sentUpTo))))
+            if alreadySent > 0 {
+                let bytes = Array(payload[0..<alreadySent])
+                sendData(bytes, at: sequence, into: &output)
+                statistics.retransmissionsForwarded += 1
+                sentData = true
+            }
+            if alreadySent < payloadLength {
+                let start = sequence + UInt32(alreadySent)
+                let rest = UnsafeRawBufferPointer(rebasing: payload[alreadySent...])
+                let refused = update(role) { $0.pending.insert(ArraySlice(rest), at: start) }
+                statistics.refusedQueueBytes += UInt64(refused)
+            }
+        }
+        if flags.contains(.fin) {
+            let finAt = sequence + UInt32(payloadLength)
+            update(role) { $0.finAt = finAt }
+            if finSent && finAt + 1 == sentUpTo {
+                sendFIN(at: finAt, into: &output)
+                statistics.retransmissionsForwarded += 1
+                sentData = true
+            }
+        }
+
+        if merge(into: &output) { sentData = true }
+        if phase == .primaryOnly || phase == .closed { return }
+
+        if !sentData {
+            let duplicateWithSACK = role == .secondary && payloadLength == 0 && !flags.contains(.fin)
+                && previousAck == secondary.acknowledged && !segment.sackBlocks.isEmpty
+            sendAcknowledgmentIfAdvanced(forceDuplicate: duplicateWithSACK, into: &output)
+        }
+        checkClosed(now: now, into: &output)
+    }
+
+    /// Sends every byte both servers have produced, and the FIN once both
+    /// reached it at the same place. Returns whether anything was sent.
+    private mutating func merge(into output: inout BridgeOutput) -> Bool {
+        var sent = false
+        while true {
+            let length = min(primary.pending.contiguousCount, secondary.pending.contiguousCount)
+            if length == 0 { break }
+            let start = sentUpTo
+            let fromPrimary = primary.pending.take(length)
+            let fromSecondary = secondary.pending.take(length)
+            if fromPrimary != fromSecondary {
+                let offset = fromPrimary.indices.first { fromPrimary[$0] != fromSecondary[$0] } ?? 0
+                diverge(at: start + UInt32(offset), into: &output)
+                // The primary's bytes are the ones its kernel will retransmit.
+                sendData(fromPrimary, at: start, into: &output)
+                sentUpTo = start + UInt32(length)
+                flushPrimaryAlone(into: &output)
+                return true
+            }
+            sendData(fromSecondary, at: start, into: &output)
+            sentUpTo = start + UInt32(length)
+            sent = true
+        }
+        guard !finSent else { return sent }
+        let primaryAtFIN = primary.finAt == sentUpTo
+        let secondaryAtFIN = secondary.finAt == sentUpTo
+        if primaryAtFIN && secondaryAtFIN {
+            sendFIN(at: sentUpTo, into: &output)
+            finSent = true
+            sentUpTo += 1
+            primary.pending.advance(to: sentUpTo)
+            secondary.pending.advance(to: sentUpTo)
+            return true
+        }
+        if (primaryAtFIN && secondary.pending.contiguousCount > 0) || (secondaryAtFIN && primary.pending.contiguousCount > 0) {
+            diverge(at: sentUpTo, into: &output)
+            flushPrimaryAlone(into: &output)
+            return true
+        }
+        return sent
+    }
+
+    private mutating func diverge(at position: SequenceNumber, into output: inout BridgeOutput) {
+        statistics.divergences += 1
+        output.event(.divergence(key, at: position))
+        phase = .primaryOnly
+    }
+
+    /// After a divergence: send what the primary holds, in order, and forget
+    /// the secondary's copy.
+    private mutating func flushPrimaryAlone(into output: inout BridgeOutput) {
+        let held = primary.pending.take(primary.pending.contiguousCount)
+        if !held.isEmpty {
+            sendData(held, at: sentUpTo, into: &output)
+            sentUpTo += UInt32(held.count)
+        }
+        if !finSent, primary.finAt == sentUpTo {
+            sendFIN(at: sentUpTo, into: &output)
+            finSent = true
+            sentUpTo += 1
+        }
+        secondary.pending.removeAll()
+    }
+
+    /// In primary-only mode a primary segment goes out at once, translated,
+    /// carrying the primary's own ACK and window.
+    private mutating func forwardFromPrimaryAlone(_ segment: TCPSegment, into output: inout BridgeOutput) {
+        var copy = translatedFromPrimary(segment)
+        let end = copy.sequenceNumber + copy.sequenceLength
+        if sentUpTo < end { sentUpTo = end }
+        if copy.flags.contains(.fin) { finSent = true }
+        Self.recordAcknowledgment(segment, into: &primary, shift: windowShift(of: primary))
+        if copy.flags.contains(.ack) {
+            lastAcknowledgmentSent = copy.acknowledgmentNumber
+        }
+        copy.window = segment.window
+        output.send(copy, connection: key)
+    }
+
+    private static func recordAcknowledgment(_ segment: TCPSegment, into stream: inout ServerStream, shift: UInt8) {
+        guard segment.flags.contains(.ack) else { return }
+        let ack = segment.acknowledgmentNumber
+        if let old = stream.acknowledged, ack < old { return }
+        stream.acknowledged = ack
+        stream.windowBytes = UInt32(segment.window) << UInt32(shift)
+    }
+
+    // MARK: Acknowledgments to the client
+
+    /// The smaller acknowledgment of the two servers, if both have sent one.
+    var mergedAcknowledgment: SequenceNumber? {
+        guard let a = primary.acknowledged, let b = secondary.acknowledged else { return nil }
+        return SequenceNumber.earlier(a, b)
+    }
+
+    /// The smaller right edge of the two servers' windows.
+    var mergedEdge: SequenceNumber? {
+        guard let a = primary.rightEdge, let b = secondary.rightEdge else { return nil }
+        return SequenceNumber.earlier(a, b)
+    }
+
+    /// Sends a pure ACK when the merged ACK or window edge moved forward with
+    /// no data to carry it (paper §3.4: eager acknowledgment).
+    private mutating func sendAcknowledgmentIfAdvanced(forceDuplicate: Bool, into output: inout BridgeOutput) {
+        guard let ack = mergedAcknowledgment, let edge = mergedEdge else { return }
+        let ackAdvanced = lastAcknowledgmentSent.map { $0 < ack } ?? true
+        let edgeAdvanced = advertisedEdge.map { $0 < edge } ?? true
+        guard ackAdvanced || edgeAdvanced || forceDuplicate else { return }
+        output.send(segment(sequence: sentUpTo, acknowledgment: nil, flags: [.ack], payload: []), connection: key)
+        statistics.pureAcknowledgments += 1
+    }
+
+    /// The window field for a segment acknowledging `ack`, keeping the right
+    /// edge the client has already seen (it never moves left).
+    private mutating func windowField(for ack: SequenceNumber) -> UInt16 {
+        if let edge = mergedEdge {
+            advertisedEdge = advertisedEdge.map { SequenceNumber.later($0, edge) } ?? edge
+        }
+        guard let edge = advertisedEdge, ack < edge else { return 0 }
+        let bytes = UInt32(ack.distance(to: edge))
+        return UInt16(min(UInt32(UInt16.max), bytes >> UInt32(outputWindowShift)))
+    }
+
+    // MARK: Building segments for the client
+
+    private mutating func sendData(_ bytes: [UInt8], at start: SequenceNumber, into output: inout BridgeOutput) {
+        let limit = segmentPayloadLimit
+        var offset = 0
+        while offset < bytes.count {
+            let end = min(bytes.count, offset + limit)
+            let flags: TCPFlags = end == bytes.count ? [.ack, .psh] : [.ack]
+            output.send(segment(sequence: start + UInt32(offset), acknowledgment: nil, flags: flags,
+                                payload: Array(bytes[offset..<end])), connection: key)
+            statistics.bytesSent += UInt64(end - offset)
+            offset = end
+        }
+    }
+
+    private mutating func sendFIN(at position: SequenceNumber, into output: inout BridgeOutput) {
+        output.send(segment(sequence: position, acknowledgment: nil, flags: [.fin, .ack], payload: []), connection: key)
+    }
+
+    /// A segment to the client carrying the merged ACK, window, timestamps
+    /// and SACK blocks (`acknowledgment: nil`), in the secondary's space.
+    private mutating func segment(sequence: SequenceNumber, acknowledgment: SequenceNumber?, flags: TCPFlags,
+                                  payload: [UInt8]) -> TCPPacketFields {
+        let ack = acknowledgment ?? mergedAcknowledgment ?? lastAcknowledgmentSent ?? client.initialSequence + 1
+        if let last = lastAcknowledgmentSent {
+            lastAcknowledgmentSent = SequenceNumber.later(last, ack)
+        } else {
+            lastAcknowledgmentSent = ack
+        }
+        let window = windowField(for: ack)
+        var options: [TCPOption] = []
+        if timestampsAgreed, let ts = secondary.timestamps ?? secondary.handshake?.timestamps {
+            options += [.noOperation, .noOperation, .timestamps(value: ts.value, echoReply: ts.echoReply)]
+        }
+        if sackAgreed {
+            let blocks = SACKBlocks.intersection(primary.sackBlocks, secondary.sackBlocks, limit: 3)
+                .filter { ack < $0.right }
+            if !blocks.isEmpty { options += [.noOperation, .noOperation, .sack(blocks)] }
+        }
+        return self.segment(sequence: sequence, acknowledgment: ack, flags: flags, window: window,
+                            options: options, payload: payload)
+    }
+
+    private func segment(sequence: SequenceNumber, acknowledgment: SequenceNumber, flags: TCPFlags, window: UInt16,
+                         options: [TCPOption], payload: [UInt8] = []) -> TCPPacketFields {
+        TCPPacketFields(
+            source: serviceAddress, destination: key.clientAddress,
+            sourcePort: key.serverPort, destinationPort: key.clientPort,
+            sequenceNumber: sequence, acknowledgmentNumber: acknowledgment,
+            flags: flags, window: window, options: options, payload: payload)
+    }
+
+    /// The primary's segment moved into the secondary's space, as it is.
+    func translatedFromPrimary(_ segment: TCPSegment) -> TCPPacketFields {
+        var fields = relayed(segment)
+        fields.sequenceNumber = segment.sequenceNumber - delta
+        fields.options = fields.options.map { option in
+            if case let .timestamps(value, echo) = option {
+                return .timestamps(value: value &- timestampDelta, echoReply: echo)
+            }
+            return option
+        }
+        return fields
+    }
+
+    /// A server's segment as it is, readdressed from the service address.
+    func relayed(_ segment: TCPSegment) -> TCPPacketFields {
+        TCPPacketFields(
+            source: serviceAddress, destination: key.clientAddress,
+            sourcePort: key.serverPort, destinationPort: key.clientPort,
+            sequenceNumber: segment.sequenceNumber, acknowledgmentNumber: segment.acknowledgmentNumber,
+            flags: segment.flags, window: segment.window, urgentPointer: segment.urgentPointer,
+            options: segment.options, payload: Array(segment.payload))
+    }
+
+    // MARK: Segments from the client
+
+    /// Rewrites a client segment in place for the primary's kernel: ACK and
+    /// SACK edges by +Δ, TSecr by +Δts. Returns whether anything changed.
+    mutating func clientSegment(_ packet: TCPPacket, now: MonotonicTime, into output: inout BridgeOutput) -> Bool {
+        lastActivity = now
+        statistics.segmentsFromClient += 1
+        let tcp = packet.tcp
+        let flags = tcp.flags
+        if flags.contains(.fin) {
+            client.finAt = tcp.sequenceNumber + UInt32(tcp.payloadLength)
+        }
+        if flags.contains(.rst) && phase != .closed {
+            close(reason: .resetByClient, now: now, into: &output)
+        }
+        guard phase != .handshake, flags.contains(.ack) else { return false }
+        let ack = tcp.acknowledgmentNumber
+        if let old = client.acknowledged {
+            client.acknowledged = SequenceNumber.later(old, ack)
+        } else {
+            client.acknowledged = ack
+        }
+        tcp.setAcknowledgmentNumber(ack + delta)
+        tcp.mapSACKBlocks { SACKBlock(left: $0.left + delta, right: $0.right + delta) }
+        if timestampDelta != 0, let ts = tcp.timestamps {
+            tcp.setTimestamps(value: ts.value, echoReply: ts.echoReply &+ timestampDelta)
+        }
+        if phase == .replicating { checkClosed(now: now, into: &output) }
+        return true
+    }
+
+    // MARK: Closing
+
+    /// Closed once both FINs went out and each was acknowledged.
+    private mutating func checkClosed(now: MonotonicTime, into output: inout BridgeOutput) {
+        guard phase == .replicating, finSent, let clientFIN = client.finAt,
+              let ackSent = lastAcknowledgmentSent, clientFIN < ackSent,
+              let clientAck = client.acknowledged, sentUpTo <= clientAck else { return }
+        close(reason: .finished, now: now, into: &output)
+    }
+
+    private mutating func close(reason: BridgeEvent.CloseReason, now: MonotonicTime, into output: inout BridgeOutput) {
+        phase = .closed
+        phaseSince = now
+        primary.pending.removeAll()
+        secondary.pending.removeAll()
+        output.event(.connectionClosed(key, reason: reason))
+    }
+
+    private mutating func update<T>(_ role: ServerRole, _ body: (inout ServerStream) -> T) -> T {
+        role == .primary ? body(&primary) : body(&secondary)
+    }
+}
+
+/// Per-connection counters, reported by `status`.
+public struct ConnectionStatistics: Equatable, Sendable {
+    public var segmentsFromPrimary: UInt64 = 0
+    public var segmentsFromSecondary: UInt64 = 0
+    public var segmentsFromClient: UInt64 = 0
+    public var bytesSent: UInt64 = 0
+    public var pureAcknowledgments: UInt64 = 0
+    public var retransmissionsForwarded: UInt64 = 0
+    public var divergences: UInt64 = 0
+    public var refusedQueueBytes: UInt64 = 0
+    public var droppedBeforeHandshake: UInt64 = 0
+    public var droppedFromSecondaryAfterDivergence: UInt64 = 0
+}

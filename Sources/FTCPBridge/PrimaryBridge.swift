@@ -1,0 +1,161 @@
+import FTCPWire
+
+/// The primary bridge's core: the table of protected connections and the
+/// rules for every segment that passes the primary (paper §3, §4, §7, §8).
+///
+/// Pure: no I/O, no clock. The shell calls one method per intercepted
+/// segment, passing the time, and carries out the returned `BridgeOutput`.
+/// Segments from the primary's own kernel are always consumed (the shell
+/// drops them from the kernel's path); what reaches the client is only what
+/// the output lists.
+public struct PrimaryBridge: Sendable {
+    public let configuration: BridgeConfiguration
+    var connections: [ConnectionKey: MergedConnection] = [:]
+    public private(set) var counters = PrimaryCounters()
+
+    public init(configuration: BridgeConfiguration) {
+        self.configuration = configuration
+    }
+
+    /// The connection key for a segment between the service and a client, in either direction.
+    func key(clientAddress: IPv4Address, clientPort: UInt16, serverPort: UInt16) -> ConnectionKey {
+        ConnectionKey(clientAddress: clientAddress, clientPort: clientPort, serverPort: serverPort)
+    }
+
+    /// A segment the primary's own kernel sent to a client on a protected port.
+    public mutating func primaryKernelSegment(_ packet: TCPPacket, now: MonotonicTime) -> BridgeOutput {
+        var output = BridgeOutput()
+        counters.segmentsFromPrimary += 1
+        let key = key(clientAddress: packet.ip.destination, clientPort: packet.tcp.destinationPort,
+                      serverPort: packet.tcp.sourcePort)
+        guard var connection = connections[key] else {
+            // No state: the kernel speaks in its own sequence space, which the
+            // client must never see (a stray RST or ACK for a forgotten connection).
+            counters.droppedUnknownFromPrimary += 1
+            return output
+        }
+        connection.primarySegment(packet.tcp, now: now, into: &output)
+        connections[key] = connection
+        return output
+    }
+
+    /// A segment the secondary's kernel sent to a client, relayed by its bridge.
+    public mutating func secondaryKernelSegment(_ packet: TCPPacket, now: MonotonicTime) -> BridgeOutput {
+        var output = BridgeOutput()
+        counters.segmentsFromSecondary += 1
+        let key = key(clientAddress: packet.ip.destination, clientPort: packet.tcp.destinationPort,
+                      serverPort: packet.tcp.sourcePort)
+        guard configuration.protectedPorts.contains(key.serverPort) else {
+            counters.droppedUnprotectedFromSecondary += 1
+            return output
+        }
+        guard var connection = connections[key] else {
+            counters.droppedUnknownFromSecondary += 1
+            return output
+        }
+        connection.secondarySegment(packet.tcp, now: now, into: &output)
+        connections[key] = connection
+        return output
+    }
+
+    /// A segment from a client to the service. It is rewritten in place for
+    /// the primary's kernel; the result says whether to pass it on.
+    public mutating func clientSegment(_ packet: TCPPacket, now: MonotonicTime) -> (verdict: ClientVerdict, output: BridgeOutput) {
+        var output = BridgeOutput()
+        counters.segmentsFromClient += 1
+        let tcp = packet.tcp
+        let key = key(clientAddress: packet.ip.source, clientPort: tcp.sourcePort, serverPort: tcp.destinationPort)
+        let flags = tcp.flags
+        let isNewSYN = flags.contains(.syn) && !flags.contains(.ack)
+        if isNewSYN {
+            if let existing = connections[key], existing.phase != .closed,
+               existing.client.initialSequence == tcp.sequenceNumber {
+                return (.accept(modified: false), output)  // a retransmitted SYN
+            }
+            if connections[key] == nil && connections.count >= configuration.maximumConnections {
+                counters.droppedTableFull += 1
+                output.event(.tableFull(key, limit: configuration.maximumConnections))
+                return (.drop, output)
+            }
+            connections[key] = MergedConnection(
+                key: key, serviceAddress: configuration.serviceAddress, clientSYN: tcp,
+                capacity: configuration.maximumQueuedBytesPerServer, now: now)
+            return (.accept(modified: false), output)
+        }
+        guard var connection = connections[key] else {
+            counters.passedUnknownFromClient += 1
+            return (.accept(modified: false), output)
+        }
+        let modified = connection.clientSegment(packet, now: now, into: &output)
+        connections[key] = connection
+        return (.accept(modified: modified), output)
+    }
+
+    /// Expires handshakes that never completed, closed connections whose
+    /// linger ended, and connections idle past the idle timeout.
+    public mutating func expire(now: MonotonicTime) -> BridgeOutput {
+        var output = BridgeOutput()
+        for (key, connection) in connections {
+            let limit: UInt64
+            let since: MonotonicTime
+            switch connection.phase {
+            case .handshake: limit = configuration.handshakeTimeoutMilliseconds; since = connection.phaseSince
+            case .closed: limit = configuration.closedLingerMilliseconds; since = connection.phaseSince
+            case .replicating, .primaryOnly: limit = configuration.idleTimeoutMilliseconds; since = connection.lastActivity
+            }
+            if now.milliseconds(since: since) >= limit {
+                connections[key] = nil
+                counters.expired += 1
+                if connection.phase != .closed { output.event(.connectionExpired(key, phase: connection.phase.name)) }
+            }
+        }
+        return output
+    }
+
+    /// Number of connections tracked, tombstones included.
+    public var connectionCount: Int { connections.count }
+
+    /// A snapshot of every connection for `status`.
+    public var connectionStatuses: [ConnectionStatus] {
+        connections.values.map { connection in
+            ConnectionStatus(
+                key: connection.key, phase: connection.phase.name, delta: connection.delta,
+                timestampDelta: connection.timestampDelta,
+                queuedPrimaryBytes: connection.primary.pending.count,
+                queuedSecondaryBytes: connection.secondary.pending.count,
+                statistics: connection.statistics)
+        }.sorted { ($0.key.clientAddress.value, $0.key.clientPort) < ($1.key.clientAddress.value, $1.key.clientPort) }
+    }
+}
+
+/// What to do with a client segment intercepted on its way to the primary's kernel.
+public enum ClientVerdict: Equatable, Sendable {
+    /// Pass it on; `modified` says whether its bytes were rewritten.
+    case accept(modified: Bool)
+    /// Drop it (the table is full).
+    case drop
+}
+
+/// Bridge-wide counters of the primary.
+public struct PrimaryCounters: Equatable, Sendable {
+    public var segmentsFromPrimary: UInt64 = 0
+    public var segmentsFromSecondary: UInt64 = 0
+    public var segmentsFromClient: UInt64 = 0
+    public var droppedUnknownFromPrimary: UInt64 = 0
+    public var droppedUnknownFromSecondary: UInt64 = 0
+    public var droppedUnprotectedFromSecondary: UInt64 = 0
+    public var passedUnknownFromClient: UInt64 = 0
+    public var droppedTableFull: UInt64 = 0
+    public var expired: UInt64 = 0
+}
+
+/// One connection as `status` shows it.
+public struct ConnectionStatus: Equatable, Sendable {
+    public var key: ConnectionKey
+    public var phase: String
+    public var delta: UInt32
+    public var timestampDelta: UInt32
+    public var queuedPrimaryBytes: Int
+    public var queuedSecondaryBytes: Int
+    public var statistics: ConnectionStatistics
+}

@@ -1,0 +1,130 @@
+import FTCPWire
+
+/// The secondary bridge's core (paper §3.1): which captured client segments
+/// to feed to the secondary's own kernel, rewritten to its address, and which
+/// of its kernel's segments to divert to the primary instead of the wire.
+///
+/// Before a takeover the secondary's kernel never talks to a client: every
+/// segment it sends from a protected port goes to the primary.
+public struct SecondaryBridge: Sendable {
+    public let configuration: BridgeConfiguration
+    public private(set) var counters = SecondaryCounters()
+    var seen: [ConnectionKey: SecondaryConnectionActivity] = [:]
+
+    public init(configuration: BridgeConfiguration) {
+        self.configuration = configuration
+    }
+
+    /// A client's segment to the primary, captured on the shared segment.
+    /// On `.inject` the packet has been readdressed to the secondary in place,
+    /// with both checksums recomputed in full (captures may carry the partial
+    /// checksum of a sender's offload).
+    public mutating func capturedClientSegment(_ packet: TCPPacket, now: MonotonicTime) -> CaptureVerdict {
+        let ip = packet.ip
+        let tcp = packet.tcp
+        guard ip.destination == configuration.serviceAddress else {
+            counters.ignoredNotForService += 1
+            return .ignore
+        }
+        guard configuration.protectedPorts.contains(tcp.destinationPort) else {
+            counters.ignoredUnprotectedPort += 1
+            return .ignore
+        }
+        guard ip.source != configuration.secondaryAddress, ip.source != configuration.serviceAddress else {
+            counters.ignoredFromServers += 1
+            return .ignore
+        }
+        ip.setDestination(configuration.secondaryAddress)
+        packet.updateChecksums()
+        counters.injected += 1
+        note(ConnectionKey(clientAddress: ip.source, clientPort: tcp.sourcePort, serverPort: tcp.destinationPort),
+             now: now) { $0.segmentsFromClient += 1; $0.bytesFromClient += UInt64(tcp.payloadLength) }
+        return .inject
+    }
+
+    /// A segment the secondary's own kernel is sending.
+    public mutating func ownKernelSegment(_ packet: TCPPacket, now: MonotonicTime) -> KernelVerdict {
+        let tcp = packet.tcp
+        guard packet.ip.source == configuration.secondaryAddress,
+              configuration.protectedPorts.contains(tcp.sourcePort) else {
+            counters.passedUnprotected += 1
+            return .pass
+        }
+        counters.relayed += 1
+        note(ConnectionKey(clientAddress: packet.ip.destination, clientPort: tcp.destinationPort, serverPort: tcp.sourcePort),
+             now: now) { $0.segmentsRelayed += 1; $0.bytesRelayed += UInt64(tcp.payloadLength) }
+        return .relayToPrimary
+    }
+
+    /// A packet the primary asks the secondary's kernel to receive. Accepted
+    /// only if it is addressed to the secondary on a protected port.
+    public mutating func packetFromPrimary(_ packet: TCPPacket) -> CaptureVerdict {
+        guard packet.ip.destination == configuration.secondaryAddress,
+              configuration.protectedPorts.contains(packet.tcp.destinationPort) else {
+            counters.refusedFromPrimary += 1
+            return .ignore
+        }
+        counters.injectedFromPrimary += 1
+        return .inject
+    }
+
+    /// Forgets connections not seen for `idleMilliseconds`.
+    public mutating func expire(now: MonotonicTime, idleMilliseconds: UInt64) {
+        seen = seen.filter { now.milliseconds(since: $0.value.lastSeen) < idleMilliseconds }
+    }
+
+    /// Connections seen recently, for `status`.
+    public var connections: [(key: ConnectionKey, activity: SecondaryConnectionActivity)] {
+        seen.map { ($0.key, $0.value) }.sorted { ($0.key.clientAddress.value, $0.key.clientPort) < ($1.key.clientAddress.value, $1.key.clientPort) }
+    }
+
+    private mutating func note(_ key: ConnectionKey, now: MonotonicTime, _ body: (inout SecondaryConnectionActivity) -> Void) {
+        if seen[key] == nil {
+            guard seen.count < configuration.maximumConnections else {
+                counters.untrackedConnections += 1
+                return
+            }
+            seen[key] = SecondaryConnectionActivity(lastSeen: now)
+        }
+        seen[key]!.lastSeen = now
+        body(&seen[key]!)
+    }
+}
+
+/// What to do with a captured or relayed packet at the secondary.
+public enum CaptureVerdict: Equatable, Sendable {
+    /// Hand it to the secondary's kernel (it was rewritten in place).
+    case inject
+    /// Not for this bridge.
+    case ignore
+}
+
+/// What to do with a segment the secondary's kernel is sending.
+public enum KernelVerdict: Equatable, Sendable {
+    /// Not protected: let it go out.
+    case pass
+    /// Drop it from the wire and send it to the primary over the replication channel.
+    case relayToPrimary
+}
+
+/// What the secondary has seen of one connection, for `status`.
+public struct SecondaryConnectionActivity: Equatable, Sendable {
+    public var lastSeen: MonotonicTime
+    public var segmentsFromClient: UInt64 = 0
+    public var bytesFromClient: UInt64 = 0
+    public var segmentsRelayed: UInt64 = 0
+    public var bytesRelayed: UInt64 = 0
+}
+
+/// Bridge-wide counters of the secondary.
+public struct SecondaryCounters: Equatable, Sendable {
+    public var injected: UInt64 = 0
+    public var relayed: UInt64 = 0
+    public var ignoredNotForService: UInt64 = 0
+    public var ignoredUnprotectedPort: UInt64 = 0
+    public var ignoredFromServers: UInt64 = 0
+    public var passedUnprotected: UInt64 = 0
+    public var injectedFromPrimary: UInt64 = 0
+    public var refusedFromPrimary: UInt64 = 0
+    public var untrackedConnections: UInt64 = 0
+}

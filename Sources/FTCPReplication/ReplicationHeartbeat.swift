@@ -1,0 +1,29 @@
+/// The periodic liveness message both bridges send each other over the replication channel.
+///
+/// The channel carries these fields without interpreting them; the fault detector gives them
+/// meaning. On the wire the body starts with its own format version byte, so fields can be
+/// appended later (give a new field a default value in ``init(sentAtMilliseconds:state:connectionCount:sawPeerTrafficAtMilliseconds:)``
+/// and existing callers keep compiling).
+public struct ReplicationHeartbeat: Equatable, Hashable, Sendable {
+    /// The sender's monotonic clock when it sent the heartbeat, in milliseconds (informational:
+    /// the two bridges' clocks are not comparable).
+    public var sentAtMilliseconds: UInt64
+    /// The sender's role state code; opaque to the channel.
+    public var state: UInt8
+    /// How many connections the sender is currently protecting.
+    public var connectionCount: UInt32
+    /// When the sender last saw traffic from its peer, on the sender's clock; opaque to the channel.
+    public var sawPeerTrafficAtMilliseconds: UInt64
+
+    public init(
+        sentAtMilliseconds: UInt64,
+        state: UInt8,
+        connectionCount: UInt32,
+        sawPeerTrafficAtMilliseconds: UInt64
+    ) {
+        self.sentAtMilliseconds = sentAtMilliseconds
+        self.state = state
+        self.connectionCount = connectionCount
+        self.sawPeerTrafficAtMilliseconds = sawPeerTrafficAtMilliseconds
+    }
+}

@@ -1,0 +1,46 @@
+/// One message of the replication channel, before sealing or after opening.
+///
+/// Each kind travels in one direction only, which both ``ReplicationSealer`` and
+/// ``ReplicationOpener`` enforce: segments from the secondary to the primary, injections from the
+/// primary to the secondary, heartbeats both ways.
+public enum ReplicationMessage: Equatable, Hashable, Sendable {
+    /// An IPv4/TCP packet the secondary's kernel produced for a client (secondary → primary).
+    case segment(packet: [UInt8])
+    /// A packet for the secondary to hand to its kernel, such as an ACK the primary generated
+    /// (primary → secondary).
+    case inject(packet: [UInt8])
+    /// A liveness message (both directions).
+    case heartbeat(ReplicationHeartbeat)
+
+    /// The message's kind, without its contents.
+    public var kind: Kind {
+        switch self {
+        case .segment: .segment
+        case .inject: .inject
+        case .heartbeat: .heartbeat
+        }
+    }
+
+    /// The kinds of message the channel carries, with their wire codes.
+    public enum Kind: UInt8, Sendable, Hashable, CaseIterable, CustomStringConvertible {
+        case segment = 1
+        case inject = 2
+        case heartbeat = 3
+
+        /// Whether a bridge in `role` ever sends this kind of message.
+        public func isSent(by role: ReplicationRole) -> Bool {
+            switch (self, role) {
+            case (.heartbeat, _), (.segment, .secondary), (.inject, .primary): true
+            case (.segment, .primary), (.inject, .secondary): false
+            }
+        }
+
+        public var description: String {
+            switch self {
+            case .segment: "segment"
+            case .inject: "inject"
+            case .heartbeat: "heartbeat"
+            }
+        }
+    }
+}

@@ -1,0 +1,150 @@
+import Crypto
+
+/// Checks datagrams received on the replication channel and opens the ones that are authentic,
+/// from the peer, and new.
+///
+/// The checks run in this order, and the first that fails drops the datagram with its
+/// ``ReplicationDropReason``:
+/// 1. fixed header: length, magic, version, reserved byte, role value, body length (no hashing
+///    is spent on noise);
+/// 2. the HMAC-SHA256 tag, compared in constant time by swift-crypto;
+/// 3. the sender's role must be the peer's: a datagram claiming our own role is a reflection;
+/// 4. replay: an epoch below the peer's current one is dropped; within the current epoch a
+///    ``ReplayWindow`` accepts each counter once, in any order, within 1024 of the newest;
+/// 5. the body must be well formed, and of a kind the sender's role sends.
+///
+/// Only a datagram that passes everything changes state: a greater epoch then replaces the
+/// current one (the peer restarted) with a fresh window. Nothing traps on any input; every
+/// outcome is counted in ``statistics``. The opener does no I/O and reads no clock.
+public struct ReplicationOpener: Sendable {
+    /// The role of the bridge that receives; datagrams must come from its peer.
+    public let localRole: ReplicationRole
+    /// What the opener has accepted and dropped so far.
+    public private(set) var statistics = ReplicationStatistics()
+    /// The peer's current epoch: the greatest epoch of any accepted datagram, nil before the first.
+    public private(set) var peerEpoch: UInt64?
+    private var window = ReplayWindow()
+    private let key: ReplicationKey
+
+    public init(key: ReplicationKey, localRole: ReplicationRole) {
+        self.key = key
+        self.localRole = localRole
+    }
+
+    /// Checks and opens one received datagram.
+    public mutating func open(_ datagram: UnsafeRawBufferPointer) -> Result<ReceivedReplicationMessage, ReplicationDropReason> {
+        let result = check(datagram)
+        switch result {
+        case .success: statistics.accepted &+= 1
+        case let .failure(reason): statistics.count(reason)
+        }
+        return result
+    }
+
+    /// Checks and opens one received datagram held in any collection of bytes.
+    public mutating func open<Bytes: Collection<UInt8>>(_ datagram: Bytes) -> Result<ReceivedReplicationMessage, ReplicationDropReason> {
+        let count = datagram.count
+        guard count <= ReplicationWireFormat.maximumDatagramLength else {
+            // Refused before copying anything.
+            let reason = ReplicationDropReason.malformed(.badLength(count))
+            statistics.count(reason)
+            return .failure(reason)
+        }
+        if let result = datagram.withContiguousStorageIfAvailable({ open(UnsafeRawBufferPointer($0)) }) {
+            return result
+        }
+        return Array(datagram).withUnsafeBytes { open($0) }
+    }
+
+    // MARK: - Checks
+
+    private typealias Format = ReplicationWireFormat
+
+    private mutating func check(_ datagram: UnsafeRawBufferPointer) -> Result<ReceivedReplicationMessage, ReplicationDropReason> {
+        // 1. Fixed header.
+        let length = datagram.count
+        guard length >= Format.minimumDatagramLength, length <= Format.maximumDatagramLength else {
+            return .failure(.malformed(.badLength(length)))
+        }
+        guard datagram[Format.Field.magic].elementsEqual(Format.magic) else {
+            return .failure(.malformed(.badMagic))
+        }
+        let version = datagram[Format.Field.version]
+        guard version == Format.version else { return .failure(.malformed(.unsupportedVersion(version))) }
+        let reserved = datagram[Format.Field.reserved]
+        guard reserved == 0 else { return .failure(.malformed(.reservedNotZero(reserved))) }
+        let roleByte = datagram[Format.Field.role]
+        guard let senderRole = ReplicationRole(rawValue: roleByte) else {
+            return .failure(.malformed(.unknownRole(roleByte)))
+        }
+        let declared = datagram.readBigEndian(Format.Field.bodyLength, as: UInt32.self)
+        guard declared <= UInt32(Format.maximumBodyLength),
+              Format.headerLength + Int(declared) + Format.tagLength == length
+        else {
+            return .failure(.malformed(.bodyLengthMismatch(declared: declared, datagramLength: length)))
+        }
+        let bodyEnd = Format.headerLength + Int(declared)
+
+        // 2. MAC over everything before the tag.
+        let authenticated = UnsafeRawBufferPointer(rebasing: datagram[0..<bodyEnd])
+        let tag = UnsafeRawBufferPointer(rebasing: datagram[bodyEnd..<length])
+        guard HMAC<SHA256>.isValidAuthenticationCode(tag, authenticating: authenticated, using: key.symmetricKey) else {
+            return .failure(.badMAC)
+        }
+
+        // 3. Reflection.
+        guard senderRole == localRole.peer else { return .failure(.wrongRole(senderRole)) }
+
+        // 4. Replay.
+        let epoch = datagram.readBigEndian(Format.Field.epoch, as: UInt64.self)
+        let counter = datagram.readBigEndian(Format.Field.counter, as: UInt64.self)
+        if let current = peerEpoch {
+            guard epoch >= current else { return .failure(.oldEpoch(received: epoch, current: current)) }
+            if epoch == current, window.verdict(for: counter) != .fresh {
+                return .failure(.replay(epoch: epoch, counter: counter))
+            }
+        }
+
+        // 5. Body.
+        let body = UnsafeRawBufferPointer(rebasing: datagram[Format.headerLength..<bodyEnd])
+        let message: ReplicationMessage
+        switch Self.parseBody(body, type: datagram[Format.Field.messageType], sender: senderRole) {
+        case let .success(parsed): message = parsed
+        case let .failure(reason): return .failure(reason)
+        }
+
+        // Accepted: commit.
+        if peerEpoch != epoch {
+            peerEpoch = epoch
+            window = ReplayWindow()
+            statistics.peerEpochChanges &+= 1
+        }
+        window.accept(counter)
+        return .success(ReceivedReplicationMessage(message: message, senderRole: senderRole, epoch: epoch, counter: counter))
+    }
+
+    private static func parseBody(
+        _ body: UnsafeRawBufferPointer, type: UInt8, sender: ReplicationRole
+    ) -> Result<ReplicationMessage, ReplicationDropReason> {
+        guard let kind = ReplicationMessage.Kind(rawValue: type) else { return .failure(.invalidBody(.unknownMessageType(type))) }
+        guard kind.isSent(by: sender) else { return .failure(.invalidBody(.wrongDirection(kind: kind, sender: sender))) }
+        switch kind {
+        case .segment, .inject:
+            guard !body.isEmpty else { return .failure(.invalidBody(.emptyPacket)) }
+            let packet = Array(body)
+            return .success(kind == .segment ? .segment(packet: packet) : .inject(packet: packet))
+        case .heartbeat:
+            guard let version = body.first else { return .failure(.invalidBody(.badHeartbeat(version: 0, length: 0))) }
+            let fits = version == Format.heartbeatVersion
+                ? body.count == Format.heartbeatLength
+                : version > Format.heartbeatVersion && body.count >= Format.heartbeatLength
+            guard fits else { return .failure(.invalidBody(.badHeartbeat(version: version, length: body.count))) }
+            return .success(.heartbeat(ReplicationHeartbeat(
+                sentAtMilliseconds: body.readBigEndian(Format.HeartbeatField.sentAt),
+                state: body[Format.HeartbeatField.state],
+                connectionCount: body.readBigEndian(Format.HeartbeatField.connectionCount),
+                sawPeerTrafficAtMilliseconds: body.readBigEndian(Format.HeartbeatField.sawPeerTrafficAt)
+            )))
+        }
+    }
+}

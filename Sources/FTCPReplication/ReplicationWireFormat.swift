@@ -1,0 +1,88 @@
+/// The byte layout of one replication channel datagram, declared once.
+///
+/// Every datagram is one UDP payload, all integers big-endian:
+///
+/// ```
+/// offset  size  field
+///      0     4  magic "FTCR" (0x46 0x54 0x43 0x52)
+///      4     1  format version, currently 1
+///      5     1  message type: 1 segment, 2 inject, 3 heartbeat (``ReplicationMessage/Kind``)
+///      6     1  sender role: 1 primary, 2 secondary
+///      7     1  reserved, must be 0
+///      8     8  sender epoch (chosen by the sender at process start, never reused or lowered)
+///     16     8  per-epoch message counter (strictly increasing per sender, starts at 0)
+///     24     4  body length N (at most 65,000)
+///     28     N  body (see below)
+///   28+N    32  HMAC-SHA256 over bytes 0 ..< 28+N, keyed with the shared replication key
+/// ```
+///
+/// The datagram is exactly `28 + N + 32` bytes long (at most 65,060, which fits one IPv4 UDP
+/// datagram of 65,507 bytes of payload); anything else is malformed.
+///
+/// Bodies:
+/// - segment, inject: the IPv4 packet itself, 1 ... 65,000 bytes, not interpreted here.
+/// - heartbeat: format version (1 byte, currently 1), state (1), sent-at milliseconds (8),
+///   connection count (4), saw-peer-traffic-at milliseconds (8) — 22 bytes. A later heartbeat
+///   version may only append fields: a receiver reads the fields it knows from a longer body
+///   with a higher version and ignores the rest; version 0 or a shorter body is malformed.
+///
+/// The fixed header is validated (length, magic, version, reserved byte, role value) before
+/// the MAC is computed, so cheap noise costs no hashing; everything else is looked at only
+/// once the MAC has proved the datagram comes from a holder of the key.
+enum ReplicationWireFormat {
+    static let magic: [UInt8] = [0x46, 0x54, 0x43, 0x52]
+    static let version: UInt8 = 1
+
+    /// Field offsets in the fixed header.
+    enum Field {
+        static let magic = 0..<4
+        static let version = 4
+        static let messageType = 5
+        static let role = 6
+        static let reserved = 7
+        static let epoch = 8..<16
+        static let counter = 16..<24
+        static let bodyLength = 24..<28
+    }
+
+    static let headerLength = 28
+    static let tagLength = 32
+    /// The largest body any message may carry (a packet of this size still fits one UDP datagram).
+    static let maximumBodyLength = 65_000
+    static let minimumDatagramLength = headerLength + tagLength
+    static let maximumDatagramLength = headerLength + maximumBodyLength + tagLength
+
+    /// Heartbeat body layout, version 1.
+    enum HeartbeatField {
+        static let version = 0
+        static let state = 1
+        static let sentAt = 2..<10
+        static let connectionCount = 10..<14
+        static let sawPeerTrafficAt = 14..<22
+    }
+
+    static let heartbeatVersion: UInt8 = 1
+    static let heartbeatLength = 22
+}
+
+// MARK: - Big-endian helpers
+
+extension Array where Element == UInt8 {
+    /// Appends `value` in network byte order.
+    mutating func appendBigEndian<T: FixedWidthInteger>(_ value: T) {
+        var big = value.bigEndian
+        Swift.withUnsafeBytes(of: &big) { append(contentsOf: $0) }
+    }
+}
+
+extension UnsafeRawBufferPointer {
+    /// Reads a big-endian integer at `range`; the caller has checked the range is in bounds.
+    func readBigEndian<T: FixedWidthInteger>(_ range: Range<Int>, as type: T.Type = T.self) -> T {
+        precondition(range.count == MemoryLayout<T>.size && range.lowerBound >= 0 && range.upperBound <= count)
+        var value: T = 0
+        for index in range {
+            value = value << 8 | T(self[index])
+        }
+        return value
+    }
+}

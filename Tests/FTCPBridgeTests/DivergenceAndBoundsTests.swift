@@ -1,0 +1,74 @@
+import Testing
+import FTCPWire
+@testable import FTCPBridge
+
+@Suite("Divergence and bounds")
+struct DivergenceAndBoundsTests {
+    typealias S = PrimaryScenario
+
+    @Test("different bytes at the same place: counted, reported, and the primary serves the connection alone")
+    func divergence() throws {
+        var scenario = S()
+        try scenario.handshake(primaryISN: 30, secondaryISN: 0)
+        try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, payload: Array("hello".utf8)))
+        let out = try scenario.secondary(S.fromServer(.secondary, seq: 1, ack: 1001, payload: Array("help!".utf8)))
+        #expect(out.events == [.divergence(scenario.key, at: SequenceNumber(4))])
+        #expect(out.packetsToClient.flatMap(\.payload) == Array("hello".utf8))
+        #expect(scenario.status?.phase == "primary-only")
+        #expect(scenario.status?.statistics.divergences == 1)
+        // From now on P's segments go out at once, translated; S's are dropped.
+        let next = try scenario.primary(S.fromServer(.primary, seq: 36, ack: 1001, payload: Array(" world".utf8)))
+        #expect(next.packetsToClient.map(\.sequenceNumber) == [SequenceNumber(6)])
+        #expect(try scenario.secondary(S.fromServer(.secondary, seq: 6, ack: 1001, payload: Array(" there".utf8))).packetsToClient.isEmpty)
+    }
+
+    @Test("a FIN from one server where the other has data is a divergence too")
+    func finAgainstData() throws {
+        var scenario = S()
+        try scenario.handshake(primaryISN: 30, secondaryISN: 0)
+        try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, flags: [.fin, .ack]))
+        let out = try scenario.secondary(S.fromServer(.secondary, seq: 1, ack: 1001, payload: [1, 2, 3]))
+        #expect(out.events == [.divergence(scenario.key, at: SequenceNumber(1))])
+        #expect(out.packetsToClient.map(\.flags) == [[.fin, .ack]])
+    }
+
+    @Test("a full table drops a new client SYN and says so; existing connections go on")
+    func tableFull() throws {
+        var scenario = S(configuration: BridgeConfiguration(
+            serviceAddress: S.serviceAddress, secondaryAddress: S.secondaryAddress, protectedPorts: [S.serverPort],
+            maximumConnections: 2))
+        #expect(try scenario.client(S.fromClient(seq: 1, flags: [.syn], port: 1)).delivered != nil)
+        #expect(try scenario.client(S.fromClient(seq: 1, flags: [.syn], port: 2)).delivered != nil)
+        let (third, out) = try scenario.client(S.fromClient(seq: 1, flags: [.syn], port: 3))
+        #expect(third == nil)
+        #expect(out.events.count == 1)
+        #expect(scenario.bridge.counters.droppedTableFull == 1)
+        // A retransmitted SYN of a tracked connection still passes.
+        #expect(try scenario.client(S.fromClient(seq: 1, flags: [.syn], port: 2)).delivered != nil)
+        // Once a handshake times out, there is room again.
+        scenario.now = scenario.now.adding(milliseconds: 75_000)
+        _ = scenario.bridge.expire(now: scenario.now)
+        #expect(scenario.bridge.connectionCount == 0)
+        #expect(try scenario.client(S.fromClient(seq: 1, flags: [.syn], port: 3)).delivered != nil)
+    }
+
+    @Test("bytes past the queue bound are refused and counted; the retransmission fills the gap later")
+    func queueBound() throws {
+        var scenario = S(configuration: BridgeConfiguration(
+            serviceAddress: S.serviceAddress, secondaryAddress: S.secondaryAddress, protectedPorts: [S.serverPort],
+            maximumQueuedBytesPerServer: 100))
+        try scenario.handshake(primaryISN: 30, secondaryISN: 0)
+        let data = (0..<150).map { UInt8(truncatingIfNeeded: $0) }
+        try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, payload: data))
+        #expect(scenario.status?.queuedPrimaryBytes == 100)
+        #expect(scenario.status?.statistics.refusedQueueBytes == 50)
+        let first = try scenario.secondary(S.fromServer(.secondary, seq: 1, ack: 1001, payload: data))
+        #expect(first.packetsToClient.flatMap(\.payload) == Array(data[0..<100]))
+        #expect(scenario.status?.statistics.refusedQueueBytes == 100, "S's tail was refused as well")
+        // The client never acknowledged 101–150, so both kernels retransmit it.
+        let tailFromP = try scenario.primary(S.fromServer(.primary, seq: 131, ack: 1001, payload: Array(data[100...])))
+        #expect(tailFromP.packetsToClient.flatMap(\.payload).isEmpty)
+        let tailFromS = try scenario.secondary(S.fromServer(.secondary, seq: 101, ack: 1001, payload: Array(data[100...])))
+        #expect(tailFromS.packetsToClient.flatMap(\.payload) == Array(data[100...]))
+    }
+}

@@ -1,0 +1,95 @@
+import Testing
+import FTCPWire
+@testable import FTCPBridge
+
+@Suite("Connection establishment (paper §7.1)")
+struct HandshakeTests {
+    typealias S = PrimaryScenario
+
+    @Test("the client sees one SYN-ACK in the secondary's space, only after both kernels answered")
+    func mergedSYNACK() throws {
+        var scenario = S()
+        try scenario.client(S.fromClient(seq: 1000, flags: [.syn], options: [
+            .maximumSegmentSize(1460), .sackPermitted, .timestamps(value: 777, echoReply: 0), .noOperation, .windowScale(7)]))
+        let fromP = try scenario.primary(S.fromServer(.primary, seq: 5000, ack: 1001, flags: [.syn, .ack], window: 65160, options: [
+            .maximumSegmentSize(1460), .sackPermitted, .timestamps(value: 90_000, echoReply: 777), .noOperation, .windowScale(7)]))
+        #expect(fromP.packetsToClient.isEmpty)
+        let fromS = try scenario.secondary(S.fromServer(.secondary, seq: 200, ack: 1001, flags: [.syn, .ack], window: 64000, options: [
+            .maximumSegmentSize(1400), .sackPermitted, .timestamps(value: 30_000, echoReply: 777), .noOperation, .windowScale(9),
+            .unknown(kind: 30, data: [0, 1, 2, 3])]))
+        #expect(fromS.packetsToClient.count == 1)
+        let synAck = try #require(fromS.packetsToClient.first)
+        #expect(synAck.source == S.serviceAddress)
+        #expect(synAck.destination == S.clientAddress)
+        #expect(synAck.flags == [.syn, .ack])
+        #expect(synAck.sequenceNumber == SequenceNumber(200))
+        #expect(synAck.acknowledgmentNumber == SequenceNumber(1001))
+        #expect(synAck.window == 64000)
+        // MSS = min, SACK and timestamps agreed, the secondary's TSval and shift; the unknown option is stripped.
+        #expect(synAck.options == [.maximumSegmentSize(1400), .sackPermitted, .timestamps(value: 30_000, echoReply: 777),
+                                   .noOperation, .windowScale(9)])
+        #expect(fromS.events == [.connectionReplicated(scenario.key, delta: 4800)])
+        let status = try #require(scenario.status)
+        #expect(status.delta == 4800)
+        #expect(status.timestampDelta == 60_000)
+    }
+
+    @Test("the client's ACK of the SYN-ACK reaches the primary's kernel moved by Δ")
+    func handshakeACKTranslated() throws {
+        var scenario = S()
+        try scenario.handshake(primaryISN: 5000, secondaryISN: 200)
+        let (delivered, _) = try scenario.client(S.fromClient(seq: 1001, ack: 201))
+        #expect(delivered?.acknowledgmentNumber == SequenceNumber(5001))
+        #expect(delivered?.sequenceNumber == SequenceNumber(1001))
+    }
+
+    @Test("the secondary answering first works the same")
+    func secondaryFirst() throws {
+        var scenario = S()
+        try scenario.client(S.fromClient(seq: 1000, flags: [.syn], options: [.maximumSegmentSize(1460)]))
+        let s = try scenario.secondary(S.fromServer(.secondary, seq: 200, ack: 1001, flags: [.syn, .ack], options: [.maximumSegmentSize(1460)]))
+        #expect(s.packetsToClient.isEmpty)
+        let p = try scenario.primary(S.fromServer(.primary, seq: 5000, ack: 1001, flags: [.syn, .ack], options: [.maximumSegmentSize(1460)]))
+        #expect(p.packetsToClient.first?.sequenceNumber == SequenceNumber(200))
+    }
+
+    @Test("without a client window-scale option no scale is sent, and neither is SACK unless all three offer it")
+    func optionsNotOffered() throws {
+        var scenario = S()
+        let synAck = try #require(try scenario.handshake(
+            primaryISN: 1, secondaryISN: 2,
+            clientOptions: [.maximumSegmentSize(1460)],
+            primaryOptions: [.maximumSegmentSize(1460), .sackPermitted, .noOperation, .windowScale(7)],
+            secondaryOptions: [.maximumSegmentSize(1460), .sackPermitted, .noOperation, .windowScale(7)]))
+        #expect(synAck.options == [.maximumSegmentSize(1460)])
+    }
+
+    @Test("a retransmitted SYN-ACK after the handshake is sent again in the secondary's space")
+    func retransmittedSYNACK() throws {
+        var scenario = S()
+        try scenario.client(S.fromClient(seq: 1000, flags: [.syn], options: [.maximumSegmentSize(1460)]))
+        try scenario.primary(S.fromServer(.primary, seq: 5000, ack: 1001, flags: [.syn, .ack], options: [.maximumSegmentSize(1460)]))
+        try scenario.secondary(S.fromServer(.secondary, seq: 200, ack: 1001, flags: [.syn, .ack], options: [.maximumSegmentSize(1460)]))
+        let again = try scenario.primary(S.fromServer(.primary, seq: 5000, ack: 1001, flags: [.syn, .ack], options: [.maximumSegmentSize(1460)]))
+        #expect(again.packetsToClient.map(\.sequenceNumber) == [SequenceNumber(200)])
+        #expect(again.packetsToClient.first?.flags == [.syn, .ack])
+    }
+
+    @Test("the secondary refusing a connection (RST) sends nothing to the client and is reported")
+    func secondaryRefuses() throws {
+        var scenario = S()
+        try scenario.client(S.fromClient(seq: 1000, flags: [.syn]))
+        try scenario.primary(S.fromServer(.primary, seq: 5000, ack: 1001, flags: [.syn, .ack]))
+        let out = try scenario.secondary(S.fromServer(.secondary, seq: 0, ack: 1001, flags: [.rst, .ack]))
+        #expect(out.packetsToClient.isEmpty)
+        #expect(out.events == [.oneSidedReset(scenario.key, by: .secondary)])
+    }
+
+    @Test("the primary's kernel speaking for a connection the bridge never saw is silenced")
+    func unknownFromPrimary() throws {
+        var scenario = S()
+        let out = try scenario.primary(S.fromServer(.primary, seq: 1, ack: 2, flags: [.rst, .ack]))
+        #expect(out.packetsToClient.isEmpty)
+        #expect(scenario.bridge.counters.droppedUnknownFromPrimary == 1)
+    }
+}

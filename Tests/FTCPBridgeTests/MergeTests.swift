@@ -1,0 +1,178 @@
+import Testing
+import FTCPWire
+@testable import FTCPBridge
+
+@Suite("Merging the two servers' bytes (paper §3.4)")
+struct MergeTests {
+    typealias S = PrimaryScenario
+
+    /// Δ = 30: the secondary's ISN is 0 and the primary's 30, so S's byte n is P's byte n + 30.
+    func figure2Scenario() throws -> S {
+        var scenario = S()
+        try scenario.handshake(primaryISN: 30, secondaryISN: 0)
+        // Bytes 1–22 go out first: both kernels produced them.
+        try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, payload: numberedBytes(1...22)))
+        let first = try scenario.secondary(S.fromServer(.secondary, seq: 1, ack: 1001, payload: numberedBytes(1...22)))
+        #expect(first.packetsToClient.map(\.payload) == [numberedBytes(1...22)])
+        return scenario
+    }
+
+    @Test("Figure 2: P's 51–54 (S's 21–24), then S's 23–26: one segment with 23–24, 25–26 wait in S's queue")
+    func figure2() throws {
+        var scenario = try figure2Scenario()
+        let afterP = try scenario.primary(S.fromServer(.primary, seq: 51, ack: 1001, payload: numberedBytes(21...24)))
+        // 21–22 were sent already, so that part is a retransmission and goes out at once (§4);
+        // 23–24 wait for the secondary.
+        #expect(afterP.packetsToClient.map(\.sequenceNumber) == [SequenceNumber(21)])
+        #expect(afterP.packetsToClient.map(\.payload) == [numberedBytes(21...22)])
+        #expect(scenario.status?.queuedPrimaryBytes == 2)
+
+        let afterS = try scenario.secondary(S.fromServer(.secondary, seq: 23, ack: 1001, payload: numberedBytes(23...26)))
+        #expect(afterS.packetsToClient.count == 1)
+        let merged = try #require(afterS.packetsToClient.first)
+        #expect(merged.sequenceNumber == SequenceNumber(23))
+        #expect(merged.payload == numberedBytes(23...24))
+        #expect(merged.acknowledgmentNumber == SequenceNumber(1001))
+        #expect(merged.source == S.serviceAddress && merged.destination == S.clientAddress)
+        #expect(scenario.status?.queuedPrimaryBytes == 0)
+        #expect(scenario.status?.queuedSecondaryBytes == 2)
+    }
+
+    @Test("segment boundaries differ: bytes are matched, not segments")
+    func differentBoundaries() throws {
+        var scenario = S()
+        try scenario.handshake(primaryISN: 10_000, secondaryISN: 500)
+        try scenario.primary(S.fromServer(.primary, seq: 10_001, ack: 1001, payload: numberedBytes(1...3)))
+        try scenario.primary(S.fromServer(.primary, seq: 10_004, ack: 1001, payload: numberedBytes(4...10)))
+        let out = try scenario.secondary(S.fromServer(.secondary, seq: 501, ack: 1001, payload: numberedBytes(1...10)))
+        #expect(out.packetsToClient.map(\.payload) == [numberedBytes(1...10)])
+        #expect(out.packetsToClient.map(\.sequenceNumber) == [SequenceNumber(501)])
+    }
+
+    @Test("the client sees the smaller ACK and the smaller window edge of the two")
+    func smallerAckAndWindow() throws {
+        var scenario = S()
+        try scenario.handshake(primaryISN: 30, secondaryISN: 0)
+        // The client sent 1001–1100; P has all of it, S only up to 1050.
+        try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1101, window: 800, payload: numberedBytes(1...5)))
+        let out = try scenario.secondary(S.fromServer(.secondary, seq: 1, ack: 1051, window: 900, payload: numberedBytes(1...5)))
+        let merged = try #require(out.packetsToClient.first)
+        #expect(merged.acknowledgmentNumber == SequenceNumber(1051))
+        // Edges: P 1101 + 800 = 1901, S 1051 + 900 = 1951 → 1901, so the window is 1901 − 1051.
+        #expect(merged.window == 850)
+    }
+
+    @Test("when the smaller ACK advances with no data to carry, a pure ACK goes out at once")
+    func eagerPureAck() throws {
+        var scenario = S()
+        try scenario.handshake(primaryISN: 30, secondaryISN: 0)
+        let p = try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1101))
+        #expect(p.packetsToClient.isEmpty, "S has not acknowledged 1001–1100 yet")
+        let s = try scenario.secondary(S.fromServer(.secondary, seq: 1, ack: 1101))
+        #expect(s.packetsToClient.count == 1)
+        #expect(s.packetsToClient.first?.acknowledgmentNumber == SequenceNumber(1101))
+        #expect(s.packetsToClient.first?.payload == [])
+        #expect(s.packetsToClient.first?.sequenceNumber == SequenceNumber(1))
+        let again = try scenario.secondary(S.fromServer(.secondary, seq: 1, ack: 1101))
+        #expect(again.packetsToClient.isEmpty, "nothing new to acknowledge")
+    }
+
+    @Test("the advertised right edge never moves left")
+    func edgeNeverShrinks() throws {
+        var scenario = S()
+        try scenario.handshake(primaryISN: 30, secondaryISN: 0)
+        try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, window: 1000))
+        let first = try scenario.secondary(S.fromServer(.secondary, seq: 1, ack: 1001, window: 1000, payload: [1]))
+        // Only a window update (edge 2001): byte 1 waits for P's copy.
+        #expect(first.packetsToClient.map(\.window) == [1000])
+        #expect(first.packetsToClient.flatMap(\.payload).isEmpty)
+        try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, window: 1000, payload: [1]))
+        // Both now shrink their windows to 100: the bridge keeps the edge at 2001.
+        try scenario.primary(S.fromServer(.primary, seq: 32, ack: 1001, window: 100, payload: [2]))
+        let out = try scenario.secondary(S.fromServer(.secondary, seq: 2, ack: 1001, window: 100, payload: [2]))
+        #expect(out.packetsToClient.first?.window == 1000)
+    }
+
+    @Test("with window scaling, the merged window is the smaller edge in the secondary's shift")
+    func windowScaleTranslation() throws {
+        var scenario = S()
+        try scenario.handshake(primaryISN: 30, secondaryISN: 0,
+                               clientOptions: [.maximumSegmentSize(1460), .noOperation, .windowScale(7)],
+                               primaryOptions: [.maximumSegmentSize(1460), .noOperation, .windowScale(7)],
+                               secondaryOptions: [.maximumSegmentSize(1460), .noOperation, .windowScale(9)])
+        // P: 100 << 7 = 12,800 bytes; S: 50 << 9 = 25,600 bytes → 12,800 bytes = 25 in S's shift.
+        try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, window: 100, payload: [7]))
+        let out = try scenario.secondary(S.fromServer(.secondary, seq: 1, ack: 1001, window: 50, payload: [7]))
+        #expect(out.packetsToClient.first?.window == 25)
+    }
+
+    @Test("timestamps: the client sees S's clock; P's TSval is moved by Δts, the client's TSecr moved back")
+    func timestampTranslation() throws {
+        var scenario = S()
+        try scenario.client(S.fromClient(seq: 1000, flags: [.syn], options: [.maximumSegmentSize(1460), .timestamps(value: 5, echoReply: 0)]))
+        try scenario.primary(S.fromServer(.primary, seq: 30, ack: 1001, flags: [.syn, .ack],
+                                          options: [.maximumSegmentSize(1460), .timestamps(value: 100_000, echoReply: 5)]))
+        try scenario.secondary(S.fromServer(.secondary, seq: 0, ack: 1001, flags: [.syn, .ack],
+                                            options: [.maximumSegmentSize(1460), .timestamps(value: 40_000, echoReply: 5)]))
+        #expect(scenario.status?.timestampDelta == 60_000)
+        let (delivered, _) = try scenario.client(S.fromClient(seq: 1001, ack: 1, options: [.timestamps(value: 9, echoReply: 40_003)]))
+        #expect(delivered?.options == [.timestamps(value: 9, echoReply: 100_003)])
+        try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, options: [.timestamps(value: 100_010, echoReply: 9)], payload: [1]))
+        let out = try scenario.secondary(S.fromServer(.secondary, seq: 1, ack: 1001, options: [.timestamps(value: 40_011, echoReply: 9)], payload: [1]))
+        #expect(out.packetsToClient.first?.options == [.noOperation, .noOperation, .timestamps(value: 40_011, echoReply: 9)])
+    }
+
+    @Test("SACK: the client's blocks reach P moved by Δ; the servers' blocks reach the client only where both hold the bytes")
+    func sackTranslation() throws {
+        var scenario = S()
+        try scenario.handshake(primaryISN: 30, secondaryISN: 0,
+                               clientOptions: [.maximumSegmentSize(1460), .sackPermitted],
+                               primaryOptions: [.maximumSegmentSize(1460), .sackPermitted],
+                               secondaryOptions: [.maximumSegmentSize(1460), .sackPermitted])
+        let block = SACKBlock(left: SequenceNumber(11), right: SequenceNumber(21))
+        let (delivered, _) = try scenario.client(S.fromClient(seq: 1001, ack: 1, options: [.noOperation, .noOperation, .sack([block])]))
+        #expect(delivered?.options == [.noOperation, .noOperation, .sack([SACKBlock(left: SequenceNumber(41), right: SequenceNumber(51))])])
+        // Client data 1001–1100 lost, 1101–1300 arrived: P holds 1101–1300, S only 1101–1200.
+        try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, options: [.sack([SACKBlock(left: SequenceNumber(1101), right: SequenceNumber(1301))])]))
+        let out = try scenario.secondary(S.fromServer(.secondary, seq: 1, ack: 1001, options: [.sack([SACKBlock(left: SequenceNumber(1101), right: SequenceNumber(1201))])]))
+        let dupAck = try #require(out.packetsToClient.first)
+        #expect(dupAck.acknowledgmentNumber == SequenceNumber(1001))
+        #expect(dupAck.options == [.noOperation, .noOperation, .sack([SACKBlock(left: SequenceNumber(1101), right: SequenceNumber(1201))])])
+    }
+
+    @Test("sequence numbers wrap past 2^32 in mid-stream on both sides")
+    func wrapAround() throws {
+        var scenario = S()
+        // S's stream wraps after 0xFF bytes, P's after 0x0F.
+        try scenario.handshake(primaryISN: 0xFFFF_FFF0, secondaryISN: 0xFFFF_FF00)
+        let data = (0..<600).map { UInt8(truncatingIfNeeded: $0 * 13) }
+        try scenario.primary(S.fromServer(.primary, seq: 0xFFFF_FFF1, ack: 1001, payload: Array(data[0..<300])))
+        try scenario.primary(S.fromServer(.primary, seq: 0xFFFF_FFF1 &+ 300, ack: 1001, payload: Array(data[300...])))
+        var sent: [UInt8] = []
+        var sequence: [SequenceNumber] = []
+        for (start, end) in [(0, 200), (200, 600)] {
+            let out = try scenario.secondary(S.fromServer(.secondary, seq: 0xFFFF_FF01 &+ UInt32(start), ack: 1001,
+                                                          payload: Array(data[start..<end])))
+            sent += out.packetsToClient.flatMap(\.payload)
+            sequence += out.packetsToClient.map(\.sequenceNumber)
+        }
+        #expect(sent == data)
+        #expect(sequence == [SequenceNumber(0xFFFF_FF01), SequenceNumber(0xFFFF_FF01 &+ 200)])
+        // The client acknowledges past the wrap; P's kernel sees it in its own space.
+        let (delivered, _) = try scenario.client(S.fromClient(seq: 1001, ack: 0xFFFF_FF01 &+ 600))
+        #expect(delivered?.acknowledgmentNumber == SequenceNumber(0xFFFF_FFF1 &+ 600))
+    }
+
+    @Test("a merged run longer than the client's MSS is cut into segments of at most MSS bytes")
+    func segmentation() throws {
+        var scenario = S()
+        try scenario.handshake(primaryISN: 30, secondaryISN: 0,
+                               clientOptions: [.maximumSegmentSize(100)])
+        let data = (0..<250).map { UInt8(truncatingIfNeeded: $0) }
+        try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, payload: data))
+        let out = try scenario.secondary(S.fromServer(.secondary, seq: 1, ack: 1001, payload: data))
+        #expect(out.packetsToClient.map(\.payload.count) == [100, 100, 50])
+        #expect(out.packetsToClient.map(\.sequenceNumber) == [SequenceNumber(1), SequenceNumber(101), SequenceNumber(201)])
+        #expect(out.packetsToClient.map { $0.flags.contains(.psh) } == [false, false, true])
+    }
+}

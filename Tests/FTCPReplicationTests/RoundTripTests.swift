@@ -1,0 +1,98 @@
+import FTCPReplication
+import Testing
+
+@Suite("Sealed messages open to what was sealed")
+struct RoundTripTests {
+    @Test("a segment from the secondary reaches the primary intact")
+    func segment() throws {
+        var sealer = Fixtures.sealer(.secondary, epoch: 42)
+        var opener = Fixtures.opener(.primary)
+        let datagram = try sealer.seal(.segment(packet: Fixtures.packet))
+        #expect(datagram.count == 28 + Fixtures.packet.count + 32)
+        let received = try opener.open(datagram).get()
+        #expect(received == ReceivedReplicationMessage(
+            message: .segment(packet: Fixtures.packet), senderRole: .secondary, epoch: 42, counter: 0))
+    }
+
+    @Test("an inject message from the primary reaches the secondary intact")
+    func inject() throws {
+        var sealer = Fixtures.sealer(.primary, epoch: 7)
+        var opener = Fixtures.opener(.secondary)
+        let received = try opener.open(try sealer.seal(.inject(packet: Fixtures.packet))).get()
+        #expect(received.message == .inject(packet: Fixtures.packet))
+        #expect(received.senderRole == .primary)
+        #expect(received.epoch == 7)
+    }
+
+    @Test("heartbeats travel both ways", arguments: ReplicationRole.allCases)
+    func heartbeat(sender: ReplicationRole) throws {
+        var sealer = Fixtures.sealer(sender)
+        var opener = Fixtures.opener(sender.peer)
+        let received = try opener.open(try sealer.seal(.heartbeat(Fixtures.heartbeat))).get()
+        #expect(received.message == .heartbeat(Fixtures.heartbeat))
+    }
+
+    @Test("packets of the smallest and largest sizes")
+    func packetSizeLimits() throws {
+        var sealer = Fixtures.sealer(.secondary)
+        var opener = Fixtures.opener(.primary)
+        for size in [1, 1_500, 65_000] {
+            let packet = (0..<size).map { UInt8(truncatingIfNeeded: $0) }
+            let datagram = try sealer.seal(.segment(packet: packet))
+            #expect(datagram.count <= ReplicationSealer.maximumDatagramLength)
+            #expect(try opener.open(datagram).get().message == .segment(packet: packet))
+        }
+        #expect(ReplicationSealer.maximumDatagramLength <= 65_507, "must fit one IPv4 UDP datagram")
+    }
+
+    @Test("the documented wire layout, byte for byte")
+    func wireLayout() throws {
+        var sealer = Fixtures.sealer(.secondary, epoch: 0x1122_3344_5566_7788)
+        _ = try sealer.seal(.heartbeat(Fixtures.heartbeat))
+        let datagram = try sealer.seal(.heartbeat(Fixtures.heartbeat))
+        let expected = HandmadeDatagram(
+            type: 3, role: 2, epoch: 0x1122_3344_5566_7788, counter: 1, body: heartbeatBody
+        ).bytes()
+        #expect(datagram == expected)
+        #expect(Array(datagram[0..<8]) == [0x46, 0x54, 0x43, 0x52, 1, 3, 2, 0])
+    }
+
+    @Test("the counter starts at 0 and increases by one per datagram")
+    func counters() throws {
+        var sealer = Fixtures.sealer(.primary)
+        var opener = Fixtures.opener(.secondary)
+        for expected in UInt64(0)..<5 {
+            #expect(sealer.nextCounter == expected)
+            let received = try opener.open(try sealer.seal(.heartbeat(Fixtures.heartbeat))).get()
+            #expect(received.counter == expected)
+        }
+        #expect(opener.statistics.accepted == 5)
+        #expect(opener.statistics.dropped == 0)
+    }
+
+    @Test("a datagram opens from an array slice, an unsafe buffer, and a non-contiguous collection")
+    func inputForms() throws {
+        var sealer = Fixtures.sealer(.primary)
+        var opener = Fixtures.opener(.secondary)
+        let first = try sealer.seal(.inject(packet: Fixtures.packet))
+        let padded = [0xAA] + first + [0xBB]
+        #expect(opener.open(padded[1..<(padded.count - 1)]).success != nil)
+
+        let second = try sealer.seal(.inject(packet: Fixtures.packet))
+        #expect(second.withUnsafeBytes { opener.open($0) }.success != nil)
+
+        let third = try sealer.seal(.inject(packet: Fixtures.packet))
+        let nonContiguous = third.lazy.map { $0 }
+        #expect(opener.open(nonContiguous).success?.counter == 2)
+    }
+
+    @Test("a heartbeat of a later version with appended fields opens as its known fields")
+    func laterHeartbeatVersion() throws {
+        var opener = Fixtures.opener(.primary)
+        var body = heartbeatBody
+        body[0] = 2
+        body += [9, 9, 9, 9]
+        let received = try opener.open(HandmadeDatagram(body: body).bytes()).get()
+        #expect(received.message == .heartbeat(Fixtures.heartbeat))
+    }
+}
