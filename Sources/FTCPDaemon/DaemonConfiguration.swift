@@ -1,0 +1,72 @@
+import FTCPBridge
+import FTCPLinux
+import FTCPReplication
+import FTCPWire
+
+/// Everything a running bridge needs, resolved from the command line.
+public struct DaemonConfiguration: Sendable {
+    public var role: ReplicationRole
+    /// The interface on the segment shared with clients and the peer (for capture).
+    public var interface: String
+    /// This host's address: the service address on the primary, the secondary's own on the secondary.
+    public var ownAddress: IPv4Address
+    /// The other bridge's address.
+    public var peerAddress: IPv4Address
+    public var ports: [UInt16]
+    public var key: ReplicationKey
+    public var controlPath: String
+    /// UDP port of the replication channel, the same on both bridges.
+    public var replicationPort: UInt16
+    /// NFQUEUE number for the local kernel's segments to clients.
+    public var outboundQueue: UInt16
+    /// NFQUEUE number for clients' segments to the primary's kernel.
+    public var inboundQueue: UInt16
+    /// Mark on the packets the bridge sends itself, so its rules skip them.
+    public var bypassMark: UInt32
+    public var heartbeatIntervalMilliseconds: UInt64
+    /// Bounds for the bridge core.
+    public var maximumConnections: Int
+    public var maximumQueuedBytesPerServer: Int
+
+    public init(role: ReplicationRole, interface: String, ownAddress: IPv4Address, peerAddress: IPv4Address,
+                ports: [UInt16], key: ReplicationKey, controlPath: String, replicationPort: UInt16 = 7400,
+                outboundQueue: UInt16 = 7401, inboundQueue: UInt16 = 7402, bypassMark: UInt32 = 0x4654,
+                heartbeatIntervalMilliseconds: UInt64 = 100, maximumConnections: Int = 16_384,
+                maximumQueuedBytesPerServer: Int = 8 << 20) {
+        self.role = role
+        self.interface = interface
+        self.ownAddress = ownAddress
+        self.peerAddress = peerAddress
+        self.ports = ports
+        self.key = key
+        self.controlPath = controlPath
+        self.replicationPort = replicationPort
+        self.outboundQueue = outboundQueue
+        self.inboundQueue = inboundQueue
+        self.bypassMark = bypassMark
+        self.heartbeatIntervalMilliseconds = heartbeatIntervalMilliseconds
+        self.maximumConnections = maximumConnections
+        self.maximumQueuedBytesPerServer = maximumQueuedBytesPerServer
+    }
+
+    /// The service address clients connect to.
+    public var serviceAddress: IPv4Address { role == .primary ? ownAddress : peerAddress }
+    public var secondaryAddress: IPv4Address { role == .primary ? peerAddress : ownAddress }
+
+    public var bridgeConfiguration: BridgeConfiguration {
+        BridgeConfiguration(serviceAddress: serviceAddress, secondaryAddress: secondaryAddress,
+                            protectedPorts: Set(ports), maximumConnections: maximumConnections,
+                            maximumQueuedBytesPerServer: maximumQueuedBytesPerServer)
+    }
+
+    public var firewallPlan: FirewallPlan {
+        FirewallPlan(role: role == .primary ? .primary : .secondary, ownAddress: ownAddress, ports: ports,
+                     outboundQueue: outboundQueue, inboundQueue: inboundQueue, bypassMark: bypassMark)
+    }
+
+    /// The capture filter of the secondary: clients' TCP segments to the service on protected ports.
+    public var captureFilter: String {
+        let ports = self.ports.sorted().map { "dst port \($0)" }.joined(separator: " or ")
+        return "ip and tcp and dst host \(serviceAddress) and (\(ports)) and not src host \(ownAddress)"
+    }
+}

@@ -1,0 +1,59 @@
+import FTCPBridge
+import FTCPReplication
+import Foundation
+
+/// What `ftcp-bridge status` prints: the running bridge's state as JSON.
+public struct DaemonStatus: Codable, Sendable {
+    public var role: String
+    public var state: String
+    public var stateSinceSeconds: Double
+    public var uptimeSeconds: Double
+    public var peer: PeerStatus
+    public var counters: [String: UInt64]
+    public var replication: [String: UInt64]
+    public var connections: [ConnectionEntry]
+
+    /// What this bridge knows of the other one.
+    public struct PeerStatus: Codable, Sendable {
+        public var address: String
+        public var alive: Bool
+        public var lastHeardMillisecondsAgo: UInt64?
+        public var epoch: UInt64?
+    }
+
+    /// One protected connection.
+    public struct ConnectionEntry: Codable, Sendable {
+        public var client: String
+        public var clientPort: UInt16
+        public var serverPort: UInt16
+        public var phase: String
+        public var protected: Bool
+        public var delta: UInt32?
+        public var timestampDelta: UInt32?
+        public var queuedPrimaryBytes: Int?
+        public var queuedSecondaryBytes: Int?
+        public var bytesSentToClient: UInt64?
+        public var bytesFromClient: UInt64?
+        public var bytesRelayedToPrimary: UInt64?
+        public var retransmissionsForwarded: UInt64?
+        public var divergences: UInt64?
+    }
+
+    static func replicationCounters(_ statistics: ReplicationStatistics, sent: UInt64, sendErrors: UInt64) -> [String: UInt64] {
+        [
+            "sent": sent, "sendErrors": sendErrors,
+            "accepted": statistics.accepted, "droppedMalformed": statistics.droppedMalformed,
+            "droppedBadMAC": statistics.droppedBadMAC, "droppedWrongRole": statistics.droppedWrongRole,
+            "droppedOldEpoch": statistics.droppedOldEpoch, "droppedReplay": statistics.droppedReplay,
+            "droppedInvalidBody": statistics.droppedInvalidBody, "peerEpochChanges": statistics.peerEpochChanges,
+        ]
+    }
+
+    /// The status as pretty-printed JSON with sorted keys.
+    public func json() -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        guard let data = try? encoder.encode(self) else { return "{\"error\": \"status could not be encoded\"}" }
+        return String(decoding: data, as: UTF8.self)
+    }
+}

@@ -1,0 +1,26 @@
+import FTCPBridge
+import Logging
+
+extension Logger {
+    /// Logs what a bridge core reported, one line per event, with the
+    /// connection in the metadata so a 3 a.m. grep finds every line of it.
+    func log(_ event: BridgeEvent) {
+        switch event {
+        case let .connectionReplicated(key, delta):
+            debug("connection replicated", metadata: ["connection": "\(key)", "delta": "\(delta)"])
+        case let .divergence(key, position):
+            error("servers produced different bytes: the application is not deterministic; the primary serves this connection alone from now on",
+                  metadata: ["connection": "\(key)", "sequence": "\(position)"])
+        case let .connectionClosed(key, reason):
+            debug("connection closed", metadata: ["connection": "\(key)", "reason": "\(reason.rawValue)"])
+        case let .connectionExpired(key, phase):
+            notice("connection state expired", metadata: ["connection": "\(key)", "phase": "\(phase)"])
+        case let .tableFull(key, limit):
+            warning("connection table full: client SYN dropped (raise --max-connections?)",
+                    metadata: ["connection": "\(key)", "limit": "\(limit)"])
+        case let .oneSidedReset(key, role):
+            warning("\(role.rawValue) kernel reset a connection the other server did not; if this repeats, check that the server application runs on both hosts",
+                    metadata: ["connection": "\(key)", "by": "\(role.rawValue)"])
+        }
+    }
+}

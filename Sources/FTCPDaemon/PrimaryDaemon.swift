@@ -1,0 +1,217 @@
+import FTCPBridge
+import FTCPLinux
+import FTCPReplication
+import FTCPWire
+import Logging
+
+/// Runs the primary bridge: NFQUEUE for its kernel's segments to clients and
+/// for clients' segments to it, the replication channel for the secondary's
+/// segments, a raw socket for what the merge sends to clients.
+///
+/// One thread, one poll loop; the core (`PrimaryBridge`) decides, this class
+/// only moves bytes between the kernel and the core.
+public final class PrimaryDaemon {
+    let configuration: DaemonConfiguration
+    let logger: Logger
+    var bridge: PrimaryBridge
+    var counters: [String: UInt64] = [:]
+    private var scratch = [UInt8](repeating: 0, count: 65_536)
+    private let started = MonotonicClock.now()
+
+    public init(configuration: DaemonConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+        bridge = PrimaryBridge(configuration: configuration.bridgeConfiguration)
+    }
+
+    /// Runs until SIGINT or SIGTERM. Rules are installed once every queue is
+    /// bound and removed on the way out, whatever the reason.
+    public func run() throws {
+        try TerminationSignals.install()
+        let outbound = try NetfilterQueue.open(queue: configuration.outboundQueue)
+        let inbound = try NetfilterQueue.open(queue: configuration.inboundQueue)
+        let raw = try RawIPv4Socket(mark: configuration.bypassMark)
+        let link = try ReplicationLink(configuration: configuration, logger: logger)
+        let control = try ControlSocket(path: configuration.controlPath)
+        let firewall = Firewall()
+        try firewall.install(configuration.firewallPlan)
+        defer {
+            firewall.remove(role: .primary)
+            control.close()
+            try? outbound.close()
+            try? inbound.close()
+            logger.info("primary stopped; rules removed")
+        }
+        logger.info("primary running", metadata: [
+            "service": "\(configuration.ownAddress)", "secondary": "\(configuration.peerAddress)",
+            "ports": "\(configuration.ports.map(String.init).joined(separator: ","))",
+            "control": "\(configuration.controlPath)", "key": "\(configuration.key.fingerprint)",
+        ])
+
+        let poller = Poller()
+        poller.register(outbound.fileDescriptor)
+        poller.register(inbound.fileDescriptor)
+        poller.register(link.fileDescriptor)
+        poller.register(control.fileDescriptor)
+        var nextHeartbeat = MonotonicClock.now()
+        var nextExpiry = nextHeartbeat.adding(milliseconds: 1000)
+
+        while TerminationSignals.received == nil {
+            let ready = try poller.wait(timeoutMilliseconds: Int32(configuration.heartbeatIntervalMilliseconds))
+            let now = MonotonicClock.now()
+            if ready.contains(outbound.fileDescriptor) {
+                try handleOwnKernel(outbound, raw: raw, link: link, now: now)
+            }
+            if ready.contains(link.fileDescriptor) {
+                link.receiveAll(now: now) { message in
+                    handleReplication(message, raw: raw, link: link, now: now)
+                }
+            }
+            if ready.contains(inbound.fileDescriptor) {
+                try handleClients(inbound, raw: raw, link: link, now: now)
+            }
+            if ready.contains(control.fileDescriptor) {
+                control.answerPending { status(link: link, now: now).json() }
+            }
+            if nextHeartbeat <= now {
+                link.send(.heartbeat(ReplicationHeartbeat(
+                    sentAtMilliseconds: now.nanoseconds / 1_000_000, state: 1,
+                    connectionCount: UInt32(clamping: bridge.connectionCount), sawPeerTrafficAtMilliseconds: 0)), now: now)
+                nextHeartbeat = now.adding(milliseconds: configuration.heartbeatIntervalMilliseconds)
+            }
+            if nextExpiry <= now {
+                carryOut(bridge.expire(now: now), raw: raw, link: link, now: now)
+                nextExpiry = now.adding(milliseconds: 1000)
+            }
+        }
+        logger.notice("primary stopping", metadata: ["signal": "\(TerminationSignals.received ?? 0)"])
+    }
+
+    /// The primary's kernel's segments: always taken off the kernel's path; what
+    /// reaches the client is what the merge decides.
+    private func handleOwnKernel(_ queue: NetfilterQueue, raw: RawIPv4Socket, link: ReplicationLink, now: MonotonicTime) throws {
+        for _ in 0..<8 {
+            let packets = try queue.receive(maxPackets: 128, timeout: .zero)
+            if packets.isEmpty { return }
+            var verdicts: [NetfilterQueue.VerdictRequest] = []
+            verdicts.reserveCapacity(packets.count)
+            for packet in packets {
+                var bytes = packet.payload
+                let output: BridgeOutput? = bytes.withUnsafeMutableBytes { buffer in
+                    guard let view = try? TCPPacket(validating: buffer) else { return nil }
+                    return bridge.primaryKernelSegment(view, now: now)
+                }
+                if let output {
+                    carryOut(output, raw: raw, link: link, now: now)
+                } else {
+                    count("ownKernelMalformed")
+                }
+                verdicts.append(.init(id: packet.id, .drop))
+            }
+            try queue.setVerdicts(verdicts)
+        }
+    }
+
+    /// Clients' segments: rewritten in place (ACK, SACK, TSecr into the primary's space).
+    private func handleClients(_ queue: NetfilterQueue, raw: RawIPv4Socket, link: ReplicationLink, now: MonotonicTime) throws {
+        for _ in 0..<8 {
+            let packets = try queue.receive(maxPackets: 128, timeout: .zero)
+            if packets.isEmpty { return }
+            var verdicts: [NetfilterQueue.VerdictRequest] = []
+            verdicts.reserveCapacity(packets.count)
+            for packet in packets {
+                var bytes = packet.payload
+                let decision: (ClientVerdict, BridgeOutput)? = bytes.withUnsafeMutableBytes { buffer in
+                    guard let view = try? TCPPacket(validating: buffer) else { return nil }
+                    let result = bridge.clientSegment(view, now: now)
+                    if case .accept(modified: true) = result.verdict, packet.checksumNotReady {
+                        // The field held only the pseudo-header sum: an incremental update would be wrong.
+                        view.updateChecksums()
+                    }
+                    return result
+                }
+                guard let (verdict, output) = decision else {
+                    // Not a TCP/IPv4 packet we can read: the kernel will judge it.
+                    count("clientMalformedPassed")
+                    verdicts.append(.init(id: packet.id, .accept))
+                    continue
+                }
+                carryOut(output, raw: raw, link: link, now: now)
+                switch verdict {
+                case .accept(modified: false): verdicts.append(.init(id: packet.id, .accept))
+                case .accept(modified: true): verdicts.append(.init(id: packet.id, .accept, replacementPayload: bytes))
+                case .drop: verdicts.append(.init(id: packet.id, .drop))
+                }
+            }
+            try queue.setVerdicts(verdicts)
+        }
+    }
+
+    private func handleReplication(_ message: ReplicationMessage, raw: RawIPv4Socket, link: ReplicationLink, now: MonotonicTime) {
+        switch message {
+        case let .segment(packet):
+            var bytes = packet
+            let output: BridgeOutput? = bytes.withUnsafeMutableBytes { buffer in
+                guard let view = try? TCPPacket(validating: buffer) else { return nil }
+                return bridge.secondaryKernelSegment(view, now: now)
+            }
+            if let output {
+                carryOut(output, raw: raw, link: link, now: now)
+            } else {
+                count("secondarySegmentMalformed")
+            }
+        case .heartbeat:
+            break
+        case .inject:
+            count("unexpectedInject")
+        }
+    }
+
+    private func carryOut(_ output: BridgeOutput, raw: RawIPv4Socket, link: ReplicationLink, now: MonotonicTime) {
+        for event in output.events { logger.log(event) }
+        for packet in output.packetsToClient {
+            do {
+                let length = try scratch.withUnsafeMutableBytes { buffer in try packet.build(into: buffer) }
+                try scratch.withUnsafeBytes { try raw.send(UnsafeRawBufferPointer(rebasing: $0[0..<length])) }
+                count("sentToClient")
+            } catch {
+                count("sendToClientErrors")
+                logger.warning("sending to client failed", metadata: ["client": "\(packet.destination)", "error": "\(error)"])
+            }
+        }
+        for packet in output.packetsToSecondary {
+            if let bytes = try? packet.build() {
+                link.send(.inject(packet: bytes), now: now)
+            }
+        }
+    }
+
+    private func count(_ name: String) { counters[name, default: 0] += 1 }
+
+    func status(link: ReplicationLink, now: MonotonicTime) -> DaemonStatus {
+        var all = counters
+        let c = bridge.counters
+        all["segmentsFromPrimaryKernel"] = c.segmentsFromPrimary
+        all["segmentsFromSecondaryKernel"] = c.segmentsFromSecondary
+        all["segmentsFromClients"] = c.segmentsFromClient
+        all["droppedUnknownFromPrimary"] = c.droppedUnknownFromPrimary
+        all["droppedUnknownFromSecondary"] = c.droppedUnknownFromSecondary
+        all["droppedTableFull"] = c.droppedTableFull
+        all["expired"] = c.expired
+        let connections = bridge.connectionStatuses.map { entry in
+            DaemonStatus.ConnectionEntry(
+                client: "\(entry.key.clientAddress)", clientPort: entry.key.clientPort, serverPort: entry.key.serverPort,
+                phase: entry.phase, protected: entry.phase == "replicating" || entry.phase == "handshake",
+                delta: entry.delta, timestampDelta: entry.timestampDelta,
+                queuedPrimaryBytes: entry.queuedPrimaryBytes, queuedSecondaryBytes: entry.queuedSecondaryBytes,
+                bytesSentToClient: entry.statistics.bytesSent, bytesFromClient: nil, bytesRelayedToPrimary: nil,
+                retransmissionsForwarded: entry.statistics.retransmissionsForwarded,
+                divergences: entry.statistics.divergences)
+        }
+        return DaemonStatus(
+            role: "primary", state: "replicating", stateSinceSeconds: Double(now.milliseconds(since: started)) / 1000,
+            uptimeSeconds: Double(now.milliseconds(since: started)) / 1000,
+            peer: link.peerStatus(now: now, aliveWithinMilliseconds: configuration.heartbeatIntervalMilliseconds * 5),
+            counters: all, replication: link.counters, connections: connections)
+    }
+}

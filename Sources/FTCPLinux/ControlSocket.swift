@@ -1,0 +1,123 @@
+import Glibc
+
+/// A Unix-domain stream socket on which a running bridge answers `status`:
+/// each connection gets one JSON document and is closed.
+///
+/// The path is configurable so that two bridges can run on one machine (in
+/// different network namespaces, which do not separate the file system).
+public final class ControlSocket {
+    public let path: String
+    private var fd: Int32 = -1
+
+    /// Binds and listens at `path`, replacing a stale socket file left by a
+    /// crashed run, but refusing if another bridge is answering there.
+    public init(path: String) throws(SystemCallError) {
+        self.path = path
+        if Self.isAnswering(path: path) {
+            throw SystemCallError(call: "bind(\(path)): another ftcp-bridge answers on this control socket", errno: EADDRINUSE)
+        }
+        unlink(path)
+        fd = try systemCall("socket(AF_UNIX)") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+        var address = try Self.address(path)
+        let descriptor = fd
+        do throws(SystemCallError) {
+            let bound = withUnsafePointer(to: &address) { pointer in
+                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                }
+            }
+            if bound != 0 { throw SystemCallError(call: "bind(\(path))", errno: errno) }
+            chmod(path, 0o600)
+            try systemCall("listen(\(path))") { listen(descriptor, 16) }
+        } catch {
+            Glibc.close(descriptor)
+            fd = -1
+            throw error
+        }
+    }
+
+    deinit { close() }
+
+    public var fileDescriptor: Int32 { fd }
+
+    /// Answers every waiting client with `document` (produced on demand).
+    public func answerPending(_ document: () -> String) {
+        while fd >= 0 {
+            let client = accept(fd, nil, nil)
+            if client < 0 { return }
+            _ = fcntl(client, F_SETFD, FD_CLOEXEC)
+            var text = document()
+            text += "\n"
+            // A status reader is local and small: a blocking write with a timeout is enough.
+            var timeout = timeval(tv_sec: 1, tv_usec: 0)
+            setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            text.withUTF8 { bytes in
+                var offset = 0
+                while offset < bytes.count {
+                    let written = write(client, bytes.baseAddress! + offset, bytes.count - offset)
+                    if written <= 0 { break }
+                    offset += written
+                }
+            }
+            Glibc.close(client)
+        }
+    }
+
+    /// Closes the socket and removes its file.
+    public func close() {
+        guard fd >= 0 else { return }
+        Glibc.close(fd)
+        fd = -1
+        unlink(path)
+    }
+
+    /// Connects to a running bridge's control socket and returns what it says.
+    public static func query(path: String) throws(SystemCallError) -> String {
+        let fd = try systemCall("socket(AF_UNIX)") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+        defer { Glibc.close(fd) }
+        var address = try address(path)
+        let connected = withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        if connected != 0 { throw SystemCallError(call: "connect(\(path))", errno: errno) }
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var result: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            if count < 0 { throw SystemCallError(call: "read(\(path))", errno: errno) }
+            if count == 0 { break }
+            result += buffer[0..<count]
+        }
+        return String(decoding: result, as: UTF8.self)
+    }
+
+    private static func isAnswering(path: String) -> Bool {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0, var address = try? address(path) else { return false }
+        defer { Glibc.close(fd) }
+        return withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0
+            }
+        }
+    }
+
+    private static func address(_ path: String) throws(SystemCallError) -> sockaddr_un {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        let capacity = MemoryLayout.size(ofValue: address.sun_path)
+        guard bytes.count < capacity else {
+            throw SystemCallError(call: "control socket path \(path) is longer than \(capacity - 1) bytes", errno: ENAMETOOLONG)
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (index, byte) in bytes.enumerated() { raw[index] = byte }
+        }
+        return address
+    }
+}

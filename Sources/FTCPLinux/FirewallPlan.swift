@@ -1,0 +1,101 @@
+import FTCPWire
+
+/// The iptables rules a bridge needs, as argument lists: pure, so `rules
+/// show` can print exactly what `rules install` runs, and tests can check
+/// them without root.
+///
+/// Every rule lives in chains of the bridge's own (`FTCP-PRIMARY-OUT`, …) in
+/// the `mangle` table, reached by one jump from the built-in chain, so
+/// removing them never touches anyone else's rules. No rule has
+/// `--queue-bypass`: a bridge that is not running means the protected
+/// traffic stops (fail closed), never that a kernel talks to a client in
+/// the wrong sequence space.
+public struct FirewallPlan: Equatable, Sendable {
+    /// Which bridge the rules are for.
+    public enum Role: String, Sendable {
+        case primary, secondary
+    }
+
+    /// One chain of the bridge's and the built-in chain that jumps to it.
+    public struct Chain: Equatable, Sendable {
+        public var name: String
+        public var builtIn: String
+        /// The rules inside the chain (arguments after `-A NAME`).
+        public var rules: [[String]]
+    }
+
+    public static let table = "mangle"
+
+    public var role: Role
+    public var chains: [Chain]
+
+    /// - Parameters:
+    ///   - ownAddress: the address the local kernel's protected sockets use
+    ///     (the service address on the primary, its own on the secondary).
+    ///   - outboundQueue: NFQUEUE number for the local kernel's segments to clients.
+    ///   - inboundQueue: NFQUEUE number for clients' segments (primary only).
+    ///   - bypassMark: the mark the bridge puts on packets it sends itself.
+    public init(role: Role, ownAddress: IPv4Address, ports: [UInt16], outboundQueue: UInt16, inboundQueue: UInt16,
+                bypassMark: UInt32) {
+        self.role = role
+        let portList = ports.sorted().map(String.init).joined(separator: ",")
+        let mark = "0x" + String(bypassMark, radix: 16) + "/0x" + String(bypassMark, radix: 16)
+        let prefix = role == .primary ? "FTCP-PRIMARY" : "FTCP-SECONDARY"
+        var chains = [Chain(
+            name: "\(prefix)-OUT", builtIn: "OUTPUT",
+            rules: [[
+                "-p", "tcp", "-s", ownAddress.description, "-m", "multiport", "--sports", portList,
+                "-m", "mark", "!", "--mark", mark,
+                "-j", "NFQUEUE", "--queue-num", String(outboundQueue),
+            ]])]
+        if role == .primary {
+            chains.append(Chain(
+                name: "\(prefix)-IN", builtIn: "INPUT",
+                rules: [[
+                    "-p", "tcp", "-d", ownAddress.description, "-m", "multiport", "--dports", portList,
+                    "-j", "NFQUEUE", "--queue-num", String(inboundQueue),
+                ]]))
+        }
+        self.chains = chains
+    }
+
+    /// Chain names this role uses, for finding stale rules without a full plan.
+    public static func chainNames(for role: Role) -> [String] {
+        role == .primary ? ["FTCP-PRIMARY-OUT", "FTCP-PRIMARY-IN"] : ["FTCP-SECONDARY-OUT"]
+    }
+
+    /// The iptables invocations that install the plan, in order: chains and
+    /// their rules first, the jumps last, so no packet meets a half-built chain.
+    public var installCommands: [[String]] {
+        var commands: [[String]] = []
+        for chain in chains {
+            commands.append(["-t", Self.table, "-N", chain.name])
+            for rule in chain.rules { commands.append(["-t", Self.table, "-A", chain.name] + rule) }
+        }
+        for chain in chains {
+            commands.append(["-t", Self.table, "-I", chain.builtIn, "1", "-j", chain.name])
+        }
+        return commands
+    }
+
+    /// The iptables invocations that remove the plan: jumps first, then chains.
+    /// Each may fail harmlessly when the piece is already gone.
+    public static func removeCommands(for role: Role) -> [[String]] {
+        let names = chainNames(for: role)
+        let builtIns = role == .primary ? ["OUTPUT", "INPUT"] : ["OUTPUT"]
+        var commands: [[String]] = []
+        for (name, builtIn) in zip(names, builtIns) {
+            commands.append(["-t", table, "-D", builtIn, "-j", name])
+        }
+        for name in names {
+            commands.append(["-t", table, "-F", name])
+            commands.append(["-t", table, "-X", name])
+        }
+        return commands
+    }
+
+    /// The plan as shell lines a person can read or paste.
+    public var scriptLines: [String] {
+        installCommands.map { (["iptables"] + $0).joined(separator: " ") }
+    }
+}

@@ -1,0 +1,106 @@
+import ArgumentParser
+import Foundation
+import FTCPDaemon
+import FTCPLinux
+import FTCPReplication
+import FTCPWire
+import Logging
+
+extension IPv4Address: ExpressibleByArgument {
+    public init?(argument: String) { self.init(argument) }
+}
+
+/// Options both bridge roles take.
+struct BridgeOptions: ParsableArguments {
+    @Option(help: "Interface on the segment shared with the clients and the other server.")
+    var interface: String = "eth0"
+
+    @Option(help: "This server's IPv4 address (on the primary: the service address clients connect to).")
+    var address: IPv4Address
+
+    @Option(help: "The other server's IPv4 address.")
+    var peer: IPv4Address
+
+    @Option(help: "Protected TCP server ports, comma-separated (the same list on both servers).")
+    var port: String = "9999"
+
+    @Option(help: "Replication key file (mode 0600; make one with `ftcp-bridge keygen`). The same key on both servers.")
+    var keyFile: String = "/etc/ftcp/ftcp.key"
+
+    @Option(help: "Control socket for `ftcp-bridge status` (default /run/ftcp/ftcp-ROLE.sock).")
+    var control: String?
+
+    @Option(help: "UDP port of the replication channel between the two bridges.")
+    var replicationPort: UInt16 = 7400
+
+    @Option(help: "NFQUEUE number for the local kernel's segments to clients.")
+    var outboundQueue: UInt16 = 7401
+
+    @Option(help: "NFQUEUE number for clients' segments to the primary.")
+    var inboundQueue: UInt16 = 7402
+
+    @Option(help: "Packet mark on the bridge's own packets (must not be used by other rules).")
+    var mark: UInt32 = 0x4654
+
+    @Option(help: "Most connections tracked at once; a client SYN beyond it is dropped (the client retries).")
+    var maxConnections: Int = 16_384
+
+    @Option(help: "Most bytes held per server and connection waiting for the other server's copy.")
+    var maxQueuedBytes: Int = 8 << 20
+
+    @Option(help: "Heartbeat interval on the replication channel, in milliseconds.")
+    var heartbeatInterval: UInt64 = 100
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        _ = try ports()
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
+        }
+        guard address != peer else { throw ValidationError("--address and --peer must differ") }
+        guard outboundQueue != inboundQueue else { throw ValidationError("--outbound-queue and --inbound-queue must differ") }
+        guard mark != 0 else { throw ValidationError("--mark must not be 0") }
+        guard heartbeatInterval >= 5, heartbeatInterval <= 10_000 else {
+            throw ValidationError("--heartbeat-interval must be between 5 and 10000 ms")
+        }
+        guard maxConnections > 0, maxQueuedBytes >= 65_536 else {
+            throw ValidationError("--max-connections must be positive and --max-queued-bytes at least 65536")
+        }
+    }
+
+    func ports() throws -> [UInt16] {
+        let parts = port.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        let ports = parts.compactMap { UInt16($0) }.filter { $0 != 0 }
+        guard !parts.isEmpty, ports.count == parts.count else {
+            throw ValidationError("--port takes TCP ports 1–65535 separated by commas, e.g. 9999 or 21,179")
+        }
+        guard ports.count <= 15 else { throw ValidationError("--port takes at most 15 ports (iptables multiport limit)") }
+        return Array(Set(ports)).sorted()
+    }
+
+    func configuration(role: ReplicationRole) throws -> DaemonConfiguration {
+        let key: ReplicationKey
+        do {
+            key = try KeyFile.load(path: keyFile)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        let controlPath = control ?? "/run/ftcp/ftcp-\(role == .primary ? "primary" : "secondary").sock"
+        return DaemonConfiguration(
+            role: role, interface: interface, ownAddress: address, peerAddress: peer, ports: try ports(), key: key,
+            controlPath: controlPath, replicationPort: replicationPort, outboundQueue: outboundQueue,
+            inboundQueue: inboundQueue, bypassMark: mark, heartbeatIntervalMilliseconds: heartbeatInterval,
+            maximumConnections: maxConnections, maximumQueuedBytesPerServer: maxQueuedBytes)
+    }
+
+    func makeLogger(role: String) -> Logger {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+            return handler
+        }
+        return Logger(label: "ftcp-bridge.\(role)")
+    }
+}

@@ -1,0 +1,73 @@
+import ArgumentParser
+import FTCPDaemon
+import FTCPReplication
+import Foundation
+
+/// Makes the directory of the control socket, as /run/ftcp usually is not there after boot.
+func prepareControlDirectory(_ path: String) throws {
+    let directory = (path as NSString).deletingLastPathComponent
+    guard !directory.isEmpty else { return }
+    do {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o755])
+    } catch {
+        throw ValidationError("cannot create \(directory) for the control socket: \(error.localizedDescription)")
+    }
+}
+
+struct PrimaryCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "primary",
+        abstract: "Run the primary bridge on the server that owns the service address.",
+        discussion: """
+            Installs its own iptables chains (mangle FTCP-PRIMARY-OUT/-IN → NFQUEUE), removes them on SIGINT/SIGTERM, \
+            and refuses to start while chains from a crashed run remain (`ftcp-bridge rules remove --role primary` clears \
+            them). While it is not running, protected traffic is dropped rather than answered in the wrong sequence space.
+            Example (the namespace lab): ftcp-bridge primary --interface eth0 --address 10.80.0.1 --peer 10.80.0.2 \
+            --port 9999 --key-file /etc/ftcp/ftcp.key
+            """
+    )
+
+    @OptionGroup var options: BridgeOptions
+
+    func run() throws {
+        let configuration = try options.configuration(role: .primary)
+        try prepareControlDirectory(configuration.controlPath)
+        let logger = options.makeLogger(role: "primary")
+        do {
+            try PrimaryDaemon(configuration: configuration, logger: logger).run()
+        } catch {
+            logger.critical("primary failed: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct SecondaryCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "secondary",
+        abstract: "Run the secondary bridge on the backup server.",
+        discussion: """
+            Captures clients' segments to the primary on --interface in promiscuous mode and feeds them to the local \
+            kernel readdressed to --address; diverts the local kernel's segments to clients to the primary over the \
+            replication channel (mangle chain FTCP-SECONDARY-OUT → NFQUEUE). The secondary must see the clients' frames \
+            to the primary (a shared segment, a hub, or a switch port mirror).
+            Example (the namespace lab): ftcp-bridge secondary --interface eth0 --address 10.80.0.2 --peer 10.80.0.1 \
+            --port 9999 --key-file /etc/ftcp/ftcp.key
+            """
+    )
+
+    @OptionGroup var options: BridgeOptions
+
+    func run() throws {
+        let configuration = try options.configuration(role: .secondary)
+        try prepareControlDirectory(configuration.controlPath)
+        let logger = options.makeLogger(role: "secondary")
+        do {
+            try SecondaryDaemon(configuration: configuration, logger: logger).run()
+        } catch {
+            logger.critical("secondary failed: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}
