@@ -48,7 +48,7 @@ let package = Package(
             dependencies: ["FTCPWire", "FTCPBridge", "FTCPReplication", "FTCPLinux",
                            .product(name: "Logging", package: "swift-log")]
         ),
-        .target(name: "FTCPDemo"),
+        .target(name: "FTCPDemo", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         .executableTarget(
             name: "ftcp-bridge",
             dependencies: [
@@ -72,7 +72,7 @@ let package = Package(
         .executableTarget(
             name: "ftcp-labtool",
             dependencies: [
-                "FTCPLinux",
+                "FTCPLinux", "FTCPDemo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -21,8 +21,11 @@ final class ReplicationLink {
     private let logger: Logger
 
     init(configuration: DaemonConfiguration, logger: Logger) throws {
+        // Large buffers: the secondary relays every segment its kernel sends, in bursts as
+        // large as a congestion window, and a datagram lost here costs a retransmission timeout.
         socket = try UDPSocket(address: configuration.ownAddress, port: configuration.replicationPort,
-                               mark: configuration.bypassMark)
+                               receiveBufferBytes: 64 << 20, sendBufferBytes: 16 << 20,
+                               mark: configuration.bypassMark, reuseAddress: false)
         peerAddress = configuration.peerAddress
         port = configuration.replicationPort
         sealer = ReplicationSealer(key: configuration.key, role: configuration.role, epoch: MonotonicClock.epoch())

@@ -1,0 +1,450 @@
+#!/usr/bin/env bash
+# ftcp namespace lab: a client, a primary and a secondary joined by a hub (a Linux bridge that
+# floods every frame to every port), with link impairment (loss, delay, reordering, rate) applied
+# in the hub so that the hosts' own iptables stay untouched.
+#
+#   ftcp-client    eth0 10.80.0.10/24 ──┐
+#   ftcp-primary   eth0 10.80.0.1/24  ──┼── vh-<host> ── br0 (ageing_time 0, learning off) in ftcp-hub
+#   ftcp-secondary eth0 10.80.0.2/24  ──┘
+#
+# Impairing host H's link affects both directions, once per frame:
+#   frames FROM H: ftcp-hub mangle PREROUTING, -m physdev --physdev-in vh-H (before the flood, so
+#                  a frame lost on the client's link is seen by neither server);
+#   frames TO H:   ftcp-hub filter FORWARD, -m physdev --physdev-out vh-H (per flooded copy, so a
+#                  frame lost on the secondary's link is still seen by the primary).
+# loss: -m statistic --mode random -j DROP; delay/reorder: -j NFQUEUE to one ftcp-impair per host
+# (running in ftcp-hub); rate: tc tbf on vh-H (towards H) and on H's eth0 (from H).
+# Rules live only in the lab's chains FTCP-IMPAIR-PRE / FTCP-IMPAIR-FWD and their per-host chains
+# FTCP-PRE-<host> / FTCP-FWD-<host>.
+set -Eeuo pipefail
+LAST_ACTION="(none)"
+on_error() {
+    trap - ERR
+    printf 'lab: error: failed: %s; the lab may be half set up: run deploy/lab.sh down\n' "$LAST_ACTION" >&2
+}
+trap on_error ERR
+
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+FTCP_IMPAIR=${FTCP_IMPAIR:-$REPO_ROOT/.build/release/ftcp-impair}
+RUN_DIR=${FTCP_LAB_RUN_DIR:-/run/ftcp-lab}
+HUB=ftcp-hub
+BRIDGE=br0
+HOSTS=(client primary secondary)
+NAMESPACES=(ftcp-client ftcp-primary ftcp-secondary ftcp-hub)
+
+log() { printf 'lab: %s\n' "$*"; }
+die() { printf 'lab: error: %s\n' "$*" >&2; exit 1; }
+# Runs one action and logs it on one line first.
+run() {
+    LAST_ACTION="$*"
+    log "$*"
+    "$@"
+}
+
+usage() {
+    cat <<'EOF'
+usage: deploy/lab.sh COMMAND
+
+  up                      create the namespaces ftcp-client (10.80.0.10), ftcp-primary (10.80.0.1),
+                          ftcp-secondary (10.80.0.2), each with eth0 (MTU 1500) on a hub bridge in
+                          ftcp-hub; check connectivity both ways; harmless when already up
+  down                    stop the impairers, delete the namespaces and /run/ftcp-lab; harmless when
+                          nothing exists, also cleans up after a half-failed up
+  impair HOST "ARGS"      impair the link of HOST (client|primary|secondary) in both directions,
+                          replacing its previous impairment; ARGS is any of
+                            loss P%         drop P% of frames (iptables statistic)
+                            delay Dms       hold every frame D ms (ftcp-impair via NFQUEUE)
+                            reorder P%      hold P% of frames an extra gap so later ones overtake them
+                            gap Gms         that extra gap (default: max(1 ms, delay))
+                            rate Nmbit      token bucket (tc tbf) at N kbit|mbit|gbit
+                            seed S          seed of ftcp-impair's random choices (default 1)
+                          (while ftcp-impair runs, frames of HOST wait in its NFQUEUE; if it dies,
+                          the link drops them: see /run/ftcp-lab/impair-HOST.log and .json)
+  impair HOST off         remove all impairment of HOST
+  status                  show namespaces, impairment chains, qdiscs and impairers
+  help, --help            this text
+
+environment:
+  FTCP_IMPAIR       path of the ftcp-impair binary (default: <repo>/.build/release/ftcp-impair;
+                    build it with: swift build -c release --product ftcp-impair)
+  FTCP_LAB_RUN_DIR  pid files, logs and statistics of the impairers (default: /run/ftcp-lab)
+
+example:
+  deploy/lab.sh up
+  deploy/lab.sh impair client "loss 10% delay 20ms reorder 25%"
+  deploy/lab.sh impair client off
+  deploy/lab.sh down
+EOF
+}
+
+host_address() {
+    case "$1" in
+        client) echo 10.80.0.10 ;;
+        primary) echo 10.80.0.1 ;;
+        secondary) echo 10.80.0.2 ;;
+        *) die "unknown host '$1' (expected client, primary or secondary)" ;;
+    esac
+}
+
+host_queue() {
+    case "$1" in
+        client) echo 100 ;;
+        primary) echo 101 ;;
+        secondary) echo 102 ;;
+    esac
+}
+
+ns_exists() { [[ -e "/run/netns/$1" ]]; }
+
+require_root() {
+    [[ $(id -u) -eq 0 ]] || die "must run as root (network namespaces, iptables and tc need CAP_NET_ADMIN)"
+}
+
+require_commands() {
+    local missing=()
+    local command
+    for command in "$@"; do
+        command -v "$command" >/dev/null 2>&1 || missing+=("$command")
+    done
+    if ((${#missing[@]} > 0)); then
+        die "missing commands: ${missing[*]} (install iproute2 for ip/tc, iptables for iptables)"
+    fi
+}
+
+require_impair_binary() {
+    if [[ ! -x "$FTCP_IMPAIR" ]]; then
+        die "ftcp-impair not found at $FTCP_IMPAIR; build it with: (cd $REPO_ROOT && swift build -c release --product ftcp-impair), or set FTCP_IMPAIR=/path/to/ftcp-impair"
+    fi
+}
+
+hub_iptables() { ip netns exec "$HUB" iptables -w 5 "$@"; }
+
+# Creates chain $2 in table $1 of the hub if it does not exist.
+ensure_chain() {
+    if ! hub_iptables -t "$1" -S "$2" >/dev/null 2>&1; then
+        run ip netns exec "$HUB" iptables -w 5 -t "$1" -N "$2"
+    fi
+}
+
+# Appends rule "${@:3}" to chain $2 of table $1 unless it is already there.
+ensure_rule() {
+    local table=$1 chain=$2
+    shift 2
+    if ! hub_iptables -t "$table" -C "$chain" "$@" 2>/dev/null; then
+        run ip netns exec "$HUB" iptables -w 5 -t "$table" -A "$chain" "$@"
+    fi
+}
+
+# Succeeds when $1's namespace reaches address $2: by ping if installed, otherwise by a TCP
+# connection to a closed port (an RST answer proves the path works both ways).
+probe() {
+    local namespace=$1 address=$2 output status
+    if command -v ping >/dev/null 2>&1; then
+        ip netns exec "$namespace" ping -n -q -c 1 -W 1 "$address" >/dev/null 2>&1
+        return
+    fi
+    set +e
+    output=$(ip netns exec "$namespace" timeout 2 bash -c "exec 3<>/dev/tcp/$address/9" 2>&1)
+    status=$?
+    set -e
+    [[ $status -eq 0 || $output == *refused* ]]
+}
+
+check_connectivity() {
+    local from to address attempt ok
+    if ! command -v ping >/dev/null 2>&1; then
+        log "ping is not installed: probing with TCP connections to port 9 (an RST proves the path)"
+    fi
+    for from in "${HOSTS[@]}"; do
+        for to in "${HOSTS[@]}"; do
+            [[ $from == "$to" ]] && continue
+            address=$(host_address "$to")
+            ok=0
+            for attempt in 1 2 3 4 5; do
+                if probe "ftcp-$from" "$address"; then
+                    ok=1
+                    break
+                fi
+                sleep 0.2
+            done
+            ((ok)) || die "no connectivity from $from to $to ($address) after 5 attempts; run 'deploy/lab.sh down' and try again"
+            log "reachable: $from -> $to ($address)"
+        done
+    done
+}
+
+cmd_up() {
+    require_root
+    require_commands ip tc iptables timeout
+    run mkdir -p "$RUN_DIR"
+    local namespace
+    for namespace in "${NAMESPACES[@]}"; do
+        if ! ns_exists "$namespace"; then
+            run ip netns add "$namespace"
+        fi
+        run ip -n "$namespace" link set lo up
+        # No IPv6: keeps router solicitations and DAD out of the captures.
+        run ip netns exec "$namespace" sysctl -q -w net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+    done
+    [[ -e /proc/sys/net/bridge ]] || die "br_netfilter is not available (no /proc/sys/net/bridge); try: modprobe br_netfilter"
+    run ip netns exec "$HUB" sysctl -q -w net.bridge.bridge-nf-call-iptables=1
+    if ! ip -n "$HUB" link show "$BRIDGE" >/dev/null 2>&1; then
+        run ip -n "$HUB" link add "$BRIDGE" type bridge ageing_time 0 stp_state 0 forward_delay 0 mcast_snooping 0
+    fi
+    run ip -n "$HUB" link set "$BRIDGE" up
+    local host address
+    for host in "${HOSTS[@]}"; do
+        namespace=ftcp-$host
+        address=$(host_address "$host")
+        if ! ip -n "$HUB" link show "vh-$host" >/dev/null 2>&1; then
+            if ip -n "$namespace" link show eth0 >/dev/null 2>&1; then
+                run ip -n "$namespace" link del eth0
+            fi
+            run ip -n "$HUB" link add "vh-$host" mtu 1500 type veth peer name eth0 netns "$namespace" mtu 1500
+        fi
+        run ip -n "$HUB" link set "vh-$host" master "$BRIDGE"
+        run ip -n "$HUB" link set "vh-$host" type bridge_slave learning off
+        run ip -n "$HUB" link set "vh-$host" mtu 1500 up
+        run ip -n "$namespace" link set eth0 mtu 1500 up
+        run ip -n "$namespace" addr replace "$address/24" dev eth0
+    done
+    # The lab's own chains, hooked once; per-host chains stay empty until 'impair'.
+    ensure_chain mangle FTCP-IMPAIR-PRE
+    ensure_chain filter FTCP-IMPAIR-FWD
+    ensure_rule mangle PREROUTING -j FTCP-IMPAIR-PRE
+    ensure_rule filter FORWARD -j FTCP-IMPAIR-FWD
+    for host in "${HOSTS[@]}"; do
+        ensure_chain mangle "FTCP-PRE-$host"
+        ensure_chain filter "FTCP-FWD-$host"
+        ensure_rule mangle FTCP-IMPAIR-PRE -m physdev --physdev-in "vh-$host" -j "FTCP-PRE-$host"
+        ensure_rule filter FTCP-IMPAIR-FWD -m physdev --physdev-out "vh-$host" -j "FTCP-FWD-$host"
+    done
+    check_connectivity
+    log "lab is up"
+}
+
+# Sends SIGTERM to a pid, waits up to 3 s, then SIGKILL.
+stop_pid() {
+    local pid=$1 what=$2 waited
+    kill -0 "$pid" 2>/dev/null || return 0
+    run kill -TERM "$pid"
+    for waited in $(seq 1 30); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    run kill -KILL "$pid" || true
+    log "$what (pid $pid) did not stop within 3 s and was killed"
+}
+
+stop_impairer() {
+    local host=$1 pidfile="$RUN_DIR/impair-$1.pid" pid
+    [[ -f $pidfile ]] || return 0
+    pid=$(<"$pidfile")
+    # Only a process that really is our ftcp-impair for this host.
+    if [[ -n $pid && -r /proc/$pid/cmdline ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "--queue $(host_queue "$host")"; then
+        stop_pid "$pid" "ftcp-impair for $host"
+    fi
+    run rm -f "$pidfile"
+}
+
+cmd_down() {
+    require_root
+    require_commands ip
+    local host namespace pid pids
+    for host in "${HOSTS[@]}"; do
+        stop_impairer "$host"
+    done
+    for namespace in "${NAMESPACES[@]}"; do
+        ns_exists "$namespace" || continue
+        # Whatever still runs inside the lab's namespaces was started for the lab (captures,
+        # servers, impairers): stop it so the namespace really goes away.
+        pids=$(ip netns pids "$namespace" 2>/dev/null || true)
+        for pid in $pids; do
+            stop_pid "$pid" "process in $namespace"
+        done
+        run ip netns del "$namespace"
+    done
+    if [[ -d $RUN_DIR ]]; then
+        run rm -rf "$RUN_DIR"
+    fi
+    log "lab is down"
+}
+
+impair_off() {
+    local host=$1 namespace=ftcp-$1
+    if ns_exists "$HUB"; then
+        if hub_iptables -t mangle -S "FTCP-PRE-$host" >/dev/null 2>&1; then
+            run ip netns exec "$HUB" iptables -w 5 -t mangle -F "FTCP-PRE-$host"
+        fi
+        if hub_iptables -t filter -S "FTCP-FWD-$host" >/dev/null 2>&1; then
+            run ip netns exec "$HUB" iptables -w 5 -t filter -F "FTCP-FWD-$host"
+        fi
+        if tc -n "$HUB" qdisc show dev "vh-$host" root 2>/dev/null | grep -q tbf; then
+            run tc -n "$HUB" qdisc del dev "vh-$host" root
+        fi
+    fi
+    if ns_exists "$namespace" && tc -n "$namespace" qdisc show dev eth0 root 2>/dev/null | grep -q tbf; then
+        run tc -n "$namespace" qdisc del dev eth0 root
+    fi
+    # Rules first, then the impairer: it accepts what it still holds as it exits.
+    stop_impairer "$host"
+}
+
+# Parsers run in the main shell (no command substitution around them), so their errors exit
+# directly; each leaves its result in PARSED.
+parse_percent() {
+    [[ $1 =~ ^([0-9]+(\.[0-9]+)?)%$ ]] || die "expected a percentage like 10% or 0.5%, got '$1'"
+    local value=${BASH_REMATCH[1]}
+    awk -v p="$value" 'BEGIN { exit !(p <= 100) }' || die "percentage above 100%: '$1'"
+    PARSED=$value
+}
+
+parse_milliseconds() {
+    [[ $1 =~ ^([0-9]+(\.[0-9]+)?)ms$ ]] || die "expected milliseconds like 20ms, got '$1'"
+    PARSED=${BASH_REMATCH[1]}
+}
+
+cmd_impair() {
+    require_root
+    require_commands ip tc iptables
+    (($# == 2)) || die "usage: deploy/lab.sh impair HOST \"ARGS\" | off"
+    local host=$1 spec=$2
+    host_address "$host" >/dev/null
+    ns_exists "$HUB" && hub_iptables -t mangle -S "FTCP-PRE-$host" >/dev/null 2>&1 ||
+        die "the lab is not up; run: deploy/lab.sh up"
+    if [[ $spec == off ]]; then
+        impair_off "$host"
+        log "impairment of $host removed"
+        return
+    fi
+
+    local loss="" delay="" reorder="" gap="" rate="" seed=1
+    local -a words
+    read -r -a words <<<"$spec"
+    ((${#words[@]} > 0)) || die "nothing to impair: give ARGS such as \"loss 10%\" or 'off'"
+    local i=0
+    while ((i < ${#words[@]})); do
+        local key=${words[i]} value=${words[i + 1]:-}
+        [[ -n $value ]] || die "'$key' needs a value"
+        case "$key" in
+            loss)
+                parse_percent "$value"
+                loss=$(awk -v p="$PARSED" 'BEGIN { printf "%.6f\n", p / 100 }')
+                ;;
+            reorder)
+                parse_percent "$value"
+                reorder=$PARSED
+                ;;
+            delay)
+                parse_milliseconds "$value"
+                delay=$PARSED
+                ;;
+            gap)
+                parse_milliseconds "$value"
+                gap=$PARSED
+                ;;
+            rate)
+                [[ $value =~ ^[0-9]+(\.[0-9]+)?(kbit|mbit|gbit)$ ]] || die "expected a rate like 10mbit or 1gbit, got '$value'"
+                rate=$value
+                ;;
+            seed)
+                [[ $value =~ ^[0-9]+$ ]] || die "expected a number for seed, got '$value'"
+                seed=$value
+                ;;
+            *) die "unknown impairment '$key' (expected loss, delay, reorder, gap, rate, seed)" ;;
+        esac
+        i=$((i + 2))
+    done
+    if [[ -n $delay || -n $reorder ]]; then
+        require_impair_binary
+    fi
+
+    impair_off "$host"
+
+    if [[ -n $delay || -n $reorder ]]; then
+        local queue pidfile logfile statsfile pid waited
+        queue=$(host_queue "$host")
+        pidfile="$RUN_DIR/impair-$host.pid"
+        logfile="$RUN_DIR/impair-$host.log"
+        statsfile="$RUN_DIR/impair-$host.json"
+        local -a arguments=(--queue "$queue" --delay-ms "${delay:-0}" --reorder-percent "${reorder:-0}" --seed "$seed" --stats-file "$statsfile")
+        [[ -n $gap ]] && arguments+=(--reorder-gap-ms "$gap")
+        mkdir -p "$RUN_DIR"
+        : >"$logfile"
+        log "ip netns exec $HUB $FTCP_IMPAIR ${arguments[*]} (background, log $logfile)"
+        (
+            # Close every descriptor inherited beyond 0-2: a caller waiting for EOF on one of them
+            # (Foundation's Process does) would otherwise wait for the impairer to exit.
+            for descriptor in /proc/self/fd/*; do
+                descriptor=${descriptor##*/}
+                if ((descriptor > 2)); then eval "exec $descriptor>&-" 2>/dev/null || true; fi
+            done
+            exec ip netns exec "$HUB" "$FTCP_IMPAIR" "${arguments[@]}"
+        ) </dev/null >>"$logfile" 2>&1 &
+        pid=$!
+        echo "$pid" >"$pidfile"
+        for waited in $(seq 1 50); do
+            grep -q ': bound' "$logfile" && break
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        if ! grep -q ': bound' "$logfile"; then
+            stop_impairer "$host"
+            die "ftcp-impair for $host did not bind queue $queue within 5 s: $(tail -n 5 "$logfile" | tr '\n' ' ')"
+        fi
+        log "ftcp-impair for $host runs as pid $pid on queue $queue"
+    fi
+    if [[ -n $loss ]]; then
+        run ip netns exec "$HUB" iptables -w 5 -t mangle -A "FTCP-PRE-$host" -m statistic --mode random --probability "$loss" -j DROP
+        run ip netns exec "$HUB" iptables -w 5 -t filter -A "FTCP-FWD-$host" -m statistic --mode random --probability "$loss" -j DROP
+    fi
+    if [[ -n $delay || -n $reorder ]]; then
+        run ip netns exec "$HUB" iptables -w 5 -t mangle -A "FTCP-PRE-$host" -j NFQUEUE --queue-num "$queue"
+        run ip netns exec "$HUB" iptables -w 5 -t filter -A "FTCP-FWD-$host" -j NFQUEUE --queue-num "$queue"
+    fi
+    if [[ -n $rate ]]; then
+        # Burst: 4 ms worth of tokens, at least 16 kB; queue: at most 50 ms.
+        local burst
+        burst=$(awk -v r="$rate" 'BEGIN {
+            n = r + 0; unit = substr(r, length(r) - 3);
+            bits = (unit == "kbit") ? n * 1e3 : (unit == "mbit") ? n * 1e6 : n * 1e9;
+            b = bits / 8 / 250; if (b < 16000) b = 16000; printf "%d\n", b }')
+        run tc -n "$HUB" qdisc replace dev "vh-$host" root tbf rate "$rate" burst "$burst" latency 50ms
+        run tc -n "ftcp-$host" qdisc replace dev eth0 root tbf rate "$rate" burst "$burst" latency 50ms
+    fi
+    log "impairment of $host: $spec"
+}
+
+cmd_status() {
+    local namespace host
+    for namespace in "${NAMESPACES[@]}"; do
+        if ns_exists "$namespace"; then log "namespace $namespace exists"; else log "namespace $namespace absent"; fi
+    done
+    ns_exists "$HUB" || return 0
+    hub_iptables -t mangle -S 2>/dev/null | grep FTCP || true
+    hub_iptables -t filter -S 2>/dev/null | grep FTCP || true
+    for host in "${HOSTS[@]}"; do
+        tc -n "$HUB" qdisc show dev "vh-$host" root 2>/dev/null | grep tbf || true
+        if [[ -f "$RUN_DIR/impair-$host.pid" ]]; then
+            log "ftcp-impair for $host: pid $(<"$RUN_DIR/impair-$host.pid"), stats $(cat "$RUN_DIR/impair-$host.json" 2>/dev/null || echo none)"
+        fi
+    done
+}
+
+main() {
+    local command=${1:-help}
+    shift || true
+    case "$command" in
+        up) cmd_up "$@" ;;
+        down) cmd_down "$@" ;;
+        impair) cmd_impair "$@" ;;
+        status) cmd_status "$@" ;;
+        help | -h | --help) usage ;;
+        *)
+            usage >&2
+            die "unknown command '$command'"
+            ;;
+    esac
+}
+
+main "$@"
