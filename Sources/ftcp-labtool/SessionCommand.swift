@@ -1,5 +1,6 @@
 import ArgumentParser
 import FTCPDemo
+import FTCPLinux
 import Glibc
 
 extension LabToolCommand {
