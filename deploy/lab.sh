@@ -62,12 +62,18 @@ usage: deploy/lab.sh COMMAND
                           the link drops them: see /run/ftcp-lab/impair-HOST.log and .json)
   impair HOST off         remove all impairment of HOST
   status                  show namespaces, impairment chains, qdiscs and impairers
+  ftcp start|stop         start (stop) the demo server on both servers and both bridges on the lab,
+                          with a fresh key; logs, pid files and control sockets in /run/ftcp-lab
+  demo                    build, bring the lab up, start ftcp, run a checked client session through
+                          the bridges (10 MB each way), show the primary's status, clean up
   help, --help            this text
 
 environment:
   FTCP_IMPAIR       path of the ftcp-impair binary (default: <repo>/.build/release/ftcp-impair;
                     build it with: swift build -c release --product ftcp-impair)
   FTCP_LAB_RUN_DIR  pid files, logs and statistics of the impairers (default: /run/ftcp-lab)
+  FTCP_BIN          where ftcp-bridge, ftcp-demo-server and ftcp-labtool are (default: <repo>/.build/release)
+  FTCP_BRIDGE_ARGS  extra arguments for both bridges (for example --log-level debug)
 
 example:
   deploy/lab.sh up
@@ -431,6 +437,98 @@ cmd_status() {
     done
 }
 
+# ---------------------------------------------------------------------------------------------
+# ftcp on the lab: the demo server on both servers and the two bridges.
+
+FTCP_BIN=${FTCP_BIN:-$REPO_ROOT/.build/release}
+FTCP_PORT=9999
+
+require_ftcp_binaries() {
+    local binary
+    for binary in ftcp-bridge ftcp-demo-server ftcp-labtool; do
+        [[ -x $FTCP_BIN/$binary ]] || die "missing $FTCP_BIN/$binary; build it with: swift build -c release (or set FTCP_BIN)"
+    done
+}
+
+# start_background NAMESPACE NAME COMMAND...: starts a process in a namespace, pid and log in RUN_DIR.
+start_background() {
+    local namespace=$1 name=$2
+    shift 2
+    log "start $name in $namespace: $*"
+    # Descriptors above 2 are closed so callers that wait on a pipe are not held by the child.
+    ip netns exec "$namespace" setsid "$@" >"$RUN_DIR/$name.log" 2>&1 </dev/null 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
+    echo $! >"$RUN_DIR/$name.pid"
+}
+
+stop_named() {
+    local name=$1 pidfile="$RUN_DIR/$1.pid"
+    [[ -f $pidfile ]] || return 0
+    stop_pid "$(<"$pidfile")" "$name"
+    rm -f "$pidfile"
+}
+
+cmd_ftcp() {
+    require_root
+    local action=${1:-}
+    case "$action" in
+        start)
+            require_ftcp_binaries
+            ns_exists ftcp-primary || die "the lab is not up: run deploy/lab.sh up first"
+            mkdir -p "$RUN_DIR"
+            if [[ ! -f $RUN_DIR/ftcp.key ]]; then
+                (umask 077 && "$FTCP_BIN/ftcp-bridge" keygen >"$RUN_DIR/ftcp.key")
+            fi
+            start_background ftcp-primary app-primary "$FTCP_BIN/ftcp-demo-server" --listen 0.0.0.0:$FTCP_PORT
+            start_background ftcp-secondary app-secondary "$FTCP_BIN/ftcp-demo-server" --listen 0.0.0.0:$FTCP_PORT
+            start_background ftcp-secondary bridge-secondary "$FTCP_BIN/ftcp-bridge" secondary --interface eth0 \
+                --address 10.80.0.2 --peer 10.80.0.1 --port $FTCP_PORT --key-file "$RUN_DIR/ftcp.key" \
+                --control "$RUN_DIR/secondary.sock" ${FTCP_BRIDGE_ARGS:-}
+            start_background ftcp-primary bridge-primary "$FTCP_BIN/ftcp-bridge" primary --interface eth0 \
+                --address 10.80.0.1 --peer 10.80.0.2 --port $FTCP_PORT --key-file "$RUN_DIR/ftcp.key" \
+                --control "$RUN_DIR/primary.sock" ${FTCP_BRIDGE_ARGS:-}
+            local waited role
+            for role in primary secondary; do
+                for waited in $(seq 1 50); do
+                    [[ -S $RUN_DIR/$role.sock ]] && break
+                    kill -0 "$(<"$RUN_DIR/bridge-$role.pid")" 2>/dev/null || { cat "$RUN_DIR/bridge-$role.log" >&2; die "the $role bridge exited"; }
+                    sleep 0.1
+                done
+                [[ -S $RUN_DIR/$role.sock ]] || die "the $role bridge did not come up within 5 s (see $RUN_DIR/bridge-$role.log)"
+            done
+            log "ftcp is running: demo server on both servers, bridges up (logs in $RUN_DIR)"
+            ;;
+        stop)
+            # Bridges first, so no segment of a protected connection meets a kernel without its bridge.
+            stop_named bridge-primary
+            stop_named bridge-secondary
+            stop_named app-primary
+            stop_named app-secondary
+            log "ftcp stopped"
+            ;;
+        *) die "usage: deploy/lab.sh ftcp start|stop" ;;
+    esac
+}
+
+cmd_demo() {
+    require_root
+    require_commands ip tc iptables
+    log "building the release binaries (swift build -c release)"
+    (cd "$REPO_ROOT" && swift build -c release) || die "the build failed"
+    FTCP_BIN=$REPO_ROOT/.build/release
+    trap 'cmd_ftcp stop >/dev/null 2>&1 || true; cmd_down >/dev/null 2>&1 || true' EXIT
+    cmd_up
+    cmd_ftcp start
+    echo
+    log "client 10.80.0.10 talks to the service at 10.80.0.1:$FTCP_PORT; both servers answer, the client sees one connection"
+    ip netns exec ftcp-client "$FTCP_BIN/ftcp-labtool" session --connect 10.80.0.1:$FTCP_PORT --name demo \
+        --download 10000000 --upload 10000000 --verbose --timeout-s 120 || die "the session failed"
+    echo
+    log "what the primary bridge saw (ftcp-bridge status):"
+    ip netns exec ftcp-primary "$FTCP_BIN/ftcp-bridge" status --control "$RUN_DIR/primary.sock" | head -40
+    echo
+    log "demo finished: the session above ran through both bridges; cleaning up"
+}
+
 main() {
     local command=${1:-help}
     shift || true
@@ -439,6 +537,8 @@ main() {
         down) cmd_down "$@" ;;
         impair) cmd_impair "$@" ;;
         status) cmd_status "$@" ;;
+        ftcp) cmd_ftcp "$@" ;;
+        demo) cmd_demo "$@" ;;
         help | -h | --help) usage ;;
         *)
             usage >&2

@@ -5,9 +5,9 @@ import FTCPWire
 ///
 /// Pure: no I/O, no clock. The shell calls one method per intercepted
 /// segment, passing the time, and carries out the returned `BridgeOutput`.
-/// Segments from the primary's own kernel are always consumed (the shell
-/// drops them from the kernel's path); what reaches the client is only what
-/// the output lists.
+/// Segments from the primary's own kernel for a replicated connection are
+/// consumed (the shell drops them from the kernel's path): what reaches the
+/// client is only what the output lists.
 public struct PrimaryBridge: Sendable {
     public let configuration: BridgeConfiguration
     var connections: [ConnectionKey: MergedConnection] = [:]
@@ -23,20 +23,23 @@ public struct PrimaryBridge: Sendable {
     }
 
     /// A segment the primary's own kernel sent to a client on a protected port.
-    public mutating func primaryKernelSegment(_ packet: TCPPacket, now: MonotonicTime) -> BridgeOutput {
+    ///
+    /// `.pass` is for connections the bridge never saw begin (established
+    /// before it started, or already forgotten): their only sequence space is
+    /// the primary's own, so the segment goes out unchanged and the
+    /// connection is not protected.
+    public mutating func primaryKernelSegment(_ packet: TCPPacket, now: MonotonicTime) -> (verdict: PrimaryKernelVerdict, output: BridgeOutput) {
         var output = BridgeOutput()
         counters.segmentsFromPrimary += 1
         let key = key(clientAddress: packet.ip.destination, clientPort: packet.tcp.destinationPort,
                       serverPort: packet.tcp.sourcePort)
         guard var connection = connections[key] else {
-            // No state: the kernel speaks in its own sequence space, which the
-            // client must never see (a stray RST or ACK for a forgotten connection).
-            counters.droppedUnknownFromPrimary += 1
-            return output
+            counters.passedUnprotectedFromPrimary += 1
+            return (.pass, output)
         }
         connection.primarySegment(packet.tcp, now: now, into: &output)
         connections[key] = connection
-        return output
+        return (.consume, output)
     }
 
     /// A segment the secondary's kernel sent to a client, relayed by its bridge.
@@ -123,9 +126,26 @@ public struct PrimaryBridge: Sendable {
                 timestampDelta: connection.timestampDelta,
                 queuedPrimaryBytes: connection.primary.pending.count,
                 queuedSecondaryBytes: connection.secondary.pending.count,
+                sequence: ConnectionStatus.Sequence(
+                    sentUpTo: connection.sentUpTo.rawValue,
+                    acknowledgmentSent: connection.lastAcknowledgmentSent?.rawValue,
+                    advertisedEdge: connection.advertisedEdge?.rawValue,
+                    primaryAcknowledgment: connection.primary.acknowledged?.rawValue,
+                    primaryEdge: connection.primary.rightEdge?.rawValue,
+                    secondaryAcknowledgment: connection.secondary.acknowledged?.rawValue,
+                    secondaryEdge: connection.secondary.rightEdge?.rawValue,
+                    clientAcknowledgment: connection.client.acknowledged?.rawValue),
                 statistics: connection.statistics)
         }.sorted { ($0.key.clientAddress.value, $0.key.clientPort) < ($1.key.clientAddress.value, $1.key.clientPort) }
     }
+}
+
+/// What to do with a segment the primary's own kernel sends.
+public enum PrimaryKernelVerdict: Equatable, Sendable {
+    /// Drop it from the kernel's path: the bridge's output replaces it.
+    case consume
+    /// Let it go out unchanged (an unprotected connection).
+    case pass
 }
 
 /// What to do with a client segment intercepted on its way to the primary's kernel.
@@ -141,7 +161,7 @@ public struct PrimaryCounters: Equatable, Sendable {
     public var segmentsFromPrimary: UInt64 = 0
     public var segmentsFromSecondary: UInt64 = 0
     public var segmentsFromClient: UInt64 = 0
-    public var droppedUnknownFromPrimary: UInt64 = 0
+    public var passedUnprotectedFromPrimary: UInt64 = 0
     public var droppedUnknownFromSecondary: UInt64 = 0
     public var droppedUnprotectedFromSecondary: UInt64 = 0
     public var passedUnknownFromClient: UInt64 = 0
@@ -157,5 +177,20 @@ public struct ConnectionStatus: Equatable, Sendable {
     public var timestampDelta: UInt32
     public var queuedPrimaryBytes: Int
     public var queuedSecondaryBytes: Int
+    public var sequence: Sequence
     public var statistics: ConnectionStatistics
+
+    /// Where the merge stands, in raw sequence numbers: client space for
+    /// acknowledgments and edges, the secondary's space for `sentUpTo` and
+    /// the client's acknowledgment.
+    public struct Sequence: Equatable, Sendable, Codable {
+        public var sentUpTo: UInt32
+        public var acknowledgmentSent: UInt32?
+        public var advertisedEdge: UInt32?
+        public var primaryAcknowledgment: UInt32?
+        public var primaryEdge: UInt32?
+        public var secondaryAcknowledgment: UInt32?
+        public var secondaryEdge: UInt32?
+        public var clientAcknowledgment: UInt32?
+    }
 }

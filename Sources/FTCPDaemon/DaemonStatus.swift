@@ -37,6 +37,7 @@ public struct DaemonStatus: Codable, Sendable {
         public var bytesRelayedToPrimary: UInt64?
         public var retransmissionsForwarded: UInt64?
         public var divergences: UInt64?
+        public var sequence: ConnectionStatus.Sequence?
     }
 
     static func replicationCounters(_ statistics: ReplicationStatistics, sent: UInt64, sendErrors: UInt64) -> [String: UInt64] {

@@ -32,9 +32,16 @@ public final class PrimaryDaemon {
         let inbound = try NetfilterQueue.open(queue: configuration.inboundQueue)
         let raw = try RawIPv4Socket(mark: configuration.bypassMark)
         let link = try ReplicationLink(configuration: configuration, logger: logger)
-        let control = try ControlSocket(path: configuration.controlPath)
         let firewall = Firewall()
         try firewall.install(configuration.firewallPlan)
+        // The control socket appears last: once it answers, the bridge is in the path.
+        let control: ControlSocket
+        do {
+            control = try ControlSocket(path: configuration.controlPath)
+        } catch {
+            firewall.remove(role: .primary)
+            throw error
+        }
         defer {
             firewall.remove(role: .primary)
             control.close()
@@ -97,16 +104,17 @@ public final class PrimaryDaemon {
             verdicts.reserveCapacity(packets.count)
             for packet in packets {
                 var bytes = packet.payload
-                let output: BridgeOutput? = bytes.withUnsafeMutableBytes { buffer in
+                let decision: (PrimaryKernelVerdict, BridgeOutput)? = bytes.withUnsafeMutableBytes { buffer in
                     guard let view = try? TCPPacket(validating: buffer) else { return nil }
                     return bridge.primaryKernelSegment(view, now: now)
                 }
-                if let output {
-                    carryOut(output, raw: raw, link: link, now: now)
-                } else {
+                guard let (verdict, output) = decision else {
                     count("ownKernelMalformed")
+                    verdicts.append(.init(id: packet.id, .drop))
+                    continue
                 }
-                verdicts.append(.init(id: packet.id, .drop))
+                carryOut(output, raw: raw, link: link, now: now)
+                verdicts.append(.init(id: packet.id, verdict == .pass ? .accept : .drop))
             }
             try queue.setVerdicts(verdicts)
         }
@@ -194,7 +202,7 @@ public final class PrimaryDaemon {
         all["segmentsFromPrimaryKernel"] = c.segmentsFromPrimary
         all["segmentsFromSecondaryKernel"] = c.segmentsFromSecondary
         all["segmentsFromClients"] = c.segmentsFromClient
-        all["droppedUnknownFromPrimary"] = c.droppedUnknownFromPrimary
+        all["passedUnprotectedFromPrimary"] = c.passedUnprotectedFromPrimary
         all["droppedUnknownFromSecondary"] = c.droppedUnknownFromSecondary
         all["droppedTableFull"] = c.droppedTableFull
         all["expired"] = c.expired
@@ -206,7 +214,7 @@ public final class PrimaryDaemon {
                 queuedPrimaryBytes: entry.queuedPrimaryBytes, queuedSecondaryBytes: entry.queuedSecondaryBytes,
                 bytesSentToClient: entry.statistics.bytesSent, bytesFromClient: nil, bytesRelayedToPrimary: nil,
                 retransmissionsForwarded: entry.statistics.retransmissionsForwarded,
-                divergences: entry.statistics.divergences)
+                divergences: entry.statistics.divergences, sequence: entry.sequence)
         }
         return DaemonStatus(
             role: "primary", state: "replicating", stateSinceSeconds: Double(now.milliseconds(since: started)) / 1000,

@@ -27,9 +27,16 @@ public final class SecondaryDaemon {
         let capture = try PacketCapture(interface: configuration.interface, filter: configuration.captureFilter)
         let raw = try RawIPv4Socket(mark: configuration.bypassMark)
         let link = try ReplicationLink(configuration: configuration, logger: logger)
-        let control = try ControlSocket(path: configuration.controlPath)
         let firewall = Firewall()
         try firewall.install(configuration.firewallPlan)
+        // The control socket appears last: once it answers, the bridge is in the path.
+        let control: ControlSocket
+        do {
+            control = try ControlSocket(path: configuration.controlPath)
+        } catch {
+            firewall.remove(role: .secondary)
+            throw error
+        }
         defer {
             firewall.remove(role: .secondary)
             control.close()
@@ -173,7 +180,7 @@ public final class SecondaryDaemon {
                 phase: "replicating", protected: true, delta: nil, timestampDelta: nil,
                 queuedPrimaryBytes: nil, queuedSecondaryBytes: nil, bytesSentToClient: nil,
                 bytesFromClient: entry.activity.bytesFromClient, bytesRelayedToPrimary: entry.activity.bytesRelayed,
-                retransmissionsForwarded: nil, divergences: nil)
+                retransmissionsForwarded: nil, divergences: nil, sequence: nil)
         }
         return DaemonStatus(
             role: "secondary", state: "replicating", stateSinceSeconds: Double(now.milliseconds(since: started)) / 1000,

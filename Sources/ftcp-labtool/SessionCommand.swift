@@ -116,6 +116,7 @@ struct LineReader {
     private mutating func fill() throws -> Int {
         guard try socket.wait(POLLIN, until: deadline) else { throw SessionFailure("timed out waiting for the server") }
         let count: Int
+        let socket = self.socket
         do {
             count = try scratch.withUnsafeMutableBytes { try socket.receive(into: $0) }
         } catch let error as SystemCallError where error.errno == ECONNRESET {

@@ -85,11 +85,11 @@ struct HandshakeTests {
         #expect(out.events == [.oneSidedReset(scenario.key, by: .secondary)])
     }
 
-    @Test("the primary's kernel speaking for a connection the bridge never saw is silenced")
+    @Test("a connection the bridge never saw begin keeps the primary's own space: its segments pass unchanged")
     func unknownFromPrimary() throws {
         var scenario = S()
-        let out = try scenario.primary(S.fromServer(.primary, seq: 1, ack: 2, flags: [.rst, .ack]))
-        #expect(out.packetsToClient.isEmpty)
-        #expect(scenario.bridge.counters.droppedUnknownFromPrimary == 1)
+        #expect(try scenario.primaryVerdict(S.fromServer(.primary, seq: 1, ack: 2, payload: [1])) == .pass)
+        #expect(scenario.bridge.counters.passedUnprotectedFromPrimary == 1)
+        #expect(scenario.bridge.connectionCount == 0)
     }
 }

@@ -58,7 +58,16 @@ struct PrimaryScenario {
     mutating func primary(_ fields: TCPPacketFields) throws -> BridgeOutput {
         var bytes = try fields.build()
         let now = self.now
-        return try bytes.withUnsafeMutableBytes { try bridge.primaryKernelSegment(TCPPacket(validating: $0), now: now) }
+        let (verdict, output) = try bytes.withUnsafeMutableBytes { try bridge.primaryKernelSegment(TCPPacket(validating: $0), now: now) }
+        precondition(verdict == .consume, "a segment of a connection the bridge tracks is always consumed")
+        return output
+    }
+
+    /// Feeds a segment from P's kernel for a connection the bridge may not know.
+    mutating func primaryVerdict(_ fields: TCPPacketFields) throws -> PrimaryKernelVerdict {
+        var bytes = try fields.build()
+        let now = self.now
+        return try bytes.withUnsafeMutableBytes { try bridge.primaryKernelSegment(TCPPacket(validating: $0), now: now).verdict }
     }
 
     /// Feeds a segment from S's kernel, as relayed by the secondary bridge.
