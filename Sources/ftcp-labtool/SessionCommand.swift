@@ -27,6 +27,8 @@ extension LabToolCommand {
         var upload: UInt64 = 0
         @Flag(help: "Print each request and answer.")
         var verbose = false
+        @Flag(help: "Shut down the client's sending side right after asking for the download (half-close); the server must still send every byte, then close.")
+        var halfClose = false
         @OptionGroup var common: Common
 
         func run() throws {
@@ -54,6 +56,15 @@ extension LabToolCommand {
             try exchange("ECHO the same connection, two servers", expect: "the same connection, two servers")
 
             var longestStall = Duration.zero
+            if halfClose {
+                try sendAll(socket, Array("SEND \(download)\n".utf8), deadline: deadline)
+                try socket.shutdownWrite()
+                longestStall = try reader.checkStream(count: download)
+                try reader.expectEndOfStream()
+                if verbose { emit("> SEND \(download), then FIN\n< \(download) bytes, then FIN") }
+                emit("ok=1 downloaded=\(download) uploaded=0 half_closed=1 seconds=\(seconds(started.duration(to: .now)))")
+                return
+            }
             if download > 0 {
                 try sendAll(socket, Array("SEND \(download)\n".utf8), deadline: deadline)
                 longestStall = try reader.checkStream(count: download)

@@ -93,6 +93,9 @@ struct IPv4Summary {
     var sourcePort: UInt16?
     var destinationPort: UInt16?
     var tcpSequence: UInt32?
+    var tcpAcknowledgment: UInt32?
+    /// TCP control bits (FIN 0x01, SYN 0x02, RST 0x04, PSH 0x08, ACK 0x10).
+    var tcpFlags: UInt8?
     /// Payload bytes of the TCP segment or UDP datagram (from the headers, not the capture length).
     var payloadLength: Int
     /// The captured part of the payload (may be cut by the snap length).
@@ -124,6 +127,22 @@ struct IPv4Summary {
             linkHeader = 20
         case 101, 228:
             etherType = 0x0800
+        case 239:
+            // NFLOG: a 4-byte header, then type-length-value attributes (lengths in host order,
+            // each padded to 4 bytes); attribute 9 (NFULA_PAYLOAD) holds the IP packet.
+            guard data.count >= 4, data[offset] == 2 else { return nil }
+            var attribute = offset + 4
+            var payloadAt: Int?
+            while data.endIndex - attribute >= 4 {
+                let length = Int(UInt16(data[attribute]) | UInt16(data[attribute + 1]) << 8)
+                let type = UInt16(data[attribute + 2]) | UInt16(data[attribute + 3]) << 8
+                guard length >= 4, attribute + length <= data.endIndex else { return nil }
+                if type & 0x7fff == 9 { payloadAt = attribute + 4; break }
+                attribute += (length + 3) & ~3
+            }
+            guard let payloadAt else { return nil }
+            etherType = 0x0800
+            linkHeader = payloadAt - offset
         default:
             return nil
         }
@@ -148,6 +167,8 @@ struct IPv4Summary {
             sourcePort = u16(transport)
             destinationPort = u16(transport + 2)
             tcpSequence = u32(transport + 4)
+            tcpAcknowledgment = u32(transport + 8)
+            tcpFlags = data[transport + 13]
             payloadLength = max(0, totalLength - headerLength - tcpHeaderLength)
             let payloadStart = min(data.endIndex, transport + tcpHeaderLength)
             capturedPayload = data[payloadStart..<data.endIndex]

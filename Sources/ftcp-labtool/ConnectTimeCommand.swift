@@ -1,0 +1,49 @@
+import ArgumentParser
+import FTCPLinux
+import Glibc
+
+extension LabToolCommand {
+    /// Times TCP connection setup: how long connect() takes until the three-way handshake
+    /// is complete on the client, over many connections, one at a time.
+    struct ConnectTime: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "connect-time",
+            abstract: "Open and close COUNT TCP connections one after another; print p50/p99/max connect() time in microseconds."
+        )
+
+        @Option(help: "The server's address and port.")
+        var connect: String
+        @Option(help: "How many connections.")
+        var count: Int = 1000
+        @OptionGroup var common: Common
+
+        func validate() throws {
+            guard count > 0, count <= 100_000 else { throw ValidationError("--count must be between 1 and 100000") }
+        }
+
+        func run() throws {
+            let server = try endpoint(connect, "--connect")
+            let deadline = common.deadline
+            var samples: [Double] = []
+            samples.reserveCapacity(count)
+            for index in 0..<count {
+                guard ContinuousClock.now < deadline else {
+                    throw ValidationError("timed out after \(index) of \(count) connections")
+                }
+                let socket = try LabSocket(type: SOCK_STREAM)
+                // Close with RST (linger 0) so thousands of connections leave no TIME_WAIT behind.
+                var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+                setsockopt(socket.fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+                let started = ContinuousClock.now
+                if let failure = try socket.connect(server) {
+                    throw ValidationError("connection \(index) to \(server) failed: \(String(cString: strerror(failure)))")
+                }
+                let elapsed = started.duration(to: .now)
+                samples.append(Double(elapsed.components.seconds) * 1e6 + Double(elapsed.components.attoseconds) / 1e12)
+            }
+            samples.sort()
+            func percentile(_ p: Double) -> Double { samples[min(samples.count - 1, Int(Double(samples.count) * p))] }
+            emit(String(format: "connections=%d p50_us=%.1f p99_us=%.1f max_us=%.1f", count, percentile(0.5), percentile(0.99), samples.last ?? 0))
+        }
+    }
+}
