@@ -230,6 +230,17 @@ cmd_up() {
 }
 
 # Sends SIGTERM to a pid, waits up to 3 s, then SIGKILL.
+# Closes every descriptor inherited beyond 0-2 (call it in the subshell that starts a background
+# process): a caller waiting for EOF on one of them (Foundation's Process does) would otherwise wait
+# for the background process to exit.
+close_inherited_descriptors() {
+    local descriptor
+    for descriptor in /proc/self/fd/*; do
+        descriptor=${descriptor##*/}
+        if ((descriptor > 2)); then eval "exec $descriptor>&-" 2>/dev/null || true; fi
+    done
+}
+
 stop_pid() {
     local pid=$1 what=$2 waited
     kill -0 "$pid" 2>/dev/null || return 0
@@ -379,12 +390,7 @@ cmd_impair() {
         : >"$logfile"
         log "ip netns exec $HUB $FTCP_IMPAIR ${arguments[*]} (background, log $logfile)"
         (
-            # Close every descriptor inherited beyond 0-2: a caller waiting for EOF on one of them
-            # (Foundation's Process does) would otherwise wait for the impairer to exit.
-            for descriptor in /proc/self/fd/*; do
-                descriptor=${descriptor##*/}
-                if ((descriptor > 2)); then eval "exec $descriptor>&-" 2>/dev/null || true; fi
-            done
+            close_inherited_descriptors
             exec ip netns exec "$HUB" "$FTCP_IMPAIR" "${arguments[@]}"
         ) </dev/null >>"$logfile" 2>&1 &
         pid=$!
@@ -455,8 +461,10 @@ start_background() {
     local namespace=$1 name=$2
     shift 2
     log "start $name in $namespace: $*"
-    # Descriptors above 2 are closed so callers that wait on a pipe are not held by the child.
-    ip netns exec "$namespace" setsid "$@" >"$RUN_DIR/$name.log" 2>&1 </dev/null 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
+    (
+        close_inherited_descriptors
+        exec ip netns exec "$namespace" setsid "$@"
+    ) </dev/null >"$RUN_DIR/$name.log" 2>&1 &
     echo $! >"$RUN_DIR/$name.pid"
 }
 

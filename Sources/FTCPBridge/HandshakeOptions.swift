@@ -32,6 +32,27 @@ public struct HandshakeOptions: Equatable, Sendable {
 
 /// Set operations on SACK blocks (client sequence space).
 enum SACKBlocks {
+    /// The byte ranges above `acknowledged` that both servers hold, as SACK
+    /// blocks. A server holds everything below its own acknowledgment and the
+    /// blocks it reported; only bytes both hold may be reported to the client,
+    /// which will then not retransmit them.
+    static func shared(primary: (acknowledged: SequenceNumber, blocks: [SACKBlock]),
+                       secondary: (acknowledged: SequenceNumber, blocks: [SACKBlock]),
+                       above acknowledged: SequenceNumber, limit: Int) -> [SACKBlock] {
+        func holdings(_ server: (acknowledged: SequenceNumber, blocks: [SACKBlock])) -> [SACKBlock] {
+            var ranges = server.blocks.filter { acknowledged < $0.right }
+            if acknowledged < server.acknowledged {
+                ranges.append(SACKBlock(left: acknowledged, right: server.acknowledged))
+            }
+            return ranges
+        }
+        // The lagging server's blocks come first, so the client sees its newest block first.
+        let ordered = primary.acknowledged <= secondary.acknowledged
+            ? intersection(holdings(primary), holdings(secondary), limit: limit)
+            : intersection(holdings(secondary), holdings(primary), limit: limit)
+        return ordered.filter { acknowledged < $0.left }
+    }
+
     /// The byte ranges that appear in both lists, at most `limit` of them.
     static func intersection(_ a: [SACKBlock], _ b: [SACKBlock], limit: Int) -> [SACKBlock] {
         var result: [SACKBlock] = []

@@ -206,9 +206,11 @@ struct MergedConnection: Sendable {
         }
 
         var previousAck: SequenceNumber?
+        var previousWindow: UInt32 = 0
         let clockOffset = role == .primary ? timestampDelta : 0
         update(role) { stream in
             previousAck = stream.acknowledged
+            previousWindow = stream.windowBytes
             Self.recordAcknowledgment(segment, into: &stream, shift: shift)
             if var ts = segment.timestamps {
                 ts.value = ts.value &- clockOffset
@@ -252,9 +254,14 @@ struct MergedConnection: Sendable {
         if phase == .primaryOnly || phase == .closed { return }
 
         if !sentData {
-            let duplicateWithSACK = role == .secondary && payloadLength == 0 && !flags.contains(.fin)
-                && previousAck == secondary.acknowledged && !segment.sackBlocks.isEmpty
-            sendAcknowledgmentIfAdvanced(forceDuplicate: duplicateWithSACK, into: &output)
+            // A duplicate ACK (no data, same ACK, same window) from the server the client's
+            // view depends on goes out as a duplicate ACK too: it is what drives the client's
+            // fast retransmit when that server misses a segment.
+            let stream = role == .primary ? primary : secondary
+            let duplicate = payloadLength == 0 && !flags.contains(.fin) && previousAck == stream.acknowledged
+                && previousWindow == stream.windowBytes && stream.acknowledged == mergedAcknowledgment
+            sendAcknowledgmentIfAdvanced(forceDuplicate: duplicate, into: &output)
+            if duplicate { statistics.duplicateAcknowledgments += 1 }
         }
         checkClosed(now: now, into: &output)
     }
@@ -334,7 +341,11 @@ struct MergedConnection: Sendable {
         if copy.flags.contains(.ack) {
             lastAcknowledgmentSent = copy.acknowledgmentNumber
         }
-        copy.window = segment.window
+        // The client reads window fields with the secondary's shift.
+        if !copy.flags.contains(.syn) {
+            let bytes = UInt64(segment.window) << UInt64(windowShift(of: primary))
+            copy.window = UInt16(min(UInt64(UInt16.max), bytes >> UInt64(outputWindowShift)))
+        }
         output.send(copy, connection: key)
     }
 
@@ -416,9 +427,9 @@ struct MergedConnection: Sendable {
         if timestampsAgreed, let ts = secondary.timestamps ?? secondary.handshake?.timestamps {
             options += [.noOperation, .noOperation, .timestamps(value: ts.value, echoReply: ts.echoReply)]
         }
-        if sackAgreed {
-            let blocks = SACKBlocks.intersection(primary.sackBlocks, secondary.sackBlocks, limit: 3)
-                .filter { ack < $0.right }
+        if sackAgreed, let ackP = primary.acknowledged, let ackS = secondary.acknowledged {
+            let blocks = SACKBlocks.shared(primary: (ackP, primary.sackBlocks), secondary: (ackS, secondary.sackBlocks),
+                                           above: ack, limit: timestampsAgreed ? 3 : 4)
             if !blocks.isEmpty { options += [.noOperation, .noOperation, .sack(blocks)] }
         }
         return self.segment(sequence: sequence, acknowledgment: ack, flags: flags, window: window,
@@ -455,6 +466,16 @@ struct MergedConnection: Sendable {
             sequenceNumber: segment.sequenceNumber, acknowledgmentNumber: segment.acknowledgmentNumber,
             flags: segment.flags, window: segment.window, urgentPointer: segment.urgentPointer,
             options: segment.options, payload: Array(segment.payload))
+    }
+
+    // MARK: The secondary failing
+
+    /// The secondary is gone: send what only the primary holds, and from now
+    /// on forward the primary's segments at once (still moved by Δ and Δts).
+    mutating func secondaryFailed(into output: inout BridgeOutput) {
+        guard phase == .replicating else { return }
+        flushPrimaryAlone(into: &output)
+        phase = .primaryOnly
     }
 
     // MARK: Segments from the client
@@ -518,6 +539,7 @@ public struct ConnectionStatistics: Equatable, Sendable {
     public var segmentsFromClient: UInt64 = 0
     public var bytesSent: UInt64 = 0
     public var pureAcknowledgments: UInt64 = 0
+    public var duplicateAcknowledgments: UInt64 = 0
     public var retransmissionsForwarded: UInt64 = 0
     public var divergences: UInt64 = 0
     public var refusedQueueBytes: UInt64 = 0

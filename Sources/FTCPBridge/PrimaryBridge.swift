@@ -13,6 +13,10 @@ public struct PrimaryBridge: Sendable {
     var connections: [ConnectionKey: MergedConnection] = [:]
     public private(set) var counters = PrimaryCounters()
 
+    /// SYN-ACKs of the secondary that arrived before the client's SYN did.
+    var earlySecondarySYNACKs: [ConnectionKey: (bytes: [UInt8], at: MonotonicTime)] = [:]
+    static let earlySYNACKLimit = 1024
+
     public init(configuration: BridgeConfiguration) {
         self.configuration = configuration
     }
@@ -53,7 +57,14 @@ public struct PrimaryBridge: Sendable {
             return output
         }
         guard var connection = connections[key] else {
-            counters.droppedUnknownFromSecondary += 1
+            // The secondary's SYN-ACK can overtake the client's SYN on its way through this
+            // host's queue; keep it until the SYN shows up instead of waiting for a retransmission.
+            if packet.tcp.flags.contains([.syn, .ack]) && earlySecondarySYNACKs.count < Self.earlySYNACKLimit {
+                earlySecondarySYNACKs[key] = (Array(packet.bytes), now)
+                counters.heldEarlySYNACKs += 1
+            } else {
+                counters.droppedUnknownFromSecondary += 1
+            }
             return output
         }
         connection.secondarySegment(packet.tcp, now: now, into: &output)
@@ -70,6 +81,13 @@ public struct PrimaryBridge: Sendable {
         let key = key(clientAddress: packet.ip.source, clientPort: tcp.sourcePort, serverPort: tcp.destinationPort)
         let flags = tcp.flags
         let isNewSYN = flags.contains(.syn) && !flags.contains(.ack)
+        if isNewSYN && isAlone {
+            // Alone, a new connection is the primary's own: nothing to merge or translate
+            // (and an old tombstone with the same ports must not translate it).
+            connections[key] = nil
+            counters.passedUnknownFromClient += 1
+            return (.accept(modified: false), output)
+        }
         if isNewSYN {
             if let existing = connections[key], existing.phase != .closed,
                existing.client.initialSequence == tcp.sequenceNumber {
@@ -80,9 +98,18 @@ public struct PrimaryBridge: Sendable {
                 output.event(.tableFull(key, limit: configuration.maximumConnections))
                 return (.drop, output)
             }
-            connections[key] = MergedConnection(
+            var connection = MergedConnection(
                 key: key, serviceAddress: configuration.serviceAddress, clientSYN: tcp,
                 capacity: configuration.maximumQueuedBytesPerServer, now: now)
+            if var early = earlySecondarySYNACKs.removeValue(forKey: key)?.bytes {
+                early.withUnsafeMutableBytes { buffer in
+                    if let view = try? TCPPacket(validating: buffer),
+                       view.tcp.acknowledgmentNumber == tcp.sequenceNumber + 1 {
+                        connection.secondarySegment(view.tcp, now: now, into: &output)
+                    }
+                }
+            }
+            connections[key] = connection
             return (.accept(modified: false), output)
         }
         guard var connection = connections[key] else {
@@ -94,10 +121,37 @@ public struct PrimaryBridge: Sendable {
         return (.accept(modified: modified), output)
     }
 
+    /// Whether the primary serves alone since the secondary failed.
+    public private(set) var isAlone = false
+
+    /// The secondary failed: every replicated connection goes on with the
+    /// primary alone (what it held goes out now; Δ and Δts still apply).
+    /// Handshakes that were waiting for the secondary are forgotten, so the
+    /// primary's kernel's next SYN-ACK goes out unchanged (Δ = 0), and new
+    /// connections are not tracked at all. There is no way back: a new
+    /// secondary needs a restart of the primary bridge (reintegration is
+    /// outside the paper's scope and this bridge's).
+    public mutating func secondaryFailed(now: MonotonicTime) -> BridgeOutput {
+        var output = BridgeOutput()
+        guard !isAlone else { return output }
+        isAlone = true
+        for key in Array(connections.keys) {
+            guard var connection = connections[key] else { continue }
+            if connection.phase == .handshake {
+                connections[key] = nil
+                continue
+            }
+            connection.secondaryFailed(into: &output)
+            connections[key] = connection
+        }
+        return output
+    }
+
     /// Expires handshakes that never completed, closed connections whose
     /// linger ended, and connections idle past the idle timeout.
     public mutating func expire(now: MonotonicTime) -> BridgeOutput {
         var output = BridgeOutput()
+        earlySecondarySYNACKs = earlySecondarySYNACKs.filter { now.milliseconds(since: $0.value.at) < 5_000 }
         for (key, connection) in connections {
             let limit: UInt64
             let since: MonotonicTime
@@ -134,7 +188,13 @@ public struct PrimaryBridge: Sendable {
                     primaryEdge: connection.primary.rightEdge?.rawValue,
                     secondaryAcknowledgment: connection.secondary.acknowledged?.rawValue,
                     secondaryEdge: connection.secondary.rightEdge?.rawValue,
-                    clientAcknowledgment: connection.client.acknowledged?.rawValue),
+                    clientAcknowledgment: connection.client.acknowledged?.rawValue,
+                    primaryQueueBase: connection.primary.pending.base.rawValue,
+                    primaryQueueContiguous: connection.primary.pending.contiguousCount,
+                    primaryQueueEnd: connection.primary.pending.highestEnd.rawValue,
+                    secondaryQueueBase: connection.secondary.pending.base.rawValue,
+                    secondaryQueueContiguous: connection.secondary.pending.contiguousCount,
+                    secondaryQueueEnd: connection.secondary.pending.highestEnd.rawValue),
                 statistics: connection.statistics)
         }.sorted { ($0.key.clientAddress.value, $0.key.clientPort) < ($1.key.clientAddress.value, $1.key.clientPort) }
     }
@@ -163,6 +223,7 @@ public struct PrimaryCounters: Equatable, Sendable {
     public var segmentsFromClient: UInt64 = 0
     public var passedUnprotectedFromPrimary: UInt64 = 0
     public var droppedUnknownFromSecondary: UInt64 = 0
+    public var heldEarlySYNACKs: UInt64 = 0
     public var droppedUnprotectedFromSecondary: UInt64 = 0
     public var passedUnknownFromClient: UInt64 = 0
     public var droppedTableFull: UInt64 = 0
@@ -192,5 +253,12 @@ public struct ConnectionStatus: Equatable, Sendable {
         public var secondaryAcknowledgment: UInt32?
         public var secondaryEdge: UInt32?
         public var clientAcknowledgment: UInt32?
+        /// Each server's queue: where it starts, how much is contiguous from there, where it ends.
+        public var primaryQueueBase: UInt32
+        public var primaryQueueContiguous: Int
+        public var primaryQueueEnd: UInt32
+        public var secondaryQueueBase: UInt32
+        public var secondaryQueueContiguous: Int
+        public var secondaryQueueEnd: UInt32
     }
 }

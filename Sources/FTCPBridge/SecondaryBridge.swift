@@ -68,6 +68,59 @@ public struct SecondaryBridge: Sendable {
         return .inject
     }
 
+    // MARK: After a takeover
+
+    /// Whether this bridge has taken over the service address.
+    public private(set) var isPromoted = false
+    /// Connections begun through the primary: the secondary's sockets for
+    /// them are bound to its own address, so after the takeover their
+    /// segments are translated between the service address and its own.
+    public private(set) var inherited: Set<ConnectionKey> = []
+
+    /// The primary failed and this host now owns the service address.
+    /// Returns the inherited connections.
+    @discardableResult
+    public mutating func promote() -> Set<ConnectionKey> {
+        if !isPromoted {
+            isPromoted = true
+            inherited = Set(seen.keys)
+        }
+        return inherited
+    }
+
+    /// After the takeover: a client's segment to the service address, now
+    /// delivered to this host. An inherited connection's segment is
+    /// readdressed to the secondary's own address (where its socket is);
+    /// anything else is served natively. Returns whether it was rewritten.
+    public mutating func promotedClientSegment(_ packet: TCPPacket, now: MonotonicTime) -> Bool {
+        let tcp = packet.tcp
+        let key = ConnectionKey(clientAddress: packet.ip.source, clientPort: tcp.sourcePort, serverPort: tcp.destinationPort)
+        guard isPromoted, packet.ip.destination == configuration.serviceAddress, inherited.contains(key) else {
+            counters.promotedPassed += 1
+            return false
+        }
+        packet.setDestination(configuration.secondaryAddress)
+        counters.promotedTranslatedIn += 1
+        note(key, now: now) { $0.segmentsFromClient += 1; $0.bytesFromClient += UInt64(tcp.payloadLength) }
+        return true
+    }
+
+    /// After the takeover: a segment the secondary's kernel sends. An
+    /// inherited connection's segment leaves from the service address, as
+    /// the client has always seen it. Returns whether it was rewritten.
+    public mutating func promotedKernelSegment(_ packet: TCPPacket, now: MonotonicTime) -> Bool {
+        let tcp = packet.tcp
+        let key = ConnectionKey(clientAddress: packet.ip.destination, clientPort: tcp.destinationPort, serverPort: tcp.sourcePort)
+        guard isPromoted, packet.ip.source == configuration.secondaryAddress, inherited.contains(key) else {
+            counters.promotedPassed += 1
+            return false
+        }
+        packet.setSource(configuration.serviceAddress)
+        counters.promotedTranslatedOut += 1
+        note(key, now: now) { $0.segmentsRelayed += 1; $0.bytesRelayed += UInt64(tcp.payloadLength) }
+        return true
+    }
+
     /// Forgets connections not seen for `idleMilliseconds`.
     public mutating func expire(now: MonotonicTime, idleMilliseconds: UInt64) {
         seen = seen.filter { now.milliseconds(since: $0.value.lastSeen) < idleMilliseconds }
@@ -127,4 +180,7 @@ public struct SecondaryCounters: Equatable, Sendable {
     public var injectedFromPrimary: UInt64 = 0
     public var refusedFromPrimary: UInt64 = 0
     public var untrackedConnections: UInt64 = 0
+    public var promotedTranslatedIn: UInt64 = 0
+    public var promotedTranslatedOut: UInt64 = 0
+    public var promotedPassed: UInt64 = 0
 }

@@ -70,3 +70,18 @@ public struct DaemonConfiguration: Sendable {
         return "ip and tcp and dst host \(serviceAddress) and (\(ports)) and not src host \(ownAddress)"
     }
 }
+
+extension NetfilterQueue.Options {
+    /// What both bridges ask of their queues: a deep kernel queue (a burst of a whole
+    /// congestion window must not overflow it) and a large socket buffer, no fail-open
+    /// (a bridge that is not reading must silence protected traffic, not let it through).
+    static let bridge = NetfilterQueue.Options(receiveBufferBytes: 64 << 20, maximumQueueLength: 16_384)
+}
+
+extension PrimaryDaemon {
+    static var queueOptions: NetfilterQueue.Options { .bridge }
+}
+
+extension SecondaryDaemon {
+    static var queueOptions: NetfilterQueue.Options { .bridge }
+}

@@ -28,8 +28,8 @@ public final class PrimaryDaemon {
     /// bound and removed on the way out, whatever the reason.
     public func run() throws {
         try TerminationSignals.install()
-        let outbound = try NetfilterQueue.open(queue: configuration.outboundQueue)
-        let inbound = try NetfilterQueue.open(queue: configuration.inboundQueue)
+        let outbound = try NetfilterQueue.open(queue: configuration.outboundQueue, options: Self.queueOptions)
+        let inbound = try NetfilterQueue.open(queue: configuration.inboundQueue, options: Self.queueOptions)
         let raw = try RawIPv4Socket(mark: configuration.bypassMark)
         let link = try ReplicationLink(configuration: configuration, logger: logger)
         let firewall = Firewall()
@@ -66,6 +66,11 @@ public final class PrimaryDaemon {
         while TerminationSignals.received == nil {
             let ready = try poller.wait(timeoutMilliseconds: Int32(configuration.heartbeatIntervalMilliseconds))
             let now = MonotonicClock.now()
+            // Clients first: a client's SYN must be known before the secondary's answer to it,
+            // which can only have been produced after the same SYN was queued here.
+            if ready.contains(inbound.fileDescriptor) {
+                try handleClients(inbound, raw: raw, link: link, now: now)
+            }
             if ready.contains(outbound.fileDescriptor) {
                 try handleOwnKernel(outbound, raw: raw, link: link, now: now)
             }
@@ -73,9 +78,6 @@ public final class PrimaryDaemon {
                 link.receiveAll(now: now) { message in
                     handleReplication(message, raw: raw, link: link, now: now)
                 }
-            }
-            if ready.contains(inbound.fileDescriptor) {
-                try handleClients(inbound, raw: raw, link: link, now: now)
             }
             if ready.contains(control.fileDescriptor) {
                 control.answerPending { status(link: link, now: now).json() }
@@ -204,6 +206,7 @@ public final class PrimaryDaemon {
         all["segmentsFromClients"] = c.segmentsFromClient
         all["passedUnprotectedFromPrimary"] = c.passedUnprotectedFromPrimary
         all["droppedUnknownFromSecondary"] = c.droppedUnknownFromSecondary
+        all["heldEarlySYNACKs"] = c.heldEarlySYNACKs
         all["droppedTableFull"] = c.droppedTableFull
         all["expired"] = c.expired
         let connections = bridge.connectionStatuses.map { entry in

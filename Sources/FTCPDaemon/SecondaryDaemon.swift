@@ -23,7 +23,7 @@ public final class SecondaryDaemon {
 
     public func run() throws {
         try TerminationSignals.install()
-        let outbound = try NetfilterQueue.open(queue: configuration.outboundQueue)
+        let outbound = try NetfilterQueue.open(queue: configuration.outboundQueue, options: Self.queueOptions)
         let capture = try PacketCapture(interface: configuration.interface, filter: configuration.captureFilter)
         let raw = try RawIPv4Socket(mark: configuration.bypassMark)
         let link = try ReplicationLink(configuration: configuration, logger: logger)

@@ -93,3 +93,28 @@ struct HandshakeTests {
         #expect(scenario.bridge.connectionCount == 0)
     }
 }
+
+@Suite("Races in the handshake")
+struct HandshakeRaceTests {
+    typealias S = PrimaryScenario
+
+    @Test("the secondary's SYN-ACK arriving before the client's SYN is kept, and the handshake completes without a retransmission")
+    func secondarySYNACKOvertakesClientSYN() throws {
+        var scenario = S()
+        let early = try scenario.secondary(S.fromServer(.secondary, seq: 200, ack: 1001, flags: [.syn, .ack], options: [.maximumSegmentSize(1460)]))
+        #expect(early.packetsToClient.isEmpty)
+        try scenario.client(S.fromClient(seq: 1000, flags: [.syn], options: [.maximumSegmentSize(1460)]))
+        let out = try scenario.primary(S.fromServer(.primary, seq: 5000, ack: 1001, flags: [.syn, .ack], options: [.maximumSegmentSize(1460)]))
+        #expect(out.packetsToClient.map(\.sequenceNumber) == [SequenceNumber(200)])
+        #expect(out.packetsToClient.first?.flags == [.syn, .ack])
+    }
+
+    @Test("an early SYN-ACK answering another SYN (other ISN) is not used")
+    func earlySYNACKForOtherISN() throws {
+        var scenario = S()
+        try scenario.secondary(S.fromServer(.secondary, seq: 200, ack: 77, flags: [.syn, .ack]))
+        try scenario.client(S.fromClient(seq: 1000, flags: [.syn]))
+        let out = try scenario.primary(S.fromServer(.primary, seq: 5000, ack: 1001, flags: [.syn, .ack]))
+        #expect(out.packetsToClient.isEmpty)
+    }
+}

@@ -73,8 +73,39 @@ struct MergeTests {
         #expect(s.packetsToClient.first?.acknowledgmentNumber == SequenceNumber(1101))
         #expect(s.packetsToClient.first?.payload == [])
         #expect(s.packetsToClient.first?.sequenceNumber == SequenceNumber(1))
-        let again = try scenario.secondary(S.fromServer(.secondary, seq: 1, ack: 1101))
-        #expect(again.packetsToClient.isEmpty, "nothing new to acknowledge")
+        // P acknowledging what it already acknowledged, while ahead of nothing, is a duplicate
+        // ACK of the merged view and goes out as one (it drives the client's fast retransmit).
+        let again = try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1101, window: 1000))
+        #expect(again.packetsToClient.map(\.acknowledgmentNumber) == [SequenceNumber(1101)])
+    }
+
+    @Test("a duplicate ACK from the server that is ahead is not the client's business")
+    func duplicateFromLeaderSuppressed() throws {
+        var scenario = S()
+        try scenario.handshake(primaryISN: 30, secondaryISN: 0)
+        try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1101, window: 1000))
+        try scenario.secondary(S.fromServer(.secondary, seq: 1, ack: 1001, window: 1000))
+        let duplicateFromLeader = try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1101, window: 1000))
+        #expect(duplicateFromLeader.packetsToClient.isEmpty)
+        let duplicateFromLagger = try scenario.secondary(S.fromServer(.secondary, seq: 1, ack: 1001, window: 1000))
+        #expect(duplicateFromLagger.packetsToClient.map(\.acknowledgmentNumber) == [SequenceNumber(1001)])
+    }
+
+    @Test("SACK: bytes the leading server holds below its own ACK count as held")
+    func sackWithLeaderBeyond() throws {
+        var scenario = S()
+        try scenario.handshake(primaryISN: 30, secondaryISN: 0,
+                               clientOptions: [.maximumSegmentSize(1460), .sackPermitted],
+                               primaryOptions: [.maximumSegmentSize(1460), .sackPermitted],
+                               secondaryOptions: [.maximumSegmentSize(1460), .sackPermitted])
+        // S has all of 1001–1300; P missed 1001–1100.
+        try scenario.secondary(S.fromServer(.secondary, seq: 1, ack: 1301, window: 1000))
+        try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, window: 1000))
+        let out = try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, window: 1000,
+                                                    options: [.noOperation, .noOperation, .sack([SACKBlock(left: SequenceNumber(1101), right: SequenceNumber(1301))])]))
+        let dupAck = try #require(out.packetsToClient.first)
+        #expect(dupAck.acknowledgmentNumber == SequenceNumber(1001))
+        #expect(dupAck.options == [.noOperation, .noOperation, .sack([SACKBlock(left: SequenceNumber(1101), right: SequenceNumber(1301))])])
     }
 
     @Test("the advertised right edge never moves left")

@@ -1,0 +1,75 @@
+/// Decides when the other bridge has failed, from what this bridge hears.
+///
+/// Pure and clock-free: the shell reports every authenticated message from
+/// the peer (`heard`) and any other evidence that the peer is alive
+/// (`sawEvidence`, for example the primary's segments to clients seen on the
+/// wire by the secondary), and calls `check` on every timer tick. The peer
+/// counts as failed after `timeoutMilliseconds` without either; a peer never
+/// heard from is never declared failed (a bridge started alone waits for
+/// its peer instead of taking over its address).
+public struct FaultDetector: Sendable {
+    /// Detection settings.
+    public struct Configuration: Equatable, Sendable {
+        /// How often each bridge sends a heartbeat.
+        public var heartbeatIntervalMilliseconds: UInt64
+        /// Heartbeats that may be missed in a row before the peer counts as failed.
+        public var missedHeartbeats: UInt64
+
+        public init(heartbeatIntervalMilliseconds: UInt64 = 10, missedHeartbeats: UInt64 = 5) {
+            self.heartbeatIntervalMilliseconds = heartbeatIntervalMilliseconds
+            self.missedHeartbeats = missedHeartbeats
+        }
+
+        /// Silence after which the peer counts as failed.
+        public var timeoutMilliseconds: UInt64 { heartbeatIntervalMilliseconds * missedHeartbeats }
+    }
+
+    /// What this bridge believes about its peer.
+    public enum PeerState: String, Equatable, Sendable {
+        /// Not heard from since this bridge started.
+        case unknown
+        case alive
+        case failed
+    }
+
+    public let configuration: Configuration
+    public private(set) var state: PeerState = .unknown
+    public private(set) var lastHeard: MonotonicTime?
+    public private(set) var lastEvidence: MonotonicTime?
+
+    public init(configuration: Configuration) {
+        self.configuration = configuration
+    }
+
+    /// An authenticated message from the peer arrived.
+    public mutating func heard(now: MonotonicTime) -> PeerState? {
+        lastHeard = now
+        return transition(to: .alive)
+    }
+
+    /// Something other than the replication channel showed the peer alive.
+    /// It keeps an alive peer alive but does not revive a failed one: only
+    /// the peer's own bridge speaking again does that.
+    public mutating func sawEvidence(now: MonotonicTime) {
+        lastEvidence = now
+    }
+
+    /// Returns the new state if the peer just failed.
+    public mutating func check(now: MonotonicTime) -> PeerState? {
+        guard state == .alive else { return nil }
+        let latest = [lastHeard, lastEvidence].compactMap { $0 }.max() ?? now
+        guard now.milliseconds(since: latest) >= configuration.timeoutMilliseconds else { return nil }
+        return transition(to: .failed)
+    }
+
+    /// Milliseconds since the peer's bridge last spoke, if it ever did.
+    public func silenceMilliseconds(now: MonotonicTime) -> UInt64? {
+        lastHeard.map { now.milliseconds(since: $0) }
+    }
+
+    private mutating func transition(to next: PeerState) -> PeerState? {
+        guard next != state else { return nil }
+        state = next
+        return next
+    }
+}

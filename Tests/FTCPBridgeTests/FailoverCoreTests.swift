@@ -1,0 +1,177 @@
+import Testing
+import FTCPWire
+@testable import FTCPBridge
+
+@Suite("Fault detector")
+struct FaultDetectorTests {
+    let settings = FaultDetector.Configuration(heartbeatIntervalMilliseconds: 10, missedHeartbeats: 5)
+
+    @Test("a peer never heard from is never declared failed")
+    func neverHeard() {
+        var detector = FaultDetector(configuration: settings)
+        #expect(detector.check(now: .seconds(100)) == nil)
+        #expect(detector.state == .unknown)
+    }
+
+    @Test("silence for five heartbeat intervals fails the peer, once")
+    func silenceFails() {
+        var detector = FaultDetector(configuration: settings)
+        #expect(detector.heard(now: .milliseconds(1000)) == .alive)
+        #expect(detector.check(now: .milliseconds(1049)) == nil)
+        #expect(detector.check(now: .milliseconds(1050)) == .failed)
+        #expect(detector.check(now: .milliseconds(1100)) == nil, "reported once")
+        #expect(detector.state == .failed)
+    }
+
+    @Test("other evidence of life (the primary's segments on the wire) holds off the verdict")
+    func evidenceHoldsOff() {
+        var detector = FaultDetector(configuration: settings)
+        _ = detector.heard(now: .milliseconds(1000))
+        detector.sawEvidence(now: .milliseconds(1040))
+        #expect(detector.check(now: .milliseconds(1060)) == nil)
+        #expect(detector.check(now: .milliseconds(1090)) == .failed)
+    }
+
+    @Test("the peer's bridge speaking again revives it; evidence alone does not")
+    func revival() {
+        var detector = FaultDetector(configuration: settings)
+        _ = detector.heard(now: .milliseconds(0))
+        _ = detector.check(now: .milliseconds(100))
+        detector.sawEvidence(now: .milliseconds(110))
+        #expect(detector.state == .failed)
+        #expect(detector.heard(now: .milliseconds(120)) == .alive)
+    }
+}
+
+@Suite("The primary alone, after the secondary fails (paper §6)")
+struct PrimaryAloneTests {
+    typealias S = PrimaryScenario
+
+    @Test("what only the primary held goes out at once, moved by Δ, and later segments need no secondary")
+    func flushAndGoOn() throws {
+        var scenario = S()
+        try scenario.handshake(primaryISN: 30, secondaryISN: 0)
+        try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, payload: numberedBytes(1...10)))
+        let flushed = scenario.bridge.secondaryFailed(now: scenario.now)
+        #expect(flushed.packetsToClient.map(\.sequenceNumber) == [SequenceNumber(1)])
+        #expect(flushed.packetsToClient.flatMap(\.payload) == numberedBytes(1...10))
+        #expect(scenario.status?.phase == "primary-only")
+        let next = try scenario.primary(S.fromServer(.primary, seq: 41, ack: 1001, window: 700, payload: numberedBytes(11...15)))
+        #expect(next.packetsToClient.map(\.sequenceNumber) == [SequenceNumber(11)])
+        #expect(next.packetsToClient.first?.acknowledgmentNumber == SequenceNumber(1001))
+        #expect(next.packetsToClient.first?.window == 700)
+        // The client's ACKs still reach the primary's kernel moved by Δ.
+        let (delivered, _) = try scenario.client(S.fromClient(seq: 1001, ack: 16))
+        #expect(delivered?.acknowledgmentNumber == SequenceNumber(46))
+    }
+
+    @Test("a handshake waiting for the secondary is forgotten, so the primary's own SYN-ACK passes unchanged")
+    func handshakeForgotten() throws {
+        var scenario = S()
+        try scenario.client(S.fromClient(seq: 1000, flags: [.syn]))
+        try scenario.primary(S.fromServer(.primary, seq: 5000, ack: 1001, flags: [.syn, .ack]))
+        _ = scenario.bridge.secondaryFailed(now: scenario.now)
+        #expect(scenario.status == nil)
+        #expect(try scenario.primaryVerdict(S.fromServer(.primary, seq: 5000, ack: 1001, flags: [.syn, .ack])) == .pass)
+    }
+
+    @Test("new connections after the secondary failed are the primary's own and are not tracked")
+    func newConnectionsUntracked() throws {
+        var scenario = S()
+        _ = scenario.bridge.secondaryFailed(now: scenario.now)
+        let (delivered, _) = try scenario.client(S.fromClient(seq: 1000, flags: [.syn]))
+        #expect(delivered != nil)
+        #expect(scenario.bridge.connectionCount == 0)
+        #expect(try scenario.primaryVerdict(S.fromServer(.primary, seq: 5000, ack: 1001, flags: [.syn, .ack])) == .pass)
+    }
+
+    @Test("with different window scales, the primary's window is re-expressed in the secondary's shift")
+    func windowRescaled() throws {
+        var scenario = S()
+        try scenario.handshake(primaryISN: 30, secondaryISN: 0,
+                               clientOptions: [.maximumSegmentSize(1460), .noOperation, .windowScale(7)],
+                               primaryOptions: [.maximumSegmentSize(1460), .noOperation, .windowScale(7)],
+                               secondaryOptions: [.maximumSegmentSize(1460), .noOperation, .windowScale(9)])
+        _ = scenario.bridge.secondaryFailed(now: scenario.now)
+        let out = try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, window: 400, payload: [1]))
+        // 400 << 7 = 51,200 bytes = 100 << 9.
+        #expect(out.packetsToClient.first?.window == 100)
+    }
+}
+
+@Suite("The secondary after taking over (paper §5)")
+struct PromotionTests {
+    typealias S = PrimaryScenario
+    var bridge = SecondaryBridge(configuration: BridgeConfiguration(
+        serviceAddress: S.serviceAddress, secondaryAddress: S.secondaryAddress, protectedPorts: [S.serverPort]))
+
+    mutating func capture(_ fields: TCPPacketFields) throws {
+        var bytes = try fields.build()
+        _ = try bytes.withUnsafeMutableBytes { try bridge.capturedClientSegment(TCPPacket(validating: $0), now: .zero) }
+    }
+
+    @Test("an inherited connection keeps the service address on the wire and the secondary's address inside")
+    mutating func inheritedTranslated() throws {
+        try capture(S.fromClient(seq: 1000, flags: [.syn]))
+        #expect(bridge.promote().count == 1)
+        var inbound = try S.fromClient(seq: 1001, ack: 7, payload: [1, 2]).build()
+        let rewrittenIn = try inbound.withUnsafeMutableBytes { try bridge.promotedClientSegment(TCPPacket(validating: $0), now: .zero) }
+        #expect(rewrittenIn)
+        #expect(try TCPPacketFields(parsing: inbound).destination == S.secondaryAddress)
+        #expect(try inbound.withUnsafeMutableBytes { try TCPPacket(validating: $0).isChecksumValid })
+
+        var outbound = try S.fromServer(.secondary, seq: 7, ack: 1003, payload: [9]).build()
+        let rewrittenOut = try outbound.withUnsafeMutableBytes { try bridge.promotedKernelSegment(TCPPacket(validating: $0), now: .zero) }
+        #expect(rewrittenOut)
+        #expect(try TCPPacketFields(parsing: outbound).source == S.serviceAddress)
+        #expect(try outbound.withUnsafeMutableBytes { try TCPPacket(validating: $0).isChecksumValid })
+    }
+
+    @Test("a connection begun after the takeover is served natively, untouched")
+    mutating func newConnectionNative() throws {
+        bridge.promote()
+        let fields = S.fromClient(seq: 1, flags: [.syn], port: 5555)
+        var bytes = try fields.build()
+        let rewritten = try bytes.withUnsafeMutableBytes { try bridge.promotedClientSegment(TCPPacket(validating: $0), now: .zero) }
+        #expect(!rewritten)
+        #expect(try TCPPacketFields(parsing: bytes) == fields)
+    }
+}
+
+@Suite("The secondary's takeover decision")
+struct TakeoverCoordinatorTests {
+    @Test("a silent primary whose address nobody answers for is taken over, translation before the address")
+    func takeover() {
+        var coordinator = TakeoverCoordinator()
+        #expect(coordinator.primaryFailed(silenceMilliseconds: 50, now: .milliseconds(100)) == [.probeServiceAddress])
+        #expect(coordinator.state == .checkingAddress)
+        let actions = coordinator.probeAnswered(heldBy: nil, now: .milliseconds(130))
+        #expect(actions == [.startTranslating, .claimServiceAddress, .announceServiceAddress, .stopCapture, .restartFlows])
+        #expect(coordinator.state == .promoted)
+        #expect(coordinator.since == .milliseconds(130))
+        #expect(coordinator.primaryFailed(silenceMilliseconds: 50, now: .milliseconds(200)) == [], "promoted once")
+    }
+
+    @Test("a partition: the primary's bridge is silent but its host answers ARP, so the secondary stays put and asks again")
+    func splitBrainGuard() {
+        var coordinator = TakeoverCoordinator(reprobeIntervalMilliseconds: 1000)
+        _ = coordinator.primaryFailed(silenceMilliseconds: 50, now: .milliseconds(100))
+        #expect(coordinator.probeAnswered(heldBy: "02:00:00:00:00:01", now: .milliseconds(120)) == [])
+        #expect(coordinator.state == .addressHeld(by: "02:00:00:00:00:01"))
+        #expect(coordinator.tick(now: .milliseconds(600)) == [])
+        #expect(coordinator.tick(now: .milliseconds(1100)) == [.probeServiceAddress])
+        // The partition heals: the primary's bridge is heard again.
+        coordinator.primaryAlive(now: .milliseconds(1200))
+        #expect(coordinator.state == .replicating)
+    }
+
+    @Test("the primary's host going away later still leads to a takeover")
+    func heldThenGone() {
+        var coordinator = TakeoverCoordinator()
+        _ = coordinator.primaryFailed(silenceMilliseconds: 50, now: .milliseconds(0))
+        _ = coordinator.probeAnswered(heldBy: "02:00:00:00:00:01", now: .milliseconds(10))
+        #expect(coordinator.tick(now: .milliseconds(1010)) == [.probeServiceAddress])
+        #expect(coordinator.probeAnswered(heldBy: nil, now: .milliseconds(1020)).first == .startTranslating)
+        #expect(coordinator.state == .promoted)
+    }
+}
