@@ -24,6 +24,10 @@ public struct DaemonConfiguration: Sendable {
     /// Mark on the packets the bridge sends itself, so its rules skip them.
     public var bypassMark: UInt32
     public var heartbeatIntervalMilliseconds: UInt64
+    /// Heartbeats missed in a row before the peer counts as failed.
+    public var missedHeartbeats: UInt64
+    /// Prefix length of the service address when the secondary claims it.
+    public var servicePrefixLength: Int
     /// Bounds for the bridge core.
     public var maximumConnections: Int
     public var maximumQueuedBytesPerServer: Int
@@ -31,7 +35,8 @@ public struct DaemonConfiguration: Sendable {
     public init(role: ReplicationRole, interface: String, ownAddress: IPv4Address, peerAddress: IPv4Address,
                 ports: [UInt16], key: ReplicationKey, controlPath: String, replicationPort: UInt16 = 7400,
                 outboundQueue: UInt16 = 7401, inboundQueue: UInt16 = 7402, bypassMark: UInt32 = 0x4654,
-                heartbeatIntervalMilliseconds: UInt64 = 100, maximumConnections: Int = 16_384,
+                heartbeatIntervalMilliseconds: UInt64 = 10, missedHeartbeats: UInt64 = 5,
+                servicePrefixLength: Int = 24, maximumConnections: Int = 16_384,
                 maximumQueuedBytesPerServer: Int = 8 << 20) {
         self.role = role
         self.interface = interface
@@ -45,6 +50,8 @@ public struct DaemonConfiguration: Sendable {
         self.inboundQueue = inboundQueue
         self.bypassMark = bypassMark
         self.heartbeatIntervalMilliseconds = heartbeatIntervalMilliseconds
+        self.missedHeartbeats = missedHeartbeats
+        self.servicePrefixLength = servicePrefixLength
         self.maximumConnections = maximumConnections
         self.maximumQueuedBytesPerServer = maximumQueuedBytesPerServer
     }
@@ -60,14 +67,23 @@ public struct DaemonConfiguration: Sendable {
     }
 
     public var firewallPlan: FirewallPlan {
-        FirewallPlan(role: role == .primary ? .primary : .secondary, ownAddress: ownAddress, ports: ports,
+        FirewallPlan(role: role == .primary ? .primary : .secondary, ownAddress: ownAddress,
+                     serviceAddress: serviceAddress, ports: ports,
                      outboundQueue: outboundQueue, inboundQueue: inboundQueue, bypassMark: bypassMark)
     }
 
-    /// The capture filter of the secondary: clients' TCP segments to the service on protected ports.
+    /// The capture filter of the secondary: clients' TCP segments to the service on protected
+    /// ports, and the primary's segments to clients (evidence that it is alive).
     public var captureFilter: String {
-        let ports = self.ports.sorted().map { "dst port \($0)" }.joined(separator: " or ")
-        return "ip and tcp and dst host \(serviceAddress) and (\(ports)) and not src host \(ownAddress)"
+        let toService = ports.sorted().map { "dst port \($0)" }.joined(separator: " or ")
+        let fromService = ports.sorted().map { "src port \($0)" }.joined(separator: " or ")
+        return "ip and tcp and not src host \(ownAddress) and "
+            + "((dst host \(serviceAddress) and (\(toService))) or (src host \(serviceAddress) and (\(fromService))))"
+    }
+
+    public var faultDetection: FaultDetector.Configuration {
+        FaultDetector.Configuration(heartbeatIntervalMilliseconds: heartbeatIntervalMilliseconds,
+                                    missedHeartbeats: missedHeartbeats)
     }
 }
 

@@ -5,7 +5,12 @@ import Foundation
 /// What `ftcp-bridge status` prints: the running bridge's state as JSON.
 public struct DaemonStatus: Codable, Sendable {
     public var role: String
+    /// replicating, alone (primary after the secondary failed), checking-address,
+    /// primary-silent-address-held or promoted (secondary after a takeover).
     public var state: String
+    /// Why the state last changed.
+    public var stateReason: String
+    /// Seconds since the state last changed.
     public var stateSinceSeconds: Double
     public var uptimeSeconds: Double
     public var peer: PeerStatus
@@ -16,6 +21,8 @@ public struct DaemonStatus: Codable, Sendable {
     /// What this bridge knows of the other one.
     public struct PeerStatus: Codable, Sendable {
         public var address: String
+        /// unknown (never heard), alive or failed, as the fault detector sees it.
+        public var state: String
         public var alive: Bool
         public var lastHeardMillisecondsAgo: UInt64?
         public var epoch: UInt64?

@@ -14,7 +14,11 @@ public final class PrimaryDaemon {
     let configuration: DaemonConfiguration
     let logger: Logger
     var bridge: PrimaryBridge
+    var detector: FaultDetector
     var counters: [String: UInt64] = [:]
+    private var state = "replicating"
+    private var stateReason = "started"
+    private var stateSince: MonotonicTime?
     private var scratch = [UInt8](repeating: 0, count: 65_536)
     private let started = MonotonicClock.now()
 
@@ -22,12 +26,25 @@ public final class PrimaryDaemon {
         self.configuration = configuration
         self.logger = logger
         bridge = PrimaryBridge(configuration: configuration.bridgeConfiguration)
+        detector = FaultDetector(configuration: configuration.faultDetection)
+    }
+
+    /// Refuses to run as primary while another host answers ARP for the service address
+    /// (the secondary took over while this host was away).
+    private func checkAddressIsOurs() throws {
+        let arp = try ARPSocket(interface: configuration.interface)
+        defer { arp.close() }
+        if let owner = try arp.probe(address: configuration.ownAddress, timeoutMilliseconds: 200) {
+            throw DaemonError.serviceAddressHeld(address: configuration.ownAddress, by: owner.description,
+                                                 interface: configuration.interface)
+        }
     }
 
     /// Runs until SIGINT or SIGTERM. Rules are installed once every queue is
     /// bound and removed on the way out, whatever the reason.
     public func run() throws {
         try TerminationSignals.install()
+        try checkAddressIsOurs()
         let outbound = try NetfilterQueue.open(queue: configuration.outboundQueue, options: Self.queueOptions)
         let inbound = try NetfilterQueue.open(queue: configuration.inboundQueue, options: Self.queueOptions)
         let raw = try RawIPv4Socket(mark: configuration.bypassMark)
@@ -53,6 +70,7 @@ public final class PrimaryDaemon {
             "service": "\(configuration.ownAddress)", "secondary": "\(configuration.peerAddress)",
             "ports": "\(configuration.ports.map(String.init).joined(separator: ","))",
             "control": "\(configuration.controlPath)", "key": "\(configuration.key.fingerprint)",
+            "detection": "\(configuration.heartbeatIntervalMilliseconds) ms × \(configuration.missedHeartbeats)",
         ])
 
         let poller = Poller()
@@ -64,7 +82,7 @@ public final class PrimaryDaemon {
         var nextExpiry = nextHeartbeat.adding(milliseconds: 1000)
 
         while TerminationSignals.received == nil {
-            let ready = try poller.wait(timeoutMilliseconds: Int32(configuration.heartbeatIntervalMilliseconds))
+            let ready = try poller.wait(timeoutMilliseconds: Int32(min(configuration.heartbeatIntervalMilliseconds, 50)))
             let now = MonotonicClock.now()
             // Clients first: a client's SYN must be known before the secondary's answer to it,
             // which can only have been produced after the same SYN was queued here.
@@ -76,9 +94,23 @@ public final class PrimaryDaemon {
             }
             if ready.contains(link.fileDescriptor) {
                 link.receiveAll(now: now) { message in
+                    if detector.heard(now: now) == .alive, bridge.isAlone {
+                        logger.warning("the secondary's bridge is speaking again, but this primary serves alone until it is restarted (no reintegration)")
+                    }
                     handleReplication(message, raw: raw, link: link, now: now)
                 }
             }
+            if detector.check(now: now) == .failed, !bridge.isAlone {
+                let silence = detector.silenceMilliseconds(now: now) ?? 0
+                state = "alone"
+                stateReason = "secondary bridge silent for \(silence) ms"
+                stateSince = now
+                logger.warning("secondary failed: serving alone from now on", metadata: [
+                    "silence_ms": "\(silence)", "connections": "\(bridge.connectionCount)",
+                ])
+                carryOut(bridge.secondaryFailed(now: now), raw: raw, link: link, now: now)
+            }
+            link.retryMissing(now: now)
             if ready.contains(control.fileDescriptor) {
                 control.answerPending { status(link: link, now: now).json() }
             }
@@ -170,7 +202,7 @@ public final class PrimaryDaemon {
             } else {
                 count("secondarySegmentMalformed")
             }
-        case .heartbeat:
+        case .heartbeat, .resendRequest:
             break
         case .inject:
             count("unexpectedInject")
@@ -220,9 +252,10 @@ public final class PrimaryDaemon {
                 divergences: entry.statistics.divergences, sequence: entry.sequence)
         }
         return DaemonStatus(
-            role: "primary", state: "replicating", stateSinceSeconds: Double(now.milliseconds(since: started)) / 1000,
+            role: "primary", state: state, stateReason: stateReason,
+            stateSinceSeconds: Double(now.milliseconds(since: stateSince ?? started)) / 1000,
             uptimeSeconds: Double(now.milliseconds(since: started)) / 1000,
-            peer: link.peerStatus(now: now, aliveWithinMilliseconds: configuration.heartbeatIntervalMilliseconds * 5),
+            peer: link.peerStatus(now: now, detector: detector),
             counters: all, replication: link.counters, connections: connections)
     }
 }

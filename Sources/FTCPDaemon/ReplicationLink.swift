@@ -19,6 +19,19 @@ final class ReplicationLink {
     private var lastSendErrorLog: MonotonicTime?
     private var receiveBuffer = [UInt8](repeating: 0, count: 70_000)
     private let logger: Logger
+    /// Recently sent datagrams by counter, kept to answer the peer's resend requests.
+    private var history: [(counter: UInt64, datagram: [UInt8])?] = Array(repeating: nil, count: ReplicationLink.historySize)
+    static let historySize = 8192
+    /// The peer's epoch and the counter expected next from it, to spot lost datagrams.
+    private var expected: (epoch: UInt64, counter: UInt64)?
+    /// Counters of the peer's current epoch that never arrived, with when they were last asked
+    /// for and how often: asked again until they come, since a resent datagram can be lost too.
+    private var missing: [UInt64: (lastAsked: MonotonicTime, attempts: Int)] = [:]
+    static let resendRetryMilliseconds: UInt64 = 15
+    static let resendAttempts = 20
+    private(set) var resendsRequested: UInt64 = 0
+    private(set) var resendsAbandoned: UInt64 = 0
+    private(set) var resendsAnswered: UInt64 = 0
 
     init(configuration: DaemonConfiguration, logger: Logger) throws {
         // Large buffers: the secondary relays every segment its kernel sends, in bursts as
@@ -38,7 +51,10 @@ final class ReplicationLink {
     /// Seals and sends one message; failures are counted and logged at most once a second.
     func send(_ message: ReplicationMessage, now: MonotonicTime) {
         do {
+            let counter = sealer.nextCounter
             let datagram = try sealer.seal(message)
+            // Every datagram is kept (resend requests too), so that every counter can be answered.
+            history[Int(counter % UInt64(Self.historySize))] = (counter, datagram)
             try datagram.withUnsafeBytes { try socket.send($0, to: peerAddress, port: port) }
             sent += 1
         } catch {
@@ -65,20 +81,99 @@ final class ReplicationLink {
             switch result {
             case let .success(message):
                 lastHeard = now
-                body(message.message)
+                noticeGaps(message, now: now)
+                if case let .resendRequest(first, count) = message.message {
+                    resend(first: first, count: count)
+                } else {
+                    body(message.message)
+                }
             case let .failure(reason):
                 logger.debug("replication datagram dropped", metadata: ["from": "\(received.from)", "reason": "\(reason)"])
             }
         }
     }
 
-    func peerStatus(now: MonotonicTime, aliveWithinMilliseconds: UInt64) -> DaemonStatus.PeerStatus {
+    /// Asks the peer again for datagrams whose counters were skipped: on this channel a lost
+    /// datagram is usually a secondary's segment, and waiting for the secondary's kernel to
+    /// retransmit it would cost a retransmission timeout.
+    private func noticeGaps(_ message: ReceivedReplicationMessage, now: MonotonicTime) {
+        guard let current = expected, current.epoch == message.epoch else {
+            expected = (message.epoch, message.counter + 1)
+            missing.removeAll()
+            return
+        }
+        missing[message.counter] = nil
+        guard message.counter >= current.counter else { return }
+        if message.counter > current.counter {
+            let first = max(current.counter, message.counter &- min(message.counter, UInt64(Self.historySize)))
+            for counter in first..<message.counter where missing.count < Self.historySize {
+                missing[counter] = (now, 1)
+            }
+            request(first..<message.counter, now: now)
+        }
+        expected = (message.epoch, message.counter + 1)
+    }
+
+    /// Asks again for what is still missing; called on every turn of the loop.
+    func retryMissing(now: MonotonicTime) {
+        guard !missing.isEmpty else { return }
+        var due: [UInt64] = []
+        for (counter, entry) in missing where now.milliseconds(since: entry.lastAsked) >= Self.resendRetryMilliseconds {
+            if entry.attempts >= Self.resendAttempts {
+                missing[counter] = nil
+                resendsAbandoned += 1
+            } else {
+                missing[counter] = (now, entry.attempts + 1)
+                due.append(counter)
+            }
+        }
+        // One request per run of consecutive counters.
+        due.sort()
+        var start = 0
+        while start < due.count {
+            var end = start + 1
+            while end < due.count && due[end] == due[end - 1] + 1 && end - start < 1024 { end += 1 }
+            request(due[start]..<(due[end - 1] + 1), now: now)
+            start = end
+        }
+    }
+
+    private func request(_ counters: Range<UInt64>, now: MonotonicTime) {
+        var first = counters.lowerBound
+        while first < counters.upperBound {
+            let count = UInt32(min(counters.upperBound - first, 1024))
+            send(.resendRequest(firstCounter: first, count: count), now: now)
+            resendsRequested += UInt64(count)
+            first += UInt64(count)
+        }
+    }
+
+    private func resend(first: UInt64, count: UInt32) {
+        for offset in 0..<UInt64(count) {
+            let counter = first &+ offset
+            guard let entry = history[Int(counter % UInt64(Self.historySize))], entry.counter == counter else { continue }
+            do {
+                try entry.datagram.withUnsafeBytes { try socket.send($0, to: peerAddress, port: port) }
+                resendsAnswered += 1
+            } catch {
+                sendErrors += 1
+            }
+        }
+    }
+
+    func peerStatus(now: MonotonicTime, detector: FaultDetector) -> DaemonStatus.PeerStatus {
         let ago = lastHeard.map { now.milliseconds(since: $0) }
-        return DaemonStatus.PeerStatus(address: "\(peerAddress)", alive: ago.map { $0 <= aliveWithinMilliseconds } ?? false,
-                                       lastHeardMillisecondsAgo: ago, epoch: opener.peerEpoch)
+        return DaemonStatus.PeerStatus(address: "\(peerAddress)", state: detector.state.rawValue,
+                                       alive: detector.state == .alive, lastHeardMillisecondsAgo: ago,
+                                       epoch: opener.peerEpoch)
     }
 
     var counters: [String: UInt64] {
-        DaemonStatus.replicationCounters(opener.statistics, sent: sent, sendErrors: sendErrors)
+        var all = DaemonStatus.replicationCounters(opener.statistics, sent: sent, sendErrors: sendErrors)
+        all["resendsRequested"] = resendsRequested
+        all["resendsAnswered"] = resendsAnswered
+        all["resendsAbandoned"] = resendsAbandoned
+        all["missingNow"] = UInt64(missing.count)
+        return all
     }
 }

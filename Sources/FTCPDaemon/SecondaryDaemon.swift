@@ -4,27 +4,40 @@ import FTCPReplication
 import FTCPWire
 import Logging
 
-/// Runs the secondary bridge: a promiscuous capture of clients' segments to
-/// the primary, injected into the secondary's own kernel readdressed to it;
-/// NFQUEUE for its kernel's segments to clients, which go to the primary over
-/// the replication channel instead of the wire.
+/// Runs the secondary bridge.
+///
+/// While replicating: a promiscuous capture of clients' segments to the primary, injected into
+/// the secondary's own kernel readdressed to it; NFQUEUE for its kernel's segments to clients,
+/// which go to the primary over the replication channel instead of the wire.
+///
+/// When the primary fails (its bridge silent for the detection time, none of its segments on
+/// the wire, and nothing answering ARP for its address): translate inherited connections,
+/// claim the service address, announce it, stop capturing, and serve alone.
 public final class SecondaryDaemon {
     let configuration: DaemonConfiguration
     let logger: Logger
     var bridge: SecondaryBridge
+    var detector: FaultDetector
+    var takeover = TakeoverCoordinator()
     var counters: [String: UInt64] = [:]
     private let started = MonotonicClock.now()
+    private var announcements: (schedule: AnnouncementSchedule, start: MonotonicTime, sent: Int)?
+    private var addressClaimed = false
 
     public init(configuration: DaemonConfiguration, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
         bridge = SecondaryBridge(configuration: configuration.bridgeConfiguration)
+        detector = FaultDetector(configuration: configuration.faultDetection)
     }
 
     public func run() throws {
         try TerminationSignals.install()
         let outbound = try NetfilterQueue.open(queue: configuration.outboundQueue, options: Self.queueOptions)
-        let capture = try PacketCapture(interface: configuration.interface, filter: configuration.captureFilter)
+        let inbound = try NetfilterQueue.open(queue: configuration.inboundQueue, options: Self.queueOptions)
+        var capture: PacketCapture? = try PacketCapture(interface: configuration.interface, filter: configuration.captureFilter)
+        let arp = try ARPSocket(interface: configuration.interface)
+        let claim = AddressClaim(interface: configuration.interface, prefixLength: configuration.servicePrefixLength)
         let raw = try RawIPv4Socket(mark: configuration.bypassMark)
         let link = try ReplicationLink(configuration: configuration, logger: logger)
         let firewall = Firewall()
@@ -38,45 +51,74 @@ public final class SecondaryDaemon {
             throw error
         }
         defer {
+            if addressClaimed {
+                // Not serving any more: leave the address to whoever serves next.
+                _ = try? claim.release(address: configuration.serviceAddress)
+            }
             firewall.remove(role: .secondary)
             control.close()
-            capture.close()
+            capture?.close()
+            arp.close()
             try? outbound.close()
+            try? inbound.close()
             logger.info("secondary stopped; rules removed")
         }
         logger.info("secondary running", metadata: [
             "own": "\(configuration.ownAddress)", "primary": "\(configuration.peerAddress)",
-            "interface": "\(configuration.interface)", "filter": "\(configuration.captureFilter)",
-            "control": "\(configuration.controlPath)", "key": "\(configuration.key.fingerprint)",
+            "interface": "\(configuration.interface)", "control": "\(configuration.controlPath)",
+            "key": "\(configuration.key.fingerprint)",
+            "detection": "\(configuration.heartbeatIntervalMilliseconds) ms × \(configuration.missedHeartbeats)",
         ])
 
         let poller = Poller()
-        poller.register(outbound.fileDescriptor)
-        poller.register(capture.fileDescriptor)
-        poller.register(link.fileDescriptor)
-        poller.register(control.fileDescriptor)
+        for descriptor in [outbound.fileDescriptor, inbound.fileDescriptor, link.fileDescriptor, control.fileDescriptor] {
+            poller.register(descriptor)
+        }
+        if let capture { poller.register(capture.fileDescriptor) }
         var nextHeartbeat = MonotonicClock.now()
         var nextExpiry = nextHeartbeat.adding(milliseconds: 1000)
+        var ready: [Int32] = []
 
         while TerminationSignals.received == nil {
-            let ready = try poller.wait(timeoutMilliseconds: Int32(configuration.heartbeatIntervalMilliseconds))
+            try poller.wait(timeoutMilliseconds: Int32(min(configuration.heartbeatIntervalMilliseconds, 50)), into: &ready)
             let now = MonotonicClock.now()
-            if ready.contains(capture.fileDescriptor) {
-                handleCapture(capture, raw: raw, now: now)
+            if let current = capture, ready.contains(current.fileDescriptor) {
+                handleCapture(current, raw: raw, now: now)
             }
             if ready.contains(outbound.fileDescriptor) {
                 try handleOwnKernel(outbound, link: link, now: now)
             }
-            if ready.contains(link.fileDescriptor) {
-                link.receiveAll(now: now) { message in handleReplication(message, raw: raw) }
+            if ready.contains(inbound.fileDescriptor) {
+                try handleClients(inbound, now: now)
             }
+            if ready.contains(link.fileDescriptor) {
+                link.receiveAll(now: now) { message in
+                    if detector.heard(now: now) == .alive { primaryHeard(now: now) }
+                    handleReplication(message, raw: raw)
+                }
+            }
+            link.retryMissing(now: now)
             if ready.contains(control.fileDescriptor) {
                 control.answerPending { status(link: link, capture: capture, now: now).json() }
             }
+
+            var actions: [TakeoverCoordinator.Action] = []
+            if detector.check(now: now) == .failed {
+                let silence = detector.silenceMilliseconds(now: now) ?? 0
+                logger.warning("primary bridge silent", metadata: ["silence_ms": "\(silence)"])
+                actions += takeover.primaryFailed(silenceMilliseconds: silence, now: now)
+            }
+            actions += takeover.tick(now: now)
+            for action in actions {
+                perform(action, arp: arp, claim: claim, capture: &capture, poller: poller, now: now)
+            }
+            announceIfDue(arp: arp, now: now)
+
             if nextHeartbeat <= now {
                 link.send(.heartbeat(ReplicationHeartbeat(
-                    sentAtMilliseconds: now.nanoseconds / 1_000_000, state: 1,
-                    connectionCount: UInt32(clamping: bridge.connections.count), sawPeerTrafficAtMilliseconds: 0)), now: now)
+                    sentAtMilliseconds: now.nanoseconds / 1_000_000, state: takeover.state == .promoted ? 3 : 1,
+                    connectionCount: UInt32(clamping: bridge.connections.count),
+                    sawPeerTrafficAtMilliseconds: (detector.lastEvidence?.nanoseconds ?? 0) / 1_000_000)), now: now)
                 nextHeartbeat = now.adding(milliseconds: configuration.heartbeatIntervalMilliseconds)
             }
             if nextExpiry <= now {
@@ -84,10 +126,88 @@ public final class SecondaryDaemon {
                 nextExpiry = now.adding(milliseconds: 1000)
             }
         }
-        logger.notice("secondary stopping", metadata: ["signal": "\(TerminationSignals.received ?? 0)"])
+        logger.notice("secondary stopping", metadata: ["signal": "\(TerminationSignals.received ?? 0)", "state": "\(takeover.state.name)"])
     }
 
-    /// Clients' frames seen on the wire: readdressed and fed to the local kernel.
+    private func primaryHeard(now: MonotonicTime) {
+        if takeover.state == .promoted {
+            logger.critical("""
+                the primary's bridge is speaking again while this host holds the service address: two hosts may \
+                answer for it. Stop the old primary (or its bridge) now; this bridge keeps serving.
+                """)
+        } else if takeover.state != .replicating {
+            logger.notice("primary bridge heard again; no takeover")
+        }
+        takeover.primaryAlive(now: now)
+    }
+
+    private func perform(_ action: TakeoverCoordinator.Action, arp: ARPSocket, claim: AddressClaim,
+                         capture: inout PacketCapture?, poller: Poller, now: MonotonicTime) {
+        switch action {
+        case .probeServiceAddress:
+            let owner: MACAddress?
+            do {
+                owner = try arp.probe(address: configuration.serviceAddress, timeoutMilliseconds: 30)
+            } catch {
+                logger.error("ARP probe for the service address failed; not taking over", metadata: ["error": "\(error)"])
+                return
+            }
+            let before = takeover.state
+            let next = takeover.probeAnswered(heldBy: owner?.description, now: MonotonicClock.now())
+            if next.isEmpty, before != takeover.state, let owner {
+                logger.error("""
+                    primary bridge silent but \(owner) still answers ARP for \(configuration.serviceAddress): not taking \
+                    over, to avoid two hosts answering for it. Stop the primary host or remove the address from it, \
+                    and this bridge takes over within a second.
+                    """)
+            }
+            for step in next { perform(step, arp: arp, claim: claim, capture: &capture, poller: poller, now: now) }
+        case .startTranslating:
+            let inherited = bridge.promote()
+            logger.notice("taking over the service address", metadata: [
+                "service": "\(configuration.serviceAddress)", "inherited_connections": "\(inherited.count)",
+                "reason": "\(takeover.reason)",
+            ])
+        case .claimServiceAddress:
+            do {
+                let result = try claim.claim(address: configuration.serviceAddress)
+                addressClaimed = true
+                logger.notice("service address claimed", metadata: ["address": "\(configuration.serviceAddress)", "result": "\(result)"])
+            } catch {
+                logger.critical("could not claim the service address: clients cannot reach this host", metadata: ["error": "\(error)"])
+            }
+        case .announceServiceAddress:
+            announcements = (AnnouncementSchedule(count: 5, intervalMilliseconds: 100), now, 0)
+            announceIfDue(arp: arp, now: now)
+        case .stopCapture:
+            if let current = capture {
+                poller.unregister(current.fileDescriptor)
+                current.close()
+                capture = nil
+            }
+        case .restartFlows:
+            count("flowRestarts")
+        }
+    }
+
+    /// Sends the gratuitous ARPs that are due (both forms each time).
+    private func announceIfDue(arp: ARPSocket, now: MonotonicTime) {
+        guard var current = announcements else { return }
+        let due = current.schedule.due(sent: current.sent, elapsedMilliseconds: now.milliseconds(since: current.start))
+        for _ in due {
+            do {
+                try arp.announce(address: configuration.serviceAddress)
+                count("gratuitousARPs")
+            } catch {
+                logger.warning("gratuitous ARP failed", metadata: ["error": "\(error)"])
+            }
+        }
+        current.sent = max(current.sent, due.upperBound)
+        announcements = current.sent >= current.schedule.count ? nil : current
+    }
+
+    /// Frames seen on the wire: clients' segments are readdressed and fed to the local kernel;
+    /// the primary's segments to clients only show that it is alive.
     private func handleCapture(_ capture: PacketCapture, raw: RawIPv4Socket, now: MonotonicTime) {
         for _ in 0..<8 {
             let handled: Int
@@ -95,6 +215,10 @@ public final class SecondaryDaemon {
                 handled = try capture.dispatch(maxPackets: 256) { buffer in
                     guard let view = try? TCPPacket(validating: buffer, allowTrailingBytes: true) else {
                         count("capturedMalformed")
+                        return
+                    }
+                    if view.ip.source == configuration.serviceAddress {
+                        detector.sawEvidence(now: now)
                         return
                     }
                     guard bridge.capturedClientSegment(view, now: now) == .inject else { return }
@@ -114,7 +238,8 @@ public final class SecondaryDaemon {
         }
     }
 
-    /// The local kernel's segments to clients: diverted to the primary.
+    /// The local kernel's segments to clients: diverted to the primary while replicating;
+    /// after the takeover, inherited connections' segments leave from the service address.
     private func handleOwnKernel(_ queue: NetfilterQueue, link: ReplicationLink, now: MonotonicTime) throws {
         for _ in 0..<8 {
             let packets = try queue.receive(maxPackets: 128, timeout: .zero)
@@ -123,6 +248,21 @@ public final class SecondaryDaemon {
             verdicts.reserveCapacity(packets.count)
             for packet in packets {
                 var bytes = packet.payload
+                if bridge.isPromoted {
+                    let rewritten: Bool? = bytes.withUnsafeMutableBytes { buffer in
+                        guard let view = try? TCPPacket(validating: buffer) else { return nil }
+                        if packet.checksumNotReady { view.updateChecksums() }
+                        return bridge.promotedKernelSegment(view, now: now)
+                    }
+                    switch rewritten {
+                    case true?: verdicts.append(.init(id: packet.id, .accept, replacementPayload: bytes))
+                    case false?: verdicts.append(.init(id: packet.id, .accept))
+                    case nil:
+                        count("ownKernelMalformed")
+                        verdicts.append(.init(id: packet.id, .drop))
+                    }
+                    continue
+                }
                 let verdict: KernelVerdict? = bytes.withUnsafeMutableBytes { buffer in
                     guard let view = try? TCPPacket(validating: buffer) else { return nil }
                     if packet.checksumNotReady { view.updateChecksums() }
@@ -144,6 +284,28 @@ public final class SecondaryDaemon {
         }
     }
 
+    /// Clients' segments to the service address, which only reach this host after the
+    /// takeover: inherited connections go to the secondary's own address.
+    private func handleClients(_ queue: NetfilterQueue, now: MonotonicTime) throws {
+        for _ in 0..<8 {
+            let packets = try queue.receive(maxPackets: 128, timeout: .zero)
+            if packets.isEmpty { return }
+            var verdicts: [NetfilterQueue.VerdictRequest] = []
+            verdicts.reserveCapacity(packets.count)
+            for packet in packets {
+                var bytes = packet.payload
+                let rewritten: Bool = bytes.withUnsafeMutableBytes { buffer in
+                    guard let view = try? TCPPacket(validating: buffer) else { return false }
+                    let changed = bridge.promotedClientSegment(view, now: now)
+                    if changed && packet.checksumNotReady { view.updateChecksums() }
+                    return changed
+                }
+                verdicts.append(rewritten ? .init(id: packet.id, .accept, replacementPayload: bytes) : .init(id: packet.id, .accept))
+            }
+            try queue.setVerdicts(verdicts)
+        }
+    }
+
     private func handleReplication(_ message: ReplicationMessage, raw: RawIPv4Socket) {
         guard case let .inject(packet) = message else { return }
         var bytes = packet
@@ -158,7 +320,7 @@ public final class SecondaryDaemon {
 
     private func count(_ name: String) { counters[name, default: 0] += 1 }
 
-    func status(link: ReplicationLink, capture: PacketCapture, now: MonotonicTime) -> DaemonStatus {
+    func status(link: ReplicationLink, capture: PacketCapture?, now: MonotonicTime) -> DaemonStatus {
         var all = counters
         let c = bridge.counters
         all["injected"] = c.injected
@@ -167,25 +329,30 @@ public final class SecondaryDaemon {
         all["ignoredUnprotectedPort"] = c.ignoredUnprotectedPort
         all["injectedFromPrimary"] = c.injectedFromPrimary
         all["refusedFromPrimary"] = c.refusedFromPrimary
-        if let stats = try? capture.statistics {
+        all["promotedTranslatedIn"] = c.promotedTranslatedIn
+        all["promotedTranslatedOut"] = c.promotedTranslatedOut
+        if let stats = try? capture?.statistics {
             all["captureReceived"] = stats.received
             all["captureDropped"] = stats.dropped
             all["captureInterfaceDropped"] = stats.interfaceDropped
             all["captureTruncated"] = stats.truncated
             all["captureMalformed"] = stats.malformed
         }
+        let promoted = bridge.isPromoted
         let connections = bridge.connections.map { entry in
             DaemonStatus.ConnectionEntry(
                 client: "\(entry.key.clientAddress)", clientPort: entry.key.clientPort, serverPort: entry.key.serverPort,
-                phase: "replicating", protected: true, delta: nil, timestampDelta: nil,
+                phase: promoted ? (bridge.inherited.contains(entry.key) ? "inherited" : "native") : "replicating",
+                protected: !promoted, delta: nil, timestampDelta: nil,
                 queuedPrimaryBytes: nil, queuedSecondaryBytes: nil, bytesSentToClient: nil,
                 bytesFromClient: entry.activity.bytesFromClient, bytesRelayedToPrimary: entry.activity.bytesRelayed,
                 retransmissionsForwarded: nil, divergences: nil, sequence: nil)
         }
         return DaemonStatus(
-            role: "secondary", state: "replicating", stateSinceSeconds: Double(now.milliseconds(since: started)) / 1000,
+            role: "secondary", state: takeover.state.name, stateReason: takeover.reason,
+            stateSinceSeconds: Double(now.milliseconds(since: takeover.since ?? started)) / 1000,
             uptimeSeconds: Double(now.milliseconds(since: started)) / 1000,
-            peer: link.peerStatus(now: now, aliveWithinMilliseconds: configuration.heartbeatIntervalMilliseconds * 5),
+            peer: link.peerStatus(now: now, detector: detector),
             counters: all, replication: link.counters, connections: connections)
     }
 }

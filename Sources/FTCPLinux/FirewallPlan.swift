@@ -35,8 +35,9 @@ public struct FirewallPlan: Equatable, Sendable {
     ///   - outboundQueue: NFQUEUE number for the local kernel's segments to clients.
     ///   - inboundQueue: NFQUEUE number for clients' segments (primary only).
     ///   - bypassMark: the mark the bridge puts on packets it sends itself.
-    public init(role: Role, ownAddress: IPv4Address, ports: [UInt16], outboundQueue: UInt16, inboundQueue: UInt16,
-                bypassMark: UInt32) {
+    public init(role: Role, ownAddress: IPv4Address, serviceAddress: IPv4Address? = nil, ports: [UInt16],
+                outboundQueue: UInt16, inboundQueue: UInt16, bypassMark: UInt32) {
+        let serviceAddress = serviceAddress ?? ownAddress
         self.role = role
         let portList = ports.sorted().map(String.init).joined(separator: ",")
         let mark = "0x" + String(bypassMark, radix: 16) + "/0x" + String(bypassMark, radix: 16)
@@ -48,20 +49,22 @@ public struct FirewallPlan: Equatable, Sendable {
                 "-m", "mark", "!", "--mark", mark,
                 "-j", "NFQUEUE", "--queue-num", String(outboundQueue),
             ]])]
-        if role == .primary {
-            chains.append(Chain(
-                name: "\(prefix)-IN", builtIn: "INPUT",
-                rules: [[
-                    "-p", "tcp", "-d", ownAddress.description, "-m", "multiport", "--dports", portList,
-                    "-j", "NFQUEUE", "--queue-num", String(inboundQueue),
-                ]]))
-        }
+        // Clients' segments to the service address: on the primary, to move their ACKs into its
+        // space; on the secondary, matched only once it holds the service address after a
+        // takeover (before that, frames for the primary never reach its IP layer), to move
+        // inherited connections to the secondary's own address before routing.
+        chains.append(Chain(
+            name: "\(prefix)-IN", builtIn: role == .primary ? "INPUT" : "PREROUTING",
+            rules: [[
+                "-p", "tcp", "-d", serviceAddress.description, "-m", "multiport", "--dports", portList,
+                "-j", "NFQUEUE", "--queue-num", String(inboundQueue),
+            ]]))
         self.chains = chains
     }
 
     /// Chain names this role uses, for finding stale rules without a full plan.
     public static func chainNames(for role: Role) -> [String] {
-        role == .primary ? ["FTCP-PRIMARY-OUT", "FTCP-PRIMARY-IN"] : ["FTCP-SECONDARY-OUT"]
+        role == .primary ? ["FTCP-PRIMARY-OUT", "FTCP-PRIMARY-IN"] : ["FTCP-SECONDARY-OUT", "FTCP-SECONDARY-IN"]
     }
 
     /// The iptables invocations that install the plan, in order: chains and
@@ -82,7 +85,7 @@ public struct FirewallPlan: Equatable, Sendable {
     /// Each may fail harmlessly when the piece is already gone.
     public static func removeCommands(for role: Role) -> [[String]] {
         let names = chainNames(for: role)
-        let builtIns = role == .primary ? ["OUTPUT", "INPUT"] : ["OUTPUT"]
+        let builtIns = role == .primary ? ["OUTPUT", "INPUT"] : ["OUTPUT", "PREROUTING"]
         var commands: [[String]] = []
         for (name, builtIn) in zip(names, builtIns) {
             commands.append(["-t", table, "-D", builtIn, "-j", name])

@@ -41,6 +41,8 @@ public enum ReplicationDropReason: Error, Equatable, Hashable, Sendable, CustomS
         case emptyPacket
         /// A heartbeat body is shorter than its version requires, or has version 0.
         case badHeartbeat(version: UInt8, length: Int)
+        /// A resend request body is not 12 bytes or asks for 0 or more than 1024 datagrams.
+        case badResendRequest(length: Int)
 
         public var description: String {
             switch self {
@@ -55,6 +57,7 @@ public enum ReplicationDropReason: Error, Equatable, Hashable, Sendable, CustomS
             case let .wrongDirection(kind, sender): "\(kind) message from a \(sender)"
             case .emptyPacket: "empty packet"
             case let .badHeartbeat(version, length): "heartbeat version \(version) with a \(length)-byte body"
+            case let .badResendRequest(length): "malformed resend request (\(length)-byte body or count out of range)"
             }
         }
     }

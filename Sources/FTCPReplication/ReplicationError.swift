@@ -10,6 +10,8 @@ public enum ReplicationError: Error, Equatable, Hashable, Sendable, CustomString
     case wrongDirection(kind: ReplicationMessage.Kind, sender: ReplicationRole)
     /// The per-epoch counter reached its maximum; the sender must restart with a new epoch.
     case counterExhausted(epoch: UInt64)
+    /// A resend request asks for no datagram or for more than one request may.
+    case resendCountOutOfRange(count: UInt32, limit: UInt32)
 
     public var description: String {
         switch self {
@@ -21,6 +23,8 @@ public enum ReplicationError: Error, Equatable, Hashable, Sendable, CustomString
             "a \(sender) bridge never sends \(kind) messages"
         case let .counterExhausted(epoch):
             "the message counter of epoch \(epoch) is exhausted; restart with a new epoch"
+        case let .resendCountOutOfRange(count, limit):
+            "a resend request for \(count) datagrams is outside 1...\(limit)"
         }
     }
 }

@@ -11,6 +11,11 @@ public enum ReplicationMessage: Equatable, Hashable, Sendable {
     case inject(packet: [UInt8])
     /// A liveness message (both directions).
     case heartbeat(ReplicationHeartbeat)
+    /// A request to send again the datagrams with counters `firstCounter ..< firstCounter + count`
+    /// of the requester's peer's current epoch, which never arrived (both directions). Losing a
+    /// secondary's segment on this channel would otherwise cost a retransmission timeout of the
+    /// secondary's kernel.
+    case resendRequest(firstCounter: UInt64, count: UInt32)
 
     /// The message's kind, without its contents.
     public var kind: Kind {
@@ -18,6 +23,7 @@ public enum ReplicationMessage: Equatable, Hashable, Sendable {
         case .segment: .segment
         case .inject: .inject
         case .heartbeat: .heartbeat
+        case .resendRequest: .resendRequest
         }
     }
 
@@ -26,11 +32,12 @@ public enum ReplicationMessage: Equatable, Hashable, Sendable {
         case segment = 1
         case inject = 2
         case heartbeat = 3
+        case resendRequest = 4
 
         /// Whether a bridge in `role` ever sends this kind of message.
         public func isSent(by role: ReplicationRole) -> Bool {
             switch (self, role) {
-            case (.heartbeat, _), (.segment, .secondary), (.inject, .primary): true
+            case (.heartbeat, _), (.resendRequest, _), (.segment, .secondary), (.inject, .primary): true
             case (.segment, .primary), (.inject, .secondary): false
             }
         }
@@ -40,6 +47,7 @@ public enum ReplicationMessage: Equatable, Hashable, Sendable {
             case .segment: "segment"
             case .inject: "inject"
             case .heartbeat: "heartbeat"
+            case .resendRequest: "resend-request"
             }
         }
     }

@@ -145,6 +145,16 @@ public struct ReplicationOpener: Sendable {
                 connectionCount: body.readBigEndian(Format.HeartbeatField.connectionCount),
                 sawPeerTrafficAtMilliseconds: body.readBigEndian(Format.HeartbeatField.sawPeerTrafficAt)
             )))
+        case .resendRequest:
+            guard body.count == Format.resendRequestLength else {
+                return .failure(.invalidBody(.badResendRequest(length: body.count)))
+            }
+            let first: UInt64 = body.readBigEndian(0..<8)
+            let count: UInt32 = body.readBigEndian(8..<12)
+            guard count >= 1, count <= Format.maximumResendCount else {
+                return .failure(.invalidBody(.badResendRequest(length: body.count)))
+            }
+            return .success(.resendRequest(firstCounter: first, count: count))
         }
     }
 }

@@ -50,6 +50,11 @@ public struct ReplicationSealer: Sendable {
             bodyLength = packet.count
         case .heartbeat:
             bodyLength = ReplicationWireFormat.heartbeatLength
+        case let .resendRequest(_, count):
+            guard count >= 1, count <= ReplicationWireFormat.maximumResendCount else {
+                throw .resendCountOutOfRange(count: count, limit: ReplicationWireFormat.maximumResendCount)
+            }
+            bodyLength = ReplicationWireFormat.resendRequestLength
         }
 
         var datagram: [UInt8] = []
@@ -72,6 +77,9 @@ public struct ReplicationSealer: Sendable {
             datagram.appendBigEndian(heartbeat.sentAtMilliseconds)
             datagram.appendBigEndian(heartbeat.connectionCount)
             datagram.appendBigEndian(heartbeat.sawPeerTrafficAtMilliseconds)
+        case let .resendRequest(firstCounter, count):
+            datagram.appendBigEndian(firstCounter)
+            datagram.appendBigEndian(count)
         }
         assert(datagram.count == ReplicationWireFormat.headerLength + bodyLength)
 

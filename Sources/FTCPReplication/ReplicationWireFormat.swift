@@ -6,7 +6,7 @@
 /// offset  size  field
 ///      0     4  magic "FTCR" (0x46 0x54 0x43 0x52)
 ///      4     1  format version, currently 1
-///      5     1  message type: 1 segment, 2 inject, 3 heartbeat (``ReplicationMessage/Kind``)
+///      5     1  message type: 1 segment, 2 inject, 3 heartbeat, 4 resend request (``ReplicationMessage/Kind``)
 ///      6     1  sender role: 1 primary, 2 secondary
 ///      7     1  reserved, must be 0
 ///      8     8  sender epoch (chosen by the sender at process start, never reused or lowered)
@@ -25,6 +25,7 @@
 ///   connection count (4), saw-peer-traffic-at milliseconds (8) — 22 bytes. A later heartbeat
 ///   version may only append fields: a receiver reads the fields it knows from a longer body
 ///   with a higher version and ignores the rest; version 0 or a shorter body is malformed.
+/// - resend request: first counter (8), count (4, 1 ... 1024) — 12 bytes.
 ///
 /// The fixed header is validated (length, magic, version, reserved byte, role value) before
 /// the MAC is computed, so cheap noise costs no hashing; everything else is looked at only
@@ -63,6 +64,8 @@ enum ReplicationWireFormat {
 
     static let heartbeatVersion: UInt8 = 1
     static let heartbeatLength = 22
+    static let resendRequestLength = 12
+    static let maximumResendCount: UInt32 = 1024
 }
 
 // MARK: - Big-endian helpers

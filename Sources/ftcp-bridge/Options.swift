@@ -49,7 +49,13 @@ struct BridgeOptions: ParsableArguments {
     var maxQueuedBytes: Int = 8 << 20
 
     @Option(help: "Heartbeat interval on the replication channel, in milliseconds.")
-    var heartbeatInterval: UInt64 = 100
+    var heartbeatInterval: UInt64 = 10
+
+    @Option(help: "Heartbeats missed in a row before the other bridge counts as failed (detection time = interval × this).")
+    var missedHeartbeats: UInt64 = 5
+
+    @Option(help: "Prefix length of the service address when the secondary takes it over.")
+    var servicePrefixLength: Int = 24
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
@@ -62,9 +68,13 @@ struct BridgeOptions: ParsableArguments {
         guard address != peer else { throw ValidationError("--address and --peer must differ") }
         guard outboundQueue != inboundQueue else { throw ValidationError("--outbound-queue and --inbound-queue must differ") }
         guard mark != 0 else { throw ValidationError("--mark must not be 0") }
-        guard heartbeatInterval >= 5, heartbeatInterval <= 10_000 else {
-            throw ValidationError("--heartbeat-interval must be between 5 and 10000 ms")
+        guard heartbeatInterval >= 2, heartbeatInterval <= 10_000 else {
+            throw ValidationError("--heartbeat-interval must be between 2 and 10000 ms")
         }
+        guard missedHeartbeats >= 2, missedHeartbeats <= 1000 else {
+            throw ValidationError("--missed-heartbeats must be between 2 and 1000")
+        }
+        guard (1...32).contains(servicePrefixLength) else { throw ValidationError("--service-prefix-length must be 1–32") }
         guard maxConnections > 0, maxQueuedBytes >= 65_536 else {
             throw ValidationError("--max-connections must be positive and --max-queued-bytes at least 65536")
         }
@@ -92,6 +102,7 @@ struct BridgeOptions: ParsableArguments {
             role: role, interface: interface, ownAddress: address, peerAddress: peer, ports: try ports(), key: key,
             controlPath: controlPath, replicationPort: replicationPort, outboundQueue: outboundQueue,
             inboundQueue: inboundQueue, bypassMark: mark, heartbeatIntervalMilliseconds: heartbeatInterval,
+            missedHeartbeats: missedHeartbeats, servicePrefixLength: servicePrefixLength,
             maximumConnections: maxConnections, maximumQueuedBytesPerServer: maxQueuedBytes)
     }
 

@@ -53,23 +53,29 @@ struct RulesCommand: ParsableCommand {
 
     struct PlanOptions: ParsableArguments {
         @Option(help: "This server's address (the service address on the primary).")
-        var address: IPv4Address
+        var address: IPv4Address?
+        @Option(help: "The service address (the primary's); needed for the secondary's rules.")
+        var serviceAddress: IPv4Address?
         @Option(help: "Protected TCP ports, comma-separated.")
         var port: String = "9999"
         @Option(help: "NFQUEUE number for the local kernel's segments to clients.")
         var outboundQueue: UInt16 = 7401
-        @Option(help: "NFQUEUE number for clients' segments to the primary.")
+        @Option(help: "NFQUEUE number for clients' segments to the service address.")
         var inboundQueue: UInt16 = 7402
         @Option(help: "Mark on the bridge's own packets.")
         var mark: UInt32 = 0x4654
 
         func plan(role: FirewallPlan.Role) throws -> FirewallPlan {
+            guard let address else { throw ValidationError("--address is needed to build the rules") }
+            if role == .secondary && serviceAddress == nil {
+                throw ValidationError("the secondary's rules need --service-address (the primary's address)")
+            }
             let ports = port.split(separator: ",").compactMap { UInt16($0) }
             guard !ports.isEmpty, ports.count == port.split(separator: ",").count else {
                 throw ValidationError("--port takes TCP ports separated by commas")
             }
-            return FirewallPlan(role: role, ownAddress: address, ports: ports, outboundQueue: outboundQueue,
-                                inboundQueue: inboundQueue, bypassMark: mark)
+            return FirewallPlan(role: role, ownAddress: address, serviceAddress: serviceAddress, ports: ports,
+                                outboundQueue: outboundQueue, inboundQueue: inboundQueue, bypassMark: mark)
         }
     }
 
@@ -92,19 +98,14 @@ struct RulesCommand: ParsableCommand {
     }
 
     struct Show: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print the exact rules: what is installed now, or with --address what install would run.")
+        static let configuration = CommandConfiguration(
+            abstract: "Print the exact rules: what is installed now, or with --address what install would run.")
         @OptionGroup var rule: RuleOptions
-        @Option(help: "Print the rules `install` would add for this address instead of the installed ones.")
-        var address: IPv4Address?
-        @Option(help: "Protected TCP ports, comma-separated (with --address).")
-        var port: String = "9999"
+        @OptionGroup var plan: PlanOptions
         func run() throws {
             let role = try rule.parsedRole()
-            if let address {
-                let ports = port.split(separator: ",").compactMap { UInt16($0) }
-                let plan = FirewallPlan(role: role, ownAddress: address, ports: ports, outboundQueue: 7401,
-                                        inboundQueue: 7402, bypassMark: 0x4654)
-                plan.scriptLines.forEach { print($0) }
+            if plan.address != nil {
+                try plan.plan(role: role).scriptLines.forEach { print($0) }
             } else {
                 let lines = Firewall().listing(for: role)
                 if lines.isEmpty { print("# no ftcp \(role.rawValue) rules installed") }

@@ -112,7 +112,9 @@ struct HostileInputTests {
 
     @Test("authentic datagrams with bodies the receiver cannot use are dropped", arguments: [
         (HandmadeDatagram(type: 0, body: heartbeatBody), ReplicationDropReason.invalidBody(.unknownMessageType(0))),
-        (HandmadeDatagram(type: 4, body: heartbeatBody), .invalidBody(.unknownMessageType(4))),
+        (HandmadeDatagram(type: 5, body: heartbeatBody), .invalidBody(.unknownMessageType(5))),
+        (HandmadeDatagram(type: 4, body: heartbeatBody), .invalidBody(.badResendRequest(length: 22))),
+        (HandmadeDatagram(type: 4, body: [0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0]), .invalidBody(.badResendRequest(length: 12))),
         (HandmadeDatagram(type: 1, body: []), .invalidBody(.emptyPacket)),
         (HandmadeDatagram(type: 3, body: []), .invalidBody(.badHeartbeat(version: 0, length: 0))),
         (HandmadeDatagram(type: 3, body: Array(heartbeatBody.dropLast())), .invalidBody(.badHeartbeat(version: 1, length: 21))),

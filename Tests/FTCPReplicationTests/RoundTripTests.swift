@@ -32,6 +32,20 @@ struct RoundTripTests {
         #expect(received.message == .heartbeat(Fixtures.heartbeat))
     }
 
+    @Test("resend requests travel both ways; a count of 0 or over 1024 is refused at seal time", arguments: ReplicationRole.allCases)
+    func resendRequest(sender: ReplicationRole) throws {
+        var sealer = Fixtures.sealer(sender)
+        var opener = Fixtures.opener(sender.peer)
+        let received = try opener.open(try sealer.seal(.resendRequest(firstCounter: 41, count: 3))).get()
+        #expect(received.message == .resendRequest(firstCounter: 41, count: 3))
+        #expect(throws: ReplicationError.resendCountOutOfRange(count: 0, limit: 1024)) {
+            try sealer.seal(.resendRequest(firstCounter: 1, count: 0))
+        }
+        #expect(throws: ReplicationError.resendCountOutOfRange(count: 1025, limit: 1024)) {
+            try sealer.seal(.resendRequest(firstCounter: 1, count: 1025))
+        }
+    }
+
     @Test("packets of the smallest and largest sizes")
     func packetSizeLimits() throws {
         var sealer = Fixtures.sealer(.secondary)
