@@ -64,6 +64,8 @@ usage: deploy/lab.sh COMMAND
   status                  show namespaces, impairment chains, qdiscs and impairers
   ftcp start|stop         start (stop) the demo server on both servers and both bridges on the lab,
                           with a fresh key; logs, pid files and control sockets in /run/ftcp-lab
+  fail primary|secondary  cut a server off as a crash would: link down, its bridge and server killed
+  partition [on|off]      drop only the replication channel (UDP 7400) between the servers, or heal it
   demo                    build, bring the lab up, start ftcp, run a checked client session through
                           the bridges (10 MB each way), show the primary's status, clean up
   help, --help            this text
@@ -219,6 +221,9 @@ cmd_up() {
     ensure_chain filter FTCP-IMPAIR-FWD
     ensure_rule mangle PREROUTING -j FTCP-IMPAIR-PRE
     ensure_rule filter FORWARD -j FTCP-IMPAIR-FWD
+    # 'partition' fills this one: it drops the replication channel (UDP 7400) and nothing else.
+    ensure_chain mangle FTCP-PARTITION
+    ensure_rule mangle FTCP-IMPAIR-PRE -j FTCP-PARTITION
     for host in "${HOSTS[@]}"; do
         ensure_chain mangle "FTCP-PRE-$host"
         ensure_chain filter "FTCP-FWD-$host"
@@ -517,6 +522,45 @@ cmd_ftcp() {
     esac
 }
 
+# Cuts a server off as a crash would: its link goes down first (nothing more leaves it), then
+# its bridge and its application are killed with SIGKILL (no clean-up of any kind).
+cmd_fail() {
+    require_root
+    local host=${1:-} name pidfile
+    case "$host" in
+        primary | secondary) ;;
+        *) die "usage: deploy/lab.sh fail primary|secondary" ;;
+    esac
+    ns_exists "ftcp-$host" || die "the lab is not up"
+    run ip -n "ftcp-$host" link set eth0 down
+    for name in "bridge-$host" "app-$host"; do
+        pidfile=$RUN_DIR/$name.pid
+        [[ -f $pidfile ]] || continue
+        run kill -KILL "$(<"$pidfile")" 2>/dev/null || true
+        rm -f "$pidfile"
+    done
+    log "$host is cut off (link down, bridge and server killed)"
+}
+
+# Drops the replication channel between the two servers (UDP port 7400) in the hub, and only it:
+# both hosts stay reachable for clients and ARP. 'partition off' heals it.
+cmd_partition() {
+    require_root
+    ns_exists "$HUB" || die "the lab is not up"
+    case "${1:-on}" in
+        on)
+            hub_iptables -t mangle -F FTCP-PARTITION
+            run hub_iptables -t mangle -A FTCP-PARTITION -p udp --dport 7400 -j DROP
+            log "replication channel partitioned"
+            ;;
+        off)
+            run hub_iptables -t mangle -F FTCP-PARTITION
+            log "replication channel healed"
+            ;;
+        *) die "usage: deploy/lab.sh partition [on|off]" ;;
+    esac
+}
+
 cmd_demo() {
     require_root
     require_commands ip tc iptables
@@ -534,7 +578,22 @@ cmd_demo() {
     log "what the primary bridge saw (ftcp-bridge status):"
     ip netns exec ftcp-primary "$FTCP_BIN/ftcp-bridge" status --control "$RUN_DIR/primary.sock" | head -40
     echo
-    log "demo finished: the session above ran through both bridges; cleaning up"
+    log "now a failover: a session downloads 300 MB and the primary is cut off in the middle"
+    ip netns exec ftcp-client "$FTCP_BIN/ftcp-labtool" session --connect 10.80.0.1:$FTCP_PORT --name failover \
+        --download 300000000 --upload 10000000 --timeout-s 120 >"$RUN_DIR/failover-session.out" 2>&1 &
+    local session=$!
+    sleep 0.7
+    cmd_fail primary
+    if wait "$session"; then
+        log "the session survived the primary's death: $(cat "$RUN_DIR/failover-session.out")"
+    else
+        cat "$RUN_DIR/failover-session.out" >&2
+        die "the session did not survive the failover"
+    fi
+    log "the secondary now (ftcp-bridge status):"
+    ip netns exec ftcp-secondary "$FTCP_BIN/ftcp-bridge" status --control "$RUN_DIR/secondary.sock" | head -12
+    echo
+    log "demo finished: both sessions above ran through the bridges, the second one across a failover; cleaning up"
 }
 
 main() {
@@ -547,6 +606,8 @@ main() {
         status) cmd_status "$@" ;;
         ftcp) cmd_ftcp "$@" ;;
         demo) cmd_demo "$@" ;;
+        fail) cmd_fail "$@" ;;
+        partition) cmd_partition "$@" ;;
         help | -h | --help) usage ;;
         *)
             usage >&2

@@ -1,0 +1,114 @@
+import Foundation
+import XCTest
+
+/// Failover on the lab: the primary (or the secondary) is cut off in the middle of a checked
+/// session — its link taken down and its bridge and server killed with SIGKILL — and the
+/// client's session must finish with every byte right, without a reset.
+final class FailoverEndToEndTests: XCTestCase {
+    private var lab: Lab?
+    private var binaries = ""
+
+    override func setUpWithError() throws {
+        try Lab.skipUnlessRunnable()
+        let lab: Lab
+        do {
+            lab = try Lab(testName: name)
+            binaries = (try Lab.binary("ftcp-bridge", variable: "FTCP_BRIDGE") as NSString).deletingLastPathComponent
+        } catch {
+            XCTFail("\(error)")
+            throw error
+        }
+        self.lab = lab
+        try lab.up()
+        let start = try lab.labScriptResult(["ftcp", "start"], environment: ["FTCP_BIN": binaries])
+        guard start.status == 0 else {
+            lab.tearDown()
+            self.lab = nil
+            XCTFail("lab.sh ftcp start failed: \(start.output)")
+            throw LabError("ftcp start failed")
+        }
+    }
+
+    override func tearDown() {
+        lab?.tearDown()
+        lab = nil
+        super.tearDown()
+    }
+
+    private func requireLab() throws -> Lab {
+        guard let lab else { throw LabError("lab not set up") }
+        return lab
+    }
+
+    private func status(_ role: String) throws -> [String: Any] {
+        let lab = try requireLab()
+        let run = try lab.foreground(role, "status-\(role)", [
+            "\(binaries)/ftcp-bridge", "status", "--control", "/run/ftcp-lab/\(role).sock",
+        ])
+        return try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(run.output.utf8)) as? [String: Any])
+    }
+
+    /// Runs a session in the background, cuts `victim` off after `delay`, and returns the
+    /// session's result fields.
+    private func sessionAcrossFailure(of victim: String, download: Int, upload: Int, after delay: Double,
+                                      name: String = "session") throws -> [String: String] {
+        let lab = try requireLab()
+        let session = try lab.background("client", name, [
+            lab.labtool, "session", "--connect", "10.80.0.1:9999", "--download", String(download),
+            "--upload", String(upload), "--timeout-s", "120",
+        ])
+        Thread.sleep(forTimeInterval: delay)
+        let cut = try lab.labScriptResult(["fail", victim], environment: ["FTCP_BIN": binaries])
+        XCTAssertEqual(cut.status, 0, cut.output)
+        XCTAssertTrue(session.wait(timeout: .seconds(130)), "the session did not finish")
+        XCTAssertEqual(session.process.terminationStatus, 0, "session: \(session.output) \(session.errors)")
+        let fields = session.lastLineFields
+        XCTAssertEqual(fields["ok"], "1", "session: \(session.output) \(session.errors)")
+        print("\(victim) cut off after \(delay) s: \(fields)")
+        return fields
+    }
+
+    func testPrimaryCutOffDuringDownloadAndUpload() throws {
+        let lab = try requireLab()
+        let resets = try lab.startCapture(on: "client", filter: "tcp and src port 9999 and tcp[13] & 4 != 0")
+        var generator = SystemRandomNumberGenerator()
+        let delay = Double.random(in: 0.2...0.8, using: &generator)
+        try sessionAcrossFailure(of: "primary", download: 200_000_000, upload: 50_000_000, after: delay)
+        let secondary = try status("secondary")
+        XCTAssertEqual(secondary["state"] as? String, "promoted", "\(secondary)")
+        XCTAssertEqual(try resets.finish().ipv4Packets.count, 0, "a server's RST reached the client")
+    }
+
+    func testPrimaryCutOffDuringUpload() throws {
+        try sessionAcrossFailure(of: "primary", download: 0, upload: 300_000_000, after: 0.5)
+        XCTAssertEqual(try status("secondary")["state"] as? String, "promoted")
+    }
+
+    func testSecondaryCutOffPrimaryGoesOnAlone() throws {
+        try sessionAcrossFailure(of: "secondary", download: 200_000_000, upload: 50_000_000, after: 0.5)
+        let primary = try status("primary")
+        XCTAssertEqual(primary["state"] as? String, "alone", "\(primary)")
+    }
+
+    /// Only the replication channel is cut: both servers live. The secondary must not take the
+    /// primary's address (the primary still answers ARP for it), the primary goes on alone, and
+    /// the session survives.
+    func testPartitionLeavesOneOwnerOfTheServiceAddress() throws {
+        let lab = try requireLab()
+        let session = try lab.background("client", "session", [
+            lab.labtool, "session", "--connect", "10.80.0.1:9999", "--download", "100000000",
+            "--upload", "20000000", "--timeout-s", "120",
+        ])
+        Thread.sleep(forTimeInterval: 0.3)
+        let cut = try lab.labScriptResult(["partition", "on"], environment: [:])
+        XCTAssertEqual(cut.status, 0, cut.output)
+        Thread.sleep(forTimeInterval: 1.5)
+        let secondary = try status("secondary")
+        XCTAssertNotEqual(secondary["state"] as? String, "promoted", "split brain: \(secondary)")
+        XCTAssertEqual(try status("primary")["state"] as? String, "alone")
+        let addresses = try lab.foreground("secondary", "addresses", ["ip", "-4", "addr", "show", "dev", "eth0"])
+        XCTAssertFalse(addresses.output.contains("10.80.0.1/"), "the secondary claimed the primary's address")
+        XCTAssertTrue(session.wait(timeout: .seconds(130)))
+        XCTAssertEqual(session.lastLineFields["ok"], "1", "session: \(session.output) \(session.errors)")
+    }
+}
