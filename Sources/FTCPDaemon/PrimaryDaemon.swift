@@ -50,15 +50,7 @@ public final class PrimaryDaemon {
         let raw = try RawIPv4Socket(mark: configuration.bypassMark)
         let link = try ReplicationLink(configuration: configuration, logger: logger)
         let firewall = Firewall()
-        try firewall.install(configuration.firewallPlan)
-        // The control socket appears last: once it answers, the bridge is in the path.
-        let control: ControlSocket
-        do {
-            control = try ControlSocket(path: configuration.controlPath)
-        } catch {
-            firewall.remove(role: .primary)
-            throw error
-        }
+        let control = try installRulesAndControlSocket(configuration, firewall: firewall)
         defer {
             firewall.remove(role: .primary)
             control.close()
@@ -131,61 +123,45 @@ public final class PrimaryDaemon {
     /// The primary's kernel's segments: always taken off the kernel's path; what
     /// reaches the client is what the merge decides.
     private func handleOwnKernel(_ queue: NetfilterQueue, raw: RawIPv4Socket, link: ReplicationLink, now: MonotonicTime) throws {
-        for _ in 0..<8 {
-            let packets = try queue.receive(maxPackets: 128, timeout: .zero)
-            if packets.isEmpty { return }
-            var verdicts: [NetfilterQueue.VerdictRequest] = []
-            verdicts.reserveCapacity(packets.count)
-            for packet in packets {
-                var bytes = packet.payload
-                let decision: (PrimaryKernelVerdict, BridgeOutput)? = bytes.withUnsafeMutableBytes { buffer in
-                    guard let view = try? TCPPacket(validating: buffer) else { return nil }
-                    return bridge.primaryKernelSegment(view, now: now)
-                }
-                guard let (verdict, output) = decision else {
-                    count("ownKernelMalformed")
-                    verdicts.append(.init(id: packet.id, .drop))
-                    continue
-                }
-                carryOut(output, raw: raw, link: link, now: now)
-                verdicts.append(.init(id: packet.id, verdict == .pass ? .accept : .drop))
+        try queue.drain { packet in
+            var bytes = packet.payload
+            let decision: (PrimaryKernelVerdict, BridgeOutput)? = bytes.withUnsafeMutableBytes { buffer in
+                guard let view = try? TCPPacket(validating: buffer) else { return nil }
+                return bridge.primaryKernelSegment(view, now: now)
             }
-            try queue.setVerdicts(verdicts)
+            guard let (verdict, output) = decision else {
+                count("ownKernelMalformed")
+                return .init(id: packet.id, .drop)
+            }
+            carryOut(output, raw: raw, link: link, now: now)
+            return .init(id: packet.id, verdict == .pass ? .accept : .drop)
         }
     }
 
     /// Clients' segments: rewritten in place (ACK, SACK, TSecr into the primary's space).
     private func handleClients(_ queue: NetfilterQueue, raw: RawIPv4Socket, link: ReplicationLink, now: MonotonicTime) throws {
-        for _ in 0..<8 {
-            let packets = try queue.receive(maxPackets: 128, timeout: .zero)
-            if packets.isEmpty { return }
-            var verdicts: [NetfilterQueue.VerdictRequest] = []
-            verdicts.reserveCapacity(packets.count)
-            for packet in packets {
-                var bytes = packet.payload
-                let decision: (ClientVerdict, BridgeOutput)? = bytes.withUnsafeMutableBytes { buffer in
-                    guard let view = try? TCPPacket(validating: buffer) else { return nil }
-                    let result = bridge.clientSegment(view, now: now)
-                    if case .accept(modified: true) = result.verdict, packet.checksumNotReady {
-                        // The field held only the pseudo-header sum: an incremental update would be wrong.
-                        view.updateChecksums()
-                    }
-                    return result
+        try queue.drain { packet in
+            var bytes = packet.payload
+            let decision: (ClientVerdict, BridgeOutput)? = bytes.withUnsafeMutableBytes { buffer in
+                guard let view = try? TCPPacket(validating: buffer) else { return nil }
+                let result = bridge.clientSegment(view, now: now)
+                if case .accept(modified: true) = result.verdict, packet.checksumNotReady {
+                    // The field held only the pseudo-header sum: an incremental update would be wrong.
+                    view.updateChecksums()
                 }
-                guard let (verdict, output) = decision else {
-                    // Not a TCP/IPv4 packet we can read: the kernel will judge it.
-                    count("clientMalformedPassed")
-                    verdicts.append(.init(id: packet.id, .accept))
-                    continue
-                }
-                carryOut(output, raw: raw, link: link, now: now)
-                switch verdict {
-                case .accept(modified: false): verdicts.append(.init(id: packet.id, .accept))
-                case .accept(modified: true): verdicts.append(.init(id: packet.id, .accept, replacementPayload: bytes))
-                case .drop: verdicts.append(.init(id: packet.id, .drop))
-                }
+                return result
             }
-            try queue.setVerdicts(verdicts)
+            guard let (verdict, output) = decision else {
+                // Not a TCP/IPv4 packet we can read: the kernel will judge it.
+                count("clientMalformedPassed")
+                return .init(id: packet.id, .accept)
+            }
+            carryOut(output, raw: raw, link: link, now: now)
+            switch verdict {
+            case .accept(modified: false): return .init(id: packet.id, .accept)
+            case .accept(modified: true): return .init(id: packet.id, .accept, replacementPayload: bytes)
+            case .drop: return .init(id: packet.id, .drop)
+            }
         }
     }
 

@@ -41,15 +41,7 @@ public final class SecondaryDaemon {
         let raw = try RawIPv4Socket(mark: configuration.bypassMark)
         let link = try ReplicationLink(configuration: configuration, logger: logger)
         let firewall = Firewall()
-        try firewall.install(configuration.firewallPlan)
-        // The control socket appears last: once it answers, the bridge is in the path.
-        let control: ControlSocket
-        do {
-            control = try ControlSocket(path: configuration.controlPath)
-        } catch {
-            firewall.remove(role: .secondary)
-            throw error
-        }
+        let control = try installRulesAndControlSocket(configuration, firewall: firewall)
         defer {
             if addressClaimed {
                 // Not serving any more: leave the address to whoever serves next.
@@ -241,68 +233,53 @@ public final class SecondaryDaemon {
     /// The local kernel's segments to clients: diverted to the primary while replicating;
     /// after the takeover, inherited connections' segments leave from the service address.
     private func handleOwnKernel(_ queue: NetfilterQueue, link: ReplicationLink, now: MonotonicTime) throws {
-        for _ in 0..<8 {
-            let packets = try queue.receive(maxPackets: 128, timeout: .zero)
-            if packets.isEmpty { return }
-            var verdicts: [NetfilterQueue.VerdictRequest] = []
-            verdicts.reserveCapacity(packets.count)
-            for packet in packets {
-                var bytes = packet.payload
-                if bridge.isPromoted {
-                    let rewritten: Bool? = bytes.withUnsafeMutableBytes { buffer in
-                        guard let view = try? TCPPacket(validating: buffer) else { return nil }
-                        if packet.checksumNotReady { view.updateChecksums() }
-                        return bridge.promotedKernelSegment(view, now: now)
-                    }
-                    switch rewritten {
-                    case true?: verdicts.append(.init(id: packet.id, .accept, replacementPayload: bytes))
-                    case false?: verdicts.append(.init(id: packet.id, .accept))
-                    case nil:
-                        count("ownKernelMalformed")
-                        verdicts.append(.init(id: packet.id, .drop))
-                    }
-                    continue
-                }
-                let verdict: KernelVerdict? = bytes.withUnsafeMutableBytes { buffer in
+        try queue.drain { packet in
+            var bytes = packet.payload
+            if bridge.isPromoted {
+                let rewritten: Bool? = bytes.withUnsafeMutableBytes { buffer in
                     guard let view = try? TCPPacket(validating: buffer) else { return nil }
                     if packet.checksumNotReady { view.updateChecksums() }
-                    return bridge.ownKernelSegment(view, now: now)
+                    return bridge.promotedKernelSegment(view, now: now)
                 }
-                switch verdict {
-                case .relayToPrimary:
-                    link.send(.segment(packet: bytes), now: now)
-                    verdicts.append(.init(id: packet.id, .drop))
-                case .pass:
-                    verdicts.append(.init(id: packet.id, .accept))
+                switch rewritten {
+                case true?: return .init(id: packet.id, .accept, replacementPayload: bytes)
+                case false?: return .init(id: packet.id, .accept)
                 case nil:
-                    // Fail closed: the kernel must not talk to a client directly.
                     count("ownKernelMalformed")
-                    verdicts.append(.init(id: packet.id, .drop))
+                    return .init(id: packet.id, .drop)
                 }
             }
-            try queue.setVerdicts(verdicts)
+            let verdict: KernelVerdict? = bytes.withUnsafeMutableBytes { buffer in
+                guard let view = try? TCPPacket(validating: buffer) else { return nil }
+                if packet.checksumNotReady { view.updateChecksums() }
+                return bridge.ownKernelSegment(view, now: now)
+            }
+            switch verdict {
+            case .relayToPrimary:
+                link.send(.segment(packet: bytes), now: now)
+                return .init(id: packet.id, .drop)
+            case .pass:
+                return .init(id: packet.id, .accept)
+            case nil:
+                // Fail closed: the kernel must not talk to a client directly.
+                count("ownKernelMalformed")
+                return .init(id: packet.id, .drop)
+            }
         }
     }
 
     /// Clients' segments to the service address, which only reach this host after the
     /// takeover: inherited connections go to the secondary's own address.
     private func handleClients(_ queue: NetfilterQueue, now: MonotonicTime) throws {
-        for _ in 0..<8 {
-            let packets = try queue.receive(maxPackets: 128, timeout: .zero)
-            if packets.isEmpty { return }
-            var verdicts: [NetfilterQueue.VerdictRequest] = []
-            verdicts.reserveCapacity(packets.count)
-            for packet in packets {
-                var bytes = packet.payload
-                let rewritten: Bool = bytes.withUnsafeMutableBytes { buffer in
-                    guard let view = try? TCPPacket(validating: buffer) else { return false }
-                    let changed = bridge.promotedClientSegment(view, now: now)
-                    if changed && packet.checksumNotReady { view.updateChecksums() }
-                    return changed
-                }
-                verdicts.append(rewritten ? .init(id: packet.id, .accept, replacementPayload: bytes) : .init(id: packet.id, .accept))
+        try queue.drain { packet in
+            var bytes = packet.payload
+            let rewritten: Bool = bytes.withUnsafeMutableBytes { buffer in
+                guard let view = try? TCPPacket(validating: buffer) else { return false }
+                let changed = bridge.promotedClientSegment(view, now: now)
+                if changed && packet.checksumNotReady { view.updateChecksums() }
+                return changed
             }
-            try queue.setVerdicts(verdicts)
+            return rewritten ? .init(id: packet.id, .accept, replacementPayload: bytes) : .init(id: packet.id, .accept)
         }
     }
 

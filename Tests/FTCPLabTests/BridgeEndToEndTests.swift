@@ -5,46 +5,7 @@ import XCTest
 /// release build of ftcp-bridge and the demo server on both servers, the client talking to
 /// the service address 10.80.0.1:9999 with a checked session (ftcp-labtool session: every
 /// answer, every downloaded byte and the upload's SHA-256 are verified).
-final class BridgeEndToEndTests: XCTestCase {
-    private var lab: Lab?
-    private var binaries = ""
-
-    override func setUpWithError() throws {
-        try Lab.skipUnlessRunnable()
-        let lab: Lab
-        do {
-            lab = try Lab(testName: name)
-            binaries = (try Lab.binary("ftcp-bridge", variable: "FTCP_BRIDGE") as NSString).deletingLastPathComponent
-            _ = try Lab.binary("ftcp-demo-server", variable: "FTCP_DEMO_SERVER")
-        } catch {
-            XCTFail("\(error)")
-            throw error
-        }
-        self.lab = lab
-        try lab.up()
-        let start = try lab.labScriptResult(["ftcp", "start"], environment: ["FTCP_BIN": binaries])
-        guard start.status == 0 else {
-            lab.tearDown()
-            self.lab = nil
-            XCTFail("lab.sh ftcp start failed: \(start.output)")
-            throw LabError("ftcp start failed")
-        }
-    }
-
-    override func tearDown() {
-        if let lab {
-            _ = try? lab.labScriptResult(["ftcp", "stop"], environment: ["FTCP_BIN": binaries])
-            lab.tearDown()
-        }
-        lab = nil
-        super.tearDown()
-    }
-
-    private func requireLab() throws -> Lab {
-        guard let lab else { throw LabError("lab not set up") }
-        return lab
-    }
-
+final class BridgeEndToEndTests: RunningFTCPTestCase {
     /// Runs one checked session from the client; returns its result fields.
     @discardableResult
     private func session(download: Int, upload: Int, extra: [String] = [], timeout: Int = 120, name: String = "session") throws -> [String: String] {
@@ -58,15 +19,7 @@ final class BridgeEndToEndTests: XCTestCase {
         return fields
     }
 
-    /// The primary bridge's `status`, parsed.
-    private func primaryStatus() throws -> [String: Any] {
-        let lab = try requireLab()
-        let run = try lab.foreground("primary", "status", [
-            "\(binaries)/ftcp-bridge", "status", "--control", "/run/ftcp-lab/primary.sock",
-        ])
-        let object = try JSONSerialization.jsonObject(with: Data(run.output.utf8))
-        return try XCTUnwrap(object as? [String: Any])
-    }
+    private func primaryStatus() throws -> [String: Any] { try status("primary") }
 
     private func counters(_ status: [String: Any]) -> [String: Int] {
         (status["counters"] as? [String: Int]) ?? [:]

@@ -4,52 +4,10 @@ import XCTest
 /// Failover on the lab: the primary (or the secondary) is cut off in the middle of a checked
 /// session — its link taken down and its bridge and server killed with SIGKILL — and the
 /// client's session must finish with every byte right, without a reset.
-final class FailoverEndToEndTests: XCTestCase {
-    private var lab: Lab?
-    private var binaries = ""
-
-    override func setUpWithError() throws {
-        try Lab.skipUnlessRunnable()
-        let lab: Lab
-        do {
-            lab = try Lab(testName: name)
-            binaries = (try Lab.binary("ftcp-bridge", variable: "FTCP_BRIDGE") as NSString).deletingLastPathComponent
-        } catch {
-            XCTFail("\(error)")
-            throw error
-        }
-        self.lab = lab
-        try lab.up()
-        let start = try lab.labScriptResult(["ftcp", "start"], environment: ["FTCP_BIN": binaries])
-        guard start.status == 0 else {
-            lab.tearDown()
-            self.lab = nil
-            XCTFail("lab.sh ftcp start failed: \(start.output)")
-            throw LabError("ftcp start failed")
-        }
-    }
-
-    override func tearDown() {
-        lab?.tearDown()
-        lab = nil
-        super.tearDown()
-    }
-
-    private func requireLab() throws -> Lab {
-        guard let lab else { throw LabError("lab not set up") }
-        return lab
-    }
-
-    private func status(_ role: String) throws -> [String: Any] {
-        let lab = try requireLab()
-        let run = try lab.foreground(role, "status-\(role)", [
-            "\(binaries)/ftcp-bridge", "status", "--control", "/run/ftcp-lab/\(role).sock",
-        ])
-        return try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(run.output.utf8)) as? [String: Any])
-    }
-
+final class FailoverEndToEndTests: RunningFTCPTestCase {
     /// Runs a session in the background, cuts `victim` off after `delay`, and returns the
     /// session's result fields.
+    @discardableResult
     private func sessionAcrossFailure(of victim: String, download: Int, upload: Int, after delay: Double,
                                       name: String = "session") throws -> [String: String] {
         let lab = try requireLab()

@@ -1,0 +1,53 @@
+import Foundation
+import XCTest
+
+/// A test on the lab with ftcp running: the demo server on both servers and both bridges
+/// (release build), started by `deploy/lab.sh ftcp start` before each test and torn down with
+/// the lab after it, whatever the test did.
+class RunningFTCPTestCase: XCTestCase {
+    var lab: Lab?
+    /// The directory holding ftcp-bridge, ftcp-demo-server and ftcp-labtool.
+    var binaries = ""
+
+    override func setUpWithError() throws {
+        try Lab.skipUnlessRunnable()
+        let lab: Lab
+        do {
+            lab = try Lab(testName: name)
+            binaries = (try Lab.binary("ftcp-bridge", variable: "FTCP_BRIDGE") as NSString).deletingLastPathComponent
+            _ = try Lab.binary("ftcp-demo-server", variable: "FTCP_DEMO_SERVER")
+        } catch {
+            XCTFail("\(error)")
+            throw error
+        }
+        self.lab = lab
+        try lab.up()
+        let start = try lab.labScriptResult(["ftcp", "start"], environment: ["FTCP_BIN": binaries])
+        guard start.status == 0 else {
+            lab.tearDown()
+            self.lab = nil
+            XCTFail("lab.sh ftcp start failed: \(start.output)")
+            throw LabError("ftcp start failed")
+        }
+    }
+
+    override func tearDown() {
+        lab?.tearDown()
+        lab = nil
+        super.tearDown()
+    }
+
+    func requireLab() throws -> Lab {
+        guard let lab else { throw LabError("lab not set up") }
+        return lab
+    }
+
+    /// A bridge's `status`, parsed.
+    func status(_ role: String) throws -> [String: Any] {
+        let lab = try requireLab()
+        let run = try lab.foreground(role, "status-\(role)", [
+            "\(binaries)/ftcp-bridge", "status", "--control", "/run/ftcp-lab/\(role).sock",
+        ])
+        return try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(run.output.utf8)) as? [String: Any])
+    }
+}
