@@ -56,6 +56,7 @@ extension LabToolCommand {
             try exchange("ECHO the same connection, two servers", expect: "the same connection, two servers")
 
             var longestStall = Duration.zero
+            var longestUploadStall = Duration.zero
             if halfClose {
                 try sendAll(socket, Array("SEND \(download)\n".utf8), deadline: deadline)
                 try socket.shutdownWrite()
@@ -73,13 +74,19 @@ extension LabToolCommand {
             if upload > 0 {
                 try sendAll(socket, Array("RECV \(upload)\n".utf8), deadline: deadline)
                 var digest = ContentDigest()
-                var chunk = [UInt8](repeating: 0, count: 256 * 1024)
+                var chunk = [UInt8](repeating: 0, count: 64 * 1024)
                 var offset: UInt64 = 0
+                var lastProgress = ContinuousClock.now
                 while offset < upload {
                     let count = Int(min(UInt64(chunk.count), upload - offset))
                     chunk.withUnsafeMutableBytes { DemoByteStream.fill(UnsafeMutableRawBufferPointer(rebasing: $0[0..<count]), from: offset) }
                     digest.update(chunk[0..<count])
                     try sendAll(socket, chunk[0..<count], deadline: deadline)
+                    // The upload's stall: the longest time the client application could not hand
+                    // the next 64 KiB to its TCP.
+                    let now = ContinuousClock.now
+                    longestUploadStall = max(longestUploadStall, lastProgress.duration(to: now))
+                    lastProgress = now
                     offset += UInt64(count)
                 }
                 let expected = "RECEIVED \(upload) sha256=\(digest.finalizeHex())"
@@ -90,9 +97,14 @@ extension LabToolCommand {
             try exchange("QUIT", expect: "BYE total=42")
             try reader.expectEndOfStream()
             let elapsed = started.duration(to: .now)
-            emit("ok=1 downloaded=\(download) uploaded=\(upload) seconds=\(seconds(elapsed)) longest_stall_ms=\(Double(longestStall.components.attoseconds) / 1e15 + Double(longestStall.components.seconds) * 1000)")
+            emit("ok=1 downloaded=\(download) uploaded=\(upload) seconds=\(seconds(elapsed)) "
+                + "longest_stall_ms=\(milliseconds(longestStall)) longest_upload_stall_ms=\(milliseconds(longestUploadStall))")
         }
     }
+}
+
+func milliseconds(_ duration: Duration) -> String {
+    String(format: "%.3f", Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15)
 }
 
 /// What went wrong in a checked session.

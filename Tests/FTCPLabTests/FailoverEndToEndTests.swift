@@ -69,4 +69,33 @@ final class FailoverEndToEndTests: RunningFTCPTestCase {
         XCTAssertTrue(session.wait(timeout: .seconds(130)))
         XCTAssertEqual(session.lastLineFields["ok"], "1", "session: \(session.output) \(session.errors)")
     }
+
+    /// The primary cut off at random points of transfers, half downloads and half uploads, on a
+    /// fresh lab each time. Every trial must be byte-exact and free of resets; the client-visible
+    /// stall of each is recorded. FTCP_FAILOVER_TRIALS sets the number (20 by default).
+    func testPrimaryCutOffAtRandomPoints() throws {
+        let lab = try requireLab()
+        let trials = Int(ProcessInfo.processInfo.environment["FTCP_FAILOVER_TRIALS"] ?? "") ?? 20
+        var generator = SystemRandomNumberGenerator()
+        var stalls: [Double] = []
+        for trial in 0..<trials {
+            if trial > 0 {
+                try lab.up()
+                let start = try lab.labScriptResult(["ftcp", "start"], environment: ["FTCP_BIN": binaries])
+                XCTAssertEqual(start.status, 0, start.output)
+            }
+            let resets = try lab.startCapture(on: "client", filter: "tcp and src port 9999 and tcp[13] & 4 != 0")
+            let download = trial % 2 == 0
+            let delay = Double.random(in: 0.1...0.9, using: &generator)
+            let fields = try sessionAcrossFailure(of: "primary", download: download ? 150_000_000 : 0,
+                                                  upload: download ? 0 : 150_000_000, after: delay, name: "trial-\(trial)")
+            let stall = Double(fields[download ? "longest_stall_ms" : "longest_upload_stall_ms"] ?? "") ?? .nan
+            stalls.append(stall)
+            XCTAssertEqual(try resets.finish().ipv4Packets.count, 0, "trial \(trial): a server's RST reached the client")
+            print("failover trial \(trial): \(download ? "download" : "upload"), cut after \(String(format: "%.3f", delay)) s, stall \(stall) ms")
+        }
+        let sorted = stalls.sorted()
+        func percentile(_ p: Double) -> Double { sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
+        print("failover stalls over \(trials) trials: median \(percentile(0.5)) ms, p99 \(percentile(0.99)) ms, max \(sorted.last ?? .nan) ms")
+    }
 }
