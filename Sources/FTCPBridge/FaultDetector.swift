@@ -15,7 +15,7 @@ public struct FaultDetector: Sendable {
         /// Heartbeats that may be missed in a row before the peer counts as failed.
         public var missedHeartbeats: UInt64
 
-        public init(heartbeatIntervalMilliseconds: UInt64 = 10, missedHeartbeats: UInt64 = 5) {
+        public init(heartbeatIntervalMilliseconds: UInt64 = 10, missedHeartbeats: UInt64 = 8) {
             self.heartbeatIntervalMilliseconds = heartbeatIntervalMilliseconds
             self.missedHeartbeats = missedHeartbeats
         }
@@ -36,6 +36,7 @@ public struct FaultDetector: Sendable {
     public private(set) var state: PeerState = .unknown
     public private(set) var lastHeard: MonotonicTime?
     public private(set) var lastEvidence: MonotonicTime?
+    private var lastTurn: MonotonicTime?
 
     public init(configuration: Configuration) {
         self.configuration = configuration
@@ -52,6 +53,21 @@ public struct FaultDetector: Sendable {
     /// the peer's own bridge speaking again does that.
     public mutating func sawEvidence(now: MonotonicTime) {
         lastEvidence = now
+    }
+
+    /// Called at the top of every turn of the bridge's loop. If this bridge itself was not
+    /// running for a while (the host was busy, the process was descheduled), the peer's
+    /// messages of that time are still waiting unread: that time does not count as the peer's
+    /// silence, or a busy host would declare a healthy peer dead.
+    public mutating func turn(now: MonotonicTime) {
+        defer { lastTurn = now }
+        guard let lastTurn else { return }
+        let gap = now.milliseconds(since: lastTurn)
+        let allowance = configuration.heartbeatIntervalMilliseconds * 2
+        guard gap > allowance else { return }
+        let lost = gap - configuration.heartbeatIntervalMilliseconds
+        lastHeard = lastHeard.map { $0.adding(milliseconds: lost) }
+        lastEvidence = lastEvidence.map { $0.adding(milliseconds: lost) }
     }
 
     /// Returns the new state if the peer just failed.

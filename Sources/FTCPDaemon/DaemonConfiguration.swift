@@ -35,7 +35,7 @@ public struct DaemonConfiguration: Sendable {
     public init(role: ReplicationRole, interface: String, ownAddress: IPv4Address, peerAddress: IPv4Address,
                 ports: [UInt16], key: ReplicationKey, controlPath: String, replicationPort: UInt16 = 7400,
                 outboundQueue: UInt16 = 7401, inboundQueue: UInt16 = 7402, bypassMark: UInt32 = 0x4654,
-                heartbeatIntervalMilliseconds: UInt64 = 10, missedHeartbeats: UInt64 = 5,
+                heartbeatIntervalMilliseconds: UInt64 = 10, missedHeartbeats: UInt64 = 8,
                 servicePrefixLength: Int = 24, maximumConnections: Int = 16_384,
                 maximumQueuedBytesPerServer: Int = 8 << 20) {
         self.role = role

@@ -76,6 +76,7 @@ public final class PrimaryDaemon {
         while TerminationSignals.received == nil {
             let ready = try poller.wait(timeoutMilliseconds: Int32(min(configuration.heartbeatIntervalMilliseconds, 50)))
             let now = MonotonicClock.now()
+            detector.turn(now: now)
             // Clients first: a client's SYN must be known before the secondary's answer to it,
             // which can only have been produced after the same SYN was queued here.
             if ready.contains(inbound.fileDescriptor) {

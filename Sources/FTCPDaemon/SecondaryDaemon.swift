@@ -74,6 +74,7 @@ public final class SecondaryDaemon {
         while TerminationSignals.received == nil {
             try poller.wait(timeoutMilliseconds: Int32(min(configuration.heartbeatIntervalMilliseconds, 50)), into: &ready)
             let now = MonotonicClock.now()
+            detector.turn(now: now)
             if let current = capture, ready.contains(current.fileDescriptor) {
                 handleCapture(current, raw: raw, now: now)
             }

@@ -52,7 +52,7 @@ struct BridgeOptions: ParsableArguments {
     var heartbeatInterval: UInt64 = 10
 
     @Option(help: "Heartbeats missed in a row before the other bridge counts as failed (detection time = interval × this).")
-    var missedHeartbeats: UInt64 = 5
+    var missedHeartbeats: UInt64 = 8
 
     @Option(help: "Prefix length of the service address when the secondary takes it over.")
     var servicePrefixLength: Int = 24

@@ -32,6 +32,21 @@ struct FaultDetectorTests {
         #expect(detector.check(now: .milliseconds(1090)) == .failed)
     }
 
+    @Test("time this bridge itself was not running does not count as the peer's silence")
+    func localStallForgiven() {
+        var detector = FaultDetector(configuration: settings)
+        detector.turn(now: .milliseconds(1000))
+        _ = detector.heard(now: .milliseconds(1000))
+        // The loop did not run for 300 ms: the peer's heartbeats of that time are unread.
+        detector.turn(now: .milliseconds(1300))
+        #expect(detector.check(now: .milliseconds(1300)) == nil)
+        // Then the peer really is silent.
+        detector.turn(now: .milliseconds(1310))
+        detector.turn(now: .milliseconds(1320))
+        detector.turn(now: .milliseconds(1330))
+        #expect(detector.check(now: .milliseconds(1340)) == .failed)
+    }
+
     @Test("the peer's bridge speaking again revives it; evidence alone does not")
     func revival() {
         var detector = FaultDetector(configuration: settings)

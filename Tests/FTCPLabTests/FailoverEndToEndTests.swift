@@ -98,4 +98,45 @@ final class FailoverEndToEndTests: RunningFTCPTestCase {
         func percentile(_ p: Double) -> Double { sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
         print("failover stalls over \(trials) trials: median \(percentile(0.5)) ms, p99 \(percentile(0.99)) ms, max \(sorted.last ?? .nan) ms")
     }
+
+    /// 50 connections in flight when the primary dies: every one finishes, byte-exact.
+    func testPrimaryCutOffWithFiftyConnections() throws {
+        let lab = try requireLab()
+        let sessions = try (0..<50).map { index in
+            try lab.background("client", "session-\(index)", [
+                lab.labtool, "session", "--connect", "10.80.0.1:9999", "--name", "c\(index)",
+                "--download", "20000000", "--upload", "5000000", "--timeout-s", "120",
+            ])
+        }
+        Thread.sleep(forTimeInterval: 0.4)
+        let cut = try lab.labScriptResult(["fail", "primary"], environment: ["FTCP_BIN": binaries])
+        XCTAssertEqual(cut.status, 0, cut.output)
+        for (index, run) in sessions.enumerated() {
+            XCTAssertTrue(run.wait(timeout: .seconds(130)), "session \(index) did not finish")
+            XCTAssertEqual(run.lastLineFields["ok"], "1", "session \(index): \(run.output) \(run.errors)")
+        }
+        XCTAssertEqual(try status("secondary")["state"] as? String, "promoted")
+    }
+
+    /// Connections being opened while the primary dies: handshakes that were half done
+    /// through the primary and ones that start after the takeover all end in a working session.
+    func testPrimaryCutOffDuringHandshakes() throws {
+        let lab = try requireLab()
+        var sessions: [LabProcess] = []
+        for index in 0..<20 {
+            if index == 5 {
+                let cut = try lab.labScriptResult(["fail", "primary"], environment: ["FTCP_BIN": binaries])
+                XCTAssertEqual(cut.status, 0, cut.output)
+            }
+            sessions.append(try lab.background("client", "session-\(index)", [
+                lab.labtool, "session", "--connect", "10.80.0.1:9999", "--name", "h\(index)",
+                "--download", "100000", "--upload", "100000", "--timeout-s", "60",
+            ]))
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        for (index, run) in sessions.enumerated() {
+            XCTAssertTrue(run.wait(timeout: .seconds(70)), "session \(index) did not finish")
+            XCTAssertEqual(run.lastLineFields["ok"], "1", "session \(index): \(run.output) \(run.errors)")
+        }
+    }
 }
