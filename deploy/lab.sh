@@ -591,7 +591,7 @@ cmd_demo() {
         die "the session did not survive the failover"
     fi
     log "the secondary now (ftcp-bridge status):"
-    ip netns exec ftcp-secondary "$FTCP_BIN/ftcp-bridge" status --control "$RUN_DIR/secondary.sock" | head -12
+    ip netns exec ftcp-secondary "$FTCP_BIN/ftcp-bridge" status --control "$RUN_DIR/secondary.sock" | grep -E '"(role|state|stateReason|phase)"'
     echo
     log "demo finished: both sessions above ran through the bridges, the second one across a failover; cleaning up"
 }
