@@ -95,11 +95,8 @@ struct MergedConnection: Sendable {
     mutating func primarySegment(_ segment: TCPSegment, now: MonotonicTime, into output: inout BridgeOutput) {
         lastActivity = now
         statistics.segmentsFromPrimary += 1
-        let flags = segment.flags
-        if flags.contains(.syn) {
-            primary.initialSequence = segment.sequenceNumber
-            primary.handshake = HandshakeOptions(segment)
-            Self.recordAcknowledgment(segment, into: &primary, shift: 0)
+        if segment.flags.contains(.syn) {
+            Self.recordSYN(segment, into: &primary)
             completeHandshakeIfReady(now: now, into: &output)
             return
         }
@@ -123,9 +120,7 @@ struct MergedConnection: Sendable {
         statistics.segmentsFromSecondary += 1
         let flags = segment.flags
         if flags.contains(.syn) {
-            secondary.initialSequence = segment.sequenceNumber
-            secondary.handshake = HandshakeOptions(segment)
-            Self.recordAcknowledgment(segment, into: &secondary, shift: 0)
+            Self.recordSYN(segment, into: &secondary)
             completeHandshakeIfReady(now: now, into: &output)
             return
         }
@@ -143,6 +138,13 @@ struct MergedConnection: Sendable {
         case .replicating:
             serverSegment(segment, from: .secondary, now: now, into: &output)
         }
+    }
+
+    /// A server's SYN-ACK (or its retransmission): its ISN, options and acknowledgment.
+    private static func recordSYN(_ segment: TCPSegment, into stream: inout ServerStream) {
+        stream.initialSequence = segment.sequenceNumber
+        stream.handshake = HandshakeOptions(segment)
+        Self.recordAcknowledgment(segment, into: &stream, shift: 0)
     }
 
     private mutating func completeHandshakeIfReady(now: MonotonicTime, into output: inout BridgeOutput) {
