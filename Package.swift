@@ -5,9 +5,12 @@ import PackageDescription
 //   FTCPWire        pure packet views, builders, checksums, sequence numbers (no I/O)
 //   FTCPBridge      pure bridge cores: the primary's merge, the secondary's rewrite (no I/O)
 //   FTCPReplication pure replication-channel protocol: messages, HMAC, replay window (no I/O)
-//   FTCPLinux       the thin Linux shell: NFQUEUE, raw sockets, system calls
+//   FTCPLinux       the thin Linux shell: NFQUEUE, pcap, raw/UDP/ARP sockets, iptables, system calls
+//   FTCPDaemon      the bridges' run loops: the cores driven by the shell
 //   CNetfilterQueue / CPcap   system-library shims for the C libraries
-//   ftcp-impair     the lab's link impairment program (delay, reordering via NFQUEUE)
+//   ftcp-bridge     the command line (primary, secondary, rules, keygen, status)
+//   FTCPDemo, ftcp-demo-server   the deterministic demo application
+//   ftcp-impair, ftcp-labtool    the lab's impairment program and traffic tools
 let package = Package(
     name: "ftcp",
     platforms: [.macOS(.v13)],
