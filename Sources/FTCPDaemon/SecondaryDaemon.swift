@@ -138,9 +138,15 @@ public final class SecondaryDaemon {
                          capture: inout PacketCapture?, poller: Poller, now: MonotonicTime) {
         switch action {
         case .probeServiceAddress:
-            let owner: MACAddress?
+            var owner: MACAddress?
             do {
-                owner = try arp.probe(address: configuration.serviceAddress, timeoutMilliseconds: 30)
+                // Three probes: one lost request or answer must not be taken for a dead primary.
+                for _ in 0..<3 where owner == nil {
+                    owner = try arp.probe(address: configuration.serviceAddress, timeoutMilliseconds: 30)
+                }
+                logger.notice("ARP probe for the service address", metadata: [
+                    "address": "\(configuration.serviceAddress)", "answered_by": "\(owner?.description ?? "nobody")",
+                ])
             } catch {
                 logger.error("ARP probe for the service address failed; not taking over", metadata: ["error": "\(error)"])
                 return

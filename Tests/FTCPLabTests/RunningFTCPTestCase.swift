@@ -32,6 +32,15 @@ class RunningFTCPTestCase: XCTestCase {
     }
 
     override func tearDown() {
+        if let run = testRun, run.failureCount + run.unexpectedExceptionCount > 0 {
+            // What the bridges said is the first thing to read about a failure; the lab's
+            // run directory goes away with the teardown.
+            for role in ["primary", "secondary"] {
+                let log = (try? String(contentsOfFile: "/run/ftcp-lab/bridge-\(role).log", encoding: .utf8)) ?? "(no log)"
+                print("---- last lines of the \(role) bridge's log ----")
+                print(log.split(separator: "\n").suffix(30).joined(separator: "\n"))
+            }
+        }
         lab?.tearDown()
         lab = nil
         super.tearDown()
