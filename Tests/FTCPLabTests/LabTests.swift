@@ -5,33 +5,7 @@ import XCTest
 /// namespaces, a real bridge, real kernel TCP. Each test brings the lab up and always takes it
 /// down again. They skip when not root or without `ip`, and fail when the release binaries are
 /// missing (CI builds them first).
-final class LabTests: XCTestCase {
-    private var lab: Lab?
-
-    override func setUpWithError() throws {
-        try Lab.skipUnlessRunnable()
-        let lab: Lab
-        do {
-            lab = try Lab(testName: name)
-        } catch {
-            XCTFail("\(error)")
-            throw error
-        }
-        self.lab = lab
-        try lab.up()
-    }
-
-    override func tearDown() {
-        lab?.tearDown()
-        lab = nil
-        super.tearDown()
-    }
-
-    private func requireLab() throws -> Lab {
-        guard let lab else { throw LabError("lab not set up") }
-        return lab
-    }
-
+final class LabTests: LabTestCase {
     // MARK: The shared segment
 
     func testTenMegabytesClientToPrimaryAreSeenOnTheSecondary() throws {

@@ -4,28 +4,7 @@ import XCTest
 
 /// Drives ``NetfilterQueue`` against the real kernel in the lab's hub namespace: verdicts out of
 /// order, drop, accept with a replacement payload and a mark, and a rejected double verdict.
-final class NetfilterQueueTests: XCTestCase {
-    private var lab: Lab?
-
-    override func setUpWithError() throws {
-        try Lab.skipUnlessRunnable()
-        let lab: Lab
-        do {
-            lab = try Lab(testName: name)
-        } catch {
-            XCTFail("\(error)")
-            throw error
-        }
-        self.lab = lab
-        try lab.up()
-    }
-
-    override func tearDown() {
-        lab?.tearDown()
-        lab = nil
-        super.tearDown()
-    }
-
+final class NetfilterQueueTests: LabTestCase {
     func testVerdictsOutOfOrderDropAndReplacePayload() throws {
         let lab = try XCTUnwrap(lab)
         let queueNumber: UInt16 = 200

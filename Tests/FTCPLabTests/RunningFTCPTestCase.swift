@@ -4,28 +4,22 @@ import XCTest
 /// A test on the lab with ftcp running: the demo server on both servers and both bridges
 /// (release build), started by `deploy/lab.sh ftcp start` before each test and torn down with
 /// the lab after it, whatever the test did.
-class RunningFTCPTestCase: XCTestCase {
-    var lab: Lab?
+class RunningFTCPTestCase: LabTestCase {
     /// The directory holding ftcp-bridge, ftcp-demo-server and ftcp-labtool.
     var binaries = ""
 
     override func setUpWithError() throws {
-        try Lab.skipUnlessRunnable()
-        let lab: Lab
+        try super.setUpWithError()
+        let lab = try requireLab()
         do {
-            lab = try Lab(testName: name)
             binaries = (try Lab.binary("ftcp-bridge", variable: "FTCP_BRIDGE") as NSString).deletingLastPathComponent
             _ = try Lab.binary("ftcp-demo-server", variable: "FTCP_DEMO_SERVER")
         } catch {
             XCTFail("\(error)")
             throw error
         }
-        self.lab = lab
-        try lab.up()
         let start = try lab.labScriptResult(["ftcp", "start"], environment: ["FTCP_BIN": binaries])
         guard start.status == 0 else {
-            lab.tearDown()
-            self.lab = nil
             XCTFail("lab.sh ftcp start failed: \(start.output)")
             throw LabError("ftcp start failed")
         }
@@ -41,14 +35,7 @@ class RunningFTCPTestCase: XCTestCase {
                 print(log.split(separator: "\n").suffix(30).joined(separator: "\n"))
             }
         }
-        lab?.tearDown()
-        lab = nil
         super.tearDown()
-    }
-
-    func requireLab() throws -> Lab {
-        guard let lab else { throw LabError("lab not set up") }
-        return lab
     }
 
     /// A bridge's `status`, parsed.
