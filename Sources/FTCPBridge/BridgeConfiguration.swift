@@ -17,6 +17,11 @@ public struct BridgeConfiguration: Sendable {
     /// server's copy. Bytes past it are refused and counted; their sender
     /// retransmits them, since the client never acknowledged them.
     public var maximumQueuedBytesPerServer: Int
+    /// Most bytes the secondary keeps, over all connections, of segments its
+    /// kernel sent that the client has not acknowledged, to resend them the
+    /// moment it takes over. Past it the kernel's own retransmission timer
+    /// restarts those flows, later.
+    public var maximumRetainedBytes: Int
     /// How long a closed connection's sequence offsets are kept, so late
     /// segments (a retransmitted FIN, TIME_WAIT ACKs) are still translated.
     public var closedLingerMilliseconds: UInt64
@@ -32,6 +37,7 @@ public struct BridgeConfiguration: Sendable {
         protectedPorts: Set<UInt16>,
         maximumConnections: Int = 16_384,
         maximumQueuedBytesPerServer: Int = 8 << 20,
+        maximumRetainedBytes: Int = 64 << 20,
         closedLingerMilliseconds: UInt64 = 60_000,
         handshakeTimeoutMilliseconds: UInt64 = 75_000,
         idleTimeoutMilliseconds: UInt64 = 7_200_000
@@ -41,6 +47,7 @@ public struct BridgeConfiguration: Sendable {
         self.protectedPorts = protectedPorts
         self.maximumConnections = maximumConnections
         self.maximumQueuedBytesPerServer = maximumQueuedBytesPerServer
+        self.maximumRetainedBytes = maximumRetainedBytes
         self.closedLingerMilliseconds = closedLingerMilliseconds
         self.handshakeTimeoutMilliseconds = handshakeTimeoutMilliseconds
         self.idleTimeoutMilliseconds = idleTimeoutMilliseconds

@@ -10,6 +10,10 @@ public struct SecondaryBridge: Sendable {
     public let configuration: BridgeConfiguration
     public private(set) var counters = SecondaryCounters()
     var seen: [ConnectionKey: SecondaryConnectionActivity] = [:]
+    /// Per connection, what the local kernel sent that the client has not acknowledged.
+    var flights: [ConnectionKey: UnacknowledgedFlight] = [:]
+    /// Bytes held in all `flights`.
+    public private(set) var retainedBytes = 0
 
     public init(configuration: BridgeConfiguration) {
         self.configuration = configuration
@@ -34,11 +38,12 @@ public struct SecondaryBridge: Sendable {
             counters.ignoredFromServers += 1
             return .ignore
         }
+        let key = ConnectionKey(clientAddress: ip.source, clientPort: tcp.sourcePort, serverPort: tcp.destinationPort)
+        if let released = flights[key]?.clientSent(tcp) { retainedBytes -= released }
         ip.setDestination(configuration.secondaryAddress)
         packet.updateChecksums()
         counters.injected += 1
-        note(ConnectionKey(clientAddress: ip.source, clientPort: tcp.sourcePort, serverPort: tcp.destinationPort),
-             now: now) { $0.segmentsFromClient += 1; $0.bytesFromClient += UInt64(tcp.payloadLength) }
+        note(key, now: now) { $0.segmentsFromClient += 1; $0.bytesFromClient += UInt64(tcp.payloadLength) }
         return .inject
     }
 
@@ -51,9 +56,25 @@ public struct SecondaryBridge: Sendable {
             return .pass
         }
         counters.relayed += 1
-        note(ConnectionKey(clientAddress: packet.ip.destination, clientPort: tcp.destinationPort, serverPort: tcp.sourcePort),
-             now: now) { $0.segmentsRelayed += 1; $0.bytesRelayed += UInt64(tcp.payloadLength) }
+        let key = ConnectionKey(clientAddress: packet.ip.destination, clientPort: tcp.destinationPort, serverPort: tcp.sourcePort)
+        note(key, now: now) { $0.segmentsRelayed += 1; $0.bytesRelayed += UInt64(tcp.payloadLength) }
+        retainForTakeover(packet, key: key)
         return .relayToPrimary
+    }
+
+    /// Keeps a copy of what the kernel sends until the client acknowledges it, so a
+    /// takeover can resend at once what died with the primary (within the bounds).
+    private mutating func retainForTakeover(_ packet: TCPPacket, key: ConnectionKey) {
+        guard flights[key] != nil || seen[key] != nil else { return }
+        let flight = flights[key]
+        let size = packet.bytes.count
+        let mayRetain = retainedBytes + size <= configuration.maximumRetainedBytes
+            && (flight?.retainedBytes ?? 0) + size <= configuration.maximumQueuedBytesPerServer
+        let before = flight?.retainedBytes ?? 0
+        flights[key, default: UnacknowledgedFlight()].kernelSent(packet, mayRetain: mayRetain)
+        let after = flights[key]?.retainedBytes ?? 0
+        retainedBytes += after - before
+        if !mayRetain, packet.tcp.sequenceLength > 0 { counters.notRetained += 1 }
     }
 
     /// A packet the primary asks the secondary's kernel to receive. Accepted
@@ -86,6 +107,24 @@ public struct SecondaryBridge: Sendable {
             inherited = Set(seen.keys)
         }
         return inherited
+    }
+
+    /// After `promote()`: the packets that restart every inherited connection's flow at
+    /// once, from the service address (see ``UnacknowledgedFlight``). Retained copies
+    /// are released: the kernel's own retransmission covers anything after this.
+    public mutating func restartPackets() -> [[UInt8]] {
+        guard isPromoted else { return [] }
+        var packets: [[UInt8]] = []
+        for key in inherited.sorted(by: { ($0.clientAddress.value, $0.clientPort) < ($1.clientAddress.value, $1.clientPort) }) {
+            guard let flight = flights[key] else { continue }
+            let restart = flight.restartPackets(for: key, serviceAddress: configuration.serviceAddress)
+            counters.restartPackets += UInt64(restart.count)
+            if !restart.isEmpty { counters.restartedConnections += 1 }
+            packets += restart
+        }
+        flights = [:]
+        retainedBytes = 0
+        return packets
     }
 
     /// After the takeover: a client's segment to the service address, now
@@ -124,6 +163,8 @@ public struct SecondaryBridge: Sendable {
     /// Forgets connections not seen for `idleMilliseconds`.
     public mutating func expire(now: MonotonicTime, idleMilliseconds: UInt64) {
         seen = seen.filter { now.milliseconds(since: $0.value.lastSeen) < idleMilliseconds }
+        flights = flights.filter { seen[$0.key] != nil }
+        retainedBytes = flights.values.reduce(0) { $0 + $1.retainedBytes }
     }
 
     /// Connections seen recently, for `status`.
@@ -183,4 +224,9 @@ public struct SecondaryCounters: Equatable, Sendable {
     public var promotedTranslatedIn: UInt64 = 0
     public var promotedTranslatedOut: UInt64 = 0
     public var promotedPassed: UInt64 = 0
+    /// Segments the kernel sent that were not kept for a takeover (a bound was reached).
+    public var notRetained: UInt64 = 0
+    /// Packets sent at the takeover to restart inherited flows, and the connections they served.
+    public var restartPackets: UInt64 = 0
+    public var restartedConnections: UInt64 = 0
 }

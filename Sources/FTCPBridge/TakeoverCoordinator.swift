@@ -3,8 +3,10 @@
 /// take over in an order that never lets the local kernel reset an
 /// inherited connection (paper §5).
 ///
-/// Pure: the shell reports what the fault detector concluded and what the
-/// ARP probe found, and carries out the returned actions in order.
+/// Pure: the shell reports what the fault detector concluded and any ARP
+/// answer for the service address, calls `tick` on every turn of its loop, and
+/// carries out the returned actions in order. The address is taken only after
+/// a whole round of probes (`ProbeSettings`) went unanswered.
 public struct TakeoverCoordinator: Sendable {
     /// Where the secondary stands.
     public enum State: Equatable, Sendable {
@@ -30,7 +32,8 @@ public struct TakeoverCoordinator: Sendable {
 
     /// What the shell must do, in order.
     public enum Action: Equatable, Sendable {
-        /// Send an ARP probe for the service address and report who answers.
+        /// Send one ARP probe for the service address (without waiting: any
+        /// answer is reported through ``probeAnswered(heldBy:now:)``).
         case probeServiceAddress
         /// Stop relaying: translate inherited connections between the service
         /// address and the secondary's own from now on (rules first, so the
@@ -46,59 +49,114 @@ public struct TakeoverCoordinator: Sendable {
         case restartFlows
     }
 
-    /// How often to ask again while the address is held.
-    public var reprobeIntervalMilliseconds: UInt64
+    /// How a round of ARP probes is run before the address is taken.
+    public struct ProbeSettings: Equatable, Sendable {
+        /// Probes per round (one lost request or answer must not pass for a dead primary).
+        public var count: Int
+        /// Time between probes, and after the last one, for an answer to arrive.
+        public var intervalMilliseconds: UInt64
+        /// While the address is held, the longest time between rounds. The first rounds
+        /// follow each other quickly (the primary may have died just after answering, and
+        /// every round missed is stall for the clients), then back off to this.
+        public var reprobeIntervalMilliseconds: UInt64
+
+        public init(count: Int = 3, intervalMilliseconds: UInt64 = 10, reprobeIntervalMilliseconds: UInt64 = 1000) {
+            self.count = max(1, count)
+            self.intervalMilliseconds = intervalMilliseconds
+            self.reprobeIntervalMilliseconds = reprobeIntervalMilliseconds
+        }
+
+        /// Longest a round takes when nobody answers.
+        public var roundMilliseconds: UInt64 { UInt64(count) * intervalMilliseconds }
+    }
+
+    public let probes: ProbeSettings
     public private(set) var state: State = .replicating
     public private(set) var since: MonotonicTime?
     /// Why the state last changed, for `status` and the logs.
     public private(set) var reason = "started"
-    private var lastProbe: MonotonicTime?
+    /// The round of probes under way: how many were sent, and when the last one was.
+    private var round: (sent: Int, last: MonotonicTime)?
+    private var lastRoundStart: MonotonicTime?
+    /// Rounds answered in a row since the primary's bridge fell silent.
+    private var answeredRounds = 0
 
-    public init(reprobeIntervalMilliseconds: UInt64 = 1000) {
-        self.reprobeIntervalMilliseconds = reprobeIntervalMilliseconds
+    public init(probes: ProbeSettings = ProbeSettings()) {
+        self.probes = probes
     }
 
-    /// The fault detector declared the primary failed.
+    /// The fault detector declared the primary failed: start a round of probes.
     public mutating func primaryFailed(silenceMilliseconds: UInt64, now: MonotonicTime) -> [Action] {
         guard state == .replicating else { return [] }
         move(to: .checkingAddress, now: now, reason: "primary bridge silent for \(silenceMilliseconds) ms")
-        lastProbe = now
-        return [.probeServiceAddress]
+        return startRound(now: now)
     }
 
     /// The primary's bridge spoke again before the takeover happened.
     public mutating func primaryAlive(now: MonotonicTime) {
         switch state {
         case .checkingAddress, .addressHeld:
+            round = nil
+            answeredRounds = 0
             move(to: .replicating, now: now, reason: "primary bridge heard again")
         case .replicating, .promoted:
             break
         }
     }
 
-    /// The ARP probe's answer: the MAC that holds the address, or nil.
-    public mutating func probeAnswered(heldBy owner: String?, now: MonotonicTime) -> [Action] {
+    /// Some host answered for the service address (an ARP reply, or a request it
+    /// sent from that address). Before the takeover that means the address is
+    /// still held: no takeover for now.
+    public mutating func probeAnswered(heldBy owner: String, now: MonotonicTime) {
         switch state {
         case .checkingAddress, .addressHeld:
-            if let owner {
-                if state != .addressHeld(by: owner) {
-                    move(to: .addressHeld(by: owner), now: now,
-                         reason: "primary bridge silent, but \(owner) still answers ARP for the service address")
-                }
-                return []
+            if round != nil { answeredRounds += 1 }
+            round = nil
+            if state != .addressHeld(by: owner) {
+                move(to: .addressHeld(by: owner), now: now,
+                     reason: "primary bridge silent, but \(owner) still answers ARP for the service address")
             }
-            move(to: .promoted, now: now, reason: "primary failed: bridge silent and nothing answers for its address")
-            return [.startTranslating, .claimServiceAddress, .announceServiceAddress, .stopCapture, .restartFlows]
         case .replicating, .promoted:
-            return []
+            break
         }
     }
 
-    /// Called on every timer tick: while the address is held, ask again now and then.
+    /// Called on every turn of the loop: sends the next probe of a round when due,
+    /// takes over when a whole round went unanswered, and while the address is held
+    /// starts a new round now and then.
     public mutating func tick(now: MonotonicTime) -> [Action] {
-        guard case .addressHeld = state else { return [] }
-        if let lastProbe, now.milliseconds(since: lastProbe) < reprobeIntervalMilliseconds { return [] }
-        lastProbe = now
+        switch state {
+        case .replicating, .promoted:
+            return []
+        case .addressHeld:
+            guard round == nil else { break }
+            if let lastRoundStart, now.milliseconds(since: lastRoundStart) < reprobeDelayMilliseconds { return [] }
+            return startRound(now: now)
+        case .checkingAddress:
+            break
+        }
+        guard let current = round, now.milliseconds(since: current.last) >= probes.intervalMilliseconds else { return [] }
+        if current.sent < probes.count {
+            round = (current.sent + 1, now)
+            return [.probeServiceAddress]
+        }
+        round = nil
+        move(to: .promoted, now: now, reason: "primary failed: bridge silent and nothing answers for its address")
+        return [.startTranslating, .claimServiceAddress, .announceServiceAddress, .restartFlows, .stopCapture]
+    }
+
+    /// Time from the start of one round to the next while the address is held: twice the
+    /// length of a round after the first answer, doubling with every answered round, up to
+    /// `reprobeIntervalMilliseconds`.
+    public var reprobeDelayMilliseconds: UInt64 {
+        let first = 2 * probes.roundMilliseconds
+        let doublings = UInt64(min(max(answeredRounds - 1, 0), 20))
+        return min(probes.reprobeIntervalMilliseconds, first << doublings)
+    }
+
+    private mutating func startRound(now: MonotonicTime) -> [Action] {
+        round = (1, now)
+        lastRoundStart = now
         return [.probeServiceAddress]
     }
 

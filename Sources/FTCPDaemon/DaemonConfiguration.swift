@@ -26,6 +26,8 @@ public struct DaemonConfiguration: Sendable {
     public var heartbeatIntervalMilliseconds: UInt64
     /// Heartbeats missed in a row before the peer counts as failed.
     public var missedHeartbeats: UInt64
+    /// How the secondary makes sure nobody holds the service address before taking it.
+    public var takeoverProbes: TakeoverCoordinator.ProbeSettings
     /// Prefix length of the service address when the secondary claims it.
     public var servicePrefixLength: Int
     /// Bounds for the bridge core.
@@ -35,8 +37,8 @@ public struct DaemonConfiguration: Sendable {
     public init(role: ReplicationRole, interface: String, ownAddress: IPv4Address, peerAddress: IPv4Address,
                 ports: [UInt16], key: ReplicationKey, controlPath: String, replicationPort: UInt16 = 7400,
                 outboundQueue: UInt16 = 7401, inboundQueue: UInt16 = 7402, bypassMark: UInt32 = 0x4654,
-                heartbeatIntervalMilliseconds: UInt64 = 10, missedHeartbeats: UInt64 = 8,
-                servicePrefixLength: Int = 24, maximumConnections: Int = 16_384,
+                heartbeatIntervalMilliseconds: UInt64 = 10, missedHeartbeats: UInt64? = nil,
+                takeoverProbes: TakeoverCoordinator.ProbeSettings = .init(), servicePrefixLength: Int = 24, maximumConnections: Int = 16_384,
                 maximumQueuedBytesPerServer: Int = 8 << 20) {
         self.role = role
         self.interface = interface
@@ -50,10 +52,19 @@ public struct DaemonConfiguration: Sendable {
         self.inboundQueue = inboundQueue
         self.bypassMark = bypassMark
         self.heartbeatIntervalMilliseconds = heartbeatIntervalMilliseconds
-        self.missedHeartbeats = missedHeartbeats
+        self.missedHeartbeats = missedHeartbeats ?? Self.defaultMissedHeartbeats(role: role)
+        self.takeoverProbes = takeoverProbes
         self.servicePrefixLength = servicePrefixLength
         self.maximumConnections = maximumConnections
         self.maximumQueuedBytesPerServer = maximumQueuedBytesPerServer
+    }
+
+    /// Heartbeats missed before the peer counts as failed, when not told: 8 on the primary
+    /// (its verdict ends the protection of every connection, so a busy secondary must not
+    /// trip it), 3 on the secondary (its verdict only starts ARP probes, and a primary whose
+    /// host still answers them is never taken over).
+    public static func defaultMissedHeartbeats(role: ReplicationRole) -> UInt64 {
+        role == .primary ? 8 : 3
     }
 
     /// The service address clients connect to.

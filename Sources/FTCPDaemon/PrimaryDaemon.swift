@@ -16,6 +16,7 @@ public final class PrimaryDaemon {
     var bridge: PrimaryBridge
     var detector: FaultDetector
     var counters: [String: UInt64] = [:]
+    private var throttle = LogThrottle()
     private var state = "replicating"
     private var stateReason = "started"
     private var stateSince: MonotonicTime?
@@ -195,7 +196,11 @@ public final class PrimaryDaemon {
                 count("sentToClient")
             } catch {
                 count("sendToClientErrors")
-                logger.warning("sending to client failed", metadata: ["client": "\(packet.destination)", "error": "\(error)"])
+                if let suppressed = throttle.admit("sendToClient", now: MonotonicClock.now()) {
+                    logger.warning("sending to client failed", metadata: [
+                        "client": "\(packet.destination)", "error": "\(error)", "similar_lines_left_out": "\(suppressed)",
+                    ])
+                }
             }
         }
         for packet in output.packetsToSecondary {

@@ -16,7 +16,7 @@ final class ReplicationLink {
     private(set) var lastHeard: MonotonicTime?
     private(set) var sent: UInt64 = 0
     private(set) var sendErrors: UInt64 = 0
-    private var lastSendErrorLog: MonotonicTime?
+    private var throttle = LogThrottle()
     private var receiveBuffer = [UInt8](repeating: 0, count: 70_000)
     private let logger: Logger
     /// Recently sent datagrams by counter, kept to answer the peer's resend requests.
@@ -59,9 +59,9 @@ final class ReplicationLink {
             sent += 1
         } catch {
             sendErrors += 1
-            if lastSendErrorLog.map({ now.milliseconds(since: $0) >= 1000 }) ?? true {
-                lastSendErrorLog = now
-                logger.warning("replication send failed", metadata: ["peer": "\(peerAddress)", "error": "\(error)"])
+            if let suppressed = throttle.admit("send", now: now) {
+                logger.warning("replication send failed", metadata: [
+                    "peer": "\(peerAddress)", "error": "\(error)", "similar_lines_left_out": "\(suppressed)"])
             }
         }
     }

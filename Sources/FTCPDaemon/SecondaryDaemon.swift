@@ -18,17 +18,20 @@ public final class SecondaryDaemon {
     let logger: Logger
     var bridge: SecondaryBridge
     var detector: FaultDetector
-    var takeover = TakeoverCoordinator()
+    var takeover: TakeoverCoordinator
     var counters: [String: UInt64] = [:]
     private let started = MonotonicClock.now()
     private var announcements: (schedule: AnnouncementSchedule, start: MonotonicTime, sent: Int)?
     private var addressClaimed = false
+    private var reportedAddressHeld = false
+    private var throttle = LogThrottle()
 
     public init(configuration: DaemonConfiguration, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
         bridge = SecondaryBridge(configuration: configuration.bridgeConfiguration)
         detector = FaultDetector(configuration: configuration.faultDetection)
+        takeover = TakeoverCoordinator(probes: configuration.takeoverProbes)
     }
 
     public func run() throws {
@@ -66,6 +69,7 @@ public final class SecondaryDaemon {
         for descriptor in [outbound.fileDescriptor, inbound.fileDescriptor, link.fileDescriptor, control.fileDescriptor] {
             poller.register(descriptor)
         }
+        poller.register(arp.fileDescriptor)
         if let capture { poller.register(capture.fileDescriptor) }
         var nextHeartbeat = MonotonicClock.now()
         var nextExpiry = nextHeartbeat.adding(milliseconds: 1000)
@@ -103,7 +107,10 @@ public final class SecondaryDaemon {
             }
             actions += takeover.tick(now: now)
             for action in actions {
-                perform(action, arp: arp, claim: claim, capture: &capture, poller: poller, now: now)
+                perform(action, arp: arp, claim: claim, raw: raw, capture: &capture, poller: poller, now: now)
+            }
+            if ready.contains(arp.fileDescriptor) {
+                handleARP(arp, now: now)
             }
             announceIfDue(arp: arp, now: now)
 
@@ -132,35 +139,23 @@ public final class SecondaryDaemon {
             logger.notice("primary bridge heard again; no takeover")
         }
         takeover.primaryAlive(now: now)
+        reportedAddressHeld = false
     }
 
-    private func perform(_ action: TakeoverCoordinator.Action, arp: ARPSocket, claim: AddressClaim,
+    private func perform(_ action: TakeoverCoordinator.Action, arp: ARPSocket, claim: AddressClaim, raw: RawIPv4Socket,
                          capture: inout PacketCapture?, poller: Poller, now: MonotonicTime) {
         switch action {
         case .probeServiceAddress:
-            var owner: MACAddress?
             do {
-                // Three probes: one lost request or answer must not be taken for a dead primary.
-                for _ in 0..<3 where owner == nil {
-                    owner = try arp.probe(address: configuration.serviceAddress, timeoutMilliseconds: 30)
-                }
-                logger.notice("ARP probe for the service address", metadata: [
-                    "address": "\(configuration.serviceAddress)", "answered_by": "\(owner?.description ?? "nobody")",
-                ])
+                try arp.sendProbe(address: configuration.serviceAddress)
+                count("arpProbes")
             } catch {
-                logger.error("ARP probe for the service address failed; not taking over", metadata: ["error": "\(error)"])
-                return
+                // An unanswered probe counts as "nobody holds it" only if it left: a probe
+                // that could not be sent proves nothing, so the round starts over.
+                count("arpProbeErrors")
+                logger.error("ARP probe for the service address failed; not taking over on this round", metadata: ["error": "\(error)"])
+                takeover.probeAnswered(heldBy: "unknown (probe not sent: \(error))", now: now)
             }
-            let before = takeover.state
-            let next = takeover.probeAnswered(heldBy: owner?.description, now: MonotonicClock.now())
-            if next.isEmpty, before != takeover.state, let owner {
-                logger.error("""
-                    primary bridge silent but \(owner) still answers ARP for \(configuration.serviceAddress): not taking \
-                    over, to avoid two hosts answering for it. Stop the primary host or remove the address from it, \
-                    and this bridge takes over within a second.
-                    """)
-            }
-            for step in next { perform(step, arp: arp, claim: claim, capture: &capture, poller: poller, now: now) }
         case .startTranslating:
             let inherited = bridge.promote()
             logger.notice("taking over the service address", metadata: [
@@ -185,7 +180,51 @@ public final class SecondaryDaemon {
                 capture = nil
             }
         case .restartFlows:
-            count("flowRestarts")
+            let packets = bridge.restartPackets()
+            var failed = 0
+            for packet in packets {
+                do { try raw.send(packet) } catch { failed += 1 }
+            }
+            counters["restartSendErrors", default: 0] += UInt64(failed)
+            logger.notice("restarted inherited flows", metadata: [
+                "connections": "\(bridge.counters.restartedConnections)", "packets": "\(packets.count)",
+                "send_errors": "\(failed)",
+            ])
+        }
+    }
+
+    /// ARP seen on the segment: while deciding whether to take over, anyone answering for the
+    /// service address (other than this host) holds it, and the takeover waits.
+    private func handleARP(_ arp: ARPSocket, now: MonotonicTime) {
+        let owner: MACAddress?
+        do {
+            owner = try arp.receiveConflict(for: configuration.serviceAddress)
+        } catch {
+            count("arpReceiveErrors")
+            return
+        }
+        guard let owner else { return }
+        switch takeover.state {
+        case .checkingAddress:
+            takeover.probeAnswered(heldBy: owner.description, now: now)
+            logger.warning("""
+                primary bridge silent, but \(owner) still answers ARP for \(configuration.serviceAddress): not taking \
+                over (its bridge may be busy, or cut off from this one); asking again, less and less often, up to \
+                every \(configuration.takeoverProbes.reprobeIntervalMilliseconds) ms
+                """)
+        case .addressHeld:
+            takeover.probeAnswered(heldBy: owner.description, now: now)
+            if !reportedAddressHeld, now.milliseconds(since: takeover.since ?? now) >= 1000 {
+                reportedAddressHeld = true
+                logger.error("""
+                    the primary's bridge has been silent for over a second while \(owner) still answers ARP for \
+                    \(configuration.serviceAddress): this bridge does not take over, so that two hosts never answer for \
+                    it. If the primary is broken, stop its host or remove the address from it, and this bridge takes \
+                    over within \(configuration.takeoverProbes.reprobeIntervalMilliseconds + configuration.takeoverProbes.roundMilliseconds) ms.
+                    """)
+            }
+        case .replicating, .promoted:
+            break
         }
     }
 
@@ -225,7 +264,10 @@ public final class SecondaryDaemon {
                         try raw.send(UnsafeRawBufferPointer(view.bytes))
                     } catch {
                         count("injectErrors")
-                        logger.warning("injecting a client segment failed", metadata: ["error": "\(error)"])
+                        if let suppressed = throttle.admit("inject", now: now) {
+                            logger.warning("injecting a client segment failed", metadata: [
+                                "error": "\(error)", "similar_lines_left_out": "\(suppressed)"])
+                        }
                     }
                 }
             } catch {
@@ -315,6 +357,10 @@ public final class SecondaryDaemon {
         all["refusedFromPrimary"] = c.refusedFromPrimary
         all["promotedTranslatedIn"] = c.promotedTranslatedIn
         all["promotedTranslatedOut"] = c.promotedTranslatedOut
+        all["retainedBytes"] = UInt64(bridge.retainedBytes)
+        all["notRetained"] = c.notRetained
+        all["restartPackets"] = c.restartPackets
+        all["restartedConnections"] = c.restartedConnections
         if let stats = try? capture?.statistics {
             all["captureReceived"] = stats.received
             all["captureDropped"] = stats.dropped

@@ -201,6 +201,24 @@ public final class ARPSocket {
         }
     }
 
+    /// Sends an RFC 5227 ARP probe for `address` without waiting for an answer: read answers
+    /// with ``receiveConflict(for:)`` when the socket is readable.
+    public func sendProbe(address: IPv4Address) throws(LinuxShellError) {
+        try send(.probe(address: address, hardwareAddress: hardwareAddress))
+    }
+
+    /// Reads every ARP packet waiting and returns the hardware address of the first host that
+    /// uses `address` (a reply, an announcement or a request from it) or probes for it, if any.
+    public func receiveConflict(for address: IPv4Address) throws(LinuxShellError) -> MACAddress? {
+        var owner: MACAddress?
+        while let received = try receive() {
+            if owner == nil {
+                owner = received.packet.conflictingHardwareAddress(for: address, ownHardwareAddress: hardwareAddress)
+            }
+        }
+        return owner
+    }
+
     /// Sends an RFC 5227 ARP probe for `address` and waits up to `timeoutMilliseconds` for an answer.
     ///
     /// - Returns: the hardware address of a host that uses `address` (its reply or announcement)

@@ -51,8 +51,19 @@ struct BridgeOptions: ParsableArguments {
     @Option(help: "Heartbeat interval on the replication channel, in milliseconds.")
     var heartbeatInterval: UInt64 = 10
 
-    @Option(help: "Heartbeats missed in a row before the other bridge counts as failed (detection time = interval × this).")
-    var missedHeartbeats: UInt64 = 8
+    @Option(help: ArgumentHelp(
+        "Heartbeats missed in a row before the other bridge counts as failed (detection time = interval × this).",
+        discussion: """
+            Default: 8 on the primary (its verdict ends protection for every connection, so it waits longer), \
+            3 on the secondary (its verdict only starts ARP probes; a primary whose host answers them is never taken over).
+            """))
+    var missedHeartbeats: UInt64?
+
+    @Option(help: "ARP probes for the service address the secondary sends, unanswered, before it takes the address over.")
+    var takeoverProbes: Int = 3
+
+    @Option(help: "Milliseconds between takeover probes, and after the last one for an answer to arrive.")
+    var probeInterval: UInt64 = 10
 
     @Option(help: "Prefix length of the service address when the secondary takes it over.")
     var servicePrefixLength: Int = 24
@@ -71,9 +82,11 @@ struct BridgeOptions: ParsableArguments {
         guard heartbeatInterval >= 2, heartbeatInterval <= 10_000 else {
             throw ValidationError("--heartbeat-interval must be between 2 and 10000 ms")
         }
-        guard missedHeartbeats >= 2, missedHeartbeats <= 1000 else {
+        if let missedHeartbeats, missedHeartbeats < 2 || missedHeartbeats > 1000 {
             throw ValidationError("--missed-heartbeats must be between 2 and 1000")
         }
+        guard (1...20).contains(takeoverProbes) else { throw ValidationError("--takeover-probes must be between 1 and 20") }
+        guard (1...5000).contains(probeInterval) else { throw ValidationError("--probe-interval must be between 1 and 5000 ms") }
         guard (1...32).contains(servicePrefixLength) else { throw ValidationError("--service-prefix-length must be 1–32") }
         guard maxConnections > 0, maxQueuedBytes >= 65_536 else {
             throw ValidationError("--max-connections must be positive and --max-queued-bytes at least 65536")
@@ -102,16 +115,15 @@ struct BridgeOptions: ParsableArguments {
             role: role, interface: interface, ownAddress: address, peerAddress: peer, ports: try ports(), key: key,
             controlPath: controlPath, replicationPort: replicationPort, outboundQueue: outboundQueue,
             inboundQueue: inboundQueue, bypassMark: mark, heartbeatIntervalMilliseconds: heartbeatInterval,
-            missedHeartbeats: missedHeartbeats, servicePrefixLength: servicePrefixLength,
+            missedHeartbeats: missedHeartbeats,
+            takeoverProbes: .init(count: takeoverProbes, intervalMilliseconds: probeInterval),
+            servicePrefixLength: servicePrefixLength,
             maximumConnections: maxConnections, maximumQueuedBytesPerServer: maxQueuedBytes)
     }
 
     func makeLogger(role: String) -> Logger {
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = Logger.Level(rawValue: logLevel) ?? .info
-            return handler
-        }
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in BridgeLogHandler(label: label, level: level) }
         return Logger(label: "ftcp-bridge.\(role)")
     }
 }

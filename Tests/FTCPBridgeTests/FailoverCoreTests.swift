@@ -155,38 +155,72 @@ struct PromotionTests {
 
 @Suite("The secondary's takeover decision")
 struct TakeoverCoordinatorTests {
-    @Test("a silent primary whose address nobody answers for is taken over, translation before the address")
+    static let promotion: [TakeoverCoordinator.Action] =
+        [.startTranslating, .claimServiceAddress, .announceServiceAddress, .restartFlows, .stopCapture]
+
+    @Test("a silent primary whose address nobody answers for is taken over after a round of three probes, translation before the address")
     func takeover() {
-        var coordinator = TakeoverCoordinator()
-        #expect(coordinator.primaryFailed(silenceMilliseconds: 50, now: .milliseconds(100)) == [.probeServiceAddress])
+        var coordinator = TakeoverCoordinator(probes: .init(count: 3, intervalMilliseconds: 10))
+        #expect(coordinator.primaryFailed(silenceMilliseconds: 30, now: .milliseconds(100)) == [.probeServiceAddress])
         #expect(coordinator.state == .checkingAddress)
-        let actions = coordinator.probeAnswered(heldBy: nil, now: .milliseconds(130))
-        #expect(actions == [.startTranslating, .claimServiceAddress, .announceServiceAddress, .stopCapture, .restartFlows])
+        #expect(coordinator.tick(now: .milliseconds(105)) == [])
+        #expect(coordinator.tick(now: .milliseconds(110)) == [.probeServiceAddress])
+        #expect(coordinator.tick(now: .milliseconds(120)) == [.probeServiceAddress])
+        #expect(coordinator.tick(now: .milliseconds(129)) == [], "the last probe gets its interval to be answered")
+        #expect(coordinator.tick(now: .milliseconds(130)) == Self.promotion)
         #expect(coordinator.state == .promoted)
         #expect(coordinator.since == .milliseconds(130))
         #expect(coordinator.primaryFailed(silenceMilliseconds: 50, now: .milliseconds(200)) == [], "promoted once")
+        #expect(coordinator.tick(now: .milliseconds(300)) == [])
     }
 
-    @Test("a partition: the primary's bridge is silent but its host answers ARP, so the secondary stays put and asks again")
+    @Test("a partition: the primary's bridge is silent but its host answers ARP, so the secondary stays put and asks again, less and less often")
     func splitBrainGuard() {
-        var coordinator = TakeoverCoordinator(reprobeIntervalMilliseconds: 1000)
-        _ = coordinator.primaryFailed(silenceMilliseconds: 50, now: .milliseconds(100))
-        #expect(coordinator.probeAnswered(heldBy: "02:00:00:00:00:01", now: .milliseconds(120)) == [])
+        var coordinator = TakeoverCoordinator(probes: .init(count: 3, intervalMilliseconds: 10, reprobeIntervalMilliseconds: 1000))
+        _ = coordinator.primaryFailed(silenceMilliseconds: 30, now: .milliseconds(0))
+        _ = coordinator.tick(now: .milliseconds(10))
+        coordinator.probeAnswered(heldBy: "02:00:00:00:00:01", now: .milliseconds(12))
         #expect(coordinator.state == .addressHeld(by: "02:00:00:00:00:01"))
-        #expect(coordinator.tick(now: .milliseconds(600)) == [])
-        #expect(coordinator.tick(now: .milliseconds(1100)) == [.probeServiceAddress])
+        #expect(coordinator.tick(now: .milliseconds(30)) == [], "an answered round never ends in a takeover")
+        // Rounds start 60, 120, 240, 480, 960, then 1000 ms apart, each answered at once.
+        var start: UInt64 = 0
+        var gaps: [UInt64] = []
+        for _ in 0..<7 {
+            var now = start + 1
+            while coordinator.tick(now: .milliseconds(now)).isEmpty { now += 1 }
+            gaps.append(now - start)
+            coordinator.probeAnswered(heldBy: "02:00:00:00:00:01", now: .milliseconds(now))
+            start = now
+        }
+        #expect(gaps == [60, 120, 240, 480, 960, 1000, 1000])
+        #expect(coordinator.state == .addressHeld(by: "02:00:00:00:00:01"))
         // The partition heals: the primary's bridge is heard again.
-        coordinator.primaryAlive(now: .milliseconds(1200))
+        coordinator.primaryAlive(now: .milliseconds(start + 5))
         #expect(coordinator.state == .replicating)
+        #expect(coordinator.tick(now: .milliseconds(start + 5000)) == [])
     }
 
     @Test("the primary's host going away later still leads to a takeover")
     func heldThenGone() {
-        var coordinator = TakeoverCoordinator()
-        _ = coordinator.primaryFailed(silenceMilliseconds: 50, now: .milliseconds(0))
-        _ = coordinator.probeAnswered(heldBy: "02:00:00:00:00:01", now: .milliseconds(10))
-        #expect(coordinator.tick(now: .milliseconds(1010)) == [.probeServiceAddress])
-        #expect(coordinator.probeAnswered(heldBy: nil, now: .milliseconds(1020)).first == .startTranslating)
+        var coordinator = TakeoverCoordinator(probes: .init(count: 2, intervalMilliseconds: 10, reprobeIntervalMilliseconds: 1000))
+        _ = coordinator.primaryFailed(silenceMilliseconds: 30, now: .milliseconds(0))
+        coordinator.probeAnswered(heldBy: "02:00:00:00:00:01", now: .milliseconds(1))
+        // The next round comes 40 ms after the first began (twice a round of 2 × 10 ms).
+        #expect(coordinator.tick(now: .milliseconds(39)) == [])
+        #expect(coordinator.tick(now: .milliseconds(40)) == [.probeServiceAddress])
+        #expect(coordinator.tick(now: .milliseconds(50)) == [.probeServiceAddress])
+        #expect(coordinator.tick(now: .milliseconds(60)) == Self.promotion)
         #expect(coordinator.state == .promoted)
+    }
+
+    @Test("an answer to the last probe of a round, just in time, prevents the takeover")
+    func lateAnswer() {
+        var coordinator = TakeoverCoordinator(probes: .init(count: 3, intervalMilliseconds: 10))
+        _ = coordinator.primaryFailed(silenceMilliseconds: 30, now: .milliseconds(0))
+        _ = coordinator.tick(now: .milliseconds(10))
+        _ = coordinator.tick(now: .milliseconds(20))
+        coordinator.probeAnswered(heldBy: "02:00:00:00:00:01", now: .milliseconds(29))
+        #expect(coordinator.tick(now: .milliseconds(30)) == [])
+        #expect(coordinator.state == .addressHeld(by: "02:00:00:00:00:01"))
     }
 }
