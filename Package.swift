@@ -19,6 +19,7 @@ let package = Package(
         .executable(name: "ftcp-bridge", targets: ["ftcp-bridge"]),
         .executable(name: "ftcp-demo-server", targets: ["ftcp-demo-server"]),
         .executable(name: "ftcp-impair", targets: ["ftcp-impair"]),
+        .executable(name: "ftcp-passthrough", targets: ["ftcp-passthrough"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -71,6 +72,10 @@ let package = Package(
                 "FTCPWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
+        ),
+        .executableTarget(
+            name: "ftcp-passthrough",
+            dependencies: ["FTCPLinux", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "ftcp-labtool",

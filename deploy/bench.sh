@@ -1,73 +1,185 @@
 #!/usr/bin/env bash
-# ftcp against clean kernel TCP on the namespace lab, measured in one run with the pairs
-# alternating so the machine's noise falls on both alike.
+# The ftcp benchmark: ftcp against clean kernel TCP on the namespace lab, in one run, with the
+# clean and ftcp runs of every pair alternating so the machine's noise falls on both alike.
 #
-#   clean: the demo server on the primary at port 9998, which the bridges do not protect
-#   ftcp:  the demo server on both servers at port 9999, through both bridges
+#   clean:        the demo server on the primary at port 9998, which the bridges do not protect
+#   ftcp:         the demo server on both servers at port 9999, through both bridges
+#   pass-through: the demo server on the primary at port 9997 behind NFQUEUE rules on its INPUT
+#                 and OUTPUT that ftcp-passthrough accepts unchanged (GSO, batched): the ceiling
+#                 of any user-space bridge on this machine
 #
-# usage: sudo deploy/bench.sh [--rounds N] [--bytes B] [--connects C]
-# Needs the release build (swift build -c release) and a lab that is down (it brings its own).
+# It measures: throughput both ways with the client's link shaped to 100 Mbit/s, to 1 Gbit/s and
+# unshaped; connect() time and 64-byte request/response time; the client-visible stall over
+# primary cut-offs; the bridges' memory per idle protected connection (1, 100, 1000) and CPU time
+# per GiB. It writes results.json, results.md and failover.svg (and raw.txt) to --out.
+#
+# usage: sudo deploy/bench.sh [--quick] [--out DIR] [--rounds N] [--failovers N]
+#   --quick       one round, small transfers, 5 cut-offs: under 5 minutes, proves every figure
+#                 is produced (CI runs it); the figures themselves are rough
+#   --out DIR     where the report goes (default: bench/latest in the repository)
+#   --rounds N    rounds of every throughput pair (default 3)
+#   --failovers N primary cut-offs (default 50)
+# Needs the release build (swift build -c release); brings its own lab up and takes it down.
 set -euo pipefail
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LAB="$REPO_ROOT/deploy/lab.sh"
 export FTCP_BIN=${FTCP_BIN:-$REPO_ROOT/.build/release}
+RUN_DIR=${FTCP_LAB_RUN_DIR:-/run/ftcp-lab}
+QUICK=0
+OUT=$REPO_ROOT/bench/latest
 ROUNDS=3
-BYTES=200000000
-CONNECTS=1000
+FAILOVERS=50
 while [[ $# -gt 0 ]]; do
     case "$1" in
+        --quick) QUICK=1; shift ;;
+        --out) OUT=$2; shift 2 ;;
         --rounds) ROUNDS=$2; shift 2 ;;
-        --bytes) BYTES=$2; shift 2 ;;
-        --connects) CONNECTS=$2; shift 2 ;;
-        -h | --help) sed -n '2,10p' "$0"; exit 0 ;;
-        *) echo "bench: unknown argument $1" >&2; exit 2 ;;
+        --failovers) FAILOVERS=$2; shift 2 ;;
+        -h | --help) sed -n '2,23p' "$0"; exit 0 ;;
+        *) echo "bench: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
-[[ $(id -u) == 0 ]] || { echo "bench: run as root" >&2; exit 1; }
-for binary in ftcp-bridge ftcp-demo-server ftcp-labtool; do
+[[ $ROUNDS =~ ^[1-9][0-9]*$ && $FAILOVERS =~ ^[1-9][0-9]*$ ]] || { echo "bench: --rounds and --failovers take a positive number" >&2; exit 2; }
+[[ $(id -u) == 0 ]] || { echo "bench: run as root (it builds network namespaces)" >&2; exit 1; }
+for binary in ftcp-bridge ftcp-demo-server ftcp-labtool ftcp-impair ftcp-passthrough; do
     [[ -x $FTCP_BIN/$binary ]] || { echo "bench: $FTCP_BIN/$binary missing; run swift build -c release" >&2; exit 1; }
 done
 
-cleanup() { "$LAB" down >/dev/null 2>&1 || true; }
-trap cleanup EXIT
-"$LAB" down >/dev/null 2>&1 || true
-"$LAB" up >/dev/null
-"$LAB" ftcp start >/dev/null
-ip netns exec ftcp-primary setsid "$FTCP_BIN/ftcp-demo-server" --listen 0.0.0.0:9998 >/dev/null 2>&1 </dev/null &
-sleep 0.5
+# Sizes: each transfer lasts about a second or two at the rates seen on this kind of machine.
+declare -A BYTES=([100mbit]=25000000 [1gbit]=100000000 [unshaped]=200000000)
+CONNECTS=1000
+EXCHANGES=1000
+SCALES="1 100 1000"
+if ((QUICK)); then
+    ROUNDS=1
+    FAILOVERS=5
+    BYTES=([100mbit]=5000000 [1gbit]=20000000 [unshaped]=40000000)
+    CONNECTS=200
+    EXCHANGES=200
+fi
 
+mkdir -p "$OUT"
+RAW=$OUT/raw.txt
+TRACE=$OUT/failover-trace.txt
+: >"$RAW"
+note() { printf 'bench: %s\n' "$*" >&2; }
+record() { printf '%s\n' "$*" >>"$RAW"; }
 labtool() { ip netns exec ftcp-client "$FTCP_BIN/ftcp-labtool" "$@"; }
 field() { tr ' ' '\n' | sed -n "s/^$1=//p"; }
-rate() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.0f", b * 8 / s / 1e6 }'; }
+rate() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.1f", b * 8 / s / 1e6 }'; }
+# CPU seconds (user + system) a process has used so far.
+cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / hz }' "/proc/$1/stat"; }
+# Resident memory of a process, KiB.
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+bridge_pid() { cat "$RUN_DIR/bridge-$1.pid"; }
 
-declare -A results
-for round in $(seq 1 "$ROUNDS"); do
-    for mode in clean ftcp; do
-        port=$([[ $mode == clean ]] && echo 9998 || echo 9999)
-        down=$(labtool session --connect 10.80.0.1:$port --download "$BYTES" --timeout-s 300 | field seconds)
-        up=$(labtool session --connect 10.80.0.1:$port --upload "$BYTES" --timeout-s 300 | field seconds)
-        results[$mode-down]+="$(rate "$BYTES" "$down") "
-        results[$mode-up]+="$(rate "$BYTES" "$up") "
-        echo "bench: round $round $mode: server→client $(rate "$BYTES" "$down") Mbit/s, client→server $(rate "$BYTES" "$up") Mbit/s" >&2
+cleanup() {
+    "$LAB" down >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+# A fresh lab with the bridges, plus the clean and pass-through servers on the primary.
+fresh_lab() {
+    "$LAB" down >/dev/null 2>&1 || true
+    "$LAB" up >/dev/null
+    "$LAB" ftcp start >/dev/null
+}
+start_extra_servers() {
+    ip netns exec ftcp-primary setsid "$FTCP_BIN/ftcp-demo-server" --listen 0.0.0.0:9998 >/dev/null 2>&1 </dev/null &
+    ip netns exec ftcp-primary setsid "$FTCP_BIN/ftcp-demo-server" --listen 0.0.0.0:9997 >/dev/null 2>&1 </dev/null &
+    ip netns exec ftcp-primary iptables -t mangle -A INPUT -p tcp --dport 9997 -j NFQUEUE --queue-num 7410
+    ip netns exec ftcp-primary iptables -t mangle -A OUTPUT -p tcp --sport 9997 -j NFQUEUE --queue-num 7410
+    ip netns exec ftcp-primary setsid "$FTCP_BIN/ftcp-passthrough" --queue 7410 >"$OUT/passthrough.log" 2>&1 </dev/null &
+    sleep 0.5
+}
+
+# One transfer; records its rate. $1 shaping, $2 mode, $3 direction, $4 port, $5 round.
+transfer() {
+    local shaping=$1 mode=$2 direction=$3 port=$4 round=$5 bytes=${BYTES[$1]} option seconds line
+    option=$([[ $direction == down ]] && echo --download || echo --upload)
+    local before_p before_s
+    if [[ $mode == ftcp && $shaping == unshaped ]]; then
+        before_p=$(cpu_seconds "$(bridge_pid primary)")
+        before_s=$(cpu_seconds "$(bridge_pid secondary)")
+    fi
+    line=$(labtool session --connect "10.80.0.1:$port" "$option" "$bytes" --timeout-s 300)
+    seconds=$(field seconds <<<"$line")
+    record "throughput shaping=$shaping mode=$mode direction=$direction round=$round bytes=$bytes seconds=$seconds mbps=$(rate "$bytes" "$seconds")"
+    note "$shaping $mode $direction round $round: $(rate "$bytes" "$seconds") Mbit/s"
+    if [[ $mode == ftcp && $shaping == unshaped ]]; then
+        record "cpu direction=$direction bytes=$bytes primary_cpu_s=$(awk -v a="$(cpu_seconds "$(bridge_pid primary)")" -v b="$before_p" 'BEGIN { print a - b }') secondary_cpu_s=$(awk -v a="$(cpu_seconds "$(bridge_pid secondary)")" -v b="$before_s" 'BEGIN { print a - b }')"
+    fi
+}
+
+record "machine date=$(date -u +%FT%TZ) cores=$(nproc) kernel=$(uname -r) mode=$( ((QUICK)) && echo quick || echo full) rounds=$ROUNDS"
+note "writing to $OUT"
+fresh_lab
+start_extra_servers
+
+# 1. Scale: what the bridges hold per idle protected connection. First, on fresh bridges, so that
+# memory freed by the transfers does not hide the growth.
+for connections in $SCALES; do
+    base_p=$(rss_kib "$(bridge_pid primary)")
+    base_s=$(rss_kib "$(bridge_pid secondary)")
+    ready=$OUT/hold-$connections.out
+    ip netns exec ftcp-client "$FTCP_BIN/ftcp-labtool" hold --connect 10.80.0.1:9999 --connections "$connections" \
+        --hold-s 3 --timeout-s 120 >"$ready" 2>&1 &
+    holder=$!
+    for _ in $(seq 1 600); do grep -q 'ready=1' "$ready" && break; sleep 0.1; done
+    grep -q 'ready=1' "$ready" || { note "holding $connections connections failed: $(cat "$ready")"; exit 1; }
+    sleep 1
+    record "scale connections=$connections primary_growth_kib=$(($(rss_kib "$(bridge_pid primary)") - base_p)) secondary_growth_kib=$(($(rss_kib "$(bridge_pid secondary)") - base_s)) primary_rss_kib=$(rss_kib "$(bridge_pid primary)") secondary_rss_kib=$(rss_kib "$(bridge_pid secondary)")"
+    wait "$holder" || { note "holding $connections connections failed: $(cat "$ready")"; exit 1; }
+    note "scale: $connections idle connections held"
+done
+
+# 2. Throughput, clean and ftcp alternating (and the pass-through ceiling unshaped).
+for shaping in 100mbit 1gbit unshaped; do
+    case $shaping in
+        100mbit) "$LAB" impair client "rate 100mbit" >/dev/null ;;
+        1gbit) "$LAB" impair client "rate 1gbit" >/dev/null ;;
+        unshaped) "$LAB" impair client off >/dev/null ;;
+    esac
+    modes="clean ftcp"
+    [[ $shaping == unshaped ]] && modes="clean ftcp passthrough"
+    for round in $(seq 1 "$ROUNDS"); do
+        for mode in $modes; do
+            port=$(case $mode in clean) echo 9998 ;; ftcp) echo 9999 ;; passthrough) echo 9997 ;; esac)
+            transfer "$shaping" "$mode" down "$port" "$round"
+            transfer "$shaping" "$mode" up "$port" "$round"
+        done
     done
 done
-for mode in clean ftcp; do
+
+# 3. Connection setup and small request/response, alternating.
+for mode in clean ftcp clean ftcp; do
     port=$([[ $mode == clean ]] && echo 9998 || echo 9999)
-    results[$mode-connect]=$(labtool connect-time --connect 10.80.0.1:$port --count "$CONNECTS" --timeout-s 300)
+    connect=$(labtool connect-time --connect "10.80.0.1:$port" --count $((CONNECTS / 2)) --timeout-s 300)
+    record "connect mode=$mode $connect"
+    exchange=$(labtool round-trip --connect "10.80.0.1:$port" --count $((EXCHANGES / 2)) --timeout-s 300)
+    record "round-trip mode=$mode $exchange"
+    note "$mode: connect p50 $(field p50_us <<<"$connect") µs, 64-byte round trip p50 $(field p50_us <<<"$exchange") µs"
 done
 
-median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-echo
-echo "| measure ($(date -u +%F), $(nproc) cores, kernel $(uname -r)) | clean TCP | ftcp | ftcp / clean |"
-echo "|---|---|---|---|"
-for direction in down up; do
-    label=$([[ $direction == down ]] && echo "server → client, Mbit/s (median of $ROUNDS × $BYTES B)" || echo "client → server, Mbit/s (median of $ROUNDS × $BYTES B)")
-    clean=$(echo "${results[clean-$direction]}" | median)
-    ftcp=$(echo "${results[ftcp-$direction]}" | median)
-    echo "| $label | $clean | $ftcp | $(awk -v f="$ftcp" -v c="$clean" 'BEGIN { printf "%.2f", f / c }') |"
+# 4. Failover: the primary cut off at a random point of a download, on a fresh lab each time.
+detection="heartbeat-10ms,secondary-3-missed+3-ARP-probes-10ms-apart,primary-8-missed"
+for trial in $(seq 1 "$FAILOVERS"); do
+    fresh_lab
+    trace_option=()
+    ((trial == 1)) && trace_option=(--trace "$TRACE")
+    bytes=$( ((QUICK)) && echo 60000000 || echo 150000000)
+    ip netns exec ftcp-client "$FTCP_BIN/ftcp-labtool" session --connect 10.80.0.1:9999 --download "$bytes" \
+        "${trace_option[@]}" --timeout-s 120 >"$OUT/failover-session.out" 2>&1 &
+    session=$!
+    sleep "$(awk -v r="$RANDOM" 'BEGIN { printf "%.3f", 0.1 + r / 32768 * 0.6 }')"
+    "$LAB" fail primary >/dev/null
+    status=0
+    wait "$session" || status=$?
+    line=$(tail -1 "$OUT/failover-session.out")
+    ok=$([[ $status == 0 ]] && field ok <<<"$line" || echo 0)
+    stall=$(field longest_stall_ms <<<"$line")
+    record "failover trial=$trial ok=${ok:-0} stall_ms=${stall:-nan} bytes=$bytes detection=$detection"
+    note "failover $trial: ok=${ok:-0} stall ${stall:-?} ms"
 done
-for p in p50 p99; do
-    clean=$(echo "${results[clean-connect]}" | field ${p}_us)
-    ftcp=$(echo "${results[ftcp-connect]}" | field ${p}_us)
-    echo "| connect() $p over $CONNECTS connections, µs | $clean | $ftcp | +$(awk -v f="$ftcp" -v c="$clean" 'BEGIN { printf "%.0f", f - c }') µs |"
-done
+
+"$FTCP_BIN/ftcp-labtool" bench-report --raw "$RAW" --trace "$TRACE" --out "$OUT"

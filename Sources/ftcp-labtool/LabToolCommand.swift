@@ -16,7 +16,7 @@ struct LabToolCommand: ParsableCommand {
             "bytes=10000000 sha256=… seconds=0.012". Run each side in its namespace with
             `ip netns exec ftcp-primary ftcp-labtool sink --listen 10.80.0.1:5001`.
             """,
-        subcommands: [Session.self, ConnectTime.self, Sink.self, Source.self, UDPSend.self, UDPEcho.self, UDPPing.self]
+        subcommands: [Session.self, ConnectTime.self, RoundTrip.self, Hold.self, BenchReport.self, Sink.self, Source.self, UDPSend.self, UDPEcho.self, UDPPing.self]
     )
 }
 

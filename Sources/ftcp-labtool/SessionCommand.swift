@@ -1,5 +1,6 @@
 import ArgumentParser
 import FTCPDemo
+import Foundation
 import FTCPLinux
 import Glibc
 
@@ -27,6 +28,8 @@ extension LabToolCommand {
         var upload: UInt64 = 0
         @Flag(help: "Print each request and answer.")
         var verbose = false
+        @Option(help: "Write the download's progress to this file: one line per read, milliseconds since the session began and bytes received so far (for a time-sequence plot).")
+        var trace: String?
         @Flag(help: "Shut down the client's sending side right after asking for the download (half-close); the server must still send every byte, then close.")
         var halfClose = false
         @OptionGroup var common: Common
@@ -40,6 +43,8 @@ extension LabToolCommand {
                 throw ValidationError("cannot connect to \(server): \(String(cString: strerror(failure)))")
             }
             var reader = LineReader(socket: socket, deadline: deadline)
+            if trace != nil { reader.trace = (started, []) }
+            defer { if let trace, let samples = reader.trace?.samples { writeTrace(samples, to: trace) } }
 
             func exchange(_ request: String, expect expected: String) throws {
                 try sendAll(socket, Array((request + "\n").utf8), deadline: deadline)
@@ -103,6 +108,18 @@ extension LabToolCommand {
     }
 }
 
+/// Writes a download trace as "milliseconds bytes" lines.
+func writeTrace(_ samples: [(Duration, UInt64)], to path: String) {
+    var text = "# milliseconds_since_session_start bytes_received\n"
+    for (at, bytes) in samples { text += "\(milliseconds(at)) \(bytes)\n" }
+    guard let file = fopen(path, "w") else {
+        FileHandle.standardError.write(Data("cannot write the trace to \(path): \(String(cString: strerror(errno)))\n".utf8))
+        return
+    }
+    fputs(text, file)
+    fclose(file)
+}
+
 func milliseconds(_ duration: Duration) -> String {
     String(format: "%.3f", Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15)
 }
@@ -128,6 +145,8 @@ struct LineReader {
     let socket: LabSocket
     let deadline: ContinuousClock.Instant
     private var buffered: [UInt8] = []
+    /// When set, every read of the download stream is noted: time since `origin`, bytes so far.
+    var trace: (origin: ContinuousClock.Instant, samples: [(Duration, UInt64)])?
     private var scratch = [UInt8](repeating: 0, count: 256 * 1024)
 
     init(socket: LabSocket, deadline: ContinuousClock.Instant) {
@@ -172,6 +191,7 @@ struct LineReader {
                 let now = ContinuousClock.now
                 longest = max(longest, last.duration(to: now))
                 last = now
+                if let origin = trace?.origin { trace?.samples.append((origin.duration(to: now), offset + UInt64(buffered.count))) }
             }
             let take = Int(min(UInt64(buffered.count), count - offset))
             expected.withUnsafeMutableBytes { DemoByteStream.fill(UnsafeMutableRawBufferPointer(rebasing: $0[0..<take]), from: offset) }

@@ -96,6 +96,16 @@ final class Lab {
         return (status, run.output + run.errors)
     }
 
+    /// Runs `deploy/bench.sh ARGS` (which brings its own lab up and down) and returns status and output.
+    func benchmark(_ arguments: [String], environment: [String: String], timeout: Duration) throws -> (status: Int32?, output: String) {
+        counter += 1
+        let bench = Self.repositoryRoot.appendingPathComponent("deploy/bench.sh").path
+        let run = try LabProcess("\(counter)-bench", bench, arguments, directory: artifacts, environment: environment)
+        started.append(run)
+        let status = try run.run(timeout: timeout)
+        return (status, run.output + run.errors)
+    }
+
     func up() throws {
         try labScript("down")
         try labScript("up")

@@ -1,0 +1,268 @@
+import ArgumentParser
+import Foundation
+
+extension LabToolCommand {
+    /// Turns the raw lines `deploy/bench.sh` collects into the benchmark's report: JSON, a
+    /// Markdown table with ftcp / clean ratios, and a time-sequence plot of one failover (SVG).
+    /// Fails, naming what is missing, unless every figure the benchmark promises is there.
+    struct BenchReport: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "bench-report",
+            abstract: "Write results.json, results.md and failover.svg from deploy/bench.sh's raw measurements.",
+            discussion: """
+                Raw lines are "KIND key=value …", one measurement each, for example
+                "throughput shaping=100mbit mode=clean direction=down round=1 mbps=94.2". KIND is throughput, cpu,
+                connect, round-trip, scale, failover or machine. Exit status 1 if a figure is missing.
+                """
+        )
+
+        @Option(help: "The raw measurements.")
+        var raw: String
+        @Option(help: "A download trace across one failover (ftcp-labtool session --trace), for the plot.")
+        var trace: String?
+        @Option(help: "Directory for results.json, results.md and failover.svg.")
+        var out: String
+
+        func run() throws {
+            let text: String
+            do {
+                text = try String(contentsOfFile: raw, encoding: .utf8)
+            } catch {
+                throw ValidationError("cannot read \(raw): \(error.localizedDescription)")
+            }
+            let measurements = text.split(separator: "\n").compactMap(BenchMeasurement.init(line:))
+            var report = BenchSummary(measurements)
+            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+            if let trace {
+                let samples = (try? String(contentsOfFile: trace, encoding: .utf8)).map(BenchPlot.parseTrace) ?? []
+                if samples.count >= 2 {
+                    try BenchPlot.svg(samples, title: "Bytes delivered to the client application across a primary cut-off")
+                        .write(toFile: out + "/failover.svg", atomically: true, encoding: .utf8)
+                    report.plotted = true
+                }
+            }
+            try report.json().write(toFile: out + "/results.json", atomically: true, encoding: .utf8)
+            try report.markdown().write(toFile: out + "/results.md", atomically: true, encoding: .utf8)
+            print(report.markdown())
+            let missing = report.missing(needPlot: trace != nil)
+            if !missing.isEmpty {
+                FileHandle.standardError.write(Data("bench-report: missing figures: \(missing.joined(separator: ", "))\n".utf8))
+                throw ExitCode(1)
+            }
+        }
+    }
+}
+
+/// One raw measurement line: a kind and its fields.
+struct BenchMeasurement {
+    var kind: String
+    var fields: [String: String]
+
+    init?(line: Substring) {
+        let parts = line.split(separator: " ")
+        guard let first = parts.first, !first.hasPrefix("#") else { return nil }
+        kind = String(first)
+        fields = [:]
+        for part in parts.dropFirst() {
+            guard let equals = part.firstIndex(of: "=") else { continue }
+            fields[String(part[..<equals])] = String(part[part.index(after: equals)...])
+        }
+    }
+
+    func number(_ key: String) -> Double? { fields[key].flatMap(Double.init) }
+}
+
+/// The benchmark's figures, reduced from the raw measurements (medians over rounds).
+struct BenchSummary {
+    let measurements: [BenchMeasurement]
+    var plotted = false
+
+    init(_ measurements: [BenchMeasurement]) {
+        self.measurements = measurements
+    }
+
+    static let shapings = ["100mbit", "1gbit", "unshaped"]
+    static let directions = [("up", "client → server"), ("down", "server → client")]
+
+    func all(_ kind: String, _ match: [String: String] = [:]) -> [BenchMeasurement] {
+        measurements.filter { m in m.kind == kind && match.allSatisfy { m.fields[$0.key] == $0.value } }
+    }
+
+    static func median(_ values: [Double]) -> Double? {
+        guard !values.isEmpty else { return nil }
+        let sorted = values.sorted()
+        return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+    }
+
+    static func percentile(_ values: [Double], _ p: Double) -> Double? {
+        guard !values.isEmpty else { return nil }
+        let sorted = values.sorted()
+        return sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
+    }
+
+    func throughput(_ shaping: String, _ mode: String, _ direction: String) -> Double? {
+        Self.median(all("throughput", ["shaping": shaping, "mode": mode, "direction": direction]).compactMap { $0.number("mbps") })
+    }
+
+    func latency(_ kind: String, _ mode: String, _ key: String) -> Double? {
+        Self.median(all(kind, ["mode": mode]).compactMap { $0.number(key) })
+    }
+
+    var stalls: [Double] { all("failover").compactMap { $0.number("stall_ms") } }
+    var failoverTrials: Int { all("failover").count }
+    var failoverFailures: Int { all("failover").filter { $0.fields["ok"] != "1" }.count }
+
+    /// Figures a complete run has; the names of those absent.
+    func missing(needPlot: Bool) -> [String] {
+        var absent: [String] = []
+        for shaping in Self.shapings {
+            for (direction, _) in Self.directions {
+                for mode in ["clean", "ftcp"] where throughput(shaping, mode, direction) == nil {
+                    absent.append("throughput \(shaping) \(mode) \(direction)")
+                }
+            }
+        }
+        for (direction, _) in Self.directions where throughput("unshaped", "passthrough", direction) == nil {
+            absent.append("pass-through ceiling \(direction)")
+        }
+        for kind in ["connect", "round-trip"] {
+            for mode in ["clean", "ftcp"] where latency(kind, mode, "p50_us") == nil { absent.append("\(kind) \(mode)") }
+        }
+        if stalls.isEmpty { absent.append("failover stalls") }
+        for connections in ["1", "100", "1000"] where all("scale", ["connections": connections]).isEmpty {
+            absent.append("scale \(connections) connections")
+        }
+        if all("cpu").isEmpty { absent.append("CPU time per GiB") }
+        if needPlot && !plotted { absent.append("failover plot") }
+        return absent
+    }
+
+    private static func format(_ value: Double?, _ digits: Int = 0) -> String {
+        value.map { String(format: "%.\(digits)f", $0) } ?? "—"
+    }
+
+    private static func ratio(_ numerator: Double?, _ denominator: Double?) -> String {
+        guard let numerator, let denominator, denominator > 0 else { return "—" }
+        return String(format: "%.2f", numerator / denominator)
+    }
+
+    private static func difference(_ value: Double?, _ base: Double?) -> String {
+        guard let value, let base else { return "—" }
+        return String(format: "%+.0f µs", value - base)
+    }
+
+    var machine: BenchMeasurement? { all("machine").first }
+
+    func markdown() -> String {
+        let m = machine?.fields ?? [:]
+        var lines: [String] = []
+        lines.append("Benchmark of \(m["date"] ?? "?") on \(m["cores"] ?? "?") cores, kernel \(m["kernel"] ?? "?")"
+            + " (\(m["mode"] ?? "?") run; clean and ftcp alternate, \(m["rounds"] ?? "?") round\(m["rounds"] == "1" ? "" : "s") of each transfer).")
+        lines.append("")
+        lines.append("| measure | clean TCP | ftcp | ftcp / clean | target |")
+        lines.append("|---|---|---|---|---|")
+        for shaping in Self.shapings {
+            let target = shaping == "100mbit" ? "≥ 0.95" : shaping == "1gbit" ? "≥ 0.60" : "—"
+            let label = shaping == "unshaped" ? "unshaped" : "client link shaped to \(shaping == "1gbit" ? "1 Gbit/s" : "100 Mbit/s")"
+            for (direction, name) in Self.directions {
+                let clean = throughput(shaping, "clean", direction)
+                let ftcp = throughput(shaping, "ftcp", direction)
+                lines.append("| \(name), \(label), Mbit/s | \(Self.format(clean)) | \(Self.format(ftcp)) | \(Self.ratio(ftcp, clean)) | \(target) |")
+            }
+        }
+        for kind in ["connect", "round-trip"] {
+            let name = kind == "connect" ? "connect()" : "64-byte request/response"
+            for (key, target) in [("p50_us", "+200 µs"), ("p99_us", "+1000 µs")] {
+                let clean = latency(kind, "clean", key)
+                let ftcp = latency(kind, "ftcp", key)
+                let shown = kind == "connect" ? target : "—"
+                lines.append("| \(name) \(key.prefix(3)), µs | \(Self.format(clean, 1)) | \(Self.format(ftcp, 1)) | \(Self.difference(ftcp, clean)) | \(shown) |")
+            }
+        }
+        lines.append("")
+        lines.append("| pass-through ceiling (NFQUEUE accept-all, GSO, batched), unshaped | ceiling | ftcp | ftcp / ceiling | target |")
+        lines.append("|---|---|---|---|---|")
+        for (direction, name) in Self.directions {
+            let ceiling = throughput("unshaped", "passthrough", direction)
+            let ftcp = throughput("unshaped", "ftcp", direction)
+            lines.append("| \(name), Mbit/s | \(Self.format(ceiling)) | \(Self.format(ftcp)) | \(Self.ratio(ftcp, ceiling)) | ≥ 0.50 |")
+        }
+        lines.append("")
+        let detection = all("failover").first?.fields["detection"] ?? "?"
+        lines.append("| failover (primary cut off at a random point of a download) | value | target |")
+        lines.append("|---|---|---|")
+        lines.append("| trials (byte-exact, no reset) | \(failoverTrials - failoverFailures) of \(failoverTrials) | all |")
+        lines.append("| client-visible stall p50, ms | \(Self.format(Self.percentile(stalls, 0.5), 1)) | ≤ 50 |")
+        lines.append("| client-visible stall p99, ms | \(Self.format(Self.percentile(stalls, 0.99), 1)) | ≤ 150 |")
+        lines.append("| client-visible stall max, ms | \(Self.format(stalls.max(), 1)) | — |")
+        lines.append("| detection settings | \(detection) | — |")
+        lines.append("")
+        lines.append("| scale: idle protected connections | primary RSS growth, KiB | secondary RSS growth, KiB | per connection, bytes (primary + secondary) |")
+        lines.append("|---|---|---|---|")
+        for connections in ["1", "100", "1000", "10000"] {
+            guard let entry = all("scale", ["connections": connections]).first else { continue }
+            let primary = entry.number("primary_growth_kib") ?? 0
+            let secondary = entry.number("secondary_growth_kib") ?? 0
+            let count = Double(connections) ?? 1
+            lines.append("| \(connections) | \(Self.format(primary)) | \(Self.format(secondary)) | \(Self.format((primary + secondary) * 1024 / count)) |")
+        }
+        lines.append("")
+        lines.append("| bridges' CPU time (unshaped transfers) | primary, s per GiB | secondary, s per GiB |")
+        lines.append("|---|---|---|")
+        for (direction, name) in Self.directions {
+            let entries = all("cpu", ["direction": direction])
+            let gib = entries.compactMap { $0.number("bytes") }.reduce(0, +) / Double(1 << 30)
+            let primary = entries.compactMap { $0.number("primary_cpu_s") }.reduce(0, +)
+            let secondary = entries.compactMap { $0.number("secondary_cpu_s") }.reduce(0, +)
+            lines.append("| \(name) | \(gib > 0 ? Self.format(primary / gib, 2) : "—") | \(gib > 0 ? Self.format(secondary / gib, 2) : "—") |")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    func json() -> String {
+        func object(_ pairs: [(String, Any?)]) -> [String: Any] {
+            var result: [String: Any] = [:]
+            for (key, value) in pairs { result[key] = value ?? NSNull() }
+            return result
+        }
+        var throughputs: [String: Any] = [:]
+        for shaping in Self.shapings {
+            var byDirection: [String: Any] = [:]
+            for (direction, _) in Self.directions {
+                let clean = throughput(shaping, "clean", direction)
+                let ftcp = throughput(shaping, "ftcp", direction)
+                var entry = object([("clean_mbps", clean), ("ftcp_mbps", ftcp),
+                                    ("ratio", clean.flatMap { c in ftcp.map { $0 / c } })])
+                if shaping == "unshaped" {
+                    let ceiling = throughput(shaping, "passthrough", direction)
+                    entry["passthrough_mbps"] = ceiling ?? NSNull()
+                    entry["ratio_to_passthrough"] = ceiling.flatMap { c in ftcp.map { $0 / c } } ?? NSNull()
+                }
+                byDirection[direction == "up" ? "client_to_server" : "server_to_client"] = entry
+            }
+            throughputs[shaping] = byDirection
+        }
+        var latencies: [String: Any] = [:]
+        for kind in ["connect", "round-trip"] {
+            latencies[kind] = object([
+                ("clean_p50_us", latency(kind, "clean", "p50_us")), ("clean_p99_us", latency(kind, "clean", "p99_us")),
+                ("ftcp_p50_us", latency(kind, "ftcp", "p50_us")), ("ftcp_p99_us", latency(kind, "ftcp", "p99_us")),
+            ])
+        }
+        let failover = object([
+            ("trials", failoverTrials), ("failed_trials", failoverFailures),
+            ("stall_p50_ms", Self.percentile(stalls, 0.5)), ("stall_p99_ms", Self.percentile(stalls, 0.99)),
+            ("stall_max_ms", stalls.max()), ("stalls_ms", stalls),
+            ("detection", all("failover").first?.fields["detection"]),
+        ])
+        let scale = all("scale").map { $0.fields }
+        let cpu = all("cpu").map { $0.fields }
+        let document: [String: Any] = [
+            "machine": machine?.fields ?? [:], "throughput": throughputs, "latency": latencies,
+            "failover": failover, "scale": scale, "cpu": cpu,
+            "raw": measurements.map { ["kind": $0.kind, "fields": $0.fields] as [String: Any] },
+        ]
+        let data = (try? JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys])) ?? Data()
+        return String(decoding: data, as: UTF8.self) + "\n"
+    }
+}
