@@ -169,6 +169,10 @@ public struct PrimaryBridge: Sendable {
         return output
     }
 
+    /// Connections not yet closed: their kernel state is in the primary's sequence space, so
+    /// the client can talk to this kernel only through the bridge's translation.
+    public var openConnectionCount: Int { connections.values.filter { $0.phase != .closed }.count }
+
     /// Number of connections tracked, tombstones included.
     public var connectionCount: Int { connections.count }
 

@@ -30,6 +30,9 @@ public struct DaemonConfiguration: Sendable {
     public var takeoverProbes: TakeoverCoordinator.ProbeSettings
     /// Prefix length of the service address when the secondary claims it.
     public var servicePrefixLength: Int
+    /// On SIGINT/SIGTERM with connections open, the primary releases the service address so
+    /// the secondary takes them over (a planned hand-over, for upgrades and maintenance).
+    public var handOverOnStop: Bool
     /// Bounds for the bridge core.
     public var maximumConnections: Int
     public var maximumQueuedBytesPerServer: Int
@@ -39,7 +42,7 @@ public struct DaemonConfiguration: Sendable {
                 outboundQueue: UInt16 = 7401, inboundQueue: UInt16 = 7402, bypassMark: UInt32 = 0x4654,
                 heartbeatIntervalMilliseconds: UInt64 = 10, missedHeartbeats: UInt64? = nil,
                 takeoverProbes: TakeoverCoordinator.ProbeSettings = .init(), servicePrefixLength: Int = 24, maximumConnections: Int = 16_384,
-                maximumQueuedBytesPerServer: Int = 8 << 20) {
+                maximumQueuedBytesPerServer: Int = 8 << 20, handOverOnStop: Bool = false) {
         self.role = role
         self.interface = interface
         self.ownAddress = ownAddress
@@ -57,6 +60,7 @@ public struct DaemonConfiguration: Sendable {
         self.servicePrefixLength = servicePrefixLength
         self.maximumConnections = maximumConnections
         self.maximumQueuedBytesPerServer = maximumQueuedBytesPerServer
+        self.handOverOnStop = handOverOnStop
     }
 
     /// Heartbeats missed before the peer counts as failed, when not told: 8 on the primary

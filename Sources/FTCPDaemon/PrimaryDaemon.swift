@@ -53,11 +53,10 @@ public final class PrimaryDaemon {
         let firewall = Firewall()
         let control = try installRulesAndControlSocket(configuration, firewall: firewall)
         defer {
-            firewall.remove(role: .primary)
+            stop(firewall: firewall)
             control.close()
             try? outbound.close()
             try? inbound.close()
-            logger.info("primary stopped; rules removed")
         }
         logger.info("primary running", metadata: [
             "service": "\(configuration.ownAddress)", "secondary": "\(configuration.peerAddress)",
@@ -120,6 +119,46 @@ public final class PrimaryDaemon {
             }
         }
         logger.notice("primary stopping", metadata: ["signal": "\(TerminationSignals.received ?? 0)"])
+    }
+
+    /// How the primary leaves. With no connection open, its rules go and its kernel is on its
+    /// own. With connections open, their state in this kernel is in the primary's sequence space,
+    /// which the client never sees: removing the rules would let the kernel answer them with
+    /// segments the client cannot place. So the rules stay (this kernel stays silent towards
+    /// those clients), and with `--hand-over-on-stop` the service address is released too, so
+    /// the secondary finds it free and takes the connections over.
+    private func stop(firewall: Firewall) {
+        let open = bridge.openConnectionCount
+        guard open > 0 else {
+            firewall.remove(role: .primary)
+            logger.info("primary stopped; rules removed")
+            return
+        }
+        let address = "\(configuration.ownAddress)/\(configuration.servicePrefixLength) dev \(configuration.interface)"
+        guard configuration.handOverOnStop else {
+            logger.critical("""
+                primary stopped with \(open) connections open: the rules stay in place, so this kernel does not answer \
+                their clients in its own sequence space (which would break them); they stall now. To hand them to the \
+                secondary, remove the service address (ip addr del \(address)) and it takes over within a tenth of a \
+                second; stop with --hand-over-on-stop to do that in one step. To give them up instead: \
+                ftcp-bridge rules remove --role primary.
+                """)
+            return
+        }
+        do {
+            let result = try AddressClaim(interface: configuration.interface, prefixLength: configuration.servicePrefixLength)
+                .release(address: configuration.ownAddress)
+            logger.notice("""
+                primary stopped with \(open) connections open and handed them over: the service address is released \
+                (\(result)), so the secondary takes them over; the rules stay so that this kernel never answers their \
+                clients. Before this host serves again: ftcp-bridge rules remove --role primary, then add the address back.
+                """)
+        } catch {
+            logger.critical("""
+                primary stopped with \(open) connections open, but releasing the service address failed (\(error)): the \
+                secondary cannot take over while this host answers for it. Remove it by hand: ip addr del \(address).
+                """)
+        }
     }
 
     /// The primary's kernel's segments: always taken off the kernel's path; what

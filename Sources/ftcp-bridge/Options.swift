@@ -65,6 +65,14 @@ struct BridgeOptions: ParsableArguments {
     @Option(help: "Milliseconds between takeover probes, and after the last one for an answer to arrive.")
     var probeInterval: UInt64 = 10
 
+    @Flag(help: ArgumentHelp(
+        "Primary: when stopped (SIGINT/SIGTERM) with connections open, release the service address so the secondary takes them over.",
+        discussion: """
+            Without it a primary stopped with connections open keeps its rules (its kernel must not answer those \
+            clients in its own sequence space) and its address, and the connections stall until the address is removed.
+            """))
+    var handOverOnStop = false
+
     @Option(help: "Prefix length of the service address when the secondary takes it over.")
     var servicePrefixLength: Int = 24
 
@@ -118,7 +126,8 @@ struct BridgeOptions: ParsableArguments {
             missedHeartbeats: missedHeartbeats,
             takeoverProbes: .init(count: takeoverProbes, intervalMilliseconds: probeInterval),
             servicePrefixLength: servicePrefixLength,
-            maximumConnections: maxConnections, maximumQueuedBytesPerServer: maxQueuedBytes)
+            maximumConnections: maxConnections, maximumQueuedBytesPerServer: maxQueuedBytes,
+            handOverOnStop: handOverOnStop)
     }
 
     func makeLogger(role: String) -> Logger {

@@ -250,4 +250,34 @@ final class FailoverEndToEndTests: RunningFTCPTestCase {
         XCTAssertEqual(try status("secondary")["state"] as? String, "promoted", "the secondary keeps serving")
         print("restarted primary said: \(restarted.errors.split(separator: "\n").last ?? "")")
     }
+
+    /// A planned hand-over: the primary's bridge, started with --hand-over-on-stop, gets SIGTERM in
+    /// the middle of a session while its host and server keep running. It keeps its rules (its
+    /// kernel stays silent), releases the service address, and the secondary takes over.
+    func testPrimaryStoppedWithHandOverPassesConnectionsToTheSecondary() throws {
+        let lab = try requireLab()
+        let stop = try lab.labScriptResult(["ftcp", "stop"], environment: ["FTCP_BIN": binaries])
+        XCTAssertEqual(stop.status, 0, stop.output)
+        let start = try lab.labScriptResult(["ftcp", "start"], environment: ["FTCP_BIN": binaries, "FTCP_BRIDGE_ARGS": "--hand-over-on-stop"])
+        XCTAssertEqual(start.status, 0, start.output)
+        let resets = try lab.startCapture(on: "client", filter: "tcp and src port 9999 and tcp[13] & 4 != 0")
+        let session = try lab.background("client", "session", [
+            lab.labtool, "session", "--connect", "10.80.0.1:9999", "--download", "100000000", "--upload", "20000000",
+            "--timeout-s", "60",
+        ])
+        Thread.sleep(forTimeInterval: 0.4)
+        XCTAssertTrue(session.process.isRunning, "the session ended before the bridge was stopped")
+        let pid = try String(contentsOfFile: "/run/ftcp-lab/bridge-primary.pid", encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        _ = try lab.foreground("client", "stop-primary-bridge", ["kill", "-TERM", pid])
+        XCTAssertTrue(session.wait(timeout: .seconds(70)), "the session did not finish")
+        XCTAssertEqual(session.lastLineFields["ok"], "1", "session: \(session.output) \(session.errors)")
+        XCTAssertEqual(try status("secondary")["state"] as? String, "promoted")
+        let log = (try? String(contentsOfFile: "/run/ftcp-lab/bridge-primary.log", encoding: .utf8)) ?? ""
+        XCTAssertTrue(log.contains("handed them over"), log)
+        let rules = try lab.foreground("primary", "rules", ["iptables", "-t", "mangle", "-S"])
+        XCTAssertTrue(rules.output.contains("FTCP-PRIMARY-OUT"), "the stopped primary removed its rules: \(rules.output)")
+        XCTAssertEqual(try resets.finish().ipv4Packets.count, 0, "a server's RST reached the client")
+        print("hand-over: \(session.lastLineFields)")
+    }
 }
