@@ -37,12 +37,11 @@ public struct PrimaryBridge: Sendable {
         counters.segmentsFromPrimary += 1
         let key = key(clientAddress: packet.ip.destination, clientPort: packet.tcp.destinationPort,
                       serverPort: packet.tcp.sourcePort)
-        guard var connection = connections[key] else {
+        guard connections[key] != nil else {
             counters.passedUnprotectedFromPrimary += 1
             return (.pass, output)
         }
-        connection.primarySegment(packet.tcp, now: now, into: &output)
-        connections[key] = connection
+        connections[key]!.primarySegment(packet.tcp, now: now, into: &output)
         return (.consume, output)
     }
 
@@ -56,7 +55,7 @@ public struct PrimaryBridge: Sendable {
             counters.droppedUnprotectedFromSecondary += 1
             return output
         }
-        guard var connection = connections[key] else {
+        guard connections[key] != nil else {
             // The secondary's SYN-ACK can overtake the client's SYN on its way through this
             // host's queue; keep it until the SYN shows up instead of waiting for a retransmission.
             if packet.tcp.flags.contains([.syn, .ack]) && earlySecondarySYNACKs.count < Self.earlySYNACKLimit {
@@ -67,8 +66,7 @@ public struct PrimaryBridge: Sendable {
             }
             return output
         }
-        connection.secondarySegment(packet.tcp, now: now, into: &output)
-        connections[key] = connection
+        connections[key]!.secondarySegment(packet.tcp, now: now, into: &output)
         return output
     }
 
@@ -112,12 +110,11 @@ public struct PrimaryBridge: Sendable {
             connections[key] = connection
             return (.accept(modified: false), output)
         }
-        guard var connection = connections[key] else {
+        guard connections[key] != nil else {
             counters.passedUnknownFromClient += 1
             return (.accept(modified: false), output)
         }
-        let modified = connection.clientSegment(packet, now: now, into: &output)
-        connections[key] = connection
+        let modified = connections[key]!.clientSegment(packet, now: now, into: &output)
         return (.accept(modified: modified), output)
     }
 
@@ -136,13 +133,12 @@ public struct PrimaryBridge: Sendable {
         guard !isAlone else { return output }
         isAlone = true
         for key in Array(connections.keys) {
-            guard var connection = connections[key] else { continue }
-            if connection.phase == .handshake {
+            guard let phase = connections[key]?.phase else { continue }
+            if phase == .handshake {
                 connections[key] = nil
                 continue
             }
-            connection.secondaryFailed(into: &output)
-            connections[key] = connection
+            connections[key]!.secondaryFailed(into: &output)
         }
         return output
     }

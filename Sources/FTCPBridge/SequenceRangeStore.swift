@@ -9,10 +9,34 @@ import FTCPWire
 /// bounded: bytes past the bound are refused and counted, which is safe
 /// because they were never acknowledged and their sender will retransmit.
 public struct SequenceRangeStore: Sendable {
+    /// Contiguous held bytes: `storage[head...]`, the first of them at `start`. Bytes taken
+    /// from the front only move `head`, so taking a segment's worth from a chunk of megabytes
+    /// does not shift the rest; the storage is compacted once most of it is consumed.
     struct Chunk: Sendable {
         var start: SequenceNumber
-        var bytes: [UInt8]
-        var end: SequenceNumber { start + UInt32(bytes.count) }
+        var storage: [UInt8]
+        var head = 0
+
+        init(start: SequenceNumber, bytes: [UInt8]) {
+            self.start = start
+            storage = bytes
+        }
+
+        var count: Int { storage.count - head }
+        var bytes: ArraySlice<UInt8> { storage[head...] }
+        var end: SequenceNumber { start + UInt32(count) }
+
+        mutating func append(_ more: ArraySlice<UInt8>) { storage.append(contentsOf: more) }
+
+        /// Forgets `length` bytes from the front.
+        mutating func dropFront(_ length: Int) {
+            head += length
+            start = start + UInt32(length)
+            if head >= 4096, head * 2 >= storage.count {
+                storage.removeFirst(head)
+                head = 0
+            }
+        }
     }
 
     /// Everything before `base` has been consumed.
@@ -61,7 +85,7 @@ public struct SequenceRangeStore: Sendable {
             if take > 0 {
                 let piece = rest.prefix(take)
                 if index > 0 && chunks[index - 1].end == position {
-                    chunks[index - 1].bytes.append(contentsOf: piece)
+                    chunks[index - 1].append(piece)
                 } else {
                     chunks.insert(Chunk(start: position, bytes: Array(piece)), at: index)
                 }
@@ -69,7 +93,7 @@ public struct SequenceRangeStore: Sendable {
                 // Join with the following chunk when the new bytes reach it.
                 let joined = index > 0 && chunks[index - 1].end == position + UInt32(take) ? index - 1 : index
                 if joined + 1 < chunks.count && chunks[joined].end == chunks[joined + 1].start {
-                    chunks[joined].bytes.append(contentsOf: chunks[joined + 1].bytes)
+                    chunks[joined].append(chunks[joined + 1].bytes)
                     chunks.remove(at: joined + 1)
                 }
             }
@@ -82,7 +106,7 @@ public struct SequenceRangeStore: Sendable {
     /// How many bytes are held contiguously from `base`.
     public var contiguousCount: Int {
         guard let first = chunks.first, first.start == base else { return 0 }
-        return first.bytes.count
+        return first.count
     }
 
     /// Removes and returns `length` contiguous bytes from `base` (at most `contiguousCount`).
@@ -90,11 +114,10 @@ public struct SequenceRangeStore: Sendable {
         let length = min(length, contiguousCount)
         guard length > 0 else { return [] }
         let taken = Array(chunks[0].bytes.prefix(length))
-        if length == chunks[0].bytes.count {
+        if length == chunks[0].count {
             chunks.removeFirst()
         } else {
-            chunks[0].bytes.removeFirst(length)
-            chunks[0].start = chunks[0].start + UInt32(length)
+            chunks[0].dropFront(length)
         }
         base = base + UInt32(length)
         count -= length
@@ -106,12 +129,11 @@ public struct SequenceRangeStore: Sendable {
         guard base < newBase else { return }
         while let first = chunks.first, first.start < newBase {
             if first.end <= newBase {
-                count -= first.bytes.count
+                count -= first.count
                 chunks.removeFirst()
             } else {
                 let drop = Int(first.start.distance(to: newBase))
-                chunks[0].bytes.removeFirst(drop)
-                chunks[0].start = newBase
+                chunks[0].dropFront(drop)
                 count -= drop
             }
         }

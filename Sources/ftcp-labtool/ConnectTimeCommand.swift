@@ -24,8 +24,7 @@ extension LabToolCommand {
         func run() throws {
             let server = try endpoint(connect, "--connect")
             let deadline = common.deadline
-            var samples: [Double] = []
-            samples.reserveCapacity(count)
+            var samples = LatencySamples(capacity: count)
             for index in 0..<count {
                 guard ContinuousClock.now < deadline else {
                     throw ValidationError("timed out after \(index) of \(count) connections")
@@ -38,12 +37,9 @@ extension LabToolCommand {
                 if let failure = try socket.connect(server) {
                     throw ValidationError("connection \(index) to \(server) failed: \(String(cString: strerror(failure)))")
                 }
-                let elapsed = started.duration(to: .now)
-                samples.append(Double(elapsed.components.seconds) * 1e6 + Double(elapsed.components.attoseconds) / 1e12)
+                samples.append(started.duration(to: .now))
             }
-            samples.sort()
-            func percentile(_ p: Double) -> Double { samples[min(samples.count - 1, Int(Double(samples.count) * p))] }
-            emit(String(format: "connections=%d p50_us=%.1f p99_us=%.1f max_us=%.1f", count, percentile(0.5), percentile(0.99), samples.last ?? 0))
+            emit("connections=\(count) \(samples.summary)")
         }
     }
 }

@@ -36,22 +36,18 @@ extension LabToolCommand {
             // "ECHO " + 58 characters + "\n" = 64 bytes on the wire; the answer is 59.
             let text = String(repeating: "r", count: 58)
             let request = Array("ECHO \(text)\n".utf8)
-            var samples: [Double] = []
-            samples.reserveCapacity(count)
+            var samples = LatencySamples(capacity: count)
             for _ in 0..<count {
                 let started = ContinuousClock.now
                 try sendAll(socket, request, deadline: deadline)
                 let answer = try reader.line()
                 let elapsed = started.duration(to: .now)
                 guard answer == text else { throw SessionFailure("ECHO came back as '\(answer)'") }
-                samples.append(Double(elapsed.components.seconds) * 1e6 + Double(elapsed.components.attoseconds) / 1e12)
+                samples.append(elapsed)
             }
             try sendAll(socket, Array("QUIT\n".utf8), deadline: deadline)
             _ = try reader.line()
-            samples.sort()
-            func percentile(_ p: Double) -> Double { samples[min(samples.count - 1, Int(Double(samples.count) * p))] }
-            emit(String(format: "exchanges=%d request_bytes=64 p50_us=%.1f p99_us=%.1f max_us=%.1f",
-                        count, percentile(0.5), percentile(0.99), samples.last ?? 0))
+            emit("exchanges=\(count) request_bytes=64 \(samples.summary)")
         }
     }
 

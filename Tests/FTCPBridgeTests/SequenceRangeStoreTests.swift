@@ -16,6 +16,34 @@ struct SequenceRangeStoreTests {
         #expect(store.isEmpty)
     }
 
+    @Test("a long stream taken a segment at a time while more arrives, with holes, comes out whole and in order")
+    func longStreamTakenInSegments() {
+        // Enough bytes that the chunk's consumed front is compacted many times.
+        let stream = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 8) }
+        var store = SequenceRangeStore(base: SequenceNumber(4_294_900_000), capacity: 1 << 20)
+        var out: [UInt8] = []
+        var offset = 0
+        var generator = SplitMix(seed: 9)
+        while out.count < stream.count {
+            // Arrive in 1,448-byte pieces, sometimes one piece ahead of its predecessor.
+            if offset < stream.count {
+                let length = min(1448, stream.count - offset)
+                let ahead = offset + length < stream.count && generator.next() % 4 == 0
+                if ahead {
+                    let next = min(1448, stream.count - offset - length)
+                    store.insert(stream[(offset + length)..<(offset + length + next)],
+                                 at: SequenceNumber(4_294_900_000) + UInt32(offset + length))
+                }
+                store.insert(stream[offset..<(offset + length)], at: SequenceNumber(4_294_900_000) + UInt32(offset))
+                offset += length
+            }
+            out += store.take(Int(generator.next() % 3000))
+            if offset >= stream.count { out += store.take(store.contiguousCount) }
+        }
+        #expect(out == stream)
+        #expect(store.isEmpty && store.count == 0)
+    }
+
     @Test("bytes already held or already taken are ignored; the held copy wins")
     func duplicatesIgnored() {
         var store = SequenceRangeStore(base: SequenceNumber(0), capacity: 1000)
@@ -86,5 +114,18 @@ struct SequenceRangeStoreTests {
                 #expect(store.count == have[taken...].filter { $0 }.count)
             }
         }
+    }
+}
+
+/// A small deterministic generator for the tests above.
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }
