@@ -162,7 +162,7 @@ for mode in clean ftcp clean ftcp; do
 done
 
 # 4. Failover: the primary cut off at a random point of a download, on a fresh lab each time.
-detection="heartbeat-10ms,secondary-3-missed+3-ARP-probes-10ms-apart,primary-8-missed"
+detection="heartbeat-10ms,secondary-2-missed+3-ARP-probes-5ms-apart,primary-8-missed"
 for trial in $(seq 1 "$FAILOVERS"); do
     fresh_lab
     trace_option=()

@@ -65,10 +65,10 @@ public struct DaemonConfiguration: Sendable {
 
     /// Heartbeats missed before the peer counts as failed, when not told: 8 on the primary
     /// (its verdict ends the protection of every connection, so a busy secondary must not
-    /// trip it), 3 on the secondary (its verdict only starts ARP probes, and a primary whose
+    /// trip it), 2 on the secondary (its verdict only starts ARP probes, and a primary whose
     /// host still answers them is never taken over).
     public static func defaultMissedHeartbeats(role: ReplicationRole) -> UInt64 {
-        role == .primary ? 8 : 3
+        role == .primary ? 8 : 2
     }
 
     /// The service address clients connect to.

@@ -76,7 +76,10 @@ public final class SecondaryDaemon {
         var ready: [Int32] = []
 
         while TerminationSignals.received == nil {
-            try poller.wait(timeoutMilliseconds: Int32(min(configuration.heartbeatIntervalMilliseconds, 50)), into: &ready)
+            // While probing, wake for every probe: the round's length is the takeover's delay.
+            let wake = takeover.state == .replicating || takeover.state == .promoted
+                ? configuration.heartbeatIntervalMilliseconds : min(configuration.heartbeatIntervalMilliseconds, configuration.takeoverProbes.intervalMilliseconds)
+            try poller.wait(timeoutMilliseconds: Int32(min(wake, 50)), into: &ready)
             let now = MonotonicClock.now()
             detector.turn(now: now)
             if let current = capture, ready.contains(current.fileDescriptor) {

@@ -55,7 +55,7 @@ struct BridgeOptions: ParsableArguments {
         "Heartbeats missed in a row before the other bridge counts as failed (detection time = interval × this).",
         discussion: """
             Default: 8 on the primary (its verdict ends protection for every connection, so it waits longer), \
-            3 on the secondary (its verdict only starts ARP probes; a primary whose host answers them is never taken over).
+            2 on the secondary (its verdict only starts ARP probes; a primary whose host answers them is never taken over).
             """))
     var missedHeartbeats: UInt64?
 
@@ -63,7 +63,7 @@ struct BridgeOptions: ParsableArguments {
     var takeoverProbes: Int = 3
 
     @Option(help: "Milliseconds between takeover probes, and after the last one for an answer to arrive.")
-    var probeInterval: UInt64 = 10
+    var probeInterval: UInt64 = 5
 
     @Flag(help: ArgumentHelp(
         "Primary: when stopped (SIGINT/SIGTERM) with connections open, release the service address so the secondary takes them over.",
