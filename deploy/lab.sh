@@ -225,9 +225,10 @@ cmd_up() {
     ensure_chain mangle FTCP-PARTITION
     ensure_rule mangle FTCP-IMPAIR-PRE -j FTCP-PARTITION
     # A switch sends the servers' unicast to each other only to their own ports; this hub floods
-    # it to the client's port too, where the replication channel (UDP 7400) would take the
-    # client's share of a shaped link. Keep it off the client's link, as a switch would.
-    ensure_rule filter FORWARD -m physdev --physdev-out vh-client -p udp --dport 7400 -j DROP
+    # it to the client's port too, where the replication channel (UDP 7400, and the IP fragments
+    # of its larger datagrams, which carry no port) would take the client's share of a shaped
+    # link. Keep every IP packet not addressed to the client off its link, as a switch would.
+    ensure_rule filter FORWARD -m physdev --physdev-out vh-client ! -d "$(host_address client)" -j DROP
     for host in "${HOSTS[@]}"; do
         ensure_chain mangle "FTCP-PRE-$host"
         ensure_chain filter "FTCP-FWD-$host"
