@@ -23,7 +23,7 @@ struct SequenceRangeStoreTests {
         var store = SequenceRangeStore(base: SequenceNumber(4_294_900_000), capacity: 1 << 20)
         var out: [UInt8] = []
         var offset = 0
-        var generator = SplitMix(seed: 9)
+        var generator = MergePropertyTests.Generator(state: 9)
         while out.count < stream.count {
             // Arrive in 1,448-byte pieces, sometimes one piece ahead of its predecessor.
             if offset < stream.count {
@@ -117,15 +117,3 @@ struct SequenceRangeStoreTests {
     }
 }
 
-/// A small deterministic generator for the tests above.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
