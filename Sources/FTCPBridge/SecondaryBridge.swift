@@ -66,14 +66,14 @@ public struct SecondaryBridge: Sendable {
     /// takeover can resend at once what died with the primary (within the bounds).
     private mutating func retainForTakeover(_ packet: TCPPacket, key: ConnectionKey) {
         guard flights[key] != nil || seen[key] != nil else { return }
-        let flight = flights[key]
+        // Only numbers are read out of the table: a copy of the flight held across the
+        // mutation below would make every append copy the list of retained segments.
         let size = packet.bytes.count
+        let before = flights[key]?.retainedBytes ?? 0
         let mayRetain = retainedBytes + size <= configuration.maximumRetainedBytes
-            && (flight?.retainedBytes ?? 0) + size <= configuration.maximumQueuedBytesPerServer
-        let before = flight?.retainedBytes ?? 0
+            && before + size <= configuration.maximumQueuedBytesPerServer
         flights[key, default: UnacknowledgedFlight()].kernelSent(packet, mayRetain: mayRetain)
-        let after = flights[key]?.retainedBytes ?? 0
-        retainedBytes += after - before
+        retainedBytes += (flights[key]?.retainedBytes ?? 0) - before
         if !mayRetain, packet.tcp.sequenceLength > 0 { counters.notRetained += 1 }
     }
 
