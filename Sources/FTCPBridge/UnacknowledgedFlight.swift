@@ -39,6 +39,19 @@ public struct UnacknowledgedFlight: Sendable {
     /// What the client last said: its cumulative acknowledgment and timestamps.
     public private(set) var clientAcknowledgment: SequenceNumber?
     private(set) var clientTimestamps: (value: UInt32, echoReply: UInt32)?
+    /// Where each side's FIN ends in its own sequence space, once seen.
+    private var kernelFINEnd: SequenceNumber?
+    private var clientFINEnd: SequenceNumber?
+    private var resetSeen = false
+
+    /// Whether the connection is over as far as the wire shows: reset by either side, or
+    /// both FINs sent and acknowledged. A closed connection gets no restart packets (the
+    /// client has no socket left and would answer them with RSTs).
+    public var isClosed: Bool {
+        if resetSeen { return true }
+        guard let kernelFINEnd, let clientFINEnd, let clientAcknowledgment, let latestAcknowledgment else { return false }
+        return clientAcknowledgment >= kernelFINEnd && latestAcknowledgment >= clientFINEnd
+    }
 
     public init() {}
 
@@ -50,11 +63,13 @@ public struct UnacknowledgedFlight: Sendable {
         let tcp = packet.tcp
         let flags = tcp.flags
         if flags.contains(.rst) {
+            resetSeen = true
             clear()
             return false
         }
         let start = tcp.sequenceNumber
         let end = start + tcp.sequenceLength
+        if flags.contains(.fin) { kernelFINEnd = end }
         if sendNext.map({ end > $0 }) ?? true { sendNext = end }
         if flags.contains(.ack) {
             if latestAcknowledgment.map({ tcp.acknowledgmentNumber >= $0 }) ?? true {
@@ -78,7 +93,14 @@ public struct UnacknowledgedFlight: Sendable {
     /// Returns how many bytes were released.
     @discardableResult
     mutating func clientSent(_ segment: TCPSegment) -> Int {
+        if segment.flags.contains(.rst) {
+            resetSeen = true
+            let released = retainedBytes
+            clear()
+            return released
+        }
         if let timestamps = segment.timestamps { clientTimestamps = timestamps }
+        if segment.flags.contains(.fin) { clientFINEnd = segment.sequenceNumber + segment.sequenceLength }
         guard segment.flags.contains(.ack) else { return 0 }
         let acknowledgment = segment.acknowledgmentNumber
         guard clientAcknowledgment.map({ acknowledgment > $0 }) ?? true else { return 0 }
@@ -108,8 +130,9 @@ public struct UnacknowledgedFlight: Sendable {
     /// then the kernel's latest acknowledgment on its own, three times (duplicate ACKs
     /// that trigger a client's fast retransmit of anything the secondary lacks).
     /// No bare ACK follows an unacknowledged SYN-ACK: a client still in SYN-SENT
-    /// takes only the SYN-ACK.
+    /// takes only the SYN-ACK. A closed connection (``isClosed``) gets nothing.
     func restartPackets(for key: ConnectionKey, serviceAddress: IPv4Address) -> [[UInt8]] {
+        guard !isClosed else { return [] }
         let acknowledged = clientAcknowledgment
         let outstanding = retained[head...]
             .filter { segment in acknowledged.map { segment.end > $0 } ?? true }

@@ -133,6 +133,41 @@ struct FlowRestartTests {
         try kernel(S.fromServer(.secondary, seq: 1, ack: 1001, payload: numberedBytes(1...10)))
         try kernel(S.fromServer(.secondary, seq: 11, ack: 1001, flags: [.rst, .ack]))
         #expect(bridge.retainedBytes == 0)
+        #expect(try takeOver().isEmpty)
+    }
+
+    @Test("the client reset the connection: nothing to restart")
+    mutating func clientResetForgets() throws {
+        try handshake()
+        try kernel(S.fromServer(.secondary, seq: 1, ack: 1001, payload: numberedBytes(1...10)))
+        try client(S.fromClient(seq: 1001, ack: 0, flags: [.rst]))
+        #expect(bridge.retainedBytes == 0)
+        #expect(try takeOver().isEmpty)
+    }
+
+    @Test("closed on both sides before the primary died: no restart packets, which the client would answer with RSTs")
+    mutating func closedConnectionIsLeftAlone() throws {
+        try handshake()
+        // C: FIN 1001 (half-close); S: 10 bytes, FIN 11, acknowledging the client's FIN (1002).
+        try client(S.fromClient(seq: 1001, ack: 1, flags: [.fin, .ack]))
+        try kernel(S.fromServer(.secondary, seq: 1, ack: 1002, payload: numberedBytes(1...10)))
+        try kernel(S.fromServer(.secondary, seq: 11, ack: 1002, flags: [.fin, .ack]))
+        // C acknowledges everything, FIN included: the connection is over.
+        try client(S.fromClient(seq: 1002, ack: 12))
+        #expect(try takeOver().isEmpty)
+    }
+
+    @Test("half-closed by the client, the server's FIN lost with the primary: the FIN is resent")
+    mutating func halfClosedConnectionGetsItsFIN() throws {
+        try handshake()
+        try client(S.fromClient(seq: 1001, ack: 1, flags: [.fin, .ack]))
+        try kernel(S.fromServer(.secondary, seq: 1, ack: 1002, payload: numberedBytes(1...10)))
+        try kernel(S.fromServer(.secondary, seq: 11, ack: 1002, flags: [.fin, .ack]))
+        try client(S.fromClient(seq: 1002, ack: 11))
+        let restart = try takeOver()
+        #expect(restart.first?.sequenceNumber.rawValue == 11)
+        #expect(restart.first?.flags.contains(.fin) == true)
+        #expect(restart.map(\.acknowledgmentNumber.rawValue).allSatisfy { $0 == 1002 })
     }
 
     @Test("past the bound nothing more is kept, and it is counted")
