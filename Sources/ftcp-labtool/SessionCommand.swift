@@ -32,6 +32,8 @@ extension LabToolCommand {
         var trace: String?
         @Flag(help: "Shut down the client's sending side right after asking for the download (half-close); the server must still send every byte, then close.")
         var halfClose = false
+        @Option(help: "Milliseconds to wait before each step of the session (each request, the half-close, reading the download, QUIT), so that many sessions are caught in every phase at once.")
+        var thinkMs: UInt32 = 0
         @OptionGroup var common: Common
 
         func run() throws {
@@ -46,7 +48,11 @@ extension LabToolCommand {
             if trace != nil { reader.trace = (started, []) }
             defer { if let trace, let samples = reader.trace?.samples { writeTrace(samples, to: trace) } }
 
+            func think() {
+                if thinkMs > 0 { usleep(thinkMs * 1000) }
+            }
             func exchange(_ request: String, expect expected: String) throws {
+                think()
                 try sendAll(socket, Array((request + "\n").utf8), deadline: deadline)
                 let answer = try reader.line()
                 if verbose { emit("> \(request)\n< \(answer)") }
@@ -63,8 +69,10 @@ extension LabToolCommand {
             var longestStall = Duration.zero
             var longestUploadStall = Duration.zero
             if halfClose {
+                think()
                 try sendAll(socket, Array("SEND \(download)\n".utf8), deadline: deadline)
                 try socket.shutdownWrite()
+                think()
                 longestStall = try reader.checkStream(count: download)
                 try reader.expectEndOfStream()
                 if verbose { emit("> SEND \(download), then FIN\n< \(download) bytes, then FIN") }
@@ -72,11 +80,13 @@ extension LabToolCommand {
                 return
             }
             if download > 0 {
+                think()
                 try sendAll(socket, Array("SEND \(download)\n".utf8), deadline: deadline)
                 longestStall = try reader.checkStream(count: download)
                 if verbose { emit("> SEND \(download)\n< \(download) bytes, each as the stream says") }
             }
             if upload > 0 {
+                think()
                 try sendAll(socket, Array("RECV \(upload)\n".utf8), deadline: deadline)
                 var digest = ContentDigest()
                 var chunk = [UInt8](repeating: 0, count: 64 * 1024)
