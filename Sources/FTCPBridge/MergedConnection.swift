@@ -82,11 +82,8 @@ struct MergedConnection: Sendable {
         client.handshake.sackPermitted && primary.handshake?.sackPermitted == true && secondary.handshake?.sackPermitted == true
     }
 
-    /// Largest payload per segment to the client: its MSS less the timestamp option.
-    var segmentPayloadLimit: Int {
-        let mss = Int(client.handshake.maximumSegmentSize ?? 536)
-        return max(1, mss - (timestampsAgreed ? 12 : 0))
-    }
+    /// The client's MSS: the most payload plus TCP options a segment to it may carry (RFC 6691).
+    var clientMaximumSegmentSize: Int { Int(client.handshake.maximumSegmentSize ?? 536) }
 
     // MARK: Segments from the servers
 
@@ -397,14 +394,18 @@ struct MergedConnection: Sendable {
 
     // MARK: Building segments for the client
 
+    /// Sends `bytes` from `start` in segments that fit the client's MSS together with the options
+    /// each carries (timestamps, and SACK blocks while the servers hold out-of-order bytes).
     private mutating func sendData(_ bytes: [UInt8], at start: SequenceNumber, into output: inout BridgeOutput) {
-        let limit = segmentPayloadLimit
         var offset = 0
         while offset < bytes.count {
+            var fields = segment(sequence: start + UInt32(offset), acknowledgment: nil, flags: [.ack], payload: [])
+            let optionBytes = fields.tcpHeaderLength - TCPSegment.minimumHeaderLength
+            let limit = max(1, clientMaximumSegmentSize - optionBytes)
             let end = min(bytes.count, offset + limit)
-            let flags: TCPFlags = end == bytes.count ? [.ack, .psh] : [.ack]
-            output.send(segment(sequence: start + UInt32(offset), acknowledgment: nil, flags: flags,
-                                payload: Array(bytes[offset..<end])), connection: key)
+            if end == bytes.count { fields.flags = [.ack, .psh] }
+            fields.payload = Array(bytes[offset..<end])
+            output.send(fields, connection: key)
             statistics.bytesSent += UInt64(end - offset)
             offset = end
         }

@@ -206,4 +206,22 @@ struct MergeTests {
         #expect(out.packetsToClient.map(\.sequenceNumber) == [SequenceNumber(1), SequenceNumber(101), SequenceNumber(201)])
         #expect(out.packetsToClient.map { $0.flags.contains(.psh) } == [false, false, true])
     }
+
+    @Test("while both servers SACK the client's data, merged segments shrink by the SACK option so each fits the client's MSS")
+    func segmentationMakesRoomForSACK() throws {
+        var scenario = S()
+        let options: [TCPOption] = [.maximumSegmentSize(100), .sackPermitted]
+        try scenario.handshake(primaryISN: 30, secondaryISN: 0, clientOptions: options, primaryOptions: options,
+                               secondaryOptions: options)
+        // Client data 1001–1100 lost, 1101–1200 arrived at both servers: both SACK it.
+        let hole = [TCPOption.noOperation, .noOperation, .sack([SACKBlock(left: SequenceNumber(1101), right: SequenceNumber(1201))])]
+        let data = (0..<250).map { UInt8(truncatingIfNeeded: $0) }
+        try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, options: hole, payload: data))
+        let out = try scenario.secondary(S.fromServer(.secondary, seq: 1, ack: 1001, options: hole, payload: data))
+        // One SACK block with its two NOPs takes 12 bytes: 88 payload bytes per segment.
+        #expect(out.packetsToClient.map(\.payload.count) == [88, 88, 74])
+        #expect(out.packetsToClient.allSatisfy { $0.tcpHeaderLength - 20 + $0.payload.count <= 100 })
+        #expect(out.packetsToClient.allSatisfy { !$0.options.isEmpty })
+        #expect(out.packetsToClient.flatMap(\.payload) == data)
+    }
 }
