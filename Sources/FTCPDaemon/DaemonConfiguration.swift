@@ -33,6 +33,9 @@ public struct DaemonConfiguration: Sendable {
     /// On SIGINT/SIGTERM with connections open, the primary releases the service address so
     /// the secondary takes them over (a planned hand-over, for upgrades and maintenance).
     public var handOverOnStop: Bool
+    /// The primary hands runs of merged segments to its kernel as one super-segment that the
+    /// kernel cuts up again (generic segmentation offload through a packet socket on `interface`).
+    public var segmentationOffload: Bool
     /// Bounds for the bridge core.
     public var maximumConnections: Int
     public var maximumQueuedBytesPerServer: Int
@@ -42,7 +45,8 @@ public struct DaemonConfiguration: Sendable {
                 outboundQueue: UInt16 = 7401, inboundQueue: UInt16 = 7402, bypassMark: UInt32 = 0x4654,
                 heartbeatIntervalMilliseconds: UInt64 = 10, missedHeartbeats: UInt64? = nil,
                 takeoverProbes: TakeoverCoordinator.ProbeSettings = .init(), servicePrefixLength: Int = 24, maximumConnections: Int = 16_384,
-                maximumQueuedBytesPerServer: Int = 8 << 20, handOverOnStop: Bool = false) {
+                maximumQueuedBytesPerServer: Int = 8 << 20, handOverOnStop: Bool = false,
+                segmentationOffload: Bool = true) {
         self.role = role
         self.interface = interface
         self.ownAddress = ownAddress
@@ -61,6 +65,7 @@ public struct DaemonConfiguration: Sendable {
         self.maximumConnections = maximumConnections
         self.maximumQueuedBytesPerServer = maximumQueuedBytesPerServer
         self.handOverOnStop = handOverOnStop
+        self.segmentationOffload = segmentationOffload
     }
 
     /// Heartbeats missed before the peer counts as failed, when not told: 8 on the primary

@@ -21,6 +21,14 @@ public final class PrimaryDaemon {
     private var stateReason = "started"
     private var stateSince: MonotonicTime?
     private var scratch = [UInt8](repeating: 0, count: 65_536)
+    /// What the merge decided to send to clients during this turn of the loop, sent at its end
+    /// (see ``flushToClients(raw:now:)``).
+    private var toClients: [TCPPacketFields] = []
+    /// Segmentation offload, when enabled and available.
+    private var offload: SegmentationOffloadSocket?
+    /// Per client address, the neighbour its frames last came from: where the offload sends.
+    private var nextHops: [IPv4Address: MACAddress] = [:]
+    static let maximumNextHops = 65_536
     private let started = MonotonicClock.now()
 
     public init(configuration: DaemonConfiguration, logger: Logger) {
@@ -50,9 +58,11 @@ public final class PrimaryDaemon {
         let inbound = try NetfilterQueue.open(queue: configuration.inboundQueue, options: Self.queueOptions)
         let raw = try RawIPv4Socket(mark: configuration.bypassMark)
         let link = try ReplicationLink(configuration: configuration, logger: logger)
+        openSegmentationOffload()
         let firewall = Firewall()
         let control = try installRulesAndControlSocket(configuration, firewall: firewall)
         defer {
+            offload?.close()
             stop(firewall: firewall)
             control.close()
             try? outbound.close()
@@ -63,6 +73,7 @@ public final class PrimaryDaemon {
             "ports": "\(configuration.ports.map(String.init).joined(separator: ","))",
             "control": "\(configuration.controlPath)", "key": "\(configuration.key.fingerprint)",
             "detection": "\(configuration.heartbeatIntervalMilliseconds) ms × \(configuration.missedHeartbeats)",
+            "segmentation_offload": "\(offload != nil ? "on" : "off")",
         ])
 
         let poller = Poller()
@@ -80,18 +91,21 @@ public final class PrimaryDaemon {
             // Clients first: a client's SYN must be known before the secondary's answer to it,
             // which can only have been produced after the same SYN was queued here.
             if ready.contains(inbound.fileDescriptor) {
-                try handleClients(inbound, raw: raw, link: link, now: now)
+                try handleClients(inbound, link: link, now: now)
+                flushToClients(raw: raw, now: now)
             }
             if ready.contains(outbound.fileDescriptor) {
-                try handleOwnKernel(outbound, raw: raw, link: link, now: now)
+                try handleOwnKernel(outbound, link: link, now: now)
+                flushToClients(raw: raw, now: now)
             }
             if ready.contains(link.fileDescriptor) {
                 link.receiveAll(now: now) { message in
                     if detector.heard(now: now) == .alive, bridge.isAlone {
                         logger.warning("the secondary's bridge is speaking again, but this primary serves alone until it is restarted (no reintegration)")
                     }
-                    handleReplication(message, raw: raw, link: link, now: now)
+                    handleReplication(message, link: link, now: now)
                 }
+                flushToClients(raw: raw, now: now)
             }
             if detector.check(now: now) == .failed, !bridge.isAlone {
                 let silence = detector.silenceMilliseconds(now: now) ?? 0
@@ -101,7 +115,7 @@ public final class PrimaryDaemon {
                 logger.warning("secondary failed: serving alone from now on", metadata: [
                     "silence_ms": "\(silence)", "connections": "\(bridge.connectionCount)",
                 ])
-                carryOut(bridge.secondaryFailed(now: now), raw: raw, link: link, now: now)
+                carryOut(bridge.secondaryFailed(now: now), link: link, now: now)
             }
             link.retryMissing(now: now)
             if ready.contains(control.fileDescriptor) {
@@ -114,9 +128,10 @@ public final class PrimaryDaemon {
                 nextHeartbeat = now.adding(milliseconds: configuration.heartbeatIntervalMilliseconds)
             }
             if nextExpiry <= now {
-                carryOut(bridge.expire(now: now), raw: raw, link: link, now: now)
+                carryOut(bridge.expire(now: now), link: link, now: now)
                 nextExpiry = now.adding(milliseconds: 1000)
             }
+            flushToClients(raw: raw, now: now)
         }
         logger.notice("primary stopping", metadata: ["signal": "\(TerminationSignals.received ?? 0)"])
     }
@@ -163,7 +178,7 @@ public final class PrimaryDaemon {
 
     /// The primary's kernel's segments: always taken off the kernel's path; what
     /// reaches the client is what the merge decides.
-    private func handleOwnKernel(_ queue: NetfilterQueue, raw: RawIPv4Socket, link: ReplicationLink, now: MonotonicTime) throws {
+    private func handleOwnKernel(_ queue: NetfilterQueue, link: ReplicationLink, now: MonotonicTime) throws {
         try queue.drain { packet in
             var bytes = packet.payload
             let decision: (PrimaryKernelVerdict, BridgeOutput)? = bytes.withUnsafeMutableBytes { buffer in
@@ -174,14 +189,15 @@ public final class PrimaryDaemon {
                 count("ownKernelMalformed")
                 return .init(id: packet.id, .drop)
             }
-            carryOut(output, raw: raw, link: link, now: now)
+            carryOut(output, link: link, now: now)
             return .init(id: packet.id, verdict == .pass ? .accept : .drop)
         }
     }
 
     /// Clients' segments: rewritten in place (ACK, SACK, TSecr into the primary's space).
-    private func handleClients(_ queue: NetfilterQueue, raw: RawIPv4Socket, link: ReplicationLink, now: MonotonicTime) throws {
+    private func handleClients(_ queue: NetfilterQueue, link: ReplicationLink, now: MonotonicTime) throws {
         try queue.drain { packet in
+            learnNextHop(packet)
             var bytes = packet.payload
             let decision: (ClientVerdict, BridgeOutput)? = bytes.withUnsafeMutableBytes { buffer in
                 guard let view = try? TCPPacket(validating: buffer) else { return nil }
@@ -197,7 +213,7 @@ public final class PrimaryDaemon {
                 count("clientMalformedPassed")
                 return .init(id: packet.id, .accept)
             }
-            carryOut(output, raw: raw, link: link, now: now)
+            carryOut(output, link: link, now: now)
             switch verdict {
             case .accept(modified: false): return .init(id: packet.id, .accept)
             case .accept(modified: true): return .init(id: packet.id, .accept, replacementPayload: bytes)
@@ -206,7 +222,7 @@ public final class PrimaryDaemon {
         }
     }
 
-    private func handleReplication(_ message: ReplicationMessage, raw: RawIPv4Socket, link: ReplicationLink, now: MonotonicTime) {
+    private func handleReplication(_ message: ReplicationMessage, link: ReplicationLink, now: MonotonicTime) {
         switch message {
         case let .segment(packet):
             var bytes = packet
@@ -215,7 +231,7 @@ public final class PrimaryDaemon {
                 return bridge.secondaryKernelSegment(view, now: now)
             }
             if let output {
-                carryOut(output, raw: raw, link: link, now: now)
+                carryOut(output, link: link, now: now)
             } else {
                 count("secondarySegmentMalformed")
             }
@@ -226,27 +242,84 @@ public final class PrimaryDaemon {
         }
     }
 
-    private func carryOut(_ output: BridgeOutput, raw: RawIPv4Socket, link: ReplicationLink, now: MonotonicTime) {
+    private func carryOut(_ output: BridgeOutput, link: ReplicationLink, now: MonotonicTime) {
         for event in output.events { logger.log(event) }
-        for packet in output.packetsToClient {
-            do {
-                let length = try scratch.withUnsafeMutableBytes { buffer in try packet.build(into: buffer) }
-                try scratch.withUnsafeBytes { try raw.send(UnsafeRawBufferPointer(rebasing: $0[0..<length])) }
-                count("sentToClient")
-            } catch {
-                count("sendToClientErrors")
-                if let suppressed = throttle.admit("sendToClient", now: MonotonicClock.now()) {
-                    logger.warning("sending to client failed", metadata: [
-                        "client": "\(packet.destination)", "error": "\(error)", "similar_lines_left_out": "\(suppressed)",
-                    ])
-                }
-            }
-        }
+        toClients += output.packetsToClient
         for packet in output.packetsToSecondary {
             if let bytes = try? packet.build() {
                 link.send(.inject(packet: bytes), now: now)
             }
         }
+    }
+
+    /// Sends what this turn of the loop decided for clients. With offload, runs of full-size
+    /// segments for one client go out as one super-segment each; anything else, and any run
+    /// the offload refuses, goes through the raw socket segment by segment.
+    private func flushToClients(raw: RawIPv4Socket, now: MonotonicTime) {
+        guard !toClients.isEmpty else { return }
+        defer { toClients.removeAll(keepingCapacity: true) }
+        guard let offload else {
+            for segment in toClients { sendRaw(segment, raw: raw) }
+            return
+        }
+        for packet in SegmentCoalescing.coalesce(toClients) {
+            guard let size = packet.segmentSize, let nextHop = nextHops[packet.fields.destination] else {
+                for piece in packet.pieces { sendRaw(piece, raw: raw) }
+                continue
+            }
+            do {
+                let length = try scratch.withUnsafeMutableBytes { buffer in try packet.fields.build(into: buffer) }
+                try scratch.withUnsafeMutableBytes { buffer in
+                    try offload.send(UnsafeMutableRawBufferPointer(rebasing: buffer[0..<length]), segmentSize: size, to: nextHop)
+                }
+                counters["sentToClient", default: 0] += UInt64(packet.segmentCount)
+                count("superSegmentsSent")
+            } catch {
+                count("superSegmentErrors")
+                if let suppressed = throttle.admit("superSegment", now: MonotonicClock.now()) {
+                    logger.warning("segmentation offload refused a run of segments; sending them one by one", metadata: [
+                        "client": "\(packet.fields.destination)", "error": "\(error)", "similar_lines_left_out": "\(suppressed)",
+                    ])
+                }
+                for piece in packet.pieces { sendRaw(piece, raw: raw) }
+            }
+        }
+    }
+
+    private func sendRaw(_ packet: TCPPacketFields, raw: RawIPv4Socket) {
+        do {
+            let length = try scratch.withUnsafeMutableBytes { buffer in try packet.build(into: buffer) }
+            try scratch.withUnsafeBytes { try raw.send(UnsafeRawBufferPointer(rebasing: $0[0..<length])) }
+            count("sentToClient")
+        } catch {
+            count("sendToClientErrors")
+            if let suppressed = throttle.admit("sendToClient", now: MonotonicClock.now()) {
+                logger.warning("sending to client failed", metadata: [
+                    "client": "\(packet.destination)", "error": "\(error)", "similar_lines_left_out": "\(suppressed)",
+                ])
+            }
+        }
+    }
+
+    private func openSegmentationOffload() {
+        guard configuration.segmentationOffload else { return }
+        do {
+            offload = try SegmentationOffloadSocket(interface: configuration.interface, sendBufferBytes: 16 << 20)
+        } catch {
+            logger.warning("segmentation offload unavailable: every merged segment goes out on its own (slower, still correct)",
+                           metadata: ["interface": "\(configuration.interface)", "error": "\(error)"])
+        }
+    }
+
+    /// Remembers which neighbour a client's frames come from, so that runs of segments to it
+    /// can leave through the offload socket, which needs the next hop's hardware address.
+    private func learnNextHop(_ packet: NetfilterQueue.Packet) {
+        guard let offload, let neighbour = packet.linkLayerSource, packet.inputInterface == UInt32(bitPattern: offload.interfaceIndex),
+              packet.payload.count >= 20 else { return }
+        let client = IPv4Address(packet.payload[12], packet.payload[13], packet.payload[14], packet.payload[15])
+        if nextHops[client] == neighbour { return }
+        if nextHops.count >= Self.maximumNextHops { nextHops.removeAll(keepingCapacity: true) }
+        nextHops[client] = neighbour
     }
 
     private func count(_ name: String) { counters[name, default: 0] += 1 }

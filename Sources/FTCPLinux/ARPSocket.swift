@@ -21,8 +21,6 @@ public final class ARPSocket {
 
     /// `ETH_P_ARP` from <linux/if_ether.h>.
     static let etherTypeARP: UInt16 = 0x0806
-    /// `ARPHRD_ETHER` from <net/if_arp.h>.
-    private static let hardwareTypeEthernet: UInt16 = 1
     /// `PACKET_OUTGOING` from <linux/if_packet.h>: a copy of a frame this host sent.
     private static let packetOutgoing: UInt8 = 4
     /// `sizeof(struct sockaddr_ll)`.
@@ -35,11 +33,7 @@ public final class ARPSocket {
     /// ``LinuxShellError/Code/permissionDenied`` without CAP_NET_RAW.
     public init(interface: String) throws(LinuxShellError) {
         let operation = "open ARP socket on \(interface)"
-        guard !interface.isEmpty, interface.utf8.count < Int(IFNAMSIZ), !interface.utf8.contains(0) else {
-            throw LinuxShellError(
-                .noSuchDevice, operation: operation,
-                detail: "an interface name has 1 to \(Int(IFNAMSIZ) - 1) bytes")
-        }
+        try EthernetInterface.checkName(interface, operation: operation)
         let type = SOCK_DGRAM.rawValue | SOCK_CLOEXEC.rawValue | SOCK_NONBLOCK.rawValue
         let descriptor: Int32
         do {
@@ -49,28 +43,14 @@ public final class ARPSocket {
         } catch {
             throw .classifying(error, operation: operation)
         }
-        var request = ifreq()
-        withUnsafeMutableBytes(of: &request.ifr_ifrn.ifrn_name) { name in
-            for (index, byte) in interface.utf8.enumerated() { name[index] = byte }
-        }
-        let index: Int32
-        let hardware: MACAddress
+        let found: EthernetInterface
         do {
-            try systemCall("ioctl(SIOCGIFINDEX)") { ioctl(descriptor, UInt(SIOCGIFINDEX), &request) }
-            index = request.ifr_ifru.ifru_ivalue
-            try systemCall("ioctl(SIOCGIFHWADDR)") { ioctl(descriptor, UInt(SIOCGIFHWADDR), &request) }
+            found = try EthernetInterface.lookUp(interface, through: descriptor, operation: operation, purpose: "ARP")
         } catch {
             Glibc.close(descriptor)
-            throw .classifying(error, operation: operation)
+            throw error
         }
-        let hardwareType = request.ifr_ifru.ifru_hwaddr.sa_family
-        guard hardwareType == Self.hardwareTypeEthernet else {
-            Glibc.close(descriptor)
-            throw LinuxShellError(
-                .unsupportedLinkType, operation: operation,
-                detail: "link type \(hardwareType) is not Ethernet (ARPHRD_ETHER); ARP needs an Ethernet or veth interface")
-        }
-        hardware = withUnsafeBytes(of: request.ifr_ifru.ifru_hwaddr.sa_data) { MACAddress($0, at: 0) }
+        let index = found.index
         var link = Self.linkAddress(interfaceIndex: index, destination: nil)
         do {
             try systemCall("bind(AF_PACKET, \(interface))") {
@@ -86,7 +66,7 @@ public final class ARPSocket {
         fileDescriptor = descriptor
         self.interface = interface
         interfaceIndex = index
-        hardwareAddress = hardware
+        hardwareAddress = found.hardwareAddress
     }
 
     deinit { close() }
@@ -106,7 +86,7 @@ public final class ARPSocket {
             raw.storeBytes(of: UInt16(AF_PACKET), toByteOffset: 0, as: UInt16.self)
             raw.storeBytes(of: etherTypeARP.bigEndian, toByteOffset: 2, as: UInt16.self)
             raw.storeBytes(of: interfaceIndex, toByteOffset: 4, as: Int32.self)
-            raw.storeBytes(of: hardwareTypeEthernet, toByteOffset: 8, as: UInt16.self)
+            raw.storeBytes(of: EthernetInterface.hardwareTypeEthernet, toByteOffset: 8, as: UInt16.self)
         }
         if let destination {
             bytes[11] = 6

@@ -67,6 +67,8 @@ public final class NetfilterQueue {
         public var inputInterface: UInt32?
         /// Interface index the packet goes out on, if known.
         public var outputInterface: UInt32?
+        /// The Ethernet source of a received frame (`NFQA_HWADDR`): the neighbour it came from.
+        public var linkLayerSource: MACAddress?
     }
 
     /// What to do with a queued packet.
@@ -394,8 +396,18 @@ public final class NetfilterQueue {
             isGSO: info & UInt32(NFQA_SKB_GSO) != 0,
             checksumNotVerified: info & UInt32(NFQA_SKB_CSUM_NOTVERIFIED) != 0,
             inputInterface: be32(NFQA_IFINDEX_INDEV),
-            outputInterface: be32(NFQA_IFINDEX_OUTDEV)
+            outputInterface: be32(NFQA_IFINDEX_OUTDEV),
+            linkLayerSource: linkLayerSource(attribute(NFQA_HWADDR))
         )
+    }
+
+    /// `struct nfqnl_msg_packet_hw`: a 16-bit length, padding, eight address bytes; only a
+    /// six-byte (Ethernet) address is kept.
+    private func linkLayerSource(_ attribute: UnsafeMutablePointer<nlattr>?) -> MACAddress? {
+        guard let attribute, ftcp_nla_payload_len(attribute) >= 12, let data = ftcp_nla_data(attribute) else { return nil }
+        let length = UInt16(bigEndian: data.loadUnaligned(as: UInt16.self))
+        guard length == 6 else { return nil }
+        return MACAddress(UnsafeRawBufferPointer(start: data, count: 12), at: 4)
     }
 
     /// Waits up to `timeout` (nil: forever, zero: not at all) for queued packets and returns what

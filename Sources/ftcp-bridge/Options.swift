@@ -73,6 +73,16 @@ struct BridgeOptions: ParsableArguments {
             """))
     var handOverOnStop = false
 
+    @Flag(help: ArgumentHelp(
+        "Primary: send each merged segment on its own through the raw socket instead of handing a run of them to the kernel as one super-segment.",
+        discussion: """
+            By default a run of full-size segments for one client leaves as one frame of up to 64 KiB that the kernel \
+            (or the card) cuts into segments (generic segmentation offload through a packet socket on --interface), \
+            addressed to the neighbour the client's own frames came from. Turn it off when replies to a client must \
+            take another route than its requests, or to rule it out when debugging.
+            """))
+    var noSegmentationOffload = false
+
     @Option(help: "Prefix length of the service address when the secondary takes it over.")
     var servicePrefixLength: Int = 24
 
@@ -127,7 +137,7 @@ struct BridgeOptions: ParsableArguments {
             takeoverProbes: .init(count: takeoverProbes, intervalMilliseconds: probeInterval),
             servicePrefixLength: servicePrefixLength,
             maximumConnections: maxConnections, maximumQueuedBytesPerServer: maxQueuedBytes,
-            handOverOnStop: handOverOnStop)
+            handOverOnStop: handOverOnStop, segmentationOffload: !noSegmentationOffload)
     }
 
     func makeLogger(role: String) -> Logger {
