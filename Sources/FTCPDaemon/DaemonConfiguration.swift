@@ -36,6 +36,10 @@ public struct DaemonConfiguration: Sendable {
     /// The primary hands runs of merged segments to its kernel as one super-segment that the
     /// kernel cuts up again (generic segmentation offload through a packet socket on `interface`).
     public var segmentationOffload: Bool
+    /// The secondary relays the segments its kernel sends in a burst together, in datagrams of
+    /// at most this many bytes (fewer datagrams, fragments filled to the MTU); 0 relays each
+    /// segment in a datagram of its own.
+    public var relayBundleBytes: Int
     /// Bounds for the bridge core.
     public var maximumConnections: Int
     public var maximumQueuedBytesPerServer: Int
@@ -46,7 +50,7 @@ public struct DaemonConfiguration: Sendable {
                 heartbeatIntervalMilliseconds: UInt64 = 10, missedHeartbeats: UInt64? = nil,
                 takeoverProbes: TakeoverCoordinator.ProbeSettings = .init(), servicePrefixLength: Int = 24, maximumConnections: Int = 16_384,
                 maximumQueuedBytesPerServer: Int = 8 << 20, handOverOnStop: Bool = false,
-                segmentationOffload: Bool = true) {
+                segmentationOffload: Bool = true, relayBundleBytes: Int = DaemonConfiguration.defaultRelayBundleBytes) {
         self.role = role
         self.interface = interface
         self.ownAddress = ownAddress
@@ -66,7 +70,11 @@ public struct DaemonConfiguration: Sendable {
         self.maximumQueuedBytesPerServer = maximumQueuedBytesPerServer
         self.handOverOnStop = handOverOnStop
         self.segmentationOffload = segmentationOffload
+        self.relayBundleBytes = relayBundleBytes
     }
+
+    /// About eleven full IP fragments on a 1,500-byte MTU.
+    public static let defaultRelayBundleBytes = 16_000
 
     /// Heartbeats missed before the peer counts as failed, when not told: 8 on the primary
     /// (its verdict ends the protection of every connection, so a busy secondary must not

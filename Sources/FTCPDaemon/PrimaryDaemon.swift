@@ -225,20 +225,26 @@ public final class PrimaryDaemon {
     private func handleReplication(_ message: ReplicationMessage, link: ReplicationLink, now: MonotonicTime) {
         switch message {
         case let .segment(packet):
-            var bytes = packet
-            let output: BridgeOutput? = bytes.withUnsafeMutableBytes { buffer in
-                guard let view = try? TCPPacket(validating: buffer) else { return nil }
-                return bridge.secondaryKernelSegment(view, now: now)
-            }
-            if let output {
-                carryOut(output, link: link, now: now)
-            } else {
-                count("secondarySegmentMalformed")
-            }
+            handleSecondarySegment(packet, link: link, now: now)
+        case let .segments(packets):
+            for packet in packets { handleSecondarySegment(packet, link: link, now: now) }
         case .heartbeat, .resendRequest:
             break
         case .inject:
             count("unexpectedInject")
+        }
+    }
+
+    private func handleSecondarySegment(_ packet: [UInt8], link: ReplicationLink, now: MonotonicTime) {
+        var bytes = packet
+        let output: BridgeOutput? = bytes.withUnsafeMutableBytes { buffer in
+            guard let view = try? TCPPacket(validating: buffer) else { return nil }
+            return bridge.secondaryKernelSegment(view, now: now)
+        }
+        if let output {
+            carryOut(output, link: link, now: now)
+        } else {
+            count("secondarySegmentMalformed")
         }
     }
 

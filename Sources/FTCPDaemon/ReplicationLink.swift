@@ -21,7 +21,8 @@ final class ReplicationLink {
     private let logger: Logger
     /// Recently sent datagrams by counter, kept to answer the peer's resend requests.
     private var history: [(counter: UInt64, datagram: [UInt8])?] = Array(repeating: nil, count: ReplicationLink.historySize)
-    static let historySize = 8192
+    /// With bundles of up to 16 KB this holds at most 32 MiB; at full speed about half a second.
+    static let historySize = 2048
     /// The peer's epoch and the counter expected next from it, to spot lost datagrams.
     private var expected: (epoch: UInt64, counter: UInt64)?
     /// Counters of the peer's current epoch that never arrived, with when they were last asked

@@ -25,6 +25,10 @@ public final class SecondaryDaemon {
     private var addressClaimed = false
     private var reportedAddressHeld = false
     private var throttle = LogThrottle()
+    /// Segments drained from the kernel's queue and not yet relayed, and what they cost in a
+    /// segments message: relayed together once the queue is drained or the datagram is full.
+    private var relayBundle: [[UInt8]] = []
+    private var relayBundleCost = 0
 
     public init(configuration: DaemonConfiguration, logger: Logger) {
         self.configuration = configuration
@@ -308,7 +312,7 @@ public final class SecondaryDaemon {
             }
             switch verdict {
             case .relayToPrimary:
-                link.send(.segment(packet: bytes), now: now)
+                relay(bytes, link: link, now: now)
                 return .init(id: packet.id, .drop)
             case .pass:
                 return .init(id: packet.id, .accept)
@@ -318,6 +322,29 @@ public final class SecondaryDaemon {
                 return .init(id: packet.id, .drop)
             }
         }
+        flushRelayBundle(link: link, now: now)
+    }
+
+    /// Adds one of the kernel's segments to the bundle for the primary, sending the bundle
+    /// first if this segment would take it past the configured datagram size.
+    private func relay(_ packet: [UInt8], link: ReplicationLink, now: MonotonicTime) {
+        let cost = ReplicationSealer.segmentsCost(ofPacket: packet.count)
+        if !relayBundle.isEmpty,
+           ReplicationSealer.segmentsDatagramLength(packetCost: relayBundleCost + cost) > configuration.relayBundleBytes {
+            flushRelayBundle(link: link, now: now)
+        }
+        relayBundle.append(packet)
+        relayBundleCost += cost
+    }
+
+    private func flushRelayBundle(link: ReplicationLink, now: MonotonicTime) {
+        switch relayBundle.count {
+        case 0: return
+        case 1: link.send(.segment(packet: relayBundle[0]), now: now)
+        default: link.send(.segments(packets: relayBundle), now: now)
+        }
+        relayBundle.removeAll(keepingCapacity: true)
+        relayBundleCost = 0
     }
 
     /// Clients' segments to the service address, which only reach this host after the

@@ -43,6 +43,8 @@ public enum ReplicationDropReason: Error, Equatable, Hashable, Sendable, CustomS
         case badHeartbeat(version: UInt8, length: Int)
         /// A resend request body is not 12 bytes or asks for 0 or more than 1024 datagrams.
         case badResendRequest(length: Int)
+        /// A segments body holds no packet, an empty one, or lengths that do not add up to it.
+        case badSegments(length: Int)
 
         public var description: String {
             switch self {
@@ -58,6 +60,7 @@ public enum ReplicationDropReason: Error, Equatable, Hashable, Sendable, CustomS
             case .emptyPacket: "empty packet"
             case let .badHeartbeat(version, length): "heartbeat version \(version) with a \(length)-byte body"
             case let .badResendRequest(length): "malformed resend request (\(length)-byte body or count out of range)"
+            case let .badSegments(length): "malformed segments message (\(length)-byte body whose packet lengths do not add up)"
             }
         }
     }

@@ -16,6 +16,10 @@ public enum ReplicationMessage: Equatable, Hashable, Sendable {
     /// secondary's segment on this channel would otherwise cost a retransmission timeout of the
     /// secondary's kernel.
     case resendRequest(firstCounter: UInt64, count: UInt32)
+    /// Several packets the secondary's kernel produced, in the order it produced them
+    /// (secondary → primary): one datagram, one MAC and one system call for a burst, and
+    /// IP fragments filled to the MTU instead of one small fragment per full-size segment.
+    case segments(packets: [[UInt8]])
 
     /// The message's kind, without its contents.
     public var kind: Kind {
@@ -24,6 +28,7 @@ public enum ReplicationMessage: Equatable, Hashable, Sendable {
         case .inject: .inject
         case .heartbeat: .heartbeat
         case .resendRequest: .resendRequest
+        case .segments: .segments
         }
     }
 
@@ -33,12 +38,13 @@ public enum ReplicationMessage: Equatable, Hashable, Sendable {
         case inject = 2
         case heartbeat = 3
         case resendRequest = 4
+        case segments = 5
 
         /// Whether a bridge in `role` ever sends this kind of message.
         public func isSent(by role: ReplicationRole) -> Bool {
             switch (self, role) {
-            case (.heartbeat, _), (.resendRequest, _), (.segment, .secondary), (.inject, .primary): true
-            case (.segment, .primary), (.inject, .secondary): false
+            case (.heartbeat, _), (.resendRequest, _), (.segment, .secondary), (.segments, .secondary), (.inject, .primary): true
+            case (.segment, .primary), (.segments, .primary), (.inject, .secondary): false
             }
         }
 
@@ -48,6 +54,7 @@ public enum ReplicationMessage: Equatable, Hashable, Sendable {
             case .inject: "inject"
             case .heartbeat: "heartbeat"
             case .resendRequest: "resend-request"
+            case .segments: "segments"
             }
         }
     }

@@ -155,6 +155,29 @@ public struct ReplicationOpener: Sendable {
                 return .failure(.invalidBody(.badResendRequest(length: body.count)))
             }
             return .success(.resendRequest(firstCounter: first, count: count))
+        case .segments:
+            return parseSegments(body)
         }
+    }
+
+    /// A segments body: a count, then that many length-prefixed packets, filling it exactly.
+    private static func parseSegments(_ body: UnsafeRawBufferPointer) -> Result<ReplicationMessage, ReplicationDropReason> {
+        let malformed = Result<ReplicationMessage, ReplicationDropReason>.failure(.invalidBody(.badSegments(length: body.count)))
+        guard body.count >= Format.segmentsCountLength else { return malformed }
+        let count = Int(body.readBigEndian(0..<2, as: UInt16.self))
+        guard count >= 1 else { return malformed }
+        var packets: [[UInt8]] = []
+        packets.reserveCapacity(count)
+        var offset = Format.segmentsCountLength
+        for _ in 0..<count {
+            guard offset + Format.segmentsLengthFieldLength <= body.count else { return malformed }
+            let length = Int(body.readBigEndian(offset..<offset + 2, as: UInt16.self))
+            offset += Format.segmentsLengthFieldLength
+            guard length >= 1, offset + length <= body.count else { return malformed }
+            packets.append(Array(body[offset..<offset + length]))
+            offset += length
+        }
+        guard offset == body.count else { return malformed }
+        return .success(.segments(packets: packets))
     }
 }

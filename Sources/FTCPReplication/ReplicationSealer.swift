@@ -55,6 +55,8 @@ public struct ReplicationSealer: Sendable {
                 throw .resendCountOutOfRange(count: count, limit: ReplicationWireFormat.maximumResendCount)
             }
             bodyLength = ReplicationWireFormat.resendRequestLength
+        case let .segments(packets):
+            bodyLength = try Self.segmentsBodyLength(packets)
         }
 
         var datagram: [UInt8] = []
@@ -80,6 +82,12 @@ public struct ReplicationSealer: Sendable {
         case let .resendRequest(firstCounter, count):
             datagram.appendBigEndian(firstCounter)
             datagram.appendBigEndian(count)
+        case let .segments(packets):
+            datagram.appendBigEndian(UInt16(packets.count))
+            for packet in packets {
+                datagram.appendBigEndian(UInt16(packet.count))
+                datagram.append(contentsOf: packet)
+            }
         }
         assert(datagram.count == ReplicationWireFormat.headerLength + bodyLength)
 
@@ -87,5 +95,29 @@ public struct ReplicationSealer: Sendable {
         datagram.append(contentsOf: tag)
         nextCounter += 1
         return datagram
+    }
+
+    /// The body length of a segments message, or why it cannot be sealed.
+    static func segmentsBodyLength(_ packets: [[UInt8]]) throws(ReplicationError) -> Int {
+        guard !packets.isEmpty, packets.count <= Int(UInt16.max) else { throw .emptyPacket }
+        var length = ReplicationWireFormat.segmentsCountLength
+        for packet in packets {
+            guard !packet.isEmpty else { throw .emptyPacket }
+            length += ReplicationWireFormat.segmentsLengthFieldLength + packet.count
+        }
+        guard length <= ReplicationWireFormat.maximumBodyLength else {
+            throw .packetTooLarge(size: length, limit: ReplicationWireFormat.maximumBodyLength)
+        }
+        return length
+    }
+
+    /// The bytes a packet adds to a segments message: what a sender filling one to a size counts.
+    public static func segmentsCost(ofPacket length: Int) -> Int {
+        ReplicationWireFormat.segmentsLengthFieldLength + length
+    }
+
+    /// The datagram length of a segments message whose packets cost `packetCost` in all.
+    public static func segmentsDatagramLength(packetCost: Int) -> Int {
+        ReplicationWireFormat.headerLength + ReplicationWireFormat.segmentsCountLength + packetCost + ReplicationWireFormat.tagLength
     }
 }

@@ -6,7 +6,8 @@
 /// offset  size  field
 ///      0     4  magic "FTCR" (0x46 0x54 0x43 0x52)
 ///      4     1  format version, currently 1
-///      5     1  message type: 1 segment, 2 inject, 3 heartbeat, 4 resend request (``ReplicationMessage/Kind``)
+///      5     1  message type: 1 segment, 2 inject, 3 heartbeat, 4 resend request, 5 segments
+///                 (``ReplicationMessage/Kind``)
 ///      6     1  sender role: 1 primary, 2 secondary
 ///      7     1  reserved, must be 0
 ///      8     8  sender epoch (chosen by the sender at process start, never reused or lowered)
@@ -26,6 +27,8 @@
 ///   version may only append fields: a receiver reads the fields it knows from a longer body
 ///   with a higher version and ignores the rest; version 0 or a shorter body is malformed.
 /// - resend request: first counter (8), count (4, 1 ... 1024) — 12 bytes.
+/// - segments: packet count (2, at least 1), then for each packet its length (2, at least 1)
+///   and its bytes; the lengths add up to the body exactly.
 ///
 /// The fixed header is validated (length, magic, version, reserved byte, role value) before
 /// the MAC is computed, so cheap noise costs no hashing; everything else is looked at only
@@ -66,6 +69,9 @@ enum ReplicationWireFormat {
     static let heartbeatLength = 22
     static let resendRequestLength = 12
     static let maximumResendCount: UInt32 = 1024
+    /// Bytes a segments body spends on its count, and on each packet's length.
+    static let segmentsCountLength = 2
+    static let segmentsLengthFieldLength = 2
 }
 
 // MARK: - Big-endian helpers

@@ -83,6 +83,16 @@ struct BridgeOptions: ParsableArguments {
             """))
     var noSegmentationOffload = false
 
+    @Option(help: ArgumentHelp(
+        "Secondary: largest replication datagram, in bytes, in which segments its kernel sent in one burst are relayed together; 0 relays each on its own.",
+        discussion: """
+            Bundling saves the secondary a system call and a MAC per segment, and fills the datagram's IP \
+            fragments to the MTU. A lost fragment loses the whole datagram (the primary asks for it again), so \
+            keep it small on a lossy replication path; 0 when the path drops IP fragments (then use an MTU of \
+            at least 1,600 bytes there, so that a full-size segment fits one frame).
+            """))
+    var relayBundleBytes: Int = DaemonConfiguration.defaultRelayBundleBytes
+
     @Option(help: "Prefix length of the service address when the secondary takes it over.")
     var servicePrefixLength: Int = 24
 
@@ -108,6 +118,9 @@ struct BridgeOptions: ParsableArguments {
         guard (1...32).contains(servicePrefixLength) else { throw ValidationError("--service-prefix-length must be 1–32") }
         guard maxConnections > 0, maxQueuedBytes >= 65_536 else {
             throw ValidationError("--max-connections must be positive and --max-queued-bytes at least 65536")
+        }
+        guard relayBundleBytes == 0 || (1_600...65_000).contains(relayBundleBytes) else {
+            throw ValidationError("--relay-bundle-bytes must be 0 (no bundling) or between 1600 and 65000")
         }
     }
 
@@ -137,7 +150,7 @@ struct BridgeOptions: ParsableArguments {
             takeoverProbes: .init(count: takeoverProbes, intervalMilliseconds: probeInterval),
             servicePrefixLength: servicePrefixLength,
             maximumConnections: maxConnections, maximumQueuedBytesPerServer: maxQueuedBytes,
-            handOverOnStop: handOverOnStop, segmentationOffload: !noSegmentationOffload)
+            handOverOnStop: handOverOnStop, segmentationOffload: !noSegmentationOffload, relayBundleBytes: relayBundleBytes)
     }
 
     func makeLogger(role: String) -> Logger {

@@ -112,7 +112,15 @@ struct HostileInputTests {
 
     @Test("authentic datagrams with bodies the receiver cannot use are dropped", arguments: [
         (HandmadeDatagram(type: 0, body: heartbeatBody), ReplicationDropReason.invalidBody(.unknownMessageType(0))),
-        (HandmadeDatagram(type: 5, body: heartbeatBody), .invalidBody(.unknownMessageType(5))),
+        (HandmadeDatagram(type: 6, body: heartbeatBody), .invalidBody(.unknownMessageType(6))),
+        // Segments: no packet, an empty packet, a length past the end, bytes left over.
+        (HandmadeDatagram(type: 5, body: [0, 0]), .invalidBody(.badSegments(length: 2))),
+        (HandmadeDatagram(type: 5, body: [0]), .invalidBody(.badSegments(length: 1))),
+        (HandmadeDatagram(type: 5, body: [0, 1, 0, 0]), .invalidBody(.badSegments(length: 4))),
+        (HandmadeDatagram(type: 5, body: [0, 1, 0, 3, 0x45, 0]), .invalidBody(.badSegments(length: 6))),
+        (HandmadeDatagram(type: 5, body: [0, 2, 0, 1, 0x45]), .invalidBody(.badSegments(length: 5))),
+        (HandmadeDatagram(type: 5, body: [0, 1, 0, 1, 0x45, 0]), .invalidBody(.badSegments(length: 6))),
+        (HandmadeDatagram(type: 5, body: [0xff, 0xff] + Array(repeating: 0, count: 20)), .invalidBody(.badSegments(length: 22))),
         (HandmadeDatagram(type: 4, body: heartbeatBody), .invalidBody(.badResendRequest(length: 22))),
         (HandmadeDatagram(type: 4, body: [0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0]), .invalidBody(.badResendRequest(length: 12))),
         (HandmadeDatagram(type: 1, body: []), .invalidBody(.emptyPacket)),
@@ -129,6 +137,14 @@ struct HostileInputTests {
         #expect(opener.open(datagram.bytes()).failure == expected)
         #expect(opener.statistics.droppedInvalidBody == 1)
         #expect(opener.peerEpoch == nil, "an unusable datagram must not change the replay state")
+    }
+
+    @Test("segments only ever come from the secondary: the secondary drops an authentic one from the primary")
+    func segmentsFromThePrimary() {
+        var opener = Fixtures.opener(.secondary)
+        let datagram = HandmadeDatagram(type: 5, role: ReplicationRole.primary.rawValue, body: [0, 1, 0, 1, 0x45])
+        #expect(opener.open(datagram.bytes()).failure == .invalidBody(.wrongDirection(kind: .segments, sender: .primary)))
+        #expect(opener.statistics.droppedInvalidBody == 1)
     }
 
     @Test("an oversized datagram is refused before it is copied")

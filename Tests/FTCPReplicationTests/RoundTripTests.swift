@@ -14,6 +14,33 @@ struct RoundTripTests {
             message: .segment(packet: Fixtures.packet), senderRole: .secondary, epoch: 42, counter: 0))
     }
 
+    @Test("a burst of segments from the secondary arrives as one datagram, in order, each packet intact")
+    func segments() throws {
+        var sealer = Fixtures.sealer(.secondary, epoch: 42)
+        var opener = Fixtures.opener(.primary)
+        let packets = [Fixtures.packet, [0x45, 1, 2], Array(repeating: 7, count: 1500)]
+        let datagram = try sealer.seal(.segments(packets: packets))
+        let cost = packets.map { ReplicationSealer.segmentsCost(ofPacket: $0.count) }.reduce(0, +)
+        #expect(datagram.count == ReplicationSealer.segmentsDatagramLength(packetCost: cost))
+        #expect(datagram.count == 28 + 2 + packets.map { 2 + $0.count }.reduce(0, +) + 32)
+        let received = try opener.open(datagram).get()
+        #expect(received.message == .segments(packets: packets))
+        #expect(received.counter == 0)
+    }
+
+    @Test("segments: an empty burst, an empty packet or more than fits is refused at seal time, and no counter is used")
+    func segmentsSealErrors() throws {
+        var sealer = Fixtures.sealer(.secondary)
+        #expect(throws: ReplicationError.self) { try sealer.seal(.segments(packets: [])) }
+        #expect(throws: ReplicationError.self) { try sealer.seal(.segments(packets: [Fixtures.packet, []])) }
+        #expect(throws: ReplicationError.self) {
+            try sealer.seal(.segments(packets: Array(repeating: Array(repeating: 1, count: 1500), count: 44)))
+        }
+        var primary = Fixtures.sealer(.primary)
+        #expect(throws: ReplicationError.self) { try primary.seal(.segments(packets: [Fixtures.packet])) }
+        #expect(sealer.nextCounter == 0 && primary.nextCounter == 0)
+    }
+
     @Test("an inject message from the primary reaches the secondary intact")
     func inject() throws {
         var sealer = Fixtures.sealer(.primary, epoch: 7)
