@@ -82,8 +82,14 @@ struct MergedConnection: Sendable {
         client.handshake.sackPermitted && primary.handshake?.sackPermitted == true && secondary.handshake?.sackPermitted == true
     }
 
-    /// The client's MSS: the most payload plus TCP options a segment to it may carry (RFC 6691).
-    var clientMaximumSegmentSize: Int { Int(client.handshake.maximumSegmentSize ?? 536) }
+    /// The most payload plus TCP options a segment to the client may carry (RFC 6691): the
+    /// client's MSS, and no more than either server's, whose MSS reflects its own link's MTU
+    /// (the merged SYN-ACK told the client the smaller of the two).
+    var outputMaximumSegmentSize: Int {
+        let sizes = [client.handshake.maximumSegmentSize ?? 536, primary.handshake?.maximumSegmentSize,
+                     secondary.handshake?.maximumSegmentSize].compactMap { $0 }
+        return Int(sizes.min() ?? 536)
+    }
 
     // MARK: Segments from the servers
 
@@ -394,14 +400,14 @@ struct MergedConnection: Sendable {
 
     // MARK: Building segments for the client
 
-    /// Sends `bytes` from `start` in segments that fit the client's MSS together with the options
+    /// Sends `bytes` from `start` in segments that fit the MSS together with the options
     /// each carries (timestamps, and SACK blocks while the servers hold out-of-order bytes).
     private mutating func sendData(_ bytes: [UInt8], at start: SequenceNumber, into output: inout BridgeOutput) {
         var offset = 0
         while offset < bytes.count {
             var fields = segment(sequence: start + UInt32(offset), acknowledgment: nil, flags: [.ack], payload: [])
             let optionBytes = fields.tcpHeaderLength - TCPSegment.minimumHeaderLength
-            let limit = max(1, clientMaximumSegmentSize - optionBytes)
+            let limit = max(1, outputMaximumSegmentSize - optionBytes)
             let end = min(bytes.count, offset + limit)
             if end == bytes.count { fields.flags = [.ack, .psh] }
             fields.payload = Array(bytes[offset..<end])

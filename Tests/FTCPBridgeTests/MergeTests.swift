@@ -224,4 +224,15 @@ struct MergeTests {
         #expect(out.packetsToClient.allSatisfy { !$0.options.isEmpty })
         #expect(out.packetsToClient.flatMap(\.payload) == data)
     }
+
+    @Test("a server on a smaller MTU than the client's MSS bounds the merged segments too")
+    func segmentationHonoursTheServersMSS() throws {
+        var scenario = S()
+        try scenario.handshake(primaryISN: 30, secondaryISN: 0, clientOptions: [.maximumSegmentSize(1460)],
+                               primaryOptions: [.maximumSegmentSize(1360)], secondaryOptions: [.maximumSegmentSize(1460)])
+        let data = (0..<3000).map { UInt8(truncatingIfNeeded: $0) }
+        try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, payload: data))
+        let out = try scenario.secondary(S.fromServer(.secondary, seq: 1, ack: 1001, payload: data))
+        #expect(out.packetsToClient.map(\.payload.count) == [1360, 1360, 280])
+    }
 }
