@@ -150,7 +150,7 @@ final class FailoverEndToEndTests: RunningFTCPTestCase {
     func testClientSeesOneContinuousSequenceSpace() throws {
         let lab = try requireLab()
         let capture = try lab.startCapture(on: "client", filter: "tcp and host 10.80.0.1 and port 9999", snapLength: 96)
-        try sessionAcrossFailure(of: "primary", download: 60_000_000, upload: 10_000_000, after: 0.35)
+        try sessionAcrossFailure(of: "primary", download: 100_000_000, upload: 10_000_000, after: 0.35)
         let packets = try capture.finish().ipv4Packets
         let fromService = packets.filter { $0.source == "10.80.0.1" && $0.sourcePort == 9999 }
         let toService = packets.filter { $0.destination == "10.80.0.1" && $0.destinationPort == 9999 }
@@ -247,7 +247,7 @@ final class FailoverEndToEndTests: RunningFTCPTestCase {
     /// started as primary: it must find its address held by the secondary and refuse, saying so.
     func testRestartedPrimaryRefusesWhileItsAddressIsHeld() throws {
         let lab = try requireLab()
-        try sessionAcrossFailure(of: "primary", download: 5_000_000, upload: 0, after: 0.1)
+        try sessionAcrossFailure(of: "primary", download: 200_000_000, upload: 0, after: 0.1)
         XCTAssertEqual(try status("secondary")["state"] as? String, "promoted")
         _ = try lab.foreground("primary", "link-up", ["ip", "link", "set", "eth0", "up"])
         let restarted = try lab.background("primary", "bridge-restart", [

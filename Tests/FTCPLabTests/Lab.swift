@@ -116,13 +116,23 @@ final class Lab {
     }
 
     /// The counters ftcp-impair last wrote for `host` (the run directory's impair-HOST.json).
+    ///
+    /// ftcp-impair rewrites the file every 500 ms, so a session shorter than that can finish
+    /// before the file shows any packet: this rereads it for up to two seconds until it does.
     func impairStatistics(host: String) throws -> [String: Int] {
         let runDirectory = ProcessInfo.processInfo.environment["FTCP_LAB_RUN_DIR"] ?? "/run/ftcp-lab"
-        let data = try Data(contentsOf: URL(fileURLWithPath: "\(runDirectory)/impair-\(host).json"))
-        guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-            throw LabError("impair-\(host).json is not a JSON object")
+        let deadline = Date().addingTimeInterval(2)
+        while true {
+            let data = try Data(contentsOf: URL(fileURLWithPath: "\(runDirectory)/impair-\(host).json"))
+            guard let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+                throw LabError("impair-\(host).json is not a JSON object")
+            }
+            let counters = object.compactMapValues { ($0 as? NSNumber)?.intValue }
+            if (counters["received"] ?? 0) > 0 || Date() >= deadline {
+                return counters
+            }
+            Thread.sleep(forTimeInterval: 0.1)
         }
-        return object.compactMapValues { ($0 as? NSNumber)?.intValue }
     }
 
     /// Stops every process the test started, then takes the lab down. Never throws.
