@@ -108,7 +108,10 @@ struct MergedConnection: Sendable {
             // The kernel's own space cannot be mapped before the secondary answers.
             statistics.droppedBeforeHandshake += 1
         case .closed:
-            output.send(translatedFromPrimary(segment), connection: key)
+            // The kernel may hand over a super-segment (queues take GSO packets whole).
+            for piece in translatedFromPrimary(segment).split(maximumSegmentSize: outputMaximumSegmentSize) {
+                output.send(piece, connection: key)
+            }
             statistics.retransmissionsForwarded += 1
         case .primaryOnly:
             forwardFromPrimaryAlone(segment, into: &output)
@@ -281,8 +284,7 @@ struct MergedConnection: Sendable {
             let start = sentUpTo
             let fromPrimary = primary.pending.take(length)
             let fromSecondary = secondary.pending.take(length)
-            if fromPrimary != fromSecondary {
-                let offset = fromPrimary.indices.first { fromPrimary[$0] != fromSecondary[$0] } ?? 0
+            if let offset = ByteComparison.firstDifference(fromPrimary, fromSecondary) {
                 diverge(at: start + UInt32(offset), into: &output)
                 // The primary's bytes are the ones its kernel will retransmit.
                 sendData(fromPrimary, at: start, into: &output)
@@ -351,7 +353,10 @@ struct MergedConnection: Sendable {
             let bytes = UInt64(segment.window) << UInt64(windowShift(of: primary))
             copy.window = UInt16(min(UInt64(UInt16.max), bytes >> UInt64(outputWindowShift)))
         }
-        output.send(copy, connection: key)
+        // The kernel may hand over a super-segment (queues take GSO packets whole).
+        for piece in copy.split(maximumSegmentSize: outputMaximumSegmentSize) {
+            output.send(piece, connection: key)
+        }
     }
 
     private static func recordAcknowledgment(_ segment: TCPSegment, into stream: inout ServerStream, shift: UInt8) {

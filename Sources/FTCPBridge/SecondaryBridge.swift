@@ -43,8 +43,37 @@ public struct SecondaryBridge: Sendable {
         ip.setDestination(configuration.secondaryAddress)
         packet.updateChecksums()
         counters.injected += 1
-        note(key, now: now) { $0.segmentsFromClient += 1; $0.bytesFromClient += UInt64(tcp.payloadLength) }
+        let announced = tcp.flags.contains(.syn) ? tcp.maximumSegmentSize : nil
+        note(key, now: now) {
+            $0.segmentsFromClient += 1
+            $0.bytesFromClient += UInt64(tcp.payloadLength)
+            if let announced { $0.clientMaximumSegmentSize = Int(announced) }
+        }
         return .inject
+    }
+
+    /// The MSS the client announced in its SYN (RFC 9293's default of 536 if none was seen):
+    /// what the kernel's segments to it are cut to on the wire.
+    public func clientMaximumSegmentSize(_ key: ConnectionKey) -> Int {
+        seen[key]?.clientMaximumSegmentSize ?? 536
+    }
+
+    /// One of the kernel's segments (after ``ownKernelSegment(_:now:)`` said to relay it) as
+    /// the packets to relay: the packet itself if it is at most `maximumPacketBytes` long,
+    /// else pieces of it that are (a GSO super-segment queued whole is up to 64 KiB). With
+    /// nil, pieces that fit the client's MSS, as the kernel would have sent them. The primary
+    /// merges bytes, not segments, so the cut does not matter to it.
+    public func relayPackets(_ packet: TCPPacket, maximumPacketBytes: Int?) -> [[UInt8]] {
+        let key = ConnectionKey(clientAddress: packet.ip.destination, clientPort: packet.tcp.destinationPort,
+                                serverPort: packet.tcp.sourcePort)
+        let headers = packet.ip.headerLength + packet.tcp.headerLength
+        let fits = maximumPacketBytes.map { packet.bytes.count <= $0 }
+            ?? (packet.tcp.headerLength - TCPSegment.minimumHeaderLength + packet.tcp.payloadLength <= clientMaximumSegmentSize(key))
+        guard !fits, packet.tcp.payloadLength > 0 else { return [Array(packet.bytes)] }
+        let whole = TCPPacketFields(parsing: packet)
+        let pieces = maximumPacketBytes.map { whole.split(maximumPayload: $0 - headers) }
+            ?? whole.split(maximumSegmentSize: clientMaximumSegmentSize(key))
+        return pieces.compactMap { try? $0.build() }
     }
 
     /// A segment the secondary's own kernel is sending.
@@ -117,7 +146,8 @@ public struct SecondaryBridge: Sendable {
         var packets: [[UInt8]] = []
         for key in inherited.sorted(by: { ($0.clientAddress.value, $0.clientPort) < ($1.clientAddress.value, $1.clientPort) }) {
             guard let flight = flights[key] else { continue }
-            let restart = flight.restartPackets(for: key, serviceAddress: configuration.serviceAddress)
+            let restart = flight.restartPackets(for: key, serviceAddress: configuration.serviceAddress,
+                                                maximumSegmentSize: clientMaximumSegmentSize(key))
             counters.restartPackets += UInt64(restart.count)
             if !restart.isEmpty { counters.restartedConnections += 1 }
             packets += restart
@@ -208,6 +238,8 @@ public struct SecondaryConnectionActivity: Equatable, Sendable {
     public var bytesFromClient: UInt64 = 0
     public var segmentsRelayed: UInt64 = 0
     public var bytesRelayed: UInt64 = 0
+    /// The MSS option of the client's SYN, if one was captured.
+    public var clientMaximumSegmentSize: Int?
 }
 
 /// Bridge-wide counters of the secondary.

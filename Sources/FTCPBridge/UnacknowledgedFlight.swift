@@ -131,7 +131,10 @@ public struct UnacknowledgedFlight: Sendable {
     /// that trigger a client's fast retransmit of anything the secondary lacks).
     /// No bare ACK follows an unacknowledged SYN-ACK: a client still in SYN-SENT
     /// takes only the SYN-ACK. A closed connection (``isClosed``) gets nothing.
-    func restartPackets(for key: ConnectionKey, serviceAddress: IPv4Address) -> [[UInt8]] {
+    ///
+    /// A retained super-segment (the kernel's queue hands them over whole) is resent in pieces
+    /// that fit `maximumSegmentSize`, the MSS the client announced.
+    func restartPackets(for key: ConnectionKey, serviceAddress: IPv4Address, maximumSegmentSize: Int) -> [[UInt8]] {
         guard !isClosed else { return [] }
         let acknowledged = clientAcknowledgment
         let outstanding = retained[head...]
@@ -161,7 +164,12 @@ public struct UnacknowledgedFlight: Sendable {
                 return true
             }
             guard rewritten else { continue }
-            packets.append(bytes)
+            if let whole = try? TCPPacketFields(parsing: bytes),
+               whole.tcpHeaderLength - TCPSegment.minimumHeaderLength + whole.payload.count > maximumSegmentSize {
+                packets += whole.split(maximumSegmentSize: maximumSegmentSize).compactMap { try? $0.build() }
+            } else {
+                packets.append(bytes)
+            }
             coveredUpTo = coveredUpTo.map { segment.end > $0 ? segment.end : $0 } ?? segment.end
         }
         if outstanding.contains(where: \.isSYN) { return packets }

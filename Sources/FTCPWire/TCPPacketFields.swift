@@ -142,7 +142,11 @@ public struct TCPPacketFields: Hashable, Sendable {
             tcp[offset] = TCPOption.Kind.endOfOptionList
             offset += 1
         }
-        for (index, byte) in payload.enumerated() { tcp[headerLength + index] = byte }
+        if !payload.isEmpty {
+            payload.withUnsafeBytes { bytes in
+                UnsafeMutableRawBufferPointer(rebasing: tcp[headerLength...]).copyMemory(from: bytes)
+            }
+        }
 
         // Both views are valid by construction; the initialisers cannot fail here.
         let view = try TCPPacket(validating: ip)

@@ -80,6 +80,20 @@ struct PrimaryAloneTests {
         #expect(delivered?.acknowledgmentNumber == SequenceNumber(46))
     }
 
+    @Test("alone, a 4,000-byte super-segment of the primary's kernel (queued whole, GSO) leaves in pieces that fit MSS 1,360")
+    func superSegmentCutToTheMSS() throws {
+        var scenario = S()
+        try scenario.handshake(primaryISN: 30, secondaryISN: 0, clientOptions: [.maximumSegmentSize(1360)],
+                               primaryOptions: [.maximumSegmentSize(1460)], secondaryOptions: [.maximumSegmentSize(1460)])
+        _ = scenario.bridge.secondaryFailed(now: scenario.now)
+        let data = (0..<4000).map { UInt8(truncatingIfNeeded: $0 * 3) }
+        let out = try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, flags: [.ack, .psh, .fin], payload: data))
+        #expect(out.packetsToClient.map(\.payload.count) == [1360, 1360, 1280])
+        #expect(out.packetsToClient.map(\.sequenceNumber) == [SequenceNumber(1), SequenceNumber(1361), SequenceNumber(2721)])
+        #expect(out.packetsToClient.flatMap(\.payload) == data)
+        #expect(out.packetsToClient.map { $0.flags.contains(.fin) } == [false, false, true])
+    }
+
     @Test("a handshake waiting for the secondary is forgotten, so the primary's own SYN-ACK passes unchanged")
     func handshakeForgotten() throws {
         var scenario = S()

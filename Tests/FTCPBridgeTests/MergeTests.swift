@@ -236,3 +236,19 @@ struct MergeTests {
         #expect(out.packetsToClient.map(\.payload.count) == [1360, 1360, 280])
     }
 }
+
+@Suite("Comparing the servers' bytes")
+struct ByteComparisonTests {
+    @Test("equal arrays have no difference; the first differing byte is found in the 8-byte body and in the tail")
+    func firstDifference() {
+        let base = (0..<37).map { UInt8($0) }
+        #expect(ByteComparison.firstDifference(base, base) == nil)
+        #expect(ByteComparison.firstDifference([], []) == nil)
+        for position in [0, 7, 8, 31, 32, 36] {
+            var other = base
+            other[position] ^= 0x40
+            #expect(ByteComparison.firstDifference(base, other) == position)
+        }
+        #expect(ByteComparison.firstDifference(base, Array(base[0..<20])) == 20)
+    }
+}

@@ -37,6 +37,33 @@ struct SecondaryBridgeTests {
         #expect(try TCPPacketFields(parsing: bytes) == fields, "an ignored packet is not touched")
     }
 
+    @Test("a 5,000-byte super-segment of the kernel is relayed in pieces of at most 2,000 bytes, or cut to the client's MSS")
+    mutating func superSegmentRelayedInPieces() throws {
+        var syn = try S.fromClient(seq: 1000, flags: [.syn], options: [.maximumSegmentSize(1460)]).build()
+        _ = try syn.withUnsafeMutableBytes { try bridge.capturedClientSegment(TCPPacket(validating: $0), now: .zero) }
+        let data = (0..<5000).map { UInt8(truncatingIfNeeded: $0 &* 11) }
+        var whole = try S.fromServer(.secondary, seq: 1, ack: 1001, flags: [.ack, .psh], payload: data).build()
+        let (bounded, atMSS) = try whole.withUnsafeMutableBytes { buffer in
+            let view = try TCPPacket(validating: buffer)
+            #expect(bridge.ownKernelSegment(view, now: .zero) == .relayToPrimary)
+            return (bridge.relayPackets(view, maximumPacketBytes: 2000), bridge.relayPackets(view, maximumPacketBytes: nil))
+        }
+        let boundedFields = try bounded.map { try TCPPacketFields(parsing: $0) }
+        #expect(bounded.map(\.count) == [2000, 2000, 1120])
+        #expect(boundedFields.map(\.sequenceNumber.rawValue) == [1, 1961, 3921])
+        #expect(boundedFields.flatMap(\.payload) == data)
+        let mssFields = try atMSS.map { try TCPPacketFields(parsing: $0) }
+        #expect(mssFields.map(\.payload.count) == [1460, 1460, 1460, 620])
+        #expect(mssFields.map { $0.flags.contains(.psh) } == [false, false, false, true])
+        for var packet in bounded + atMSS {
+            #expect(try packet.withUnsafeMutableBytes { try TCPPacket(validating: $0).isChecksumValid })
+        }
+        // A segment that fits is relayed as it is.
+        var small = try S.fromServer(.secondary, seq: 1, ack: 1001, payload: [1, 2, 3]).build()
+        let same = try small.withUnsafeMutableBytes { try bridge.relayPackets(TCPPacket(validating: $0), maximumPacketBytes: 2000) }
+        #expect(same == [small])
+    }
+
     @Test("every segment the secondary's kernel sends from a protected port goes to the primary, RSTs included")
     mutating func divert() throws {
         for flags: TCPFlags in [[.syn, .ack], [.ack], [.rst], [.fin, .ack]] {
