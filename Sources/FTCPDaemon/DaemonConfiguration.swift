@@ -34,7 +34,8 @@ public struct DaemonConfiguration: Sendable {
     /// the secondary takes them over (a planned hand-over, for upgrades and maintenance).
     public var handOverOnStop: Bool
     /// The primary hands runs of merged segments to its kernel as one super-segment that the
-    /// kernel cuts up again (generic segmentation offload through a packet socket on `interface`).
+    /// kernel cuts up again (generic segmentation offload through a packet socket on `interface`);
+    /// the secondary injects a run of a client's captured segments as one segment (as GRO would).
     public var segmentationOffload: Bool
     /// The secondary relays the segments its kernel sends in a burst together, in datagrams of
     /// at most this many bytes (fewer datagrams, fragments filled to the MTU); 0 relays each
@@ -128,4 +129,17 @@ extension PrimaryDaemon {
 
 extension SecondaryDaemon {
     static var queueOptions: NetfilterQueue.Options { .bridge }
+}
+
+extension DaemonConfiguration {
+    /// The queue of the local kernel's segments to clients. With segmentation offload it takes
+    /// the kernel's GSO super-segments whole (`NFQA_CFG_F_GSO`): one pass per 64 KiB instead of
+    /// one per segment. Neither bridge sends such a packet on as it is to a client: the primary
+    /// sends what it merged or translated in pieces that fit the MSS, the secondary relays it in
+    /// pieces that fit a datagram, and after a takeover the kernel cuts what it accepts back.
+    var outboundQueueOptions: NetfilterQueue.Options {
+        var options = NetfilterQueue.Options.bridge
+        options.acceptGSO = segmentationOffload
+        return options
+    }
 }

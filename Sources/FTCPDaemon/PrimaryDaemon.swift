@@ -54,7 +54,7 @@ public final class PrimaryDaemon {
     public func run() throws {
         try TerminationSignals.install()
         try checkAddressIsOurs()
-        let outbound = try NetfilterQueue.open(queue: configuration.outboundQueue, options: Self.queueOptions)
+        let outbound = try NetfilterQueue.open(queue: configuration.outboundQueue, options: configuration.outboundQueueOptions)
         let inbound = try NetfilterQueue.open(queue: configuration.inboundQueue, options: Self.queueOptions)
         let raw = try RawIPv4Socket(mark: configuration.bypassMark)
         let link = try ReplicationLink(configuration: configuration, logger: logger)

@@ -29,6 +29,10 @@ public final class SecondaryDaemon {
     /// segments message: relayed together once the queue is drained or the datagram is full.
     private var relayBundle: [[UInt8]] = []
     private var relayBundleCost = 0
+    /// Captured client data segments, readdressed, waiting to be injected: a run of one
+    /// connection's contiguous segments enters the kernel as one segment (see `injectPending`).
+    private var pendingInjection: [TCPPacketFields] = []
+    private var injectionScratch = [UInt8](repeating: 0, count: 65_536)
 
     public init(configuration: DaemonConfiguration, logger: Logger) {
         self.configuration = configuration
@@ -40,7 +44,7 @@ public final class SecondaryDaemon {
 
     public func run() throws {
         try TerminationSignals.install()
-        let outbound = try NetfilterQueue.open(queue: configuration.outboundQueue, options: Self.queueOptions)
+        let outbound = try NetfilterQueue.open(queue: configuration.outboundQueue, options: configuration.outboundQueueOptions)
         let inbound = try NetfilterQueue.open(queue: configuration.inboundQueue, options: Self.queueOptions)
         var capture: PacketCapture? = try PacketCapture(interface: configuration.interface, filter: configuration.captureFilter)
         let arp = try ARPSocket(interface: configuration.interface)
@@ -67,6 +71,8 @@ public final class SecondaryDaemon {
             "interface": "\(configuration.interface)", "control": "\(configuration.controlPath)",
             "key": "\(configuration.key.fingerprint)",
             "detection": "\(configuration.heartbeatIntervalMilliseconds) ms × \(configuration.missedHeartbeats)",
+            "segmentation_offload": "\(configuration.segmentationOffload ? "on" : "off")",
+            "relay_bundle_bytes": "\(configuration.relayBundleBytes)",
         ])
 
         let poller = Poller()
@@ -267,22 +273,53 @@ public final class SecondaryDaemon {
                         return
                     }
                     guard bridge.capturedClientSegment(view, now: now) == .inject else { return }
-                    do {
-                        try raw.send(UnsafeRawBufferPointer(view.bytes))
-                    } catch {
-                        count("injectErrors")
-                        if let suppressed = throttle.admit("inject", now: now) {
-                            logger.warning("injecting a client segment failed", metadata: [
-                                "error": "\(error)", "similar_lines_left_out": "\(suppressed)"])
-                        }
+                    if configuration.segmentationOffload, view.tcp.payloadLength > 0, view.ip.headerLength == IPv4Packet.minimumHeaderLength {
+                        pendingInjection.append(TCPPacketFields(parsing: view))
+                        return
                     }
+                    // Anything else keeps its place behind the data captured before it.
+                    injectPending(raw: raw, now: now)
+                    inject(UnsafeRawBufferPointer(view.bytes), raw: raw, now: now)
                 }
             } catch {
+                injectPending(raw: raw, now: now)
                 count("captureErrors")
                 logger.error("capture failed", metadata: ["error": "\(error)"])
                 return
             }
+            injectPending(raw: raw, now: now)
             if handled < 256 { return }
+        }
+    }
+
+    /// Injects the pending data segments, each run of one connection's contiguous segments as
+    /// one segment of up to 64 KiB: one system call and one pass through the kernel's TCP per
+    /// run instead of per segment. It reaches the kernel through `lo`, whose MTU takes it whole.
+    private func injectPending(raw: RawIPv4Socket, now: MonotonicTime) {
+        guard !pendingInjection.isEmpty else { return }
+        defer { pendingInjection.removeAll(keepingCapacity: true) }
+        for packet in SegmentCoalescing.coalesce(pendingInjection) {
+            if packet.segmentCount > 1 { counters["injectedRuns", default: 0] += 1 }
+            let built: Int? = injectionScratch.withUnsafeMutableBytes { buffer in try? packet.fields.build(into: buffer) }
+            guard let length = built else {
+                count("injectErrors")
+                continue
+            }
+            injectionScratch.withUnsafeBytes { buffer in
+                inject(UnsafeRawBufferPointer(rebasing: buffer[0..<length]), raw: raw, now: now)
+            }
+        }
+    }
+
+    private func inject(_ packet: UnsafeRawBufferPointer, raw: RawIPv4Socket, now: MonotonicTime) {
+        do {
+            try raw.send(packet)
+        } catch {
+            count("injectErrors")
+            if let suppressed = throttle.admit("inject", now: now) {
+                logger.warning("injecting a client segment failed", metadata: [
+                    "error": "\(error)", "bytes": "\(packet.count)", "similar_lines_left_out": "\(suppressed)"])
+            }
         }
     }
 
@@ -305,16 +342,25 @@ public final class SecondaryDaemon {
                     return .init(id: packet.id, .drop)
                 }
             }
-            let verdict: KernelVerdict? = bytes.withUnsafeMutableBytes { buffer in
+            // What became of the segment: relayed as it is, relayed in pieces (a GSO
+            // super-segment larger than a relayed packet may be), or not protected.
+            let handled: (verdict: KernelVerdict, pieces: [[UInt8]]?)? = bytes.withUnsafeMutableBytes { buffer in
                 guard let view = try? TCPPacket(validating: buffer) else { return nil }
                 if packet.checksumNotReady { view.updateChecksums() }
-                return bridge.ownKernelSegment(view, now: now)
+                let verdict = bridge.ownKernelSegment(view, now: now)
+                guard verdict == .relayToPrimary, view.bytes.count > relayPacketLimit else { return (verdict, nil) }
+                let limit = configuration.relayBundleBytes == 0 ? nil : relayPacketLimit
+                return (verdict, bridge.relayPackets(view, maximumPacketBytes: limit))
             }
-            switch verdict {
-            case .relayToPrimary:
+            switch handled {
+            case (.relayToPrimary, let pieces?)?:
+                count("relayedSuperSegments")
+                for piece in pieces { relay(piece, link: link, now: now) }
+                return .init(id: packet.id, .drop)
+            case (.relayToPrimary, nil)?:
                 relay(bytes, link: link, now: now)
                 return .init(id: packet.id, .drop)
-            case .pass:
+            case (.pass, _)?:
                 return .init(id: packet.id, .accept)
             case nil:
                 // Fail closed: the kernel must not talk to a client directly.
@@ -335,6 +381,14 @@ public final class SecondaryDaemon {
         }
         relayBundle.append(packet)
         relayBundleCost += cost
+    }
+
+    /// The longest packet relayed as it is: one that fits a bundle datagram of
+    /// `relayBundleBytes` on its own, or with bundling off a full-size frame (anything longer
+    /// is a super-segment and is cut to the client's MSS).
+    private var relayPacketLimit: Int {
+        guard configuration.relayBundleBytes > 0 else { return 1_500 }
+        return configuration.relayBundleBytes - ReplicationSealer.segmentsDatagramLength(packetCost: ReplicationSealer.segmentsCost(ofPacket: 0))
     }
 
     private func flushRelayBundle(link: ReplicationLink, now: MonotonicTime) {

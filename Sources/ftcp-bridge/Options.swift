@@ -74,12 +74,16 @@ struct BridgeOptions: ParsableArguments {
     var handOverOnStop = false
 
     @Flag(help: ArgumentHelp(
-        "Primary: send each merged segment on its own through the raw socket instead of handing a run of them to the kernel as one super-segment.",
+        "Handle one segment at a time: no GSO super-segments from the kernel's queue, none sent by the primary, no coalesced injection on the secondary.",
         discussion: """
-            By default a run of full-size segments for one client leaves as one frame of up to 64 KiB that the kernel \
-            (or the card) cuts into segments (generic segmentation offload through a packet socket on --interface), \
-            addressed to the neighbour the client's own frames came from. Turn it off when replies to a client must \
-            take another route than its requests, or to rule it out when debugging.
+            By default both bridges take their kernel's segments to clients from NFQUEUE as GSO super-segments of up \
+            to 64 KiB (cut again to fit the client's MSS or a replication datagram before anything leaves); \
+            on the primary a run of full-size segments for one client leaves as one frame of up to 64 KiB \
+            that the kernel (or the card) cuts into segments (generic segmentation offload through a packet socket on \
+            --interface), addressed to the neighbour the client's own frames came from; on the secondary a run of a \
+            client's captured segments enters the local kernel as one segment, as receive offload (GRO) would hand it \
+            over. Turn it off on the primary when replies to a client must take another route than its requests, or \
+            on either to rule it out when debugging.
             """))
     var noSegmentationOffload = false
 

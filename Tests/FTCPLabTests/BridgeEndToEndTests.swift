@@ -53,6 +53,14 @@ final class BridgeEndToEndTests: RunningFTCPTestCase {
         let result = try session(download: 100 << 20, upload: 100 << 20, timeout: 240)
         print("100 MiB each way through the bridges: \(result)")
         try assertReplicatedWithoutDivergence(minimumConnections: 1)
+        // Both offloads were in use and never refused: the primary's super-segments to the
+        // client and the secondary's coalesced injection of the client's segments.
+        let primary = counters(try primaryStatus())
+        XCTAssertGreaterThan(primary["superSegmentsSent"] ?? 0, 0, "\(primary)")
+        XCTAssertEqual(primary["superSegmentErrors"] ?? 0, 0, "\(primary)")
+        let secondary = counters(try status("secondary"))
+        XCTAssertGreaterThan(secondary["injectedRuns"] ?? 0, 0, "\(secondary)")
+        XCTAssertEqual(secondary["injectErrors"] ?? 0, 0, "\(secondary)")
     }
 
     func testFiftyConcurrentConnections() throws {
