@@ -1,4 +1,5 @@
 import FTCPBridge
+import Logging
 
 /// Keeps a warning that can repeat for every packet (a send failing while a link is down)
 /// to one line per interval, and says how many were left out, so a log stays readable and
@@ -21,5 +22,15 @@ struct LogThrottle {
         let suppressed = lines[subject]?.suppressed ?? 0
         lines[subject] = (now, 0)
         return suppressed
+    }
+
+    /// Writes a warning about `subject` through `logger` if one may be written now, with
+    /// `similar_lines_left_out` added to its metadata.
+    mutating func warning(_ subject: String, _ message: @autoclosure () -> Logger.Message,
+                          metadata: @autoclosure () -> Logger.Metadata, logger: Logger, now: MonotonicTime) {
+        guard let suppressed = admit(subject, now: now) else { return }
+        var all = metadata()
+        all["similar_lines_left_out"] = "\(suppressed)"
+        logger.warning(message(), metadata: all)
     }
 }

@@ -282,11 +282,9 @@ public final class PrimaryDaemon {
                 count("superSegmentsSent")
             } catch {
                 count("superSegmentErrors")
-                if let suppressed = throttle.admit("superSegment", now: MonotonicClock.now()) {
-                    logger.warning("segmentation offload refused a run of segments; sending them one by one", metadata: [
-                        "client": "\(packet.fields.destination)", "error": "\(error)", "similar_lines_left_out": "\(suppressed)",
-                    ])
-                }
+                throttle.warning("superSegment", "segmentation offload refused a run of segments; sending them one by one",
+                                 metadata: ["client": "\(packet.fields.destination)", "error": "\(error)"],
+                                 logger: logger, now: MonotonicClock.now())
                 for piece in packet.pieces { sendRaw(piece, raw: raw) }
             }
         }
@@ -299,11 +297,9 @@ public final class PrimaryDaemon {
             count("sentToClient")
         } catch {
             count("sendToClientErrors")
-            if let suppressed = throttle.admit("sendToClient", now: MonotonicClock.now()) {
-                logger.warning("sending to client failed", metadata: [
-                    "client": "\(packet.destination)", "error": "\(error)", "similar_lines_left_out": "\(suppressed)",
-                ])
-            }
+            throttle.warning("sendToClient", "sending to client failed",
+                             metadata: ["client": "\(packet.destination)", "error": "\(error)"],
+                             logger: logger, now: MonotonicClock.now())
         }
     }
 

@@ -60,10 +60,8 @@ final class ReplicationLink {
             sent += 1
         } catch {
             sendErrors += 1
-            if let suppressed = throttle.admit("send", now: now) {
-                logger.warning("replication send failed", metadata: [
-                    "peer": "\(peerAddress)", "error": "\(error)", "similar_lines_left_out": "\(suppressed)"])
-            }
+            throttle.warning("send", "replication send failed", metadata: ["peer": "\(peerAddress)", "error": "\(error)"],
+                             logger: logger, now: now)
         }
     }
 

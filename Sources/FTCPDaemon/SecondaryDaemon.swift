@@ -316,10 +316,8 @@ public final class SecondaryDaemon {
             try raw.send(packet)
         } catch {
             count("injectErrors")
-            if let suppressed = throttle.admit("inject", now: now) {
-                logger.warning("injecting a client segment failed", metadata: [
-                    "error": "\(error)", "bytes": "\(packet.count)", "similar_lines_left_out": "\(suppressed)"])
-            }
+            throttle.warning("inject", "injecting a client segment failed",
+                             metadata: ["error": "\(error)", "bytes": "\(packet.count)"], logger: logger, now: now)
         }
     }
 

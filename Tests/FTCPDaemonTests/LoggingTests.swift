@@ -1,3 +1,5 @@
+import Foundation
+import Logging
 import Testing
 import FTCPBridge
 @testable import FTCPDaemon
@@ -25,5 +27,49 @@ struct LoggingTests {
         #expect(throttle.admit("other", now: .milliseconds(500)) == 0, "subjects are throttled apart")
         #expect(throttle.admit("send", now: .milliseconds(1000)) == 10)
         #expect(throttle.admit("send", now: .milliseconds(2500)) == 0)
+    }
+
+    @Test("a throttled warning carries its metadata and how many similar lines were left out")
+    func throttledWarning() {
+        let lines = RecordedLines()
+        let logger = Logger(label: "test") { _ in RecordingLogHandler(lines: lines) }
+        var throttle = LogThrottle(intervalMilliseconds: 1000)
+        for at in stride(from: UInt64(0), through: 1000, by: 250) {
+            throttle.warning("inject", "injecting failed", metadata: ["bytes": "\(at)"], logger: logger, now: .milliseconds(at))
+        }
+        let written = lines.all
+        #expect(written.map(\.message) == ["injecting failed", "injecting failed"])
+        #expect(written.map { $0.metadata["bytes"]?.description } == ["0", "1000"])
+        #expect(written.map { $0.metadata["similar_lines_left_out"]?.description } == ["0", "3"])
+        #expect(written.allSatisfy { $0.level == .warning })
+    }
+}
+
+/// Lines a ``RecordingLogHandler`` was given.
+final class RecordedLines: @unchecked Sendable {
+    private let lock = NSLock()
+    private var lines: [(level: Logger.Level, message: String, metadata: Logger.Metadata)] = []
+
+    func append(_ line: (level: Logger.Level, message: String, metadata: Logger.Metadata)) {
+        lock.withLock { lines.append(line) }
+    }
+
+    var all: [(level: Logger.Level, message: String, metadata: Logger.Metadata)] { lock.withLock { lines } }
+}
+
+/// A log handler that keeps every line it is given, for tests of what the bridges log.
+struct RecordingLogHandler: LogHandler {
+    let lines: RecordedLines
+    var logLevel: Logger.Level = .trace
+    var metadata: Logger.Metadata = [:]
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?,
+             source: String, file: String, function: String, line: UInt) {
+        lines.append((level, message.description, metadata.merging(explicit ?? [:]) { $1 }))
     }
 }
