@@ -53,14 +53,17 @@ final class BridgeEndToEndTests: RunningFTCPTestCase {
         let result = try session(download: 100 << 20, upload: 100 << 20, timeout: 240)
         print("100 MiB each way through the bridges: \(result)")
         try assertReplicatedWithoutDivergence(minimumConnections: 1)
-        // Both offloads were in use and never refused: the primary's super-segments to the
-        // client and the secondary's coalesced injection of the client's segments.
+        // The offloads were in use and never refused: the primary's super-segments to the
+        // client, and the secondary's kernel's GSO super-segments relayed in pieces. (Whether
+        // the secondary joins captured segments before injecting them depends on the capture:
+        // when the link's receive offload already joined them, there is nothing left to join.)
         let primary = counters(try primaryStatus())
         XCTAssertGreaterThan(primary["superSegmentsSent"] ?? 0, 0, "\(primary)")
         XCTAssertEqual(primary["superSegmentErrors"] ?? 0, 0, "\(primary)")
         let secondary = counters(try status("secondary"))
-        XCTAssertGreaterThan(secondary["injectedRuns"] ?? 0, 0, "\(secondary)")
+        XCTAssertGreaterThan(secondary["relayedSuperSegments"] ?? 0, 0, "\(secondary)")
         XCTAssertEqual(secondary["injectErrors"] ?? 0, 0, "\(secondary)")
+        print("secondary: \(secondary["injected"] ?? 0) captured segments injected, \(secondary["injectedRuns"] ?? 0) runs joined")
     }
 
     func testFiftyConcurrentConnections() throws {
