@@ -142,4 +142,14 @@ extension DaemonConfiguration {
         options.acceptGSO = segmentationOffload
         return options
     }
+
+    /// The primary's queue of clients' segments. With segmentation offload it takes what the
+    /// link's receive offload (GRO) joined as one packet: the primary only rewrites headers
+    /// (ACK, SACK, TSecr) and hands it back whole, with its checksum recomputed in full (GRO
+    /// leaves only the pseudo-header sum in the field).
+    var primaryInboundQueueOptions: NetfilterQueue.Options {
+        var options = NetfilterQueue.Options.bridge
+        options.acceptGSO = segmentationOffload
+        return options
+    }
 }

@@ -55,7 +55,7 @@ public final class PrimaryDaemon {
         try TerminationSignals.install()
         try checkAddressIsOurs()
         let outbound = try NetfilterQueue.open(queue: configuration.outboundQueue, options: configuration.outboundQueueOptions)
-        let inbound = try NetfilterQueue.open(queue: configuration.inboundQueue, options: Self.queueOptions)
+        let inbound = try NetfilterQueue.open(queue: configuration.inboundQueue, options: configuration.primaryInboundQueueOptions)
         let raw = try RawIPv4Socket(mark: configuration.bypassMark)
         let link = try ReplicationLink(configuration: configuration, logger: logger)
         openSegmentationOffload()
@@ -198,6 +198,7 @@ public final class PrimaryDaemon {
     private func handleClients(_ queue: NetfilterQueue, link: ReplicationLink, now: MonotonicTime) throws {
         try queue.drain { packet in
             learnNextHop(packet)
+            if packet.isGSO { count("clientSuperSegments") }
             var bytes = packet.payload
             let decision: (ClientVerdict, BridgeOutput)? = bytes.withUnsafeMutableBytes { buffer in
                 guard let view = try? TCPPacket(validating: buffer) else { return nil }
