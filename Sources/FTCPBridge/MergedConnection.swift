@@ -108,10 +108,7 @@ struct MergedConnection: Sendable {
             // The kernel's own space cannot be mapped before the secondary answers.
             statistics.droppedBeforeHandshake += 1
         case .closed:
-            // The kernel may hand over a super-segment (queues take GSO packets whole).
-            for piece in translatedFromPrimary(segment).split(maximumSegmentSize: outputMaximumSegmentSize) {
-                output.send(piece, connection: key)
-            }
+            sendWithinMSS(translatedFromPrimary(segment), into: &output)
             statistics.retransmissionsForwarded += 1
         case .primaryOnly:
             forwardFromPrimaryAlone(segment, into: &output)
@@ -353,8 +350,13 @@ struct MergedConnection: Sendable {
             let bytes = UInt64(segment.window) << UInt64(windowShift(of: primary))
             copy.window = UInt16(min(UInt64(UInt16.max), bytes >> UInt64(outputWindowShift)))
         }
-        // The kernel may hand over a super-segment (queues take GSO packets whole).
-        for piece in copy.split(maximumSegmentSize: outputMaximumSegmentSize) {
+        sendWithinMSS(copy, into: &output)
+    }
+
+    /// Sends a segment of the primary's kernel, translated, in pieces that fit the MSS: the
+    /// kernel may have handed over a super-segment (queues take GSO packets whole).
+    private func sendWithinMSS(_ segment: TCPPacketFields, into output: inout BridgeOutput) {
+        for piece in segment.split(maximumSegmentSize: outputMaximumSegmentSize) {
             output.send(piece, connection: key)
         }
     }

@@ -67,12 +67,10 @@ public struct SecondaryBridge: Sendable {
         let key = ConnectionKey(clientAddress: packet.ip.destination, clientPort: packet.tcp.destinationPort,
                                 serverPort: packet.tcp.sourcePort)
         let headers = packet.ip.headerLength + packet.tcp.headerLength
-        let fits = maximumPacketBytes.map { packet.bytes.count <= $0 }
-            ?? (packet.tcp.headerLength - TCPSegment.minimumHeaderLength + packet.tcp.payloadLength <= clientMaximumSegmentSize(key))
-        guard !fits, packet.tcp.payloadLength > 0 else { return [Array(packet.bytes)] }
         let whole = TCPPacketFields(parsing: packet)
         let pieces = maximumPacketBytes.map { whole.split(maximumPayload: $0 - headers) }
             ?? whole.split(maximumSegmentSize: clientMaximumSegmentSize(key))
+        guard pieces.count > 1 else { return [Array(packet.bytes)] }
         return pieces.compactMap { try? $0.build() }
     }
 

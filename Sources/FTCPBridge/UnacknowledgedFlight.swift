@@ -164,9 +164,9 @@ public struct UnacknowledgedFlight: Sendable {
                 return true
             }
             guard rewritten else { continue }
-            if let whole = try? TCPPacketFields(parsing: bytes),
-               whole.tcpHeaderLength - TCPSegment.minimumHeaderLength + whole.payload.count > maximumSegmentSize {
-                packets += whole.split(maximumSegmentSize: maximumSegmentSize).compactMap { try? $0.build() }
+            let pieces = (try? TCPPacketFields(parsing: bytes))?.split(maximumSegmentSize: maximumSegmentSize) ?? []
+            if pieces.count > 1 {
+                packets += pieces.compactMap { try? $0.build() }
             } else {
                 packets.append(bytes)
             }

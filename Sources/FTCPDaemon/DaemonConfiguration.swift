@@ -33,9 +33,11 @@ public struct DaemonConfiguration: Sendable {
     /// On SIGINT/SIGTERM with connections open, the primary releases the service address so
     /// the secondary takes them over (a planned hand-over, for upgrades and maintenance).
     public var handOverOnStop: Bool
-    /// The primary hands runs of merged segments to its kernel as one super-segment that the
-    /// kernel cuts up again (generic segmentation offload through a packet socket on `interface`);
-    /// the secondary injects a run of a client's captured segments as one segment (as GRO would).
+    /// Super-packets on every path that can take them: the bridges' queues take GSO and GRO
+    /// packets whole (``superPacketQueueOptions``); the primary hands runs of merged segments to
+    /// its kernel as one super-segment that the kernel cuts up again (generic segmentation
+    /// offload through a packet socket on `interface`); the secondary injects a run of a
+    /// client's captured segments as one segment (as GRO would).
     public var segmentationOffload: Bool
     /// The secondary relays the segments its kernel sends in a burst together, in datagrams of
     /// at most this many bytes (fewer datagrams, fragments filled to the MTU); 0 relays each
@@ -132,22 +134,15 @@ extension SecondaryDaemon {
 }
 
 extension DaemonConfiguration {
-    /// The queue of the local kernel's segments to clients. With segmentation offload it takes
-    /// the kernel's GSO super-segments whole (`NFQA_CFG_F_GSO`): one pass per 64 KiB instead of
-    /// one per segment. Neither bridge sends such a packet on as it is to a client: the primary
-    /// sends what it merged or translated in pieces that fit the MSS, the secondary relays it in
-    /// pieces that fit a datagram, and after a takeover the kernel cuts what it accepts back.
-    var outboundQueueOptions: NetfilterQueue.Options {
-        var options = NetfilterQueue.Options.bridge
-        options.acceptGSO = segmentationOffload
-        return options
-    }
-
-    /// The primary's queue of clients' segments. With segmentation offload it takes what the
-    /// link's receive offload (GRO) joined as one packet: the primary only rewrites headers
-    /// (ACK, SACK, TSecr) and hands it back whole, with its checksum recomputed in full (GRO
-    /// leaves only the pseudo-header sum in the field).
-    var primaryInboundQueueOptions: NetfilterQueue.Options {
+    /// The options of a queue that, with segmentation offload, takes GSO and GRO super-packets
+    /// whole (`NFQA_CFG_F_GSO`): one pass per 64 KiB instead of one per segment. Both bridges'
+    /// queues of their kernel's segments to clients use it (neither sends such a packet on as
+    /// it is: the primary sends what it merged or translated in pieces that fit the MSS, the
+    /// secondary relays it in pieces that fit a datagram, and after a takeover the kernel cuts
+    /// what it accepts back), and so does the primary's queue of clients' segments (it only
+    /// rewrites headers and hands the packet back whole, its checksum recomputed in full, since
+    /// GRO leaves only the pseudo-header sum in the field).
+    var superPacketQueueOptions: NetfilterQueue.Options {
         var options = NetfilterQueue.Options.bridge
         options.acceptGSO = segmentationOffload
         return options

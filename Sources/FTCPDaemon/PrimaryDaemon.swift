@@ -54,8 +54,8 @@ public final class PrimaryDaemon {
     public func run() throws {
         try TerminationSignals.install()
         try checkAddressIsOurs()
-        let outbound = try NetfilterQueue.open(queue: configuration.outboundQueue, options: configuration.outboundQueueOptions)
-        let inbound = try NetfilterQueue.open(queue: configuration.inboundQueue, options: configuration.primaryInboundQueueOptions)
+        let outbound = try NetfilterQueue.open(queue: configuration.outboundQueue, options: configuration.superPacketQueueOptions)
+        let inbound = try NetfilterQueue.open(queue: configuration.inboundQueue, options: configuration.superPacketQueueOptions)
         let raw = try RawIPv4Socket(mark: configuration.bypassMark)
         let link = try ReplicationLink(configuration: configuration, logger: logger)
         openSegmentationOffload()

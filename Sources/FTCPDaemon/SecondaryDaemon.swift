@@ -44,7 +44,7 @@ public final class SecondaryDaemon {
 
     public func run() throws {
         try TerminationSignals.install()
-        let outbound = try NetfilterQueue.open(queue: configuration.outboundQueue, options: configuration.outboundQueueOptions)
+        let outbound = try NetfilterQueue.open(queue: configuration.outboundQueue, options: configuration.superPacketQueueOptions)
         let inbound = try NetfilterQueue.open(queue: configuration.inboundQueue, options: Self.queueOptions)
         var capture: PacketCapture? = try PacketCapture(interface: configuration.interface, filter: configuration.captureFilter)
         let arp = try ARPSocket(interface: configuration.interface)

@@ -31,20 +31,8 @@ public enum SegmentCoalescing {
         /// The packet cut as the offload would cut it: pieces of `segmentSize` payload bytes
         /// with the same header, PSH only on the last. For sending without the offload.
         public var pieces: [TCPPacketFields] {
-            guard let size = segmentSize, fields.payload.count > size else { return [fields] }
-            var pieces: [TCPPacketFields] = []
-            var offset = 0
-            let payload = fields.payload
-            while offset < payload.count {
-                let end = min(payload.count, offset + size)
-                var piece = fields
-                piece.sequenceNumber = fields.sequenceNumber + UInt32(offset)
-                piece.payload = Array(payload[offset..<end])
-                if end < payload.count { piece.flags.remove(.psh) }
-                pieces.append(piece)
-                offset = end
-            }
-            return pieces
+            guard let size = segmentSize else { return [fields] }
+            return fields.split(maximumPayload: size)
         }
     }
 
