@@ -115,7 +115,7 @@ require_commands() {
         command -v "$command" >/dev/null 2>&1 || missing+=("$command")
     done
     if ((${#missing[@]} > 0)); then
-        die "missing commands: ${missing[*]} (install iproute2 for ip/tc, iptables for iptables)"
+        die "missing commands: ${missing[*]} (sudo deploy/setup.sh installs everything the lab needs)"
     fi
 }
 
@@ -568,6 +568,8 @@ cmd_partition() {
 
 cmd_demo() {
     require_root
+    # A fresh machine: install what the lab and the build need (says what it installs).
+    "$REPO_ROOT/deploy/setup.sh" || die "set-up failed (deploy/setup.sh)"
     require_commands ip tc iptables
     log "building the release binaries (swift build -c release)"
     (cd "$REPO_ROOT" && swift build -c release) || die "the build failed"

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need (deploy/setup.sh), builds the release
+# binaries the lab tests run, checks the ownership model with spin, then runs every test.
+# As root the lab tests bring up network namespaces; without root they skip.
+# .ci/run calls exactly this script.
+set -Eeuo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+deploy/setup.sh
+# Leftovers from an interrupted earlier run would make the lab tests fail.
+if [[ $(id -u) -eq 0 ]]; then
+    deploy/lab.sh down >/dev/null 2>&1 || true
+fi
+echo "test: $(swift --version 2>&1 | head -1)"
+if [[ -x model/check.sh ]]; then
+    model/check.sh
+fi
+swift build -c release
+swift test "$@"
