@@ -14,8 +14,17 @@ public enum BridgeEvent: Equatable, Sendable {
     case connectionExpired(ConnectionKey, phase: String)
     /// A client SYN was dropped because the connection table is full.
     case tableFull(ConnectionKey, limit: Int)
-    /// One server reset a connection the other still serves.
-    case oneSidedReset(ConnectionKey, by: ServerRole)
+    /// One server's kernel reset or ended a connection the other's still serves (its
+    /// application died or is not listening): the other serves it alone from now on.
+    case replicaLost(ConnectionKey, role: ServerRole, cause: ReplicaLossCause)
+
+    /// How a server's copy of a connection was seen to go.
+    public enum ReplicaLossCause: String, Sendable {
+        /// Its kernel sent a reset (to the SYN: nothing listens; later: the socket is gone).
+        case reset
+        /// Its kernel sent a FIN where the other server's has more bytes to send.
+        case closedEarly = "closed early"
+    }
 
     public enum CloseReason: String, Sendable {
         case finished, resetByClient = "reset by client", resetByServers = "reset by both servers"

@@ -5,8 +5,9 @@
 /// (`sawEvidence`, for example the primary's segments to clients seen on the
 /// wire by the secondary), and calls `check` on every timer tick. The peer
 /// counts as failed after `timeoutMilliseconds` without either; a peer never
-/// heard from is never declared failed (a bridge started alone waits for
-/// its peer instead of taking over its address).
+/// heard from is declared failed only when asked to (``checkNeverHeard(since:now:)``,
+/// the primary's choice; a secondary started alone waits for its peer instead of
+/// taking over its address).
 public struct FaultDetector: Sendable {
     /// Detection settings.
     public struct Configuration: Equatable, Sendable {
@@ -75,6 +76,15 @@ public struct FaultDetector: Sendable {
         guard state == .alive else { return nil }
         let latest = [lastHeard, lastEvidence].compactMap { $0 }.max() ?? now
         guard now.milliseconds(since: latest) >= configuration.timeoutMilliseconds else { return nil }
+        return transition(to: .failed)
+    }
+
+    /// For the primary: a secondary not heard within the detection time of `start` (this
+    /// bridge's start) counts as failed, so the primary serves alone instead of waiting for a
+    /// peer that may never come. Returns `.failed` once. The secondary never calls this: a
+    /// primary it never heard is no reason to take an address over.
+    public mutating func checkNeverHeard(since start: MonotonicTime, now: MonotonicTime) -> PeerState? {
+        guard state == .unknown, now.milliseconds(since: start) >= configuration.timeoutMilliseconds else { return nil }
         return transition(to: .failed)
     }
 

@@ -15,9 +15,15 @@ struct MergedConnection: Sendable {
         case handshake
         /// Both answered; bytes are merged.
         case replicating
-        /// The secondary no longer counts for this connection (divergence):
-        /// the primary's segments go out translated, without waiting.
+        /// The secondary no longer counts for this connection (divergence, its
+        /// kernel reset or ended the connection while the primary's goes on, or
+        /// the secondary failed): the primary's segments go out translated, without waiting.
         case primaryOnly
+        /// The primary's kernel reset or ended the connection while the
+        /// secondary's goes on (the primary's application died, or closed
+        /// early): the secondary's segments go out as they are (they are in the
+        /// client's space already); the primary's kernel is kept out of it.
+        case secondaryOnly
         /// Closed; Δ is kept a while so late segments are still translated.
         case closed
 
@@ -26,6 +32,7 @@ struct MergedConnection: Sendable {
             case .handshake: return "handshake"
             case .replicating: return "replicating"
             case .primaryOnly: return "primary-only"
+            case .secondaryOnly: return "secondary-only"
             case .closed: return "closed"
             }
         }
@@ -47,6 +54,9 @@ struct MergedConnection: Sendable {
     var lastAcknowledgmentSent: SequenceNumber?
     var advertisedEdge: SequenceNumber?
     var finSent = false
+    /// A kernel answered the client's SYN with a reset (no application listening there).
+    var primaryRefusedHandshake = false
+    var secondaryRefusedHandshake = false
     var lastActivity: MonotonicTime
     var phaseSince: MonotonicTime
     var statistics = ConnectionStatistics()
@@ -105,6 +115,14 @@ struct MergedConnection: Sendable {
         }
         switch phase {
         case .handshake:
+            if segment.flags.contains(.rst) {
+                // The primary's kernel refused the client (its application is not
+                // listening): the secondary's answer, if it has come, serves alone.
+                primaryRefusedHandshake = true
+                output.event(.replicaLost(key, role: .primary, cause: .reset))
+                serveSecondaryHandshakeAlone(now: now, into: &output)
+                return
+            }
             // The kernel's own space cannot be mapped before the secondary answers.
             statistics.droppedBeforeHandshake += 1
         case .closed:
@@ -112,6 +130,8 @@ struct MergedConnection: Sendable {
             statistics.retransmissionsForwarded += 1
         case .primaryOnly:
             forwardFromPrimaryAlone(segment, into: &output)
+        case .secondaryOnly:
+            statistics.droppedFromPrimaryAfterReplicaLost += 1
         case .replicating:
             serverSegment(segment, from: .primary, now: now, into: &output)
         }
@@ -124,13 +144,20 @@ struct MergedConnection: Sendable {
         let flags = segment.flags
         if flags.contains(.syn) {
             Self.recordSYN(segment, into: &secondary)
-            completeHandshakeIfReady(now: now, into: &output)
+            if primaryRefusedHandshake {
+                serveSecondaryHandshakeAlone(now: now, into: &output)
+            } else {
+                completeHandshakeIfReady(now: now, into: &output)
+            }
             return
         }
         switch phase {
         case .handshake:
             if flags.contains(.rst) {
-                output.event(.oneSidedReset(key, by: .secondary))
+                // The secondary's kernel refused the client (its application is not
+                // listening): the bridge forgets the connection and the primary serves it.
+                secondaryRefusedHandshake = true
+                output.event(.replicaLost(key, role: .secondary, cause: .reset))
             }
             statistics.droppedBeforeHandshake += 1
         case .closed:
@@ -138,6 +165,8 @@ struct MergedConnection: Sendable {
             statistics.retransmissionsForwarded += 1
         case .primaryOnly:
             statistics.droppedFromSecondaryAfterDivergence += 1
+        case .secondaryOnly:
+            forwardFromSecondaryAlone(segment, now: now, into: &output)
         case .replicating:
             serverSegment(segment, from: .secondary, now: now, into: &output)
         }
@@ -198,15 +227,11 @@ struct MergedConnection: Sendable {
         let flags = segment.flags
 
         if flags.contains(.rst) {
-            update(role) { $0.sentReset = true }
-            if primary.sentReset && secondary.sentReset {
-                output.send(self.segment(sequence: sequence, acknowledgment: lastAcknowledgmentSent ?? SequenceNumber(0),
-                                         flags: flags.intersection([.rst, .ack]), window: 0, options: []),
-                            connection: key)
-                close(reason: .resetByServers, now: now, into: &output)
-            } else {
-                output.event(.oneSidedReset(key, by: role))
-            }
+            // One kernel reset a connection the other still serves: that replica is gone
+            // (its application died, or aborted the connection). The other goes on alone;
+            // if its kernel resets too, that reset reaches the client from the mode below.
+            output.event(.replicaLost(key, role: role, cause: .reset))
+            replicaLost(role, into: &output)
             return
         }
 
@@ -256,7 +281,7 @@ struct MergedConnection: Sendable {
         }
 
         if merge(into: &output) { sentData = true }
-        if phase == .primaryOnly || phase == .closed { return }
+        if phase != .replicating { return }
 
         if !sentData {
             // A duplicate ACK (no data, same ACK, same window) from the server the client's
@@ -304,12 +329,95 @@ struct MergedConnection: Sendable {
             secondary.pending.advance(to: sentUpTo)
             return true
         }
-        if (primaryAtFIN && secondary.pending.contiguousCount > 0) || (secondaryAtFIN && primary.pending.contiguousCount > 0) {
-            diverge(at: sentUpTo, into: &output)
-            flushPrimaryAlone(into: &output)
+        // One kernel ended the stream where the other has more to say: the one that goes on
+        // wins. An application that dies has its kernel close (or reset) every connection it
+        // held, while the other server's goes on serving them; a client is better off with
+        // the live server's bytes than with a close it did not ask for.
+        if primaryAtFIN && secondary.pending.contiguousCount > 0 {
+            output.event(.replicaLost(key, role: .primary, cause: .closedEarly))
+            replicaLost(.primary, into: &output)
+            return true
+        }
+        if secondaryAtFIN && primary.pending.contiguousCount > 0 {
+            output.event(.replicaLost(key, role: .secondary, cause: .closedEarly))
+            replicaLost(.secondary, into: &output)
             return true
         }
         return sent
+    }
+
+    /// One server's copy of the connection is gone: the other serves it alone from now on.
+    mutating func replicaLost(_ role: ServerRole, into output: inout BridgeOutput) {
+        guard phase == .replicating else { return }
+        switch role {
+        case .secondary:
+            flushPrimaryAlone(into: &output)
+            phase = .primaryOnly
+        case .primary:
+            flushSecondaryAlone(into: &output)
+            phase = .secondaryOnly
+        }
+    }
+
+    /// The primary refused the client's SYN: once the secondary's SYN-ACK is here, it goes
+    /// to the client as it is and the connection is the secondary's alone (Δ stays 0).
+    private mutating func serveSecondaryHandshakeAlone(now: MonotonicTime, into output: inout BridgeOutput) {
+        guard phase == .handshake, let isnS = secondary.initialSequence, let synS = secondary.handshake else { return }
+        var options: [TCPOption] = []
+        if let mss = synS.maximumSegmentSize { options.append(.maximumSegmentSize(mss)) }
+        if client.handshake.sackPermitted && synS.sackPermitted { options.append(.sackPermitted) }
+        if client.handshake.timestamps != nil, let ts = synS.timestamps {
+            options.append(.timestamps(value: ts.value, echoReply: ts.echoReply))
+        } else if client.handshake.sackPermitted && synS.sackPermitted {
+            options.append(contentsOf: [.noOperation, .noOperation])
+        }
+        if clientUsesWindowScale, let shift = synS.windowScale {
+            options.append(contentsOf: [.noOperation, .windowScale(shift)])
+        }
+        sentUpTo = isnS + 1
+        secondary.pending = SequenceRangeStore(base: sentUpTo, capacity: secondary.pending.capacity)
+        phase = .secondaryOnly
+        phaseSince = now
+        let ack = client.initialSequence + 1
+        lastAcknowledgmentSent = ack
+        output.send(segment(sequence: isnS, acknowledgment: ack, flags: [.syn, .ack], window: synS.window, options: options),
+                    connection: key)
+    }
+
+    /// Sends what only the secondary holds, in order, and forgets the primary's copy.
+    private mutating func flushSecondaryAlone(into output: inout BridgeOutput) {
+        let held = secondary.pending.take(secondary.pending.contiguousCount)
+        if !held.isEmpty {
+            sendData(held, at: sentUpTo, into: &output)
+            sentUpTo += UInt32(held.count)
+        }
+        if !finSent, secondary.finAt == sentUpTo {
+            sendFIN(at: sentUpTo, into: &output)
+            finSent = true
+            sentUpTo += 1
+        }
+        primary.pending.removeAll()
+    }
+
+    /// In secondary-only mode a secondary segment goes out at once, as it is: it is in the
+    /// client's sequence space and carries the secondary's own ACK, window and timestamps.
+    private mutating func forwardFromSecondaryAlone(_ segment: TCPSegment, now: MonotonicTime,
+                                                    into output: inout BridgeOutput) {
+        let copy = relayed(segment)
+        let end = copy.sequenceNumber + copy.sequenceLength
+        if sentUpTo < end { sentUpTo = end }
+        if copy.flags.contains(.fin) { finSent = true }
+        Self.recordAcknowledgment(segment, into: &secondary, shift: windowShift(of: secondary))
+        if copy.flags.contains(.ack) {
+            lastAcknowledgmentSent = lastAcknowledgmentSent.map { SequenceNumber.later($0, copy.acknowledgmentNumber) }
+                ?? copy.acknowledgmentNumber
+        }
+        sendWithinMSS(copy, into: &output)
+        if copy.flags.contains(.rst) {
+            close(reason: .resetByServers, now: now, into: &output)
+        } else {
+            checkClosed(now: now, into: &output)
+        }
     }
 
     private mutating func diverge(at position: SequenceNumber, into output: inout BridgeOutput) {
@@ -489,9 +597,7 @@ struct MergedConnection: Sendable {
     /// The secondary is gone: send what only the primary holds, and from now
     /// on forward the primary's segments at once (still moved by Δ and Δts).
     mutating func secondaryFailed(into output: inout BridgeOutput) {
-        guard phase == .replicating else { return }
-        flushPrimaryAlone(into: &output)
-        phase = .primaryOnly
+        replicaLost(.secondary, into: &output)
     }
 
     // MARK: Segments from the client
@@ -521,7 +627,7 @@ struct MergedConnection: Sendable {
         if timestampDelta != 0, let ts = tcp.timestamps {
             tcp.setTimestamps(value: ts.value, echoReply: ts.echoReply &+ timestampDelta)
         }
-        if phase == .replicating { checkClosed(now: now, into: &output) }
+        if phase == .replicating || phase == .secondaryOnly { checkClosed(now: now, into: &output) }
         return true
     }
 
@@ -529,7 +635,7 @@ struct MergedConnection: Sendable {
 
     /// Closed once both FINs went out and each was acknowledged.
     private mutating func checkClosed(now: MonotonicTime, into output: inout BridgeOutput) {
-        guard phase == .replicating, finSent, let clientFIN = client.finAt,
+        guard phase == .replicating || phase == .secondaryOnly, finSent, let clientFIN = client.finAt,
               let ackSent = lastAcknowledgmentSent, clientFIN < ackSent,
               let clientAck = client.acknowledged, sentUpTo <= clientAck else { return }
         close(reason: .finished, now: now, into: &output)
@@ -561,4 +667,5 @@ public struct ConnectionStatistics: Equatable, Sendable {
     public var refusedQueueBytes: UInt64 = 0
     public var droppedBeforeHandshake: UInt64 = 0
     public var droppedFromSecondaryAfterDivergence: UInt64 = 0
+    public var droppedFromPrimaryAfterReplicaLost: UInt64 = 0
 }

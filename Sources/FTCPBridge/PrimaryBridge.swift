@@ -15,6 +15,8 @@ public struct PrimaryBridge: Sendable {
 
     /// SYN-ACKs of the secondary that arrived before the client's SYN did.
     var earlySecondarySYNACKs: [ConnectionKey: (bytes: [UInt8], at: MonotonicTime)] = [:]
+    /// The primary's SYN-ACKs of connections still in their handshake.
+    var heldPrimarySYNACKs: [ConnectionKey: TCPPacketFields] = [:]
     static let earlySYNACKLimit = 1024
 
     public init(configuration: BridgeConfiguration) {
@@ -41,7 +43,12 @@ public struct PrimaryBridge: Sendable {
             counters.passedUnprotectedFromPrimary += 1
             return (.pass, output)
         }
+        if connections[key]!.phase == .handshake && packet.tcp.flags.contains([.syn, .ack]) {
+            // Kept whole: if the secondary refuses the client, this goes out as it is.
+            heldPrimarySYNACKs[key] = TCPPacketFields(parsing: packet)
+        }
         connections[key]!.primarySegment(packet.tcp, now: now, into: &output)
+        forgetIfRefusedBySecondary(key, into: &output)
         return (.consume, output)
     }
 
@@ -67,7 +74,30 @@ public struct PrimaryBridge: Sendable {
             return output
         }
         connections[key]!.secondarySegment(packet.tcp, now: now, into: &output)
+        forgetIfRefusedBySecondary(key, into: &output)
+        if connections[key]?.phase != .handshake { heldPrimarySYNACKs[key] = nil }
         return output
+    }
+
+    /// The secondary's kernel reset the client's SYN (its application is not listening,
+    /// for example because it died): the connection is the primary's alone, in its own
+    /// sequence space (Δ = 0), so the bridge forgets it. The primary's SYN-ACK, if it came
+    /// already, goes out as it is; if not, it passes when it comes.
+    private mutating func forgetIfRefusedBySecondary(_ key: ConnectionKey, into output: inout BridgeOutput) {
+        guard let connection = connections[key], connection.phase == .handshake,
+              connection.secondaryRefusedHandshake else { return }
+        connections[key] = nil
+        counters.refusedBySecondary += 1
+        if let held = heldPrimarySYNACKs.removeValue(forKey: key) {
+            output.send(held, connection: key)
+        } else if connection.primaryRefusedHandshake {
+            // Both kernels refused: the client learns it as it would from one server.
+            output.send(TCPPacketFields(
+                source: configuration.serviceAddress, destination: key.clientAddress,
+                sourcePort: key.serverPort, destinationPort: key.clientPort,
+                sequenceNumber: SequenceNumber(0), acknowledgmentNumber: connection.client.initialSequence + 1,
+                flags: [.rst, .ack], window: 0, options: [], payload: []), connection: key)
+        }
     }
 
     /// A segment from a client to the service. It is rewritten in place for
@@ -115,32 +145,54 @@ public struct PrimaryBridge: Sendable {
             return (.accept(modified: false), output)
         }
         let modified = connections[key]!.clientSegment(packet, now: now, into: &output)
+        if connections[key]!.phase == .secondaryOnly {
+            // The primary's kernel has no part in it any more (it would only answer with resets).
+            counters.droppedForSecondaryOnly += 1
+            return (.drop, output)
+        }
         return (.accept(modified: modified), output)
     }
 
-    /// Whether the primary serves alone since the secondary failed.
+    /// Whether the primary serves alone (no secondary, or it failed).
     public private(set) var isAlone = false
 
-    /// The secondary failed: every replicated connection goes on with the
-    /// primary alone (what it held goes out now; Δ and Δts still apply).
-    /// Handshakes that were waiting for the secondary are forgotten, so the
-    /// primary's kernel's next SYN-ACK goes out unchanged (Δ = 0), and new
-    /// connections are not tracked at all. There is no way back: a new
-    /// secondary needs a restart of the primary bridge (reintegration is
-    /// outside the paper's scope and this bridge's).
+    /// The secondary failed (or never came): every replicated connection goes
+    /// on with the primary alone (what it held goes out now; Δ and Δts still
+    /// apply). Handshakes that were waiting for the secondary are forgotten,
+    /// and the primary's SYN-ACK, if it came, goes out unchanged (Δ = 0); new
+    /// connections are not tracked at all while alone.
     public mutating func secondaryFailed(now: MonotonicTime) -> BridgeOutput {
         var output = BridgeOutput()
-        guard !isAlone else { return output }
         isAlone = true
+        endReplicaOfTheSecondary(into: &output)
+        return output
+    }
+
+    /// A secondary speaks (again, or for the first time): connections whose
+    /// handshake begins from now on are replicated. Those served alone stay so.
+    public mutating func secondaryJoined() {
+        isAlone = false
+    }
+
+    /// The secondary's bridge restarted (a new epoch on the channel) while this one counted
+    /// it alive: what it replicated before is gone with its old process, so those connections
+    /// go on with the primary alone; new ones are replicated.
+    public mutating func secondaryRestarted(now: MonotonicTime) -> BridgeOutput {
+        var output = BridgeOutput()
+        endReplicaOfTheSecondary(into: &output)
+        return output
+    }
+
+    private mutating func endReplicaOfTheSecondary(into output: inout BridgeOutput) {
         for key in Array(connections.keys) {
             guard let phase = connections[key]?.phase else { continue }
             if phase == .handshake {
                 connections[key] = nil
+                if let held = heldPrimarySYNACKs.removeValue(forKey: key) { output.send(held, connection: key) }
                 continue
             }
             connections[key]!.secondaryFailed(into: &output)
         }
-        return output
     }
 
     /// Expires handshakes that never completed, closed connections whose
@@ -154,10 +206,12 @@ public struct PrimaryBridge: Sendable {
             switch connection.phase {
             case .handshake: limit = configuration.handshakeTimeoutMilliseconds; since = connection.phaseSince
             case .closed: limit = configuration.closedLingerMilliseconds; since = connection.phaseSince
-            case .replicating, .primaryOnly: limit = configuration.idleTimeoutMilliseconds; since = connection.lastActivity
+            case .replicating, .primaryOnly, .secondaryOnly:
+                limit = configuration.idleTimeoutMilliseconds; since = connection.lastActivity
             }
             if now.milliseconds(since: since) >= limit {
                 connections[key] = nil
+                heldPrimarySYNACKs[key] = nil
                 counters.expired += 1
                 if connection.phase != .closed { output.event(.connectionExpired(key, phase: connection.phase.name)) }
             }
@@ -227,6 +281,10 @@ public struct PrimaryCounters: Equatable, Sendable {
     public var droppedUnprotectedFromSecondary: UInt64 = 0
     public var passedUnknownFromClient: UInt64 = 0
     public var droppedTableFull: UInt64 = 0
+    /// Handshakes the secondary's kernel reset (nothing listening there): served by the primary alone.
+    public var refusedBySecondary: UInt64 = 0
+    /// Client segments of connections served by the secondary alone, kept from the primary's kernel.
+    public var droppedForSecondaryOnly: UInt64 = 0
     public var expired: UInt64 = 0
 }
 

@@ -18,9 +18,13 @@ extension Logger {
         case let .tableFull(key, limit):
             warning("connection table full: client SYN dropped (raise --max-connections?)",
                     metadata: ["connection": "\(key)", "limit": "\(limit)"])
-        case let .oneSidedReset(key, role):
-            warning("\(role.rawValue) kernel reset a connection the other server did not; if this repeats, check that the server application runs on both hosts",
-                    metadata: ["connection": "\(key)", "by": "\(role.rawValue)"])
+        case let .replicaLost(key, role, cause):
+            let other = role == .primary ? "secondary" : "primary"
+            error("""
+                the \(role.rawValue)'s kernel \(cause == .reset ? "reset" : "closed") a connection the \(other)'s still serves: \
+                the \(other) serves it alone from now on (no longer protected). If many connections do this at once, \
+                the \(role.rawValue)'s application has died or is not listening: restart it
+                """, metadata: ["connection": "\(key)", "lost": "\(role.rawValue)", "cause": "\(cause.rawValue)"])
         }
     }
 }

@@ -71,12 +71,13 @@ struct CloseTests {
         #expect(scenario.status == nil)
     }
 
-    @Test("both kernels reset: one RST reaches the client; one kernel alone is only reported")
+    @Test("both kernels reset: the first ends its replica, the second reaches the client")
     func resets() throws {
         var scenario = try established()
         let p = try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, flags: [.rst, .ack]))
         #expect(p.packetsToClient.isEmpty)
-        #expect(p.events == [.oneSidedReset(scenario.key, by: .primary)])
+        #expect(p.events == [.replicaLost(scenario.key, role: .primary, cause: .reset)])
+        #expect(scenario.status?.phase == "secondary-only")
         let s = try scenario.secondary(S.fromServer(.secondary, seq: 1, ack: 1001, flags: [.rst, .ack]))
         #expect(s.packetsToClient.map(\.flags) == [[.rst, .ack]])
         #expect(s.packetsToClient.map(\.sequenceNumber) == [SequenceNumber(1)])

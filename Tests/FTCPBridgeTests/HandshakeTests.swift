@@ -75,14 +75,17 @@ struct HandshakeTests {
         #expect(again.packetsToClient.first?.flags == [.syn, .ack])
     }
 
-    @Test("the secondary refusing a connection (RST) sends nothing to the client and is reported")
+    @Test("the secondary refusing a connection (RST): the primary's SYN-ACK goes out as it is and the bridge forgets it")
     func secondaryRefuses() throws {
         var scenario = S()
         try scenario.client(S.fromClient(seq: 1000, flags: [.syn]))
         try scenario.primary(S.fromServer(.primary, seq: 5000, ack: 1001, flags: [.syn, .ack]))
         let out = try scenario.secondary(S.fromServer(.secondary, seq: 0, ack: 1001, flags: [.rst, .ack]))
-        #expect(out.packetsToClient.isEmpty)
-        #expect(out.events == [.oneSidedReset(scenario.key, by: .secondary)])
+        #expect(out.packetsToClient.map(\.sequenceNumber) == [SequenceNumber(5000)])
+        #expect(out.packetsToClient.map(\.flags) == [[.syn, .ack]])
+        #expect(out.events == [.replicaLost(scenario.key, role: .secondary, cause: .reset)])
+        #expect(scenario.status == nil)
+        #expect(try scenario.primaryVerdict(S.fromServer(.primary, seq: 5001, ack: 1001, payload: [1])) == .pass)
     }
 
     @Test("a connection the bridge never saw begin keeps the primary's own space: its segments pass unchanged")

@@ -1,0 +1,157 @@
+import FTCPWire
+import Testing
+
+@testable import FTCPBridge
+
+/// One server's application dies (or is not running) while the other's serves: the
+/// connection goes on from the live one, and no close or reset the client did not cause
+/// reaches it. Client ISN 1000, primary ISN 30, secondary ISN 0 (Δ = 30), as in the
+/// paper's figures: P's byte n is at 30 + n, S's at n.
+@Suite("A server's application dies: the other serves alone")
+struct ReplicaLossTests {
+    typealias S = PrimaryScenario
+
+    func established() throws -> S {
+        var scenario = S()
+        try scenario.handshake(primaryISN: 30, secondaryISN: 0)
+        return scenario
+    }
+
+    @Test("the secondary refuses the SYN before the primary answers: nothing waits, the primary's SYN-ACK passes")
+    func secondaryRefusesFirst() throws {
+        var scenario = S()
+        try scenario.client(S.fromClient(seq: 1000, flags: [.syn]))
+        let out = try scenario.secondary(S.fromServer(.secondary, seq: 0, ack: 1001, flags: [.rst, .ack]))
+        #expect(out.packetsToClient.isEmpty)
+        #expect(scenario.status == nil)
+        #expect(try scenario.primaryVerdict(S.fromServer(.primary, seq: 5000, ack: 1001, flags: [.syn, .ack])) == .pass)
+        #expect(scenario.bridge.counters.refusedBySecondary == 1)
+    }
+
+    @Test("both kernels refuse the SYN: the client gets one RST, as from one server")
+    func bothRefuse() throws {
+        var scenario = S()
+        try scenario.client(S.fromClient(seq: 1000, flags: [.syn]))
+        let p = try scenario.primary(S.fromServer(.primary, seq: 0, ack: 1001, flags: [.rst, .ack]))
+        #expect(p.packetsToClient.isEmpty)
+        let s = try scenario.secondary(S.fromServer(.secondary, seq: 0, ack: 1001, flags: [.rst, .ack]))
+        #expect(s.packetsToClient.map(\.flags) == [[.rst, .ack]])
+        #expect(s.packetsToClient.map(\.acknowledgmentNumber) == [SequenceNumber(1001)])
+        #expect(scenario.status == nil)
+    }
+
+    @Test("the primary refuses the SYN (its application is gone): the secondary's SYN-ACK serves the client")
+    func primaryRefuses() throws {
+        var scenario = S()
+        try scenario.client(S.fromClient(seq: 1000, flags: [.syn], options: [.maximumSegmentSize(1460)]))
+        let p = try scenario.primary(S.fromServer(.primary, seq: 0, ack: 1001, flags: [.rst, .ack]))
+        #expect(p.packetsToClient.isEmpty)
+        #expect(p.events == [.replicaLost(scenario.key, role: .primary, cause: .reset)])
+        let s = try scenario.secondary(S.fromServer(.secondary, seq: 200, ack: 1001, flags: [.syn, .ack],
+                                                    options: [.maximumSegmentSize(1400)]))
+        #expect(s.packetsToClient.map(\.sequenceNumber) == [SequenceNumber(200)])
+        #expect(s.packetsToClient.map(\.flags) == [[.syn, .ack]])
+        #expect(scenario.status?.phase == "secondary-only")
+        // The client's ACK is kept from the primary's kernel, which would only reset it.
+        let (toPrimary, _) = try scenario.client(S.fromClient(seq: 1001, ack: 201, payload: [7]))
+        #expect(toPrimary == nil)
+        // S's data goes out as it is, in its own (the client's) space.
+        let data = try scenario.secondary(S.fromServer(.secondary, seq: 201, ack: 1002, payload: numberedBytes(1...3)))
+        #expect(data.packetsToClient.map(\.sequenceNumber) == [SequenceNumber(201)])
+        #expect(data.packetsToClient.map(\.payload) == [numberedBytes(1...3)])
+        #expect(data.packetsToClient.map(\.acknowledgmentNumber) == [SequenceNumber(1002)])
+    }
+
+    @Test("the primary's kernel resets an established connection: what S holds goes out, then S alone")
+    func primaryResetsEstablished() throws {
+        var scenario = try established()
+        // S is ahead: bytes 1..5 wait for P's copy.
+        let held = try scenario.secondary(S.fromServer(.secondary, seq: 1, ack: 1001, payload: numberedBytes(1...5)))
+        #expect(held.packetsToClient.isEmpty)
+        let reset = try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, flags: [.rst, .ack]))
+        #expect(reset.events == [.replicaLost(scenario.key, role: .primary, cause: .reset)])
+        #expect(reset.packetsToClient.map(\.sequenceNumber) == [SequenceNumber(1)])
+        #expect(reset.packetsToClient.map(\.payload) == [numberedBytes(1...5)])
+        #expect(!reset.packetsToClient.contains { $0.flags.contains(.rst) }, "no reset reaches the client")
+        let more = try scenario.secondary(S.fromServer(.secondary, seq: 6, ack: 1001, payload: numberedBytes(6...8)))
+        #expect(more.packetsToClient.map(\.sequenceNumber) == [SequenceNumber(6)])
+        // P's kernel is out of it: its segments are consumed and nothing of them goes out.
+        let late = try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, payload: numberedBytes(1...5)))
+        #expect(late.packetsToClient.isEmpty)
+        #expect(scenario.status?.statistics.droppedFromPrimaryAfterReplicaLost == 1)
+    }
+
+    @Test("the primary's kernel closes where S has bytes (its application died): S's bytes win, no FIN")
+    func primaryClosesEarly() throws {
+        var scenario = try established()
+        let fin = try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, flags: [.fin, .ack]))
+        #expect(fin.packetsToClient.isEmpty, "a FIN alone waits for S")
+        let s = try scenario.secondary(S.fromServer(.secondary, seq: 1, ack: 1001, payload: numberedBytes(1...4)))
+        #expect(s.events == [.replicaLost(scenario.key, role: .primary, cause: .closedEarly)])
+        #expect(s.packetsToClient.map(\.payload) == [numberedBytes(1...4)])
+        #expect(!s.packetsToClient.contains { $0.flags.contains(.fin) })
+        #expect(scenario.status?.phase == "secondary-only")
+    }
+
+    @Test("an idle connection whose primary application died: the FIN waits, the client's next request resets P, S answers")
+    func idleConnectionOfADeadPrimary() throws {
+        var scenario = try established()
+        try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, flags: [.fin, .ack]))
+        let (request, _) = try scenario.client(S.fromClient(seq: 1001, ack: 1, payload: [9, 9]))
+        #expect(request?.acknowledgmentNumber == SequenceNumber(31), "still replicating: translated for P")
+        let reset = try scenario.primary(S.fromServer(.primary, seq: 32, ack: 0, flags: [.rst]))
+        #expect(reset.packetsToClient.isEmpty)
+        let answer = try scenario.secondary(S.fromServer(.secondary, seq: 1, ack: 1003, payload: numberedBytes(1...2)))
+        #expect(answer.packetsToClient.map(\.payload) == [numberedBytes(1...2)])
+        #expect(answer.packetsToClient.map(\.acknowledgmentNumber) == [SequenceNumber(1003)])
+    }
+
+    @Test("the secondary's kernel resets an established connection: P goes on alone, translated by Δ")
+    func secondaryResetsEstablished() throws {
+        var scenario = try established()
+        try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, payload: numberedBytes(1...3)))
+        let reset = try scenario.secondary(S.fromServer(.secondary, seq: 1, ack: 1001, flags: [.rst, .ack]))
+        #expect(reset.events == [.replicaLost(scenario.key, role: .secondary, cause: .reset)])
+        #expect(reset.packetsToClient.map(\.sequenceNumber) == [SequenceNumber(1)])
+        #expect(!reset.packetsToClient.contains { $0.flags.contains(.rst) })
+        #expect(scenario.status?.phase == "primary-only")
+        let more = try scenario.primary(S.fromServer(.primary, seq: 34, ack: 1001, payload: numberedBytes(4...6)))
+        #expect(more.packetsToClient.map(\.sequenceNumber) == [SequenceNumber(4)])
+    }
+
+    @Test("the secondary's kernel closes where P has bytes: P's bytes win")
+    func secondaryClosesEarly() throws {
+        var scenario = try established()
+        try scenario.secondary(S.fromServer(.secondary, seq: 1, ack: 1001, flags: [.fin, .ack]))
+        let p = try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, payload: numberedBytes(1...2)))
+        #expect(p.events == [.replicaLost(scenario.key, role: .secondary, cause: .closedEarly)])
+        #expect(p.packetsToClient.map(\.payload) == [numberedBytes(1...2)])
+        #expect(scenario.status?.phase == "primary-only")
+    }
+
+    @Test("primary started alone, then a secondary joins: only connections begun after the join are replicated")
+    func aloneThenJoined() throws {
+        var scenario = S()
+        _ = scenario.bridge.secondaryFailed(now: scenario.now)
+        try scenario.client(S.fromClient(seq: 1000, flags: [.syn], port: 40_001))
+        #expect(scenario.bridge.connectionCount == 0, "alone: not tracked")
+        scenario.bridge.secondaryJoined()
+        #expect(!scenario.bridge.isAlone)
+        try scenario.handshake(primaryISN: 30, secondaryISN: 0)
+        #expect(scenario.status?.phase == "replicating")
+        #expect(
+            try scenario.primaryVerdict(S.fromServer(.primary, seq: 7, ack: 1001, payload: [1], port: 40_001)) == .pass,
+            "the connection begun while alone stays the primary's own")
+    }
+
+    @Test("the secondary's bridge restarted: its replicas are gone, P serves them alone; a held handshake goes out")
+    func secondaryRestarted() throws {
+        var scenario = try established()
+        try scenario.client(S.fromClient(seq: 5000, flags: [.syn], port: 40_002))
+        try scenario.primary(S.fromServer(.primary, seq: 900, ack: 5001, flags: [.syn, .ack], port: 40_002))
+        let out = scenario.bridge.secondaryRestarted(now: scenario.now)
+        #expect(out.packetsToClient.map(\.sequenceNumber) == [SequenceNumber(900)])
+        #expect(scenario.status?.phase == "primary-only")
+        #expect(!scenario.bridge.isAlone, "new connections are replicated with the new secondary")
+    }
+}
