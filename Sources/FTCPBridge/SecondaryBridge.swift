@@ -44,7 +44,11 @@ public struct SecondaryBridge: Sendable {
         packet.updateChecksums()
         counters.injected += 1
         let announced = tcp.flags.contains(.syn) ? tcp.maximumSegmentSize : nil
-        note(key, now: now) {
+        // State only for connections whose handshake this bridge saw: one it joined half-way
+        // (started after it began, or restarted) has no replica here worth inheriting, and
+        // random segments must not fill the table.
+        let begins = tcp.flags.contains(.syn) && !tcp.flags.contains(.ack)
+        note(key, now: now, creating: begins) {
             $0.segmentsFromClient += 1
             $0.bytesFromClient += UInt64(tcp.payloadLength)
             if let announced { $0.clientMaximumSegmentSize = Int(announced) }
@@ -200,8 +204,10 @@ public struct SecondaryBridge: Sendable {
         seen.map { ($0.key, $0.value) }.sorted { ($0.key.clientAddress.value, $0.key.clientPort) < ($1.key.clientAddress.value, $1.key.clientPort) }
     }
 
-    private mutating func note(_ key: ConnectionKey, now: MonotonicTime, _ body: (inout SecondaryConnectionActivity) -> Void) {
+    private mutating func note(_ key: ConnectionKey, now: MonotonicTime, creating: Bool = false,
+                               _ body: (inout SecondaryConnectionActivity) -> Void) {
         if seen[key] == nil {
+            guard creating else { return }
             guard seen.count < configuration.maximumConnections else {
                 counters.untrackedConnections += 1
                 return

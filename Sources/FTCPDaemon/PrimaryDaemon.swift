@@ -17,8 +17,10 @@ public final class PrimaryDaemon {
     var detector: FaultDetector
     var counters: [String: UInt64] = [:]
     private var throttle = LogThrottle()
-    private var state = "replicating"
-    private var stateReason = "started"
+    private var state = "waiting-for-secondary"
+    private var stateReason = "started; new connections wait for the secondary for at most the detection time"
+    /// The secondary bridge's epoch on the channel: a new one means its process restarted.
+    private var secondaryEpoch: UInt64?
     private var stateSince: MonotonicTime?
     private var scratch = [UInt8](repeating: 0, count: 65_536)
     /// What the merge decided to send to clients during this turn of the loop, sent at its end
@@ -100,9 +102,8 @@ public final class PrimaryDaemon {
             }
             if ready.contains(link.fileDescriptor) {
                 link.receiveAll(now: now) { message in
-                    if detector.heard(now: now) == .alive, bridge.isAlone {
-                        logger.warning("the secondary's bridge is speaking again, but this primary serves alone until it is restarted (no reintegration)")
-                    }
+                    if detector.heard(now: now) == .alive { secondaryJoined(now: now) }
+                    noticeSecondaryRestart(epoch: link.opener.peerEpoch, link: link, now: now)
                     handleReplication(message, link: link, now: now)
                 }
                 flushToClients(raw: raw, now: now)
@@ -112,9 +113,19 @@ public final class PrimaryDaemon {
                 state = "alone"
                 stateReason = "secondary bridge silent for \(silence) ms"
                 stateSince = now
-                logger.warning("secondary failed: serving alone from now on", metadata: [
+                logger.warning("secondary failed: serving alone (unprotected) until it speaks again", metadata: [
                     "silence_ms": "\(silence)", "connections": "\(bridge.connectionCount)",
                 ])
+                carryOut(bridge.secondaryFailed(now: now), link: link, now: now)
+            }
+            if detector.checkNeverHeard(since: started, now: now) == .failed {
+                state = "alone"
+                stateReason = "no secondary heard since the start"
+                stateSince = now
+                logger.warning("""
+                    no secondary bridge heard within \(configuration.faultDetection.timeoutMilliseconds) ms of the start: \
+                    serving alone (unprotected); connections opened once it speaks are protected
+                    """, metadata: ["secondary": "\(configuration.peerAddress)"])
                 carryOut(bridge.secondaryFailed(now: now), link: link, now: now)
             }
             link.retryMissing(now: now)
@@ -134,6 +145,34 @@ public final class PrimaryDaemon {
             flushToClients(raw: raw, now: now)
         }
         logger.notice("primary stopping", metadata: ["signal": "\(TerminationSignals.received ?? 0)"])
+    }
+
+    /// The secondary speaks, for the first time or again after it was counted failed: new
+    /// connections are replicated from now on; those served alone stay unprotected.
+    private func secondaryJoined(now: MonotonicTime) {
+        let wasAlone = bridge.isAlone
+        bridge.secondaryJoined()
+        state = "replicating"
+        stateReason = wasAlone ? "secondary joined: connections opened from now on are protected" : "secondary heard"
+        stateSince = now
+        if wasAlone {
+            logger.notice("secondary bridge joined: connections opened from now on are protected", metadata: [
+                "secondary": "\(configuration.peerAddress)", "unprotected_connections": "\(bridge.openConnectionCount)",
+            ])
+        } else {
+            logger.info("secondary bridge heard: replicating")
+        }
+    }
+
+    /// A new epoch from a secondary counted alive means its bridge restarted faster than the
+    /// detection time: what it replicated is gone with the old process.
+    private func noticeSecondaryRestart(epoch: UInt64?, link: ReplicationLink, now: MonotonicTime) {
+        guard let epoch else { return }
+        defer { secondaryEpoch = epoch }
+        guard let previous = secondaryEpoch, previous != epoch, !bridge.isAlone else { return }
+        logger.warning("the secondary's bridge restarted: connections it replicated are served alone (unprotected); new ones are protected",
+                       metadata: ["connections": "\(bridge.openConnectionCount)"])
+        carryOut(bridge.secondaryRestarted(now: now), link: link, now: now)
     }
 
     /// How the primary leaves. With no connection open, its rules go and its kernel is on its

@@ -135,7 +135,8 @@ public final class SecondaryDaemon {
                 nextHeartbeat = now.adding(milliseconds: configuration.heartbeatIntervalMilliseconds)
             }
             if nextExpiry <= now {
-                bridge.expire(now: now, idleMilliseconds: 600_000)
+                // As long as the primary keeps them: an idle connection must still be inherited.
+                bridge.expire(now: now, idleMilliseconds: configuration.bridgeConfiguration.idleTimeoutMilliseconds)
                 nextExpiry = now.adding(milliseconds: 1000)
             }
         }

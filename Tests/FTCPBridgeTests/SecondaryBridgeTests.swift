@@ -24,6 +24,20 @@ struct SecondaryBridgeTests {
         #expect(bridge.counters.injected == 1)
     }
 
+    @Test("only a connection whose SYN was captured is tracked (and so inherited at a takeover); others are only injected")
+    mutating func tracksOnlyConnectionsItSawBegin() throws {
+        // A connection begun before this bridge started: its segments reach the kernel (which
+        // answers as it will), but no state is kept and a takeover does not inherit it.
+        var midway = try S.fromClient(seq: 5000, ack: 77, payload: [1], port: 41_000).build()
+        let verdict = try midway.withUnsafeMutableBytes { try bridge.capturedClientSegment(TCPPacket(validating: $0), now: .zero) }
+        #expect(verdict == .inject)
+        #expect(bridge.connections.isEmpty)
+        var syn = try S.fromClient(seq: 1000, flags: [.syn]).build()
+        _ = try syn.withUnsafeMutableBytes { try bridge.capturedClientSegment(TCPPacket(validating: $0), now: .zero) }
+        #expect(bridge.connections.map(\.key.clientPort) == [S.clientPort])
+        #expect(bridge.promote() == [ConnectionKey(clientAddress: S.clientAddress, clientPort: S.clientPort, serverPort: S.serverPort)])
+    }
+
     @Test("segments to other addresses or unprotected ports are ignored", arguments: [
         (IPv4Address(10, 80, 0, 99), UInt16(9999)), (IPv4Address(10, 80, 0, 1), UInt16(22)),
     ])
