@@ -62,10 +62,14 @@ usage: deploy/lab.sh COMMAND
                           the link drops them: see /run/ftcp-lab/impair-HOST.log and .json)
   impair HOST off         remove all impairment of HOST
   status                  show namespaces, impairment chains, qdiscs and impairers
-  ftcp start|stop         start (stop) the demo server on both servers and both bridges on the lab,
-                          with a fresh key; logs, pid files and control sockets in /run/ftcp-lab
+  ftcp start [ROLE..]|stop  start (stop) the demo server and the bridge on both servers (or only on
+                          the ROLEs given: primary, secondary), with a fresh key; logs, pid files
+                          and control sockets in /run/ftcp-lab
   fail primary|secondary  cut a server off as a crash would: link down, its bridge and server killed
   partition [on|off]      drop only the replication channel (UDP 7400) between the servers, or heal it
+  kill HOST COMPONENT [SIG]  send SIG (default KILL) to one component of HOST while its host stays up:
+                          bridge (the bridge process; its guardian cleans up), guardian, or app
+  restart-app HOST        start HOST's demo server again
   demo                    build, bring the lab up, start ftcp, run a checked client session through
                           the bridges (10 MB each way), show the primary's status, clean up
   help, --help            this text
@@ -490,22 +494,30 @@ cmd_ftcp() {
     local action=${1:-}
     case "$action" in
         start)
+            # 'ftcp start' starts both servers; 'ftcp start primary' or 'ftcp start secondary' one
+            # (its application and its bridge), for a server started alone or late.
+            shift
+            local roles=("$@")
+            ((${#roles[@]} > 0)) || roles=(secondary primary)
             require_ftcp_binaries
             ns_exists ftcp-primary || die "the lab is not up: run deploy/lab.sh up first"
             mkdir -p "$RUN_DIR"
             if [[ ! -f $RUN_DIR/ftcp.key ]]; then
                 (umask 077 && "$FTCP_BIN/ftcp-bridge" keygen >"$RUN_DIR/ftcp.key")
             fi
-            start_background ftcp-primary app-primary "$FTCP_BIN/ftcp-demo-server" --listen 0.0.0.0:$FTCP_PORT
-            start_background ftcp-secondary app-secondary "$FTCP_BIN/ftcp-demo-server" --listen 0.0.0.0:$FTCP_PORT
-            start_background ftcp-secondary bridge-secondary "$FTCP_BIN/ftcp-bridge" secondary --interface eth0 \
-                --address 10.80.0.2 --peer 10.80.0.1 --port $FTCP_PORT --key-file "$RUN_DIR/ftcp.key" \
-                --control "$RUN_DIR/secondary.sock" ${FTCP_BRIDGE_ARGS:-}
-            start_background ftcp-primary bridge-primary "$FTCP_BIN/ftcp-bridge" primary --interface eth0 \
-                --address 10.80.0.1 --peer 10.80.0.2 --port $FTCP_PORT --key-file "$RUN_DIR/ftcp.key" \
-                --control "$RUN_DIR/primary.sock" ${FTCP_BRIDGE_ARGS:-}
-            local waited role
-            for role in primary secondary; do
+            local waited role own peer
+            for role in "${roles[@]}"; do
+                case "$role" in
+                    primary) own=10.80.0.1 peer=10.80.0.2 ;;
+                    secondary) own=10.80.0.2 peer=10.80.0.1 ;;
+                    *) die "usage: deploy/lab.sh ftcp start [primary] [secondary]" ;;
+                esac
+                start_background "ftcp-$role" "app-$role" "$FTCP_BIN/ftcp-demo-server" --listen 0.0.0.0:$FTCP_PORT
+                start_background "ftcp-$role" "bridge-$role" "$FTCP_BIN/ftcp-bridge" "$role" --interface eth0 \
+                    --address $own --peer $peer --port $FTCP_PORT --key-file "$RUN_DIR/ftcp.key" \
+                    --control "$RUN_DIR/$role.sock" ${FTCP_BRIDGE_ARGS:-}
+            done
+            for role in "${roles[@]}"; do
                 for waited in $(seq 1 50); do
                     [[ -S $RUN_DIR/$role.sock ]] && break
                     kill -0 "$(<"$RUN_DIR/bridge-$role.pid")" 2>/dev/null || { cat "$RUN_DIR/bridge-$role.log" >&2; die "the $role bridge exited"; }
@@ -513,7 +525,7 @@ cmd_ftcp() {
                 done
                 [[ -S $RUN_DIR/$role.sock ]] || die "the $role bridge did not come up within 5 s (see $RUN_DIR/bridge-$role.log)"
             done
-            log "ftcp is running: demo server on both servers, bridges up (logs in $RUN_DIR)"
+            log "ftcp is running: ${roles[*]} (demo server and bridge; logs in $RUN_DIR)"
             ;;
         stop)
             # Bridges first, so no segment of a protected connection meets a kernel without its bridge.
@@ -541,10 +553,42 @@ cmd_fail() {
     for name in "bridge-$host" "app-$host"; do
         pidfile=$RUN_DIR/$name.pid
         [[ -f $pidfile ]] || continue
-        run kill -KILL "$(<"$pidfile")" 2>/dev/null || true
+        # The whole process group (each was started with setsid): a bridge is a guardian and
+        # its bridge process, and a host that dies takes both.
+        run kill -KILL -- "-$(<"$pidfile")" 2>/dev/null || true
         rm -f "$pidfile"
     done
     log "$host is cut off (link down, bridge and server killed)"
+}
+
+# Kills one component of a server while its host stays up: its bridge process (the guardian,
+# the bridge's parent, stays and cleans up as it would after a crash), or its application.
+cmd_kill() {
+    require_root
+    local host=${1:-} component=${2:-} signal=${3:-KILL} pidfile pid
+    case "$host" in primary | secondary) ;; *) die "usage: deploy/lab.sh kill primary|secondary bridge|guardian|app [SIGNAL]" ;; esac
+    case "$component" in
+        bridge)
+            pidfile=$RUN_DIR/bridge-$host.pid
+            [[ -f $pidfile ]] || die "no bridge of $host is running"
+            pid=$(pgrep -P "$(<"$pidfile")" | head -1) || true
+            [[ -n $pid ]] || die "the $host bridge's guardian (pid $(<"$pidfile")) has no bridge process"
+            ;;
+        guardian) pidfile=$RUN_DIR/bridge-$host.pid; [[ -f $pidfile ]] || die "no bridge of $host is running"; pid=$(<"$pidfile") ;;
+        app) pidfile=$RUN_DIR/app-$host.pid; [[ -f $pidfile ]] || die "no application of $host is running"; pid=$(<"$pidfile") ;;
+        *) die "usage: deploy/lab.sh kill primary|secondary bridge|guardian|app [SIGNAL]" ;;
+    esac
+    run kill "-$signal" "$pid"
+    log "$host $component (pid $pid) sent SIG$signal"
+}
+
+# Starts the application of a server again (after 'kill HOST app').
+cmd_restart_app() {
+    require_root
+    local host=${1:-}
+    case "$host" in primary | secondary) ;; *) die "usage: deploy/lab.sh restart-app primary|secondary" ;; esac
+    require_ftcp_binaries
+    start_background "ftcp-$host" "app-$host" "$FTCP_BIN/ftcp-demo-server" --listen 0.0.0.0:$FTCP_PORT
 }
 
 # Drops the replication channel between the two servers (UDP port 7400) in the hub, and only it:
@@ -615,6 +659,8 @@ main() {
         demo) cmd_demo "$@" ;;
         fail) cmd_fail "$@" ;;
         partition) cmd_partition "$@" ;;
+        kill) cmd_kill "$@" ;;
+        restart-app) cmd_restart_app "$@" ;;
         help | -h | --help) usage ;;
         *)
             usage >&2

@@ -5,6 +5,8 @@ import Foundation
 /// What `ftcp-bridge status` prints: the running bridge's state as JSON.
 public struct DaemonStatus: Codable, Sendable {
     public var role: String
+    /// The process id of the bridge process (the one handling packets; its parent is the guardian).
+    public var pid: Int32 = getpid()
     /// replicating, alone (primary after the secondary failed), checking-address,
     /// primary-silent-address-held or promoted (secondary after a takeover).
     public var state: String

@@ -17,7 +17,14 @@ public final class PrimaryDaemon {
     var detector: FaultDetector
     var counters: [String: UInt64] = [:]
     private var throttle = LogThrottle()
-    private var state = "waiting-for-secondary"
+    private var state = "waiting-for-secondary" {
+        didSet { if state != oldValue { guardian?.report(state: state) } }
+    }
+    /// The parent process that cleans up if this one dies (nil when run without one).
+    let guardian: GuardianLink?
+    /// Set when the secondary announced that it serves the service address: this bridge
+    /// gives the address up and ends (``GuardianPolicy/fencedExitCode``).
+    public private(set) var fenced = false
     private var stateReason = "started; new connections wait for the secondary for at most the detection time"
     /// The secondary bridge's epoch on the channel: a new one means its process restarted.
     private var secondaryEpoch: UInt64?
@@ -33,9 +40,10 @@ public final class PrimaryDaemon {
     static let maximumNextHops = 65_536
     private let started = MonotonicClock.now()
 
-    public init(configuration: DaemonConfiguration, logger: Logger) {
+    public init(configuration: DaemonConfiguration, logger: Logger, guardian: GuardianLink? = nil) {
         self.configuration = configuration
         self.logger = logger
+        self.guardian = guardian
         bridge = PrimaryBridge(configuration: configuration.bridgeConfiguration)
         detector = FaultDetector(configuration: configuration.faultDetection)
     }
@@ -78,6 +86,7 @@ public final class PrimaryDaemon {
             "segmentation_offload": "\(offload != nil ? "on" : "off")",
         ])
 
+        guardian?.report(state: state)
         let poller = Poller()
         poller.register(outbound.fileDescriptor)
         poller.register(inbound.fileDescriptor)
@@ -85,10 +94,13 @@ public final class PrimaryDaemon {
         poller.register(control.fileDescriptor)
         var nextHeartbeat = MonotonicClock.now()
         var nextExpiry = nextHeartbeat.adding(milliseconds: 1000)
+        // The secondary's first heartbeat is awaited from here, not from the checks before.
+        let loopStarted = nextHeartbeat
 
-        while TerminationSignals.received == nil {
+        while TerminationSignals.received == nil && !fenced {
             let ready = try poller.wait(timeoutMilliseconds: Int32(min(configuration.heartbeatIntervalMilliseconds, 50)))
             let now = MonotonicClock.now()
+            guardian?.keepAlive(nowMilliseconds: now.nanoseconds / 1_000_000)
             detector.turn(now: now)
             // Clients first: a client's SYN must be known before the secondary's answer to it,
             // which can only have been produced after the same SYN was queued here.
@@ -118,7 +130,7 @@ public final class PrimaryDaemon {
                 ])
                 carryOut(bridge.secondaryFailed(now: now), link: link, now: now)
             }
-            if detector.checkNeverHeard(since: started, now: now) == .failed {
+            if detector.checkNeverHeard(since: loopStarted, now: now) == .failed {
                 state = "alone"
                 stateReason = "no secondary heard since the start"
                 stateSince = now
@@ -144,6 +156,7 @@ public final class PrimaryDaemon {
             }
             flushToClients(raw: raw, now: now)
         }
+        if fenced { return }
         logger.notice("primary stopping", metadata: ["signal": "\(TerminationSignals.received ?? 0)"])
     }
 
@@ -182,6 +195,10 @@ public final class PrimaryDaemon {
     /// those clients), and with `--hand-over-on-stop` the service address is released too, so
     /// the secondary finds it free and takes the connections over.
     private func stop(firewall: Firewall) {
+        if fenced {
+            fence()
+            return
+        }
         let open = bridge.openConnectionCount
         guard open > 0 else {
             firewall.remove(role: .primary)
@@ -211,6 +228,25 @@ public final class PrimaryDaemon {
             logger.critical("""
                 primary stopped with \(open) connections open, but releasing the service address failed (\(error)): the \
                 secondary cannot take over while this host answers for it. Remove it by hand: ip addr del \(address).
+                """)
+        }
+    }
+
+    /// Gives the service address up after the secondary took it over: the rules stay, so
+    /// this kernel never answers the connections the secondary now serves. The bridge then
+    /// exits with ``GuardianPolicy/fencedExitCode``.
+    private func fence() {
+        do {
+            let result = try AddressClaim(interface: configuration.interface, prefixLength: configuration.servicePrefixLength)
+                .release(address: configuration.ownAddress)
+            logger.critical("""
+                primary fenced: the service address is released (\(result)) and the rules stay. Before this host serves \
+                again: ftcp-bridge rules remove --role primary, then add the address back once the other host has let go
+                """)
+        } catch {
+            logger.critical("""
+                primary fenced, but releasing the service address failed (\(error)): remove it by hand: ip addr del \
+                \(configuration.ownAddress)/\(configuration.servicePrefixLength) dev \(configuration.interface)
                 """)
         }
     }
@@ -268,7 +304,18 @@ public final class PrimaryDaemon {
             handleSecondarySegment(packet, link: link, now: now)
         case let .segments(packets):
             for packet in packets { handleSecondarySegment(packet, link: link, now: now) }
-        case .heartbeat, .resendRequest:
+        case let .heartbeat(heartbeat):
+            if heartbeat.state == ReplicationHeartbeat.promotedState && !fenced {
+                // Two hosts answer for the address (the secondary took it over while this one
+                // was cut off from it, and the partition healed). The secondary's clients
+                // followed its gratuitous ARP and it holds every replica: this one yields.
+                logger.critical("""
+                    the secondary announces that it serves the service address: two hosts answer for it. This primary \
+                    gives it up now (the secondary keeps serving every connection it inherited)
+                    """, metadata: ["secondary": "\(configuration.peerAddress)"])
+                fenced = true
+            }
+        case .resendRequest:
             break
         case .inject:
             count("unexpectedInject")

@@ -34,9 +34,14 @@ public final class SecondaryDaemon {
     private var pendingInjection: [TCPPacketFields] = []
     private var injectionScratch = [UInt8](repeating: 0, count: 65_536)
 
-    public init(configuration: DaemonConfiguration, logger: Logger) {
+    /// The parent process that cleans up if this one dies (nil when run without one).
+    let guardian: GuardianLink?
+    private var reportedState: String?
+
+    public init(configuration: DaemonConfiguration, logger: Logger, guardian: GuardianLink? = nil) {
         self.configuration = configuration
         self.logger = logger
+        self.guardian = guardian
         bridge = SecondaryBridge(configuration: configuration.bridgeConfiguration)
         detector = FaultDetector(configuration: configuration.faultDetection)
         takeover = TakeoverCoordinator(probes: configuration.takeoverProbes)
@@ -91,6 +96,11 @@ public final class SecondaryDaemon {
                 ? configuration.heartbeatIntervalMilliseconds : min(configuration.heartbeatIntervalMilliseconds, configuration.takeoverProbes.intervalMilliseconds)
             try poller.wait(timeoutMilliseconds: Int32(min(wake, 50)), into: &ready)
             let now = MonotonicClock.now()
+            if reportedState != takeover.state.name {
+                reportedState = takeover.state.name
+                guardian?.report(state: takeover.state.name)
+            }
+            guardian?.keepAlive(nowMilliseconds: now.nanoseconds / 1_000_000)
             detector.turn(now: now)
             if let current = capture, ready.contains(current.fileDescriptor) {
                 handleCapture(current, raw: raw, now: now)
@@ -129,7 +139,7 @@ public final class SecondaryDaemon {
 
             if nextHeartbeat <= now {
                 link.send(.heartbeat(ReplicationHeartbeat(
-                    sentAtMilliseconds: now.nanoseconds / 1_000_000, state: takeover.state == .promoted ? 3 : 1,
+                    sentAtMilliseconds: now.nanoseconds / 1_000_000, state: takeover.state == .promoted ? ReplicationHeartbeat.promotedState : 1,
                     connectionCount: UInt32(clamping: bridge.connections.count),
                     sawPeerTrafficAtMilliseconds: (detector.lastEvidence?.nanoseconds ?? 0) / 1_000_000)), now: now)
                 nextHeartbeat = now.adding(milliseconds: configuration.heartbeatIntervalMilliseconds)

@@ -10,6 +10,8 @@ public struct ReplicationHeartbeat: Equatable, Hashable, Sendable {
     public var sentAtMilliseconds: UInt64
     /// The sender's role state code; opaque to the channel.
     public var state: UInt8
+    /// The state code of a bridge that serves the service address after a takeover.
+    public static let promotedState: UInt8 = 3
     /// How many connections the sender is currently protecting.
     public var connectionCount: UInt32
     /// When the sender last saw traffic from its peer, on the sender's clock; opaque to the channel.

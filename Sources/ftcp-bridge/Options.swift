@@ -97,6 +97,22 @@ struct BridgeOptions: ParsableArguments {
             """))
     var relayBundleBytes: Int = DaemonConfiguration.defaultRelayBundleBytes
 
+    @Option(help: ArgumentHelp(
+        "Milliseconds the bridge process may go without turning its loop before its guardian kills it; 0: never.",
+        discussion: """
+            Every bridge runs as two processes: a guardian (the one you start, which `lab.sh` and systemd see) and \
+            the bridge process it starts, which handles the packets (`status` shows its pid). When the bridge \
+            process dies (a crash, SIGKILL, an error) or hangs for this long, the guardian undoes what it left on \
+            the host so that clients are no worse off than with one plain server: a primary whose secondary holds \
+            the replicas releases the service address (the secondary takes over); a primary alone, or a secondary, \
+            removes its rules; a promoted secondary does both. SIGINT, SIGTERM and SIGQUIT sent to the guardian are \
+            passed on; SIGHUP is ignored (there is nothing to reload).
+            """))
+    var hangTimeout: UInt64 = 1000
+
+    @Flag(help: "Run without a guardian process (for debugging; a crash then leaves the rules and the address as they were).")
+    var noGuardian = false
+
     @Option(help: "Prefix length of the service address when the secondary takes it over.")
     var servicePrefixLength: Int = 24
 

@@ -1,7 +1,10 @@
 import ArgumentParser
 import FTCPDaemon
+import FTCPLinux
 import FTCPReplication
 import Foundation
+import Glibc
+import Logging
 
 /// Makes the directory of the control socket, as /run/ftcp usually is not there after boot.
 func prepareControlDirectory(_ path: String) throws {
@@ -12,6 +15,39 @@ func prepareControlDirectory(_ path: String) throws {
                                                 attributes: [.posixPermissions: 0o755])
     } catch {
         throw ValidationError("cannot create \(directory) for the control socket: \(error.localizedDescription)")
+    }
+}
+
+/// Runs a bridge role as two processes: the one started by the operator becomes the guardian
+/// and starts this same command again as the bridge process (marked by the guardian's pipe in
+/// its environment), which runs `body`. With `--no-guardian`, `body` runs in this process.
+func runGuarded(_ options: BridgeOptions, configuration: DaemonConfiguration, role: String,
+                _ body: (Logger, GuardianLink?) throws -> Void) throws {
+    let link = GuardianLink.fromEnvironment()
+    if link == nil && !options.noGuardian {
+        let logger = options.makeLogger(role: "\(role).guardian")
+        let status: Int32
+        do {
+            status = try Guardian(configuration: configuration, logger: logger,
+                                  hangTimeoutMilliseconds: options.hangTimeout).run()
+        } catch {
+            logger.critical("the guardian could not start the bridge process: \(error)")
+            throw ExitCode(1)
+        }
+        if status != 0 { throw ExitCode(status) }
+        return
+    }
+    // The bridge process: SIGHUP (a reload signal to keepalived's scripts, a closed terminal)
+    // must not end it.
+    signal(SIGHUP, SIG_IGN)
+    let logger = options.makeLogger(role: role)
+    do {
+        try body(logger, link)
+    } catch let exit as ExitCode {
+        throw exit
+    } catch {
+        logger.critical("\(role) failed: \(error)")
+        throw ExitCode(1)
     }
 }
 
@@ -33,12 +69,10 @@ struct PrimaryCommand: ParsableCommand {
     func run() throws {
         let configuration = try options.configuration(role: .primary)
         try prepareControlDirectory(configuration.controlPath)
-        let logger = options.makeLogger(role: "primary")
-        do {
-            try PrimaryDaemon(configuration: configuration, logger: logger).run()
-        } catch {
-            logger.critical("primary failed: \(error)")
-            throw ExitCode(1)
+        try runGuarded(options, configuration: configuration, role: "primary") { logger, guardian in
+            let daemon = PrimaryDaemon(configuration: configuration, logger: logger, guardian: guardian)
+            try daemon.run()
+            if daemon.fenced { throw ExitCode(GuardianPolicy.fencedExitCode) }
         }
     }
 }
@@ -62,12 +96,8 @@ struct SecondaryCommand: ParsableCommand {
     func run() throws {
         let configuration = try options.configuration(role: .secondary)
         try prepareControlDirectory(configuration.controlPath)
-        let logger = options.makeLogger(role: "secondary")
-        do {
-            try SecondaryDaemon(configuration: configuration, logger: logger).run()
-        } catch {
-            logger.critical("secondary failed: \(error)")
-            throw ExitCode(1)
+        try runGuarded(options, configuration: configuration, role: "secondary") { logger, guardian in
+            try SecondaryDaemon(configuration: configuration, logger: logger, guardian: guardian).run()
         }
     }
 }

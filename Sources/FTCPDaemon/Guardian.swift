@@ -1,0 +1,161 @@
+import FTCPLinux
+import Foundation
+import Glibc
+import Logging
+
+/// The parent process of a bridge: starts the bridge as its child, passes it the signals an
+/// operator sends, and when the child dies or hangs undoes what it left on the host (see
+/// ``GuardianPolicy``), so that no single failure of the bridge process leaves clients worse
+/// off than one plain server. It holds no packet and takes no decision about one; it only
+/// waits, which is why it can outlive whatever killed the bridge.
+public final class Guardian {
+    let configuration: DaemonConfiguration
+    let logger: Logger
+    /// Silence of the child after which it counts as hung and is killed; 0 turns this off.
+    let hangTimeoutMilliseconds: UInt64
+
+    public init(configuration: DaemonConfiguration, logger: Logger, hangTimeoutMilliseconds: UInt64) {
+        self.configuration = configuration
+        self.logger = logger
+        self.hangTimeoutMilliseconds = hangTimeoutMilliseconds
+    }
+
+    /// Starts this same program with the same arguments as the bridge process, watches it
+    /// until it ends, cleans up as the policy says, and returns the exit status to use.
+    public func run() throws -> Int32 {
+        try TerminationSignals.install()
+        signal(SIGHUP, SIG_IGN)
+        var descriptors: [Int32] = [-1, -1]
+        try systemCall("pipe") { pipe(&descriptors) }
+        let reading = descriptors[0]
+        _ = fcntl(reading, F_SETFD, FD_CLOEXEC)
+        // The child's copy of the writing end must survive exec: a duplicate without CLOEXEC.
+        let childEnd = try systemCall("fcntl(F_DUPFD)") { fcntl(descriptors[1], F_DUPFD, 3) }
+        close(descriptors[1])
+        defer { close(reading) }
+
+        let child = try spawnSelf(passing: childEnd)
+        close(childEnd)
+        logger.info("guardian watching the bridge process", metadata: [
+            "pid": "\(child)", "hang_timeout_ms": "\(hangTimeoutMilliseconds)",
+        ])
+
+        var lastState: String?
+        var lastHeard = MonotonicClock.now()
+        var forwarded: Int32?
+        var hung: UInt64?
+        var pending = [UInt8]()
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            if let signal = TerminationSignals.received, forwarded != signal {
+                kill(child, signal)
+                forwarded = signal
+                logger.notice("guardian passed signal \(signal) to the bridge process", metadata: ["pid": "\(child)"])
+            }
+            var poll = pollfd(fd: reading, events: Int16(POLLIN), revents: 0)
+            let ready = Glibc.poll(&poll, 1, 50)
+            let now = MonotonicClock.now()
+            if ready > 0 {
+                let count = buffer.withUnsafeMutableBytes { read(reading, $0.baseAddress, $0.count) }
+                if count == 0 { break }  // every copy of the writing end is closed: the child is gone
+                if count > 0 {
+                    lastHeard = now
+                    pending += buffer[0..<count]
+                    while let newline = pending.firstIndex(of: 10) {
+                        let line = String(decoding: pending[..<newline], as: UTF8.self)
+                        pending.removeSubrange(...newline)
+                        if line.hasPrefix("state ") {
+                            lastState = String(line.dropFirst(6))
+                            logger.debug("bridge state", metadata: ["state": "\(lastState ?? "")"])
+                        }
+                    }
+                }
+            }
+            // Hung: silent for the timeout after it began reporting (start-up is not timed) and
+            // no stop under way (a stop with many connections may take a moment).
+            let silence = now.milliseconds(since: lastHeard)
+            if hangTimeoutMilliseconds > 0, lastState != nil, forwarded == nil, silence >= hangTimeoutMilliseconds {
+                logger.critical("the bridge process has not turned its loop for \(silence) ms: killing it", metadata: ["pid": "\(child)"])
+                kill(child, SIGKILL)
+                hung = silence
+                break
+            }
+        }
+
+        var status: Int32 = 0
+        while waitpid(child, &status, 0) < 0 && errno == EINTR {}
+        let end = Self.describe(status: status, hung: hung, stopRequested: forwarded != nil)
+        let decision = GuardianPolicy.decide(role: configuration.role == .primary ? "primary" : "secondary",
+                                             lastState: lastState, end: end)
+        switch end {
+        case .stoppedCleanly, .fenced:
+            logger.info("bridge process ended: \(decision.explanation)")
+            return Self.exitCode(status)
+        case let .died(how):
+            logger.critical("the bridge process died (\(how)) in state \(lastState ?? "none"): \(decision.explanation)")
+        case let .hung(milliseconds):
+            logger.critical("the bridge process hung (\(milliseconds) ms) in state \(lastState ?? "none"): \(decision.explanation)")
+        }
+        carryOut(decision)
+        return 1
+    }
+
+    private func carryOut(_ decision: GuardianPolicy.Decision) {
+        if decision.releaseServiceAddress {
+            let address = configuration.serviceAddress
+            do {
+                let result = try AddressClaim(interface: configuration.interface, prefixLength: configuration.servicePrefixLength)
+                    .release(address: address)
+                logger.notice("service address released", metadata: ["address": "\(address)", "result": "\(result)"])
+            } catch {
+                logger.critical("""
+                    releasing the service address failed (\(error)): the peer cannot take over while this host answers \
+                    for it. Remove it by hand: ip addr del \(address)/\(configuration.servicePrefixLength) dev \
+                    \(configuration.interface)
+                    """)
+            }
+        }
+        if decision.removeRules {
+            let role: FirewallPlan.Role = configuration.role == .primary ? .primary : .secondary
+            let removed = Firewall().remove(role: role)
+            logger.notice("bridge rules removed", metadata: ["commands": "\(removed)"])
+        }
+    }
+
+    /// What the wait status says about how the child ended.
+    static func describe(status: Int32, hung: UInt64?, stopRequested: Bool) -> GuardianPolicy.WorkerEnd {
+        if let hung { return .hung(milliseconds: hung) }
+        let signalled = status & 0x7f
+        if signalled == 0 {
+            let code = (status >> 8) & 0xff
+            if code == GuardianPolicy.fencedExitCode { return .fenced }
+            if code == 0 { return .stoppedCleanly }
+            return .died("exit status \(code)")
+        }
+        let name = strsignal(signalled).map { String(cString: $0) } ?? "signal"
+        return .died("killed by signal \(signalled), \(name)")
+    }
+
+    static func exitCode(_ status: Int32) -> Int32 {
+        status & 0x7f == 0 ? (status >> 8) & 0xff : 1
+    }
+
+    /// Starts /proc/self/exe with this process's arguments, and the pipe's descriptor in the
+    /// environment so the child knows it is the bridge process.
+    private func spawnSelf(passing descriptor: Int32) throws -> pid_t {
+        let executable = "/proc/self/exe"
+        var environment = ProcessInfo.processInfo.environment
+        environment[GuardianLink.environmentVariable] = String(descriptor)
+        let arguments = CommandLine.arguments
+        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        var envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            for pointer in argv { free(pointer) }
+            for pointer in envp { free(pointer) }
+        }
+        var child: pid_t = 0
+        let result = posix_spawn(&child, executable, nil, nil, &argv, &envp)
+        guard result == 0 else { throw SystemCallError(call: "posix_spawn(\(executable))", errno: result) }
+        return child
+    }
+}
