@@ -219,6 +219,12 @@ public struct PrimaryBridge: Sendable {
         return output
     }
 
+    /// Connections the primary serves alone (diverged, or the secondary's replica lost): the
+    /// secondary must not take them over with its own copy.
+    public var keysServedByPrimaryAlone: [ConnectionKey] {
+        connections.values.filter { $0.phase == .primaryOnly }.map(\.key)
+    }
+
     /// Connections not yet closed: their kernel state is in the primary's sequence space, so
     /// the client can talk to this kernel only through the bridge's translation.
     public var openConnectionCount: Int { connections.values.filter { $0.phase != .closed }.count }

@@ -120,6 +120,17 @@ public struct SecondaryBridge: Sendable {
         return .inject
     }
 
+    /// The primary no longer replicates these connections (they diverged, or it served them
+    /// alone while this bridge was away): this host's copy is not what the client holds, so
+    /// they are forgotten and not inherited at a takeover.
+    public mutating func release(_ keys: [ConnectionKey]) {
+        guard !isPromoted else { return }
+        for key in keys where seen.removeValue(forKey: key) != nil {
+            counters.releasedByPrimary += 1
+            if let flight = flights.removeValue(forKey: key) { retainedBytes -= flight.retainedBytes }
+        }
+    }
+
     // MARK: After a takeover
 
     /// Whether this bridge has taken over the service address.
@@ -257,6 +268,8 @@ public struct SecondaryCounters: Equatable, Sendable {
     public var injectedFromPrimary: UInt64 = 0
     public var refusedFromPrimary: UInt64 = 0
     public var untrackedConnections: UInt64 = 0
+    /// Connections the primary said it no longer replicates.
+    public var releasedByPrimary: UInt64 = 0
     public var promotedTranslatedIn: UInt64 = 0
     public var promotedTranslatedOut: UInt64 = 0
     public var promotedPassed: UInt64 = 0

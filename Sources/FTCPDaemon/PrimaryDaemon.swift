@@ -26,6 +26,9 @@ public final class PrimaryDaemon {
     /// gives the address up and ends (``GuardianPolicy/fencedExitCode``).
     public private(set) var fenced = false
     private var stateReason = "started; new connections wait for the secondary for at most the detection time"
+    /// Connections the secondary must no longer count as its own (its copy is not what the
+    /// client holds): sent in released messages at the end of the turn.
+    private var toRelease: Set<ConnectionKey> = []
     /// The secondary bridge's epoch on the channel: a new one means its process restarted.
     private var secondaryEpoch: UInt64?
     private var stateSince: MonotonicTime?
@@ -144,6 +147,7 @@ public final class PrimaryDaemon {
             if ready.contains(control.fileDescriptor) {
                 control.answerPending { status(link: link, now: now).json() }
             }
+            sendReleased(link: link, now: now)
             if nextHeartbeat <= now {
                 link.send(.heartbeat(ReplicationHeartbeat(
                     sentAtMilliseconds: now.nanoseconds / 1_000_000, state: 1,
@@ -165,6 +169,8 @@ public final class PrimaryDaemon {
     private func secondaryJoined(now: MonotonicTime) {
         let wasAlone = bridge.isAlone
         bridge.secondaryJoined()
+        // What it may still hold of connections served alone meanwhile is not theirs any more.
+        toRelease.formUnion(bridge.keysServedByPrimaryAlone)
         state = "replicating"
         stateReason = wasAlone ? "secondary joined: connections opened from now on are protected" : "secondary heard"
         stateSince = now
@@ -186,6 +192,23 @@ public final class PrimaryDaemon {
         logger.warning("the secondary's bridge restarted: connections it replicated are served alone (unprotected); new ones are protected",
                        metadata: ["connections": "\(bridge.openConnectionCount)"])
         carryOut(bridge.secondaryRestarted(now: now), link: link, now: now)
+        toRelease.formUnion(bridge.keysServedByPrimaryAlone)
+    }
+
+    /// Tells the secondary which connections it must not inherit at a takeover.
+    private func sendReleased(link: ReplicationLink, now: MonotonicTime) {
+        guard !toRelease.isEmpty, !bridge.isAlone else { return }
+        let all = toRelease.map {
+            ReplicatedConnectionID(clientAddress: $0.clientAddress.value, clientPort: $0.clientPort, serverPort: $0.serverPort)
+        }
+        toRelease.removeAll()
+        var start = 0
+        while start < all.count {
+            let end = min(all.count, start + ReplicationSealer.maximumReleasedPerMessage)
+            link.send(.released(connections: Array(all[start..<end])), now: now)
+            counters["releasedConnections", default: 0] += UInt64(end - start)
+            start = end
+        }
     }
 
     /// How the primary leaves. With no connection open, its rules go and its kernel is on its
@@ -317,6 +340,8 @@ public final class PrimaryDaemon {
             }
         case .resendRequest:
             break
+        case .released:
+            count("unexpectedReleased")
         case .inject:
             count("unexpectedInject")
         }
@@ -336,7 +361,15 @@ public final class PrimaryDaemon {
     }
 
     private func carryOut(_ output: BridgeOutput, link: ReplicationLink, now: MonotonicTime) {
-        for event in output.events { logger.log(event) }
+        for event in output.events {
+            logger.log(event)
+            switch event {
+            case let .divergence(key, _), let .replicaLost(key, .secondary, _):
+                toRelease.insert(key)
+            default:
+                break
+            }
+        }
         toClients += output.packetsToClient
         for packet in output.packetsToSecondary {
             if let bytes = try? packet.build() {

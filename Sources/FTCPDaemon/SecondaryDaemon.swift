@@ -426,6 +426,13 @@ public final class SecondaryDaemon {
     }
 
     private func handleReplication(_ message: ReplicationMessage, raw: RawIPv4Socket) {
+        if case let .released(connections) = message {
+            bridge.release(connections.map {
+                ConnectionKey(clientAddress: IPv4Address($0.clientAddress), clientPort: $0.clientPort,
+                              serverPort: $0.serverPort)
+            })
+            return
+        }
         guard case let .inject(packet) = message else { return }
         var bytes = packet
         bytes.withUnsafeMutableBytes { buffer in
@@ -452,6 +459,7 @@ public final class SecondaryDaemon {
         all["promotedTranslatedOut"] = c.promotedTranslatedOut
         all["retainedBytes"] = UInt64(bridge.retainedBytes)
         all["notRetained"] = c.notRetained
+        all["releasedByPrimary"] = c.releasedByPrimary
         all["restartPackets"] = c.restartPackets
         all["restartedConnections"] = c.restartedConnections
         if let stats = try? capture?.statistics {

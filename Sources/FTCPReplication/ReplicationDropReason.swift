@@ -45,6 +45,8 @@ public enum ReplicationDropReason: Error, Equatable, Hashable, Sendable, CustomS
         case badResendRequest(length: Int)
         /// A segments body holds no packet, an empty one, or lengths that do not add up to it.
         case badSegments(length: Int)
+        /// A released body names no connection, more than 1024, or is not 2 + 8 × count bytes.
+        case badReleased(length: Int)
 
         public var description: String {
             switch self {
@@ -61,6 +63,7 @@ public enum ReplicationDropReason: Error, Equatable, Hashable, Sendable, CustomS
             case let .badHeartbeat(version, length): "heartbeat version \(version) with a \(length)-byte body"
             case let .badResendRequest(length): "malformed resend request (\(length)-byte body or count out of range)"
             case let .badSegments(length): "malformed segments message (\(length)-byte body whose packet lengths do not add up)"
+            case let .badReleased(length): "malformed released message (\(length)-byte body)"
             }
         }
     }

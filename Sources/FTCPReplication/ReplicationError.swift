@@ -12,6 +12,8 @@ public enum ReplicationError: Error, Equatable, Hashable, Sendable, CustomString
     case counterExhausted(epoch: UInt64)
     /// A resend request asks for no datagram or for more than one request may.
     case resendCountOutOfRange(count: UInt32, limit: UInt32)
+    /// A released message must name 1 ... `limit` connections.
+    case releasedCountOutOfRange(count: Int, limit: Int)
 
     public var description: String {
         switch self {
@@ -23,6 +25,8 @@ public enum ReplicationError: Error, Equatable, Hashable, Sendable, CustomString
             "a \(sender) bridge never sends \(kind) messages"
         case let .counterExhausted(epoch):
             "the message counter of epoch \(epoch) is exhausted; restart with a new epoch"
+        case let .releasedCountOutOfRange(count, limit):
+            "a released message names 1 to \(limit) connections, not \(count)"
         case let .resendCountOutOfRange(count, limit):
             "a resend request for \(count) datagrams is outside 1...\(limit)"
         }

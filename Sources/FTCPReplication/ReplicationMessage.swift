@@ -20,6 +20,11 @@ public enum ReplicationMessage: Equatable, Hashable, Sendable {
     /// (secondary → primary): one datagram, one MAC and one system call for a burst, and
     /// IP fragments filled to the MTU instead of one small fragment per full-size segment.
     case segments(packets: [[UInt8]])
+    /// Connections the primary no longer replicates (a divergence, the secondary's replica
+    /// lost or counted failed): the secondary must not inherit them at a takeover, since its
+    /// copy is not what the client holds (primary → secondary). At most
+    /// ``ReplicationSealer/maximumReleasedPerMessage`` per message.
+    case released(connections: [ReplicatedConnectionID])
 
     /// The message's kind, without its contents.
     public var kind: Kind {
@@ -29,6 +34,7 @@ public enum ReplicationMessage: Equatable, Hashable, Sendable {
         case .heartbeat: .heartbeat
         case .resendRequest: .resendRequest
         case .segments: .segments
+        case .released: .released
         }
     }
 
@@ -39,12 +45,15 @@ public enum ReplicationMessage: Equatable, Hashable, Sendable {
         case heartbeat = 3
         case resendRequest = 4
         case segments = 5
+        case released = 6
 
         /// Whether a bridge in `role` ever sends this kind of message.
         public func isSent(by role: ReplicationRole) -> Bool {
             switch (self, role) {
-            case (.heartbeat, _), (.resendRequest, _), (.segment, .secondary), (.segments, .secondary), (.inject, .primary): true
-            case (.segment, .primary), (.segments, .primary), (.inject, .secondary): false
+            case (.heartbeat, _), (.resendRequest, _), (.segment, .secondary), (.segments, .secondary), (.inject, .primary),
+                (.released, .primary):
+                true
+            case (.segment, .primary), (.segments, .primary), (.inject, .secondary), (.released, .secondary): false
             }
         }
 
@@ -55,7 +64,22 @@ public enum ReplicationMessage: Equatable, Hashable, Sendable {
             case .heartbeat: "heartbeat"
             case .resendRequest: "resend-request"
             case .segments: "segments"
+            case .released: "released"
             }
         }
+    }
+}
+
+/// A client connection as the replication channel names it: the client's address and port and
+/// the server's port (the server's address is the service address on both sides).
+public struct ReplicatedConnectionID: Equatable, Hashable, Sendable {
+    public var clientAddress: UInt32
+    public var clientPort: UInt16
+    public var serverPort: UInt16
+
+    public init(clientAddress: UInt32, clientPort: UInt16, serverPort: UInt16) {
+        self.clientAddress = clientAddress
+        self.clientPort = clientPort
+        self.serverPort = serverPort
     }
 }

@@ -157,7 +157,28 @@ public struct ReplicationOpener: Sendable {
             return .success(.resendRequest(firstCounter: first, count: count))
         case .segments:
             return parseSegments(body)
+        case .released:
+            return parseReleased(body)
         }
+    }
+
+    /// A released body: a count, then that many 8-byte connection names, filling it exactly.
+    private static func parseReleased(_ body: UnsafeRawBufferPointer) -> Result<ReplicationMessage, ReplicationDropReason> {
+        let malformed = Result<ReplicationMessage, ReplicationDropReason>.failure(.invalidBody(.badReleased(length: body.count)))
+        guard body.count >= 2 else { return malformed }
+        let count = Int(body.readBigEndian(0..<2, as: UInt16.self))
+        guard (1...Format.maximumReleasedCount).contains(count),
+              body.count == 2 + Format.releasedEntryLength * count else { return malformed }
+        var connections: [ReplicatedConnectionID] = []
+        connections.reserveCapacity(count)
+        for index in 0..<count {
+            let offset = 2 + index * Format.releasedEntryLength
+            connections.append(ReplicatedConnectionID(
+                clientAddress: body.readBigEndian(offset..<offset + 4),
+                clientPort: body.readBigEndian(offset + 4..<offset + 6),
+                serverPort: body.readBigEndian(offset + 6..<offset + 8)))
+        }
+        return .success(.released(connections: connections))
     }
 
     /// A segments body: a count, then that many length-prefixed packets, filling it exactly.

@@ -57,6 +57,11 @@ public struct ReplicationSealer: Sendable {
             bodyLength = ReplicationWireFormat.resendRequestLength
         case let .segments(packets):
             bodyLength = try Self.segmentsBodyLength(packets)
+        case let .released(connections):
+            guard (1...ReplicationWireFormat.maximumReleasedCount).contains(connections.count) else {
+                throw .releasedCountOutOfRange(count: connections.count, limit: ReplicationWireFormat.maximumReleasedCount)
+            }
+            bodyLength = 2 + ReplicationWireFormat.releasedEntryLength * connections.count
         }
 
         var datagram: [UInt8] = []
@@ -88,6 +93,13 @@ public struct ReplicationSealer: Sendable {
                 datagram.appendBigEndian(UInt16(packet.count))
                 datagram.append(contentsOf: packet)
             }
+        case let .released(connections):
+            datagram.appendBigEndian(UInt16(connections.count))
+            for connection in connections {
+                datagram.appendBigEndian(connection.clientAddress)
+                datagram.appendBigEndian(connection.clientPort)
+                datagram.appendBigEndian(connection.serverPort)
+            }
         }
         assert(datagram.count == ReplicationWireFormat.headerLength + bodyLength)
 
@@ -96,6 +108,9 @@ public struct ReplicationSealer: Sendable {
         nextCounter += 1
         return datagram
     }
+
+    /// The most connections one released message names.
+    public static let maximumReleasedPerMessage = ReplicationWireFormat.maximumReleasedCount
 
     /// The body length of a segments message, or why it cannot be sealed.
     static func segmentsBodyLength(_ packets: [[UInt8]]) throws(ReplicationError) -> Int {

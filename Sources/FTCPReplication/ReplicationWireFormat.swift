@@ -6,7 +6,8 @@
 /// offset  size  field
 ///      0     4  magic "FTCR" (0x46 0x54 0x43 0x52)
 ///      4     1  format version, currently 1
-///      5     1  message type: 1 segment, 2 inject, 3 heartbeat, 4 resend request, 5 segments
+///      5     1  message type: 1 segment, 2 inject, 3 heartbeat, 4 resend request, 5 segments,
+///                 6 released
 ///                 (``ReplicationMessage/Kind``)
 ///      6     1  sender role: 1 primary, 2 secondary
 ///      7     1  reserved, must be 0
@@ -29,6 +30,8 @@
 /// - resend request: first counter (8), count (4, 1 ... 1024) — 12 bytes.
 /// - segments: packet count (2, at least 1), then for each packet its length (2, at least 1)
 ///   and its bytes; the lengths add up to the body exactly.
+/// - released: connection count (2, 1 ... 1024), then for each the client's address (4), the
+///   client's port (2) and the server's port (2); the body is exactly 2 + 8 × count bytes.
 ///
 /// The fixed header is validated (length, magic, version, reserved byte, role value) before
 /// the MAC is computed, so cheap noise costs no hashing; everything else is looked at only
@@ -72,6 +75,8 @@ enum ReplicationWireFormat {
     /// Bytes a segments body spends on its count, and on each packet's length.
     static let segmentsCountLength = 2
     static let segmentsLengthFieldLength = 2
+    static let releasedEntryLength = 8
+    static let maximumReleasedCount = 1024
 }
 
 // MARK: - Big-endian helpers

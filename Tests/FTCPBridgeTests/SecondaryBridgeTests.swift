@@ -38,6 +38,20 @@ struct SecondaryBridgeTests {
         #expect(bridge.promote() == [ConnectionKey(clientAddress: S.clientAddress, clientPort: S.clientPort, serverPort: S.serverPort)])
     }
 
+    @Test("a connection the primary released (diverged, or served alone) is forgotten and not inherited")
+    mutating func releasedIsNotInherited() throws {
+        var syn = try S.fromClient(seq: 1000, flags: [.syn]).build()
+        _ = try syn.withUnsafeMutableBytes { try bridge.capturedClientSegment(TCPPacket(validating: $0), now: .zero) }
+        var data = try S.fromServer(.secondary, seq: 1, ack: 1001, payload: [1, 2, 3]).build()
+        _ = try data.withUnsafeMutableBytes { try bridge.ownKernelSegment(TCPPacket(validating: $0), now: .zero) }
+        #expect(bridge.retainedBytes > 0)
+        bridge.release([ConnectionKey(clientAddress: S.clientAddress, clientPort: S.clientPort, serverPort: S.serverPort)])
+        #expect(bridge.connections.isEmpty)
+        #expect(bridge.retainedBytes == 0)
+        #expect(bridge.promote().isEmpty)
+        #expect(bridge.restartPackets().isEmpty)
+    }
+
     @Test("segments to other addresses or unprotected ports are ignored", arguments: [
         (IPv4Address(10, 80, 0, 99), UInt16(9999)), (IPv4Address(10, 80, 0, 1), UInt16(22)),
     ])

@@ -112,7 +112,9 @@ struct HostileInputTests {
 
     @Test("authentic datagrams with bodies the receiver cannot use are dropped", arguments: [
         (HandmadeDatagram(type: 0, body: heartbeatBody), ReplicationDropReason.invalidBody(.unknownMessageType(0))),
-        (HandmadeDatagram(type: 6, body: heartbeatBody), .invalidBody(.unknownMessageType(6))),
+        (HandmadeDatagram(type: 7, body: heartbeatBody), .invalidBody(.unknownMessageType(7))),
+        // A released message only ever comes from the primary.
+        (HandmadeDatagram(type: 6, body: [0, 1, 1, 2, 3, 4, 5, 6, 7, 8]), .invalidBody(.wrongDirection(kind: .released, sender: .secondary))),
         // Segments: no packet, an empty packet, a length past the end, bytes left over.
         (HandmadeDatagram(type: 5, body: [0, 0]), .invalidBody(.badSegments(length: 2))),
         (HandmadeDatagram(type: 5, body: [0]), .invalidBody(.badSegments(length: 1))),
@@ -137,6 +139,14 @@ struct HostileInputTests {
         #expect(opener.open(datagram.bytes()).failure == expected)
         #expect(opener.statistics.droppedInvalidBody == 1)
         #expect(opener.peerEpoch == nil, "an unusable datagram must not change the replay state")
+    }
+
+    @Test("released messages that name no connection, or whose length is not 2 + 8 × count, are dropped by the secondary",
+          arguments: [[0, 0], [0, 1, 1, 2, 3], [0, 1] + Array(repeating: 1, count: 9), [0x04, 0x01] + Array(repeating: 1, count: 8 * 1025)] as [[UInt8]])
+    func malformedReleased(body: [UInt8]) {
+        var opener = Fixtures.opener(.secondary)
+        let datagram = HandmadeDatagram(type: 6, role: ReplicationRole.primary.rawValue, body: body)
+        #expect(opener.open(datagram.bytes()).failure == .invalidBody(.badReleased(length: body.count)))
     }
 
     @Test("segments only ever come from the secondary: the secondary drops an authentic one from the primary")

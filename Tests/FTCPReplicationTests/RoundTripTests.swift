@@ -41,6 +41,22 @@ struct RoundTripTests {
         #expect(sealer.nextCounter == 0 && primary.nextCounter == 0)
     }
 
+    @Test("released connections from the primary reach the secondary, 1 and 1,024 of them; 0, 1,025 or from a secondary are refused")
+    func released() throws {
+        var sealer = Fixtures.sealer(.primary, epoch: 9)
+        var opener = Fixtures.opener(.secondary)
+        let one = [ReplicatedConnectionID(clientAddress: 0x0A50_000A, clientPort: 40_000, serverPort: 9999)]
+        let datagram = try sealer.seal(.released(connections: one))
+        #expect(datagram.count == 28 + 2 + 8 + 32)
+        #expect(try opener.open(datagram).get().message == .released(connections: one))
+        let many = (0..<1024).map { ReplicatedConnectionID(clientAddress: UInt32($0) << 8, clientPort: UInt16($0), serverPort: 21) }
+        #expect(try opener.open(try sealer.seal(.released(connections: many))).get().message == .released(connections: many))
+        #expect(throws: ReplicationError.self) { try sealer.seal(.released(connections: [])) }
+        #expect(throws: ReplicationError.self) { try sealer.seal(.released(connections: many + one)) }
+        var secondary = Fixtures.sealer(.secondary)
+        #expect(throws: ReplicationError.self) { try secondary.seal(.released(connections: one)) }
+    }
+
     @Test("an inject message from the primary reaches the secondary intact")
     func inject() throws {
         var sealer = Fixtures.sealer(.primary, epoch: 7)
