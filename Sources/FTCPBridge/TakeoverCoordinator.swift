@@ -145,6 +145,14 @@ public struct TakeoverCoordinator: Sendable {
         return [.startTranslating, .claimServiceAddress, .announceServiceAddress, .restartFlows, .stopCapture]
     }
 
+    /// The shell sent the probe asked for at `now`, read from the clock after the send: the
+    /// answer window runs from the moment the probe left, not from the start of the loop turn
+    /// that asked for it (a slow turn must not eat the window).
+    public mutating func probeSent(now: MonotonicTime) {
+        guard let current = round, current.last < now else { return }
+        round = (current.sent, now)
+    }
+
     /// Time from the start of one round to the next while the address is held: twice the
     /// length of a round after the first answer, doubling with every answered round, up to
     /// `reprobeIntervalMilliseconds`.

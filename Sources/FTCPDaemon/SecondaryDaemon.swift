@@ -122,18 +122,20 @@ public final class SecondaryDaemon {
                 control.answerPending { status(link: link, capture: capture, now: now).json() }
             }
 
+            // Answers first: an ARP reply that sits unread must never let a round pass for
+            // unanswered (the socket is read on every turn, whatever poll said about it).
+            if takeover.state != .replicating && takeover.state != .promoted || ready.contains(arp.fileDescriptor) {
+                handleARP(arp, now: MonotonicClock.now())
+            }
             var actions: [TakeoverCoordinator.Action] = []
             if detector.check(now: now) == .failed {
                 let silence = detector.silenceMilliseconds(now: now) ?? 0
                 logger.warning("primary bridge silent", metadata: ["silence_ms": "\(silence)"])
                 actions += takeover.primaryFailed(silenceMilliseconds: silence, now: now)
             }
-            actions += takeover.tick(now: now)
+            actions += takeover.tick(now: MonotonicClock.now())
             for action in actions {
                 perform(action, arp: arp, claim: claim, raw: raw, capture: &capture, poller: poller, now: now)
-            }
-            if ready.contains(arp.fileDescriptor) {
-                handleARP(arp, now: now)
             }
             announceIfDue(arp: arp, now: now)
 
@@ -172,6 +174,7 @@ public final class SecondaryDaemon {
         case .probeServiceAddress:
             do {
                 try arp.sendProbe(address: configuration.serviceAddress)
+                takeover.probeSent(now: MonotonicClock.now())
                 count("arpProbes")
             } catch {
                 // An unanswered probe counts as "nobody holds it" only if it left: a probe
@@ -280,7 +283,10 @@ public final class SecondaryDaemon {
                         return
                     }
                     if view.ip.source == configuration.serviceAddress {
-                        detector.sawEvidence(now: now)
+                        // Counted, not believed: an unauthenticated frame is no proof that the
+                        // primary lives (a forged one every few milliseconds would block every
+                        // takeover). Only its bridge's authenticated messages are.
+                        count("primarySegmentsSeen")
                         return
                     }
                     guard bridge.capturedClientSegment(view, now: now) == .inject else { return }

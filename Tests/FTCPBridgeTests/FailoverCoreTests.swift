@@ -188,6 +188,17 @@ struct TakeoverCoordinatorTests {
         #expect(coordinator.tick(now: .milliseconds(300)) == [])
     }
 
+    @Test("a probe that left late in a slow turn still gets its whole answer window, counted from when it left")
+    func answerWindowFromTheSend() {
+        var coordinator = TakeoverCoordinator(probes: .init(count: 1, intervalMilliseconds: 5))
+        #expect(coordinator.primaryFailed(silenceMilliseconds: 20, now: .milliseconds(100)) == [.probeServiceAddress])
+        coordinator.probeSent(now: .milliseconds(104))
+        #expect(coordinator.tick(now: .milliseconds(108)) == [], "only 4 ms since the probe left")
+        coordinator.probeAnswered(heldBy: "02:00:00:00:00:01", now: .milliseconds(108))
+        #expect(coordinator.state == .addressHeld(by: "02:00:00:00:00:01"))
+        #expect(coordinator.tick(now: .milliseconds(109)) == [], "answered: no takeover")
+    }
+
     @Test("a partition: the primary's bridge is silent but its host answers ARP, so the secondary stays put and asks again, less and less often")
     func splitBrainGuard() {
         var coordinator = TakeoverCoordinator(probes: .init(count: 3, intervalMilliseconds: 10, reprobeIntervalMilliseconds: 1000))
