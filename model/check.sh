@@ -86,8 +86,8 @@ check() {
     (cd "$dir" && ./pan "${flags[@]}" >"$out" 2>&1) || true
     ms=$(( ($(date +%s%N) - start) / 1000000 ))
     elapsed=$(printf '%d.%02d' $((ms / 1000)) $(((ms % 1000) / 10)))
-    errors=$(sed -nE 's/.*errors: ([0-9]+).*/\1/p' "$out" | head -n1)
-    states=$(sed -nE 's/^ *([0-9]+) states, stored.*/\1/p' "$out" | head -n1)
+    errors=$(sed -nE '/errors: [0-9]+/{s/.*errors: ([0-9]+).*/\1/p;q}' "$out")
+    states=$(sed -nE '/^ *[0-9]+ states, stored/{s/^ *([0-9]+) states, stored.*/\1/p;q}' "$out")
     if [ -z "$errors" ] || [ -z "$states" ]; then
         verdict="no result from pan"
     elif [ "$expect" = hold ]; then
@@ -110,11 +110,18 @@ check() {
     if [ $ok = 0 ] && [ "$expect" = hold ] && [ -f "$dir/ownership.pml.trail" ]; then
         echo "  counterexample (process, step):"; trail "$defines"
     elif [ $ok = 0 ]; then
-        sed 's/^/  | /' "$out" | head -n 20
+        head -n 20 "$out" | sed 's/^/  | /'
     fi
     if [ $ok = 1 ] && [ "$expect" = violation ] && [ "${SHOW_TRAIL:-0}" = 1 ]; then
         trail "$defines"
     fi
+}
+
+# failures_text DEFINES: "<=1 failure", "<=2 failures" from its -DNFAIL=n
+failures_text() {
+    local n
+    n=$(sed -nE 's/.*-DNFAIL=([0-9]+).*/\1/p' <<<"$1")
+    if [ "$n" = 1 ]; then echo "<=1 failure"; else echo "<=$n failures"; fi
 }
 
 R1="-DNFAIL=1"              # reliable ARP, at most one failure (the main configuration)
@@ -123,17 +130,15 @@ L1="-DNFAIL=1 -DLOSSY_ARP"  # lossy ARP, at most one failure
 L2="-DNFAIL=2 -DLOSSY_ARP"  # lossy ARP, at most two failures
 
 if [ $run_props = 1 ]; then
-    for cfg in R1 R2; do
-        d=${!cfg}
-        c="reliable ARP, <=${d#-DNFAIL=} failure(s)"
+    for d in "$R1" "$R2"; do
+        c="reliable ARP, $(failures_text "$d")"
         check model "never-two-owners [$c]"       "$d" safety   never_two_owners hold
         check model "live-replica-never-reset [$c]" "$d" safety live_never_reset hold
         check model "no-black-hole [$c, weak fairness]"   "$d" liveness no_black_hole hold
         check model "service-resumes [$c, weak fairness]" "$d" liveness service_resumes hold
     done
-    for cfg in L1 L2; do
-        d=${!cfg}
-        c="lossy ARP, <=$(echo "$d" | sed -E 's/-DNFAIL=([0-9]).*/\1/') failure(s)"
+    for d in "$L1" "$L2"; do
+        c="lossy ARP, $(failures_text "$d")"
         check model "split-brain-resolved [$c, weak fairness]" "$d" liveness split_brain_resolved hold
         check model "no-black-hole [$c, weak fairness]"        "$d" liveness no_black_hole hold
     done
@@ -144,7 +149,7 @@ if [ $run_props = 1 ]; then
 fi
 
 if [ $run_mutants = 1 ]; then
-    # name                property it must break          defines                         kind      claim
+    # name               property it must break    defines (comma-separated)           kind     claim
     while read -r name prop defines kind claim; do
         check mutant "$name -> $prop" "${defines//,/ }" "$kind" "$claim" violation
     done <<'EOF'
@@ -168,6 +173,8 @@ if [ $run_gaps = 1 ]; then
         "$R1 -DREBOOT_A" safety never_two_owners violation
     check gap "primary host reboots with its address = live connection reset (live-replica-never-reset)" \
         "$R1 -DREBOOT_A" safety live_never_reset violation
+    check gap "primary host reboots with its address before the takeover = nobody serves (no-black-hole)" \
+        "$R1 -DREBOOT_A" liveness no_black_hole violation
     unset SHOW_TRAIL
 fi
 

@@ -13,6 +13,10 @@
  *   REBOOT_A      a host A that went down may come back, with the service
  *                 address configured by its boot-time network configuration
  *                 (beyond the design's failure list; see README.md "gaps")
+ *   ROLE_POLICY   the guardian follows GuardianPolicy.swift (role- and
+ *                 state-dependent) instead of "release, then remove rules";
+ *                 ROLE_POLICY_PROMOTED_KEEPS: a dead promoted secondary's
+ *                 host keeps the address (see the guardians below)
  * Mutations, each of which must make one property fail (check.sh --mutants):
  *   MUT_JUDGE_EARLY        the secondary judges a probe round before the
  *                          window in which answers are read
@@ -87,8 +91,17 @@ bool a_rebooted = false;  /* REBOOT_A only: host A came back; no bridge, no guar
 #define live_b        (b_up && b_w != DEAD && b_rep)
 #define live_replica  (live_a || live_b)
 
-/* Some host owns the address and its worker is running: clients are served. */
-#define serving  ((owner_a && a_w == RUN) || (owner_b && b_w == RUN))
+/* The connection is served: a host owns the address and its running worker
+   has an in-sync copy (the new owner also translates). */
+#define serving_conn  ((owner_a && a_w == RUN && a_rep) || \
+                       (owner_b && b_w == RUN && b_rep && b_xlate))
+
+/* The address is served at all (new connections work): an owner's worker
+   runs, or the owner has no rules left, so its kernel serves as a plain
+   server. An owner whose worker is paused or dead but whose rules are still
+   in place drops everything: a black hole. */
+#define serving_any  ((owner_a && (a_w == RUN || !a_rules)) || \
+                      (owner_b && (b_w == RUN || !b_rules)))
 
 /* Some worker is alive at all (running, paused or fenced). */
 #define worker_up  ((a_up && a_w != DEAD) || (b_up && b_w != DEAD))
@@ -229,7 +242,18 @@ end_arp:
  * worker dies, or hangs past the hang timeout (the guardian then kills it:
  * SIGKILL also ends a stopped process, and the guardian waits for it), the
  * guardian releases the address if its host holds it, then removes the
- * firewall rules, then exits.
+ * firewall rules, then exits. A fenced worker is not dead: its guardian does
+ * nothing (in the code the bridge exits with status 3 and the guardian
+ * leaves the host as it is).
+ * With ROLE_POLICY the guardian instead does what GuardianPolicy.swift
+ * decides from the role and the worker's state (here: its true state; the
+ * code uses the last state the worker reported):
+ *   primary replicating      release the address, keep the rules
+ *   primary alone            remove the rules, keep the address (plain server)
+ *   secondary promoted       release the address, remove the rules
+ *                            (ROLE_POLICY_PROMOTED_KEEPS: remove the rules,
+ *                            keep the address: a plain server)
+ *   secondary not promoted   remove the rules
  * ==========================================================================*/
 active proctype GuardianA()
 {
@@ -240,7 +264,15 @@ end_watch:
 #endif
     :: atomic { a_up && !a_rebooted && a_w == DEAD -> break }             /* worker gone */
     od;
-#ifdef MUT_RULES_FIRST
+#if defined(ROLE_POLICY)
+end_policy:
+    atomic { a_up && !a_rebooted ->
+        if
+        :: !a_alone -> a_addr = false     /* replicating: release, keep the rules */
+        :: else -> a_rules = false        /* alone: keep the address, remove the
+                                             rules: a plain server from now on */
+        fi }
+#elif defined(MUT_RULES_FIRST)
 end_rules_m:
     atomic { a_up && !a_rebooted -> a_rules = false };
 end_release_m:
@@ -264,7 +296,18 @@ end_watch:
 #endif
     :: atomic { b_up && b_w == DEAD -> break }
     od;
-#ifdef MUT_RULES_FIRST
+#if defined(ROLE_POLICY)
+end_policy:
+    atomic { b_up ->
+        if
+        :: b_promoted ->
+#ifndef ROLE_POLICY_PROMOTED_KEEPS
+            b_addr = false;               /* promoted: release, remove the rules */
+#endif
+            b_rules = false               /* (PROMOTED_KEEPS: a plain server) */
+        :: else -> b_rules = false        /* not promoted: remove the rules */
+        fi }
+#elif defined(MUT_RULES_FIRST)
 end_rules_m:
     atomic { b_up -> b_rules = false };
 end_release_m:
@@ -332,13 +375,15 @@ ltl never_two_owners { [] !two_owners }
 ltl live_never_reset { [] (reset_cond -> !live_replica) }
 
 /* 3. No black hole (weak fairness): while some host is up with a live worker
-      holding a replica, eventually a host owns the address and its worker
-      is running -- unless no live replica is left by then. */
-ltl no_black_hole { [] (live_replica -> <> (serving || !live_replica)) }
+      holding a replica, eventually a host owns the address and serves the
+      connection from its copy -- unless no live replica is left by then.
+      (Stronger than "some host holds the address": a host that holds it
+      with a dead worker and its rules in place black-holes the traffic.) */
+ltl no_black_hole { [] (live_replica -> <> (serving_conn || !live_replica)) }
 
-/* 3b. The same for the service as a whole, replica or not: while some worker
-       is alive, eventually the address is served. */
-ltl service_resumes { [] (worker_up -> <> (serving || !worker_up)) }
+/* 3b. The service as a whole, replica or not: while some worker is alive,
+       eventually the address is served (by a worker or a plain kernel). */
+ltl service_resumes { [] (worker_up -> <> (serving_any || !worker_up)) }
 
 /* 4. Lossy ARP: once the partition (if any) has healed for good, two owners
       are eventually resolved to exactly one. */
@@ -347,5 +392,5 @@ ltl split_brain_resolved { (<> [] !part) -> [] (two_owners -> <> one_owner) }
 /* Reachability (vacuity) checks: these must FAIL, which shows that the
    situations the properties above talk about really occur in the model. */
 ltl reach_reset { [] !reset_cond }                 /* resets happen (stale copies) */
-ltl reach_outage { [] (live_replica -> serving) }   /* outages happen, for a while */
+ltl reach_outage { [] (live_replica -> serving_conn) } /* outages happen, for a while */
 /* (and under LOSSY_ARP, never_two_owners must fail: two owners arise) */

@@ -4,7 +4,7 @@ import Logging
 extension Logger {
     /// Logs what a bridge core reported, one line per event, with the
     /// connection in the metadata so a 3 a.m. grep finds every line of it.
-    func log(_ event: BridgeEvent) {
+    func log(_ event: BridgeEvent, similarLinesLeftOut: UInt64? = nil) {
         switch event {
         case let .connectionReplicated(key, delta):
             debug("connection replicated", metadata: ["connection": "\(key)", "delta": "\(delta)"])
@@ -24,7 +24,8 @@ extension Logger {
                 the \(role.rawValue)'s kernel \(cause == .reset ? "reset" : "closed") a connection the \(other)'s still serves: \
                 the \(other) serves it alone from now on (no longer protected). If many connections do this at once, \
                 the \(role.rawValue)'s application has died or is not listening: restart it
-                """, metadata: ["connection": "\(key)", "lost": "\(role.rawValue)", "cause": "\(cause.rawValue)"])
+                """, metadata: ["connection": "\(key)", "lost": "\(role.rawValue)", "cause": "\(cause.rawValue)",
+                               "similar_lines_left_out": "\(similarLinesLeftOut ?? 0)"])
         }
     }
 }

@@ -10,7 +10,7 @@
 /// |---|---|---|
 /// | primary, replicating (a secondary holds every replica) | releases the service address, keeps the rules | the secondary's probes go unanswered and it takes over; the rules keep this kernel from answering clients in its own sequence space |
 /// | primary, alone or still waiting for a secondary | removes the rules, keeps the address | nobody else can serve: this kernel serves on its own, as a plain server (connections that had Δ ≠ 0 are lost, as they would be with no ftcp) |
-/// | secondary, promoted (it serves the address) | releases the address, removes the rules | no black hole: a restarted node or the repaired primary can serve |
+/// | secondary, promoted (it serves the address) | removes the rules, keeps the address | no black hole: this host goes on as a plain server (connections opened since the takeover go on, new ones are served; inherited ones, which the bridge translated, are lost) |
 /// | secondary, not promoted | removes the rules | the primary serves alone after its detection time |
 /// | stopped cleanly, or fenced itself on purpose | nothing | the bridge did its own clean-up |
 /// | died before it installed anything | nothing | it never touched the host |
@@ -77,10 +77,11 @@ public enum GuardianPolicy {
                     """)
         case ("secondary", "promoted"):
             return Decision(
-                releaseServiceAddress: true, removeRules: true,
+                releaseServiceAddress: false, removeRules: true,
                 explanation: """
-                    this host served the service address: it is released and the rules removed, so that a restarted \
-                    or repaired node can serve it
+                    this host serves the service address and nobody else can: the rules are removed and it goes on as \
+                    a plain server (connections opened since the takeover go on and new ones are served; inherited \
+                    ones, which the bridge translated, are lost)
                     """)
         default:
             return Decision(

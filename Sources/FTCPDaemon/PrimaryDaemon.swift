@@ -362,13 +362,19 @@ public final class PrimaryDaemon {
 
     private func carryOut(_ output: BridgeOutput, link: ReplicationLink, now: MonotonicTime) {
         for event in output.events {
-            logger.log(event)
             switch event {
-            case let .divergence(key, _), let .replicaLost(key, .secondary, _):
+            case let .replicaLost(key, role, _):
+                // A dying application loses every connection at once: one line a second says so.
+                if role == .secondary { toRelease.insert(key) }
+                count(role == .primary ? "replicasLostPrimary" : "replicasLostSecondary")
+                if let left = throttle.admit("replicaLost.\(role)", now: now) { logger.log(event, similarLinesLeftOut: left) }
+                continue
+            case let .divergence(key, _):
                 toRelease.insert(key)
             default:
                 break
             }
+            logger.log(event)
         }
         toClients += output.packetsToClient
         for packet in output.packetsToSecondary {
@@ -456,6 +462,8 @@ public final class PrimaryDaemon {
         all["droppedUnknownFromSecondary"] = c.droppedUnknownFromSecondary
         all["heldEarlySYNACKs"] = c.heldEarlySYNACKs
         all["droppedTableFull"] = c.droppedTableFull
+        all["refusedBySecondary"] = c.refusedBySecondary
+        all["droppedForSecondaryOnly"] = c.droppedForSecondaryOnly
         all["expired"] = c.expired
         let connections = bridge.connectionStatuses.map { entry in
             DaemonStatus.ConnectionEntry(

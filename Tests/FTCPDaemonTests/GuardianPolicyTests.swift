@@ -21,10 +21,10 @@ struct GuardianPolicyTests {
         #expect(decision.removeRules)
     }
 
-    @Test("a promoted secondary that dies releases the address and removes its rules: no black hole")
+    @Test("a promoted secondary that dies removes its rules and keeps serving the address as a plain server: no black hole")
     func promotedSecondary() {
         let decision = GuardianPolicy.decide(role: "secondary", lastState: "promoted", end: .died("exit status 1"))
-        #expect(decision.releaseServiceAddress)
+        #expect(!decision.releaseServiceAddress)
         #expect(decision.removeRules)
     }
 
