@@ -13,6 +13,8 @@
  *   REBOOT_A      a host A that went down may come back, with the service
  *                 address configured by its boot-time network configuration
  *                 (beyond the design's failure list; see README.md "gaps")
+ *   NO_FALSE_GIVE_UP  the primary gives up on the secondary only when it
+ *                 really is silent (default: also on a false verdict)
  *   ROLE_POLICY   the guardian follows GuardianPolicy.swift (role- and
  *                 state-dependent) instead of "release, then remove rules";
  *                 ROLE_POLICY_PROMOTED_KEEPS: a dead promoted secondary's
@@ -131,10 +133,18 @@ bool a_rebooted = false;  /* REBOOT_A only: host A came back; no bridge, no guar
  *   ends the protection of the connection (the secondary's copy is no longer
  *   kept in sync) but does not change ownership. The model lets this verdict
  *   be false (a late heartbeat, a busy host): it may come whenever no
- *   heartbeat is waiting.
+ *   heartbeat is waiting. With NO_FALSE_GIVE_UP it comes only when the
+ *   secondary really is silent (partition, its worker not running, its host
+ *   down).
  * Its own heartbeats to the secondary are not modelled: the secondary's
  * detector is allowed to suspect at any moment anyway (see below).
  * ==========================================================================*/
+#ifdef NO_FALSE_GIVE_UP
+#define may_give_up  (part || !b_up || b_w != RUN)   /* only a real silence */
+#else
+#define may_give_up  true                            /* a false verdict too */
+#endif
+
 active proctype PrimaryWorker()
 {
 end_serve:
@@ -148,7 +158,7 @@ end_serve:
             a_addr = false; a_rep = false; a_w = FENCED    /* fence: release, stop */
 #endif
         :: hb_b2a == SECONDARY -> hb_b2a = NONE            /* peer alive */
-        :: hb_b2a == NONE && !a_alone -> a_alone = true; b_rep = false  /* give up on it */
+        :: hb_b2a == NONE && !a_alone && may_give_up -> a_alone = true; b_rep = false  /* give up */
         :: hb_b2a == NONE -> skip                          /* still waiting */
         fi }
     od
@@ -250,9 +260,9 @@ end_arp:
  * code uses the last state the worker reported):
  *   primary replicating      release the address, keep the rules
  *   primary alone            remove the rules, keep the address (plain server)
- *   secondary promoted       release the address, remove the rules
- *                            (ROLE_POLICY_PROMOTED_KEEPS: remove the rules,
- *                            keep the address: a plain server)
+ *   secondary promoted       release the address, remove the rules (750cbb7)
+ *                            or, with ROLE_POLICY_PROMOTED_KEEPS (f53eeec),
+ *                            remove the rules, keep the address: plain server
  *   secondary not promoted   remove the rules
  * ==========================================================================*/
 active proctype GuardianA()

@@ -26,6 +26,8 @@ public final class PrimaryDaemon {
     /// gives the address up and ends (``GuardianPolicy/fencedExitCode``).
     public private(set) var fenced = false
     private var stateReason = "started; new connections wait for the secondary for at most the detection time"
+    /// Probes for a second holder of the service address while no secondary is heard.
+    private var conflictWatch = AddressConflictWatch()
     /// Connections the secondary must no longer count as its own (its copy is not what the
     /// client holds): sent in released messages at the end of the turn.
     private var toRelease: Set<ConnectionKey> = []
@@ -71,11 +73,13 @@ public final class PrimaryDaemon {
         let inbound = try NetfilterQueue.open(queue: configuration.inboundQueue, options: configuration.superPacketQueueOptions)
         let raw = try RawIPv4Socket(mark: configuration.bypassMark)
         let link = try ReplicationLink(configuration: configuration, logger: logger)
+        let arp = try ARPSocket(interface: configuration.interface)
         openSegmentationOffload()
         let firewall = Firewall()
         let control = try installRulesAndControlSocket(configuration, firewall: firewall)
         defer {
             offload?.close()
+            arp.close()
             stop(firewall: firewall)
             control.close()
             try? outbound.close()
@@ -95,6 +99,7 @@ public final class PrimaryDaemon {
         poller.register(inbound.fileDescriptor)
         poller.register(link.fileDescriptor)
         poller.register(control.fileDescriptor)
+        poller.register(arp.fileDescriptor)
         var nextHeartbeat = MonotonicClock.now()
         var nextExpiry = nextHeartbeat.adding(milliseconds: 1000)
         // The secondary's first heartbeat is awaited from here, not from the checks before.
@@ -105,6 +110,16 @@ public final class PrimaryDaemon {
             let now = MonotonicClock.now()
             guardian?.keepAlive(nowMilliseconds: now.nanoseconds / 1_000_000)
             detector.turn(now: now)
+            // First in the turn: a heartbeat never waits behind the work of the turn.
+            // Not while confirming that the address is still this host's: a heartbeat makes the
+            // kernel ARP for the secondary from the service address, which turns clients' ARP
+            // caches to this host even if another one now serves it.
+            if nextHeartbeat <= now && !conflictWatch.holdsOutput {
+                link.send(.heartbeat(ReplicationHeartbeat(
+                    sentAtMilliseconds: now.nanoseconds / 1_000_000, state: 1,
+                    connectionCount: UInt32(clamping: bridge.connectionCount), sawPeerTrafficAtMilliseconds: 0)), now: now)
+                nextHeartbeat = now.adding(milliseconds: configuration.heartbeatIntervalMilliseconds)
+            }
             // Clients first: a client's SYN must be known before the secondary's answer to it,
             // which can only have been produced after the same SYN was queued here.
             if ready.contains(inbound.fileDescriptor) {
@@ -132,6 +147,7 @@ public final class PrimaryDaemon {
                     "silence_ms": "\(silence)", "connections": "\(bridge.connectionCount)",
                 ])
                 carryOut(bridge.secondaryFailed(now: now), link: link, now: now)
+                conflictWatch.start(now: now)
             }
             if detector.checkNeverHeard(since: loopStarted, now: now) == .failed {
                 state = "alone"
@@ -142,18 +158,14 @@ public final class PrimaryDaemon {
                     serving alone (unprotected); connections opened once it speaks are protected
                     """, metadata: ["secondary": "\(configuration.peerAddress)"])
                 carryOut(bridge.secondaryFailed(now: now), link: link, now: now)
+                conflictWatch.start(now: now)
             }
+            watchForAnotherHolder(arp, readable: ready.contains(arp.fileDescriptor), now: now)
             link.retryMissing(now: now)
             if ready.contains(control.fileDescriptor) {
                 control.answerPending { status(link: link, now: now).json() }
             }
             sendReleased(link: link, now: now)
-            if nextHeartbeat <= now {
-                link.send(.heartbeat(ReplicationHeartbeat(
-                    sentAtMilliseconds: now.nanoseconds / 1_000_000, state: 1,
-                    connectionCount: UInt32(clamping: bridge.connectionCount), sawPeerTrafficAtMilliseconds: 0)), now: now)
-                nextHeartbeat = now.adding(milliseconds: configuration.heartbeatIntervalMilliseconds)
-            }
             if nextExpiry <= now {
                 carryOut(bridge.expire(now: now), link: link, now: now)
                 nextExpiry = now.adding(milliseconds: 1000)
@@ -166,7 +178,41 @@ public final class PrimaryDaemon {
 
     /// The secondary speaks, for the first time or again after it was counted failed: new
     /// connections are replicated from now on; those served alone stay unprotected.
+    /// While no secondary is heard: asks now and then whether another host holds the service
+    /// address (a secondary that took it over while this host was cut off cannot say so over
+    /// the channel: its messages to that address stay on its own host). One that answers from
+    /// the address holds it; this primary yields as it would to a heartbeat saying `promoted`.
+    private func watchForAnotherHolder(_ arp: ARPSocket, readable: Bool, now: MonotonicTime) {
+        // Answers first: one waiting must never let a confirming round pass for unanswered.
+        var holder: MACAddress?
+        if readable || conflictWatch.isWatching {
+            do {
+                holder = try arp.receiveHolder(of: configuration.ownAddress)
+            } catch {
+                count("arpReceiveErrors")
+            }
+        }
+        if holder == nil && conflictWatch.probeDue(now: MonotonicClock.now()) {
+            do {
+                try arp.sendProbe(address: configuration.ownAddress)
+                count("addressConflictProbes")
+            } catch {
+                count("addressConflictProbeErrors")
+                conflictWatch.probeFailed(now: now)
+            }
+        }
+        guard let holder else { return }
+        count("addressHeldElsewhere")
+        guard conflictWatch.isWatching, !fenced else { return }
+        logger.critical("""
+            \(holder) answers for the service address while no secondary is heard: the secondary took it over while \
+            this host was cut off. This primary gives it up now (two hosts must never answer for it)
+            """, metadata: ["holder": "\(holder)", "secondary": "\(configuration.peerAddress)"])
+        fenced = true
+    }
+
     private func secondaryJoined(now: MonotonicTime) {
+        conflictWatch.stop()
         let wasAlone = bridge.isAlone
         bridge.secondaryJoined()
         // What it may still hold of connections served alone meanwhile is not theirs any more.
@@ -288,7 +334,9 @@ public final class PrimaryDaemon {
                 return .init(id: packet.id, .drop)
             }
             carryOut(output, link: link, now: now)
-            return .init(id: packet.id, verdict == .pass ? .accept : .drop)
+            // An unprotected connection's segment goes out as it is, but not while this host is
+            // not sure the address is still its own.
+            return .init(id: packet.id, verdict == .pass && !conflictWatch.holdsOutput ? .accept : .drop)
         }
     }
 
@@ -389,6 +437,13 @@ public final class PrimaryDaemon {
     /// the offload refuses, goes through the raw socket segment by segment.
     private func flushToClients(raw: RawIPv4Socket, now: MonotonicTime) {
         guard !toClients.isEmpty else { return }
+        if conflictWatch.holdsOutput {
+            // Not yet sure the address is still this host's: nothing goes to clients (their
+            // kernels and this one send again once it is).
+            counters["heldWhileConfirmingAddress", default: 0] += UInt64(toClients.count)
+            toClients.removeAll(keepingCapacity: true)
+            return
+        }
         defer { toClients.removeAll(keepingCapacity: true) }
         guard let offload else {
             for segment in toClients { sendRaw(segment, raw: raw) }

@@ -1,16 +1,35 @@
+import FTCPBridge
 import FTCPLinux
 
 extension NetfilterQueue {
-    /// Reads what is queued now (at most 8 batches of 128, so one busy queue cannot starve the
-    /// rest of the loop) and gives every packet the verdict `decide` returns, a batch at a time.
+    /// Reads what is queued now and gives every packet the verdict `decide` returns, a batch at
+    /// a time: at most 8 batches of 128 and at most ``turnBudgetMilliseconds`` of work, so one
+    /// busy queue cannot starve the rest of the loop (heartbeats above all). What is left stays
+    /// queued in the kernel for the next turn.
     func drain(_ decide: (Packet) -> VerdictRequest) throws {
+        let start = MonotonicClock.now()
         for _ in 0..<8 {
-            let packets = try receive(maxPackets: 128, timeout: .zero)
+            let packets: [Packet]
+            do {
+                packets = try receive(maxPackets: 128, timeout: .zero)
+            } catch {
+                // The kernel dropped packets it had queued (their interface went down, for one)
+                // before their verdict came: nothing is lost that it had not dropped already.
+                // The queue counts them (`rejectedVerdicts`); the loop goes on.
+                guard error.code == .unknownPacketID else { throw error }
+                continue
+            }
             if packets.isEmpty { return }
             try setVerdicts(packets.map(decide))
+            if MonotonicClock.now().milliseconds(since: start) >= turnBudgetMilliseconds { return }
         }
     }
 }
+
+/// The most time one source of work (a queue, the replication socket) may take in one turn of
+/// a bridge's loop before the loop moves on: heartbeats leave at least this often plus the
+/// rest of the turn, well inside the 10 ms interval's budget of missed beats.
+let turnBudgetMilliseconds: UInt64 = 4
 
 /// The rules and the control socket, set up in the order every bridge needs: rules first
 /// (the queues are already bound, so nothing is dropped for want of a reader), the control

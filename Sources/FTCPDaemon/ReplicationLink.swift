@@ -28,8 +28,19 @@ final class ReplicationLink {
     /// Counters of the peer's current epoch that never arrived, with when they were last asked
     /// for and how often: asked again until they come, since a resent datagram can be lost too.
     private var missing: [UInt64: (lastAsked: MonotonicTime, attempts: Int)] = [:]
+    /// First wait before asking again for a datagram still missing; it doubles with each
+    /// attempt (15, 30, 60, … 480 ms), so that a resend still on its way is not asked for again
+    /// and again: every ask costs the peer a whole datagram, and a storm of them would bury the
+    /// very datagrams that are missing.
     static let resendRetryMilliseconds: UInt64 = 15
-    static let resendAttempts = 20
+    static let resendAttempts = 7
+    /// Most counters asked for again in one turn.
+    static let resendRetryBatch = 256
+    /// A peer silent this long before a datagram arrives has been away (a partition, a stall):
+    /// what it sent meanwhile is stale (the kernels' own retransmissions and the fault
+    /// detector's verdict have taken over), so the gap is not asked for.
+    static let resynchronizeAfterSilenceMilliseconds: UInt64 = 100
+    private(set) var resynchronizations: UInt64 = 0
     private(set) var resendsRequested: UInt64 = 0
     private(set) var resendsAbandoned: UInt64 = 0
     private(set) var resendsAnswered: UInt64 = 0
@@ -67,7 +78,8 @@ final class ReplicationLink {
 
     /// Reads every waiting datagram and hands each authentic message to `body`.
     func receiveAll(now: MonotonicTime, _ body: (ReplicationMessage) -> Void) {
-        for _ in 0..<256 {
+        for index in 0..<256 {
+            if index % 16 == 15 && MonotonicClock.now().milliseconds(since: now) >= turnBudgetMilliseconds { return }
             let received: (length: Int, from: IPv4Address, port: UInt16)?
             do {
                 received = try receiveBuffer.withUnsafeMutableBytes { try socket.receive(into: $0) }
@@ -79,8 +91,9 @@ final class ReplicationLink {
             let result = receiveBuffer.withUnsafeBytes { opener.open(UnsafeRawBufferPointer(rebasing: $0[0..<received.length])) }
             switch result {
             case let .success(message):
+                let silence = lastHeard.map { now.milliseconds(since: $0) } ?? 0
                 lastHeard = now
-                noticeGaps(message, now: now)
+                noticeGaps(message, now: now, afterSilence: silence >= Self.resynchronizeAfterSilenceMilliseconds)
                 if case let .resendRequest(first, count) = message.message {
                     resend(first: first, count: count)
                 } else {
@@ -95,7 +108,13 @@ final class ReplicationLink {
     /// Asks the peer again for datagrams whose counters were skipped: on this channel a lost
     /// datagram is usually a secondary's segment, and waiting for the secondary's kernel to
     /// retransmit it would cost a retransmission timeout.
-    private func noticeGaps(_ message: ReceivedReplicationMessage, now: MonotonicTime) {
+    private func noticeGaps(_ message: ReceivedReplicationMessage, now: MonotonicTime, afterSilence: Bool) {
+        if afterSilence, let current = expected, current.epoch == message.epoch, message.counter > current.counter {
+            expected = (message.epoch, message.counter + 1)
+            missing.removeAll()
+            resynchronizations += 1
+            return
+        }
         guard let current = expected, current.epoch == message.epoch else {
             expected = (message.epoch, message.counter + 1)
             missing.removeAll()
@@ -117,7 +136,9 @@ final class ReplicationLink {
     func retryMissing(now: MonotonicTime) {
         guard !missing.isEmpty else { return }
         var due: [UInt64] = []
-        for (counter, entry) in missing where now.milliseconds(since: entry.lastAsked) >= Self.resendRetryMilliseconds {
+        for (counter, entry) in missing where due.count < Self.resendRetryBatch {
+            let wait = Self.resendRetryMilliseconds << UInt64(min(entry.attempts - 1, 5))
+            guard now.milliseconds(since: entry.lastAsked) >= wait else { continue }
             if entry.attempts >= Self.resendAttempts {
                 missing[counter] = nil
                 resendsAbandoned += 1
@@ -173,6 +194,7 @@ final class ReplicationLink {
         all["resendsAnswered"] = resendsAnswered
         all["resendsAbandoned"] = resendsAbandoned
         all["missingNow"] = UInt64(missing.count)
+        all["resynchronizations"] = resynchronizations
         return all
     }
 }

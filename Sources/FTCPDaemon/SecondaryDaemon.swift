@@ -102,6 +102,14 @@ public final class SecondaryDaemon {
             }
             guardian?.keepAlive(nowMilliseconds: now.nanoseconds / 1_000_000)
             detector.turn(now: now)
+            // First in the turn: a heartbeat never waits behind the work of the turn.
+            if nextHeartbeat <= now {
+                link.send(.heartbeat(ReplicationHeartbeat(
+                    sentAtMilliseconds: now.nanoseconds / 1_000_000, state: takeover.state == .promoted ? ReplicationHeartbeat.promotedState : 1,
+                    connectionCount: UInt32(clamping: bridge.connections.count),
+                    sawPeerTrafficAtMilliseconds: (detector.lastEvidence?.nanoseconds ?? 0) / 1_000_000)), now: now)
+                nextHeartbeat = now.adding(milliseconds: configuration.heartbeatIntervalMilliseconds)
+            }
             if let current = capture, ready.contains(current.fileDescriptor) {
                 handleCapture(current, raw: raw, now: now)
             }
@@ -139,13 +147,6 @@ public final class SecondaryDaemon {
             }
             announceIfDue(arp: arp, now: now)
 
-            if nextHeartbeat <= now {
-                link.send(.heartbeat(ReplicationHeartbeat(
-                    sentAtMilliseconds: now.nanoseconds / 1_000_000, state: takeover.state == .promoted ? ReplicationHeartbeat.promotedState : 1,
-                    connectionCount: UInt32(clamping: bridge.connections.count),
-                    sawPeerTrafficAtMilliseconds: (detector.lastEvidence?.nanoseconds ?? 0) / 1_000_000)), now: now)
-                nextHeartbeat = now.adding(milliseconds: configuration.heartbeatIntervalMilliseconds)
-            }
             if nextExpiry <= now {
                 // As long as the primary keeps them: an idle connection must still be inherited.
                 bridge.expire(now: now, idleMilliseconds: configuration.bridgeConfiguration.idleTimeoutMilliseconds)
@@ -158,9 +159,10 @@ public final class SecondaryDaemon {
     private func primaryHeard(now: MonotonicTime) {
         if takeover.state == .promoted {
             logger.critical("""
-                the primary's bridge is speaking again while this host holds the service address: two hosts may \
-                answer for it. Stop the old primary (or its bridge) now; this bridge keeps serving.
+                the primary's bridge is speaking again while this host holds the service address: it yields as soon as \
+                it finds the address held (its ARP probe); this bridge keeps serving and announces the address again
                 """)
+            reannounce(now: now)
         } else if takeover.state != .replicating {
             logger.notice("primary bridge heard again; no takeover")
         }
@@ -250,9 +252,23 @@ public final class SecondaryDaemon {
                     over within \(configuration.takeoverProbes.reprobeIntervalMilliseconds + configuration.takeoverProbes.roundMilliseconds) ms.
                     """)
             }
-        case .replicating, .promoted:
+        case .promoted:
+            // Another host uses the address this one serves (the old primary back on its link,
+            // probing for it or sending ARP from it, which can turn clients' ARP caches back to
+            // it): announce again at once, so clients keep sending here while it yields.
+            count("addressConflictsWhilePromoted")
+            reannounce(now: now)
+            throttle.warning("conflict", "\(owner) uses the service address this host serves: announcing it again",
+                             metadata: ["address": "\(configuration.serviceAddress)"], logger: logger, now: now)
+        case .replicating:
             break
         }
+    }
+
+    /// Gratuitous ARP again, quickly (3 times, 20 ms apart), unless a round is under way.
+    private func reannounce(now: MonotonicTime) {
+        guard announcements == nil else { return }
+        announcements = (AnnouncementSchedule(count: 3, intervalMilliseconds: 20), now, 0)
     }
 
     /// Sends the gratuitous ARPs that are due (both forms each time).

@@ -170,15 +170,20 @@ public struct ARPPacket: Hashable, Sendable {
     /// (a reply or an announcement), or a probe for `address` from another host (sender protocol
     /// address 0.0.0.0, target `address`: both want it). Packets from `ownHardwareAddress` never count.
     public func conflictingHardwareAddress(for address: IPv4Address, ownHardwareAddress: MACAddress) -> MACAddress? {
+        if let holder = holderHardwareAddress(for: address, ownHardwareAddress: ownHardwareAddress) { return holder }
+        guard senderHardwareAddress != ownHardwareAddress, operation == .request else { return nil }
+        if senderProtocolAddress.value == 0, targetProtocolAddress == address { return senderHardwareAddress }
+        return nil
+    }
+
+    /// The hardware address of another host that holds `address`: one that sends ARP (a reply,
+    /// an announcement, a request) from it. A probe for it (sender 0.0.0.0) is not holding it.
+    public func holderHardwareAddress(for address: IPv4Address, ownHardwareAddress: MACAddress) -> MACAddress? {
         guard senderHardwareAddress != ownHardwareAddress else { return nil }
         switch operation {
         case .request, .reply: break
         case .unknown: return nil
         }
-        if senderProtocolAddress == address { return senderHardwareAddress }
-        if operation == .request, senderProtocolAddress.value == 0, targetProtocolAddress == address {
-            return senderHardwareAddress
-        }
-        return nil
+        return senderProtocolAddress == address ? senderHardwareAddress : nil
     }
 }

@@ -199,6 +199,18 @@ public final class ARPSocket {
         return owner
     }
 
+    /// Reads every ARP packet waiting and returns the hardware address of the first other host
+    /// that sends ARP from `address` (it holds it), if any; probes for it do not count.
+    public func receiveHolder(of address: IPv4Address) throws(LinuxShellError) -> MACAddress? {
+        var holder: MACAddress?
+        while let received = try receive() {
+            if holder == nil {
+                holder = received.packet.holderHardwareAddress(for: address, ownHardwareAddress: hardwareAddress)
+            }
+        }
+        return holder
+    }
+
     /// Sends an RFC 5227 ARP probe for `address` and waits up to `timeoutMilliseconds` for an answer.
     ///
     /// - Returns: the hardware address of a host that uses `address` (its reply or announcement)

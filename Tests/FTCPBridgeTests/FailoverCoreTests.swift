@@ -249,3 +249,39 @@ struct TakeoverCoordinatorTests {
         #expect(coordinator.state == .addressHeld(by: "02:00:00:00:00:01"))
     }
 }
+
+@Suite("The primary's watch for a second holder of its address")
+struct AddressConflictWatchTests {
+    @Test("serving without a secondary begins with a round of 3 probes 5 ms apart, output held; then every 50 ms for 3 s, then every second")
+    func schedule() {
+        var watch = AddressConflictWatch()
+        var due: [Bool] = [watch.probeDue(now: .milliseconds(0))]
+        watch.start(now: .milliseconds(1_000))
+        #expect(watch.holdsOutput)
+        for time: UInt64 in [1_000, 1_004, 1_005, 1_010, 1_014] { due.append(watch.probeDue(now: .milliseconds(time))) }
+        #expect(due == [false, true, false, true, true, false])
+        #expect(watch.holdsOutput, "the last probe gets its interval to be answered")
+        let confirmed = watch.probeDue(now: .milliseconds(1_015))
+        #expect(!confirmed && !watch.holdsOutput && watch.phase == .watching)
+        var watching: [Bool] = []
+        // The last probe left at 1,010: the next 50 ms after it, and a second apart from 3 s on.
+        for time: UInt64 in [1_016, 1_060, 1_065, 1_110, 4_020, 4_100, 5_020] { watching.append(watch.probeDue(now: .milliseconds(time))) }
+        #expect(watching == [false, true, false, true, true, false, true])
+        watch.stop()
+        let afterStop = watch.probeDue(now: .milliseconds(9_000))
+        #expect(!afterStop && !watch.isWatching)
+    }
+
+    @Test("a probe that cannot leave (the link is down) starts the round over; output stays held")
+    func linkDown() {
+        var watch = AddressConflictWatch()
+        watch.start(now: .milliseconds(0))
+        var sent = 0
+        for time in stride(from: UInt64(0), through: 100, by: 5) where watch.probeDue(now: .milliseconds(time)) {
+            sent += 1
+            watch.probeFailed(now: .milliseconds(time))
+        }
+        #expect(sent == 21)
+        #expect(watch.holdsOutput)
+    }
+}

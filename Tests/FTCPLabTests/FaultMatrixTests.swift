@@ -86,6 +86,7 @@ final class FaultMatrixTests: RunningFTCPTestCase {
             XCTAssertEqual(fields["ok"], "1", "\(name): session \(sessionName): \(run.output) \(run.errors)")
             let stall = max(Double(fields["longest_stall_ms"] ?? "") ?? 0, Double(fields["longest_upload_stall_ms"] ?? "") ?? 0)
             result.longestStallMilliseconds = max(result.longestStallMilliseconds, stall)
+            if stall > stallBoundMilliseconds { print("\(name): session \(sessionName) stalled \(stall) ms: \(fields)") }
             result.sessions += 1
         }
         let connections = ClientConnections(try capture.finish().ipv4Packets, serverPort: 9999)
