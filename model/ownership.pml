@@ -1,37 +1,60 @@
 /*
  * ownership.pml -- who owns the service address, and what happens to one
- * replicated client connection, in ftcp's failover design.
+ * replicated client connection, in ftcp's failover design as the code has it
+ * (PrimaryDaemon, SecondaryDaemon, TakeoverCoordinator, AddressConflictWatch,
+ * GuardianPolicy).
  *
  * Two hosts: A starts as the primary and holds the service address, B starts
  * as the secondary. Each host runs a worker (the bridge process) under a
  * guardian (its parent). Checked with spin; see check.sh and README.md.
  *
+ * The service address is A's own node address. So B's datagrams to A go to
+ * an address that is local to B as soon as B holds it: while B holds the
+ * address, none of its heartbeats reaches A (a "promoted" heartbeat never
+ * does); only ARP tells A that B holds it.
+ *
  * Configuration (-D at `spin -a` time):
  *   NFAIL=n       at most n component failures per run (default 1)
- *   LOSSY_ARP     an ARP probe or its answer can be lost (default: ARP is
- *                 reliable while both hosts are up)
- *   REBOOT_A      a host A that went down may come back, with the service
- *                 address configured by its boot-time network configuration
- *                 (beyond the design's failure list; see README.md "gaps")
+ *   LINK_FAIL     a host's network interface may go down (a failure) and come
+ *                 back: nothing leaves or reaches the host meanwhile; sending
+ *                 an ARP probe fails (ENETDOWN, `ip link set dev down`)
+ *   SILENT_LINK   (with LINK_FAIL) a dead link gives no error: a probe sent
+ *                 on it is lost without a trace (carrier lost, cable cut)
+ *   LOSSY_ARP     an ARP frame (probe, answer, announcement) can be lost,
+ *                 until ARP becomes reliable for good (arp_lossy, which the
+ *                 liveness property assumes happens at some point)
+ *   HB_REACHES_PEER  B's heartbeats reach A even while B holds the address
+ *                 (a service address that is not A's node address; the
+ *                 earlier model's assumption)
  *   NO_FALSE_GIVE_UP  the primary gives up on the secondary only when it
  *                 really is silent (default: also on a false verdict)
- *   ROLE_POLICY   the guardian follows GuardianPolicy.swift (role- and
- *                 state-dependent) instead of "release, then remove rules";
- *                 ROLE_POLICY_PROMOTED_KEEPS: a dead promoted secondary's
- *                 host keeps the address (see the guardians below)
+ *   REBOOT_A      a host A that went down may come back, with the service
+ *                 address configured by its boot-time network configuration
+ *                 (beyond the failure list; see README.md "gaps")
+ *   FIX_CONFIRM_COMPLETES  a suggested fix, not the code: a confirming round
+ *                 is not cut short when the secondary speaks again
  * Mutations, each of which must make one property fail (check.sh --mutants):
  *   MUT_JUDGE_EARLY        the secondary judges a probe round before the
  *                          window in which answers are read
- *   MUT_RULES_FIRST        a guardian removes the firewall rules before it
- *                          releases the address
+ *   MUT_RULES_FIRST        a replicating primary's guardian removes the rules,
+ *                          then releases the address
  *   MUT_ADDR_BEFORE_XLATE  the secondary adds the address before it starts
  *                          translating inherited connections
- *   MUT_NO_RELEASE         a guardian does not release the address (the
- *                          design before guardians existed)
+ *   MUT_NO_RELEASE         a replicating primary's guardian does not release
+ *                          the address (the design before guardians)
  *   MUT_NO_KILL            a guardian never kills a hung worker
  *   MUT_PROBE_ONCE         after one answered round the secondary never
  *                          probes again
  *   MUT_IGNORE_PROMOTED    the primary ignores heartbeats saying "promoted"
+ *   MUT_NO_CONFIRM         the primary serves alone at once, without the
+ *                          confirming round (it still watches)
+ *   MUT_NO_HOLD            the primary runs the confirming round but does not
+ *                          hold its output meanwhile
+ *   MUT_IGNORE_HOLDER      the primary never yields to an ARP holder
+ *   MUT_NO_WATCH           after an unanswered confirming round the primary
+ *                          stops probing
+ *   MUT_CONFIRM_NO_RESTART a probe that cannot be sent counts as sent and
+ *                          unanswered (the round is not started over)
  *
  * Time is abstracted away: every step may take any time. Where the design
  * relies on a timing bound, the model says so at that step.
@@ -45,13 +68,21 @@
 #define RUN    0   /* running: handles packets, sends heartbeats */
 #define PAUSED 1   /* stopped (SIGSTOP) or hung: does nothing, may resume */
 #define DEAD   2   /* crashed, killed, or its host is down */
-#define FENCED 3   /* primary only: saw "promoted", released, stopped serving */
+#define FENCED 3   /* primary only: yielded the address (exit status 3) */
 
-/* Contents of the secondary's latest heartbeat to the primary. */
+/* The primary's AddressConflictWatch. */
+#define IDLE    0  /* a secondary is heard: no probes */
+#define CONFIRM 1  /* confirming that the address is still its own: output to
+                      clients held, no heartbeats, probes; a probe that cannot
+                      be sent starts the round over */
+#define WATCH   2  /* serving alone, probing now and then */
+
+/* Contents of the secondary's latest message to the primary. */
 mtype = { NONE, SECONDARY, PROMOTED };
 
 /* ---- hosts ---------------------------------------------------------------- */
 bool a_up = true;       bool b_up = true;       /* host is up (never returns, unless REBOOT_A) */
+bool a_link = true;     bool b_link = true;     /* its interface is up (LINK_FAIL) */
 bool a_addr = true;     bool b_addr = false;    /* service address configured on the interface */
 bool a_rules = true;    bool b_rules = true;    /* the worker's iptables rules (NFQUEUE, no
                                                     bypass: while no worker reads the queue,
@@ -59,17 +90,30 @@ bool a_rules = true;    bool b_rules = true;    /* the worker's iptables rules (
 byte a_w = RUN;         byte b_w = RUN;         /* worker state */
 
 /* ---- protocol state ------------------------------------------------------- */
-bool a_alone = false;     /* primary gave up on the secondary: serves alone */
+bool a_alone = false;     /* the primary's detector declared the secondary failed
+                             (its reported state is "alone") */
+byte a_watch = IDLE;      /* the primary's AddressConflictWatch phase */
 bool b_promoted = false;  /* secondary took the address over */
 bool b_xlate = false;     /* secondary translates inherited connections
                              (service address <-> its own) */
 bool part = false;        /* replication channel partitioned */
-mtype hb_b2a = NONE;      /* the secondary's latest heartbeat not yet read by the
+mtype hb_b2a = NONE;      /* the secondary's latest message not yet read by the
                              primary (UDP: a newer one replaces it) */
 
 /* ---- ARP on the shared segment ---------------------------------------------- */
-bool probe = false;       /* the secondary's probe round is on the wire */
-bool answer = false;      /* an answer to it is on its way to the secondary */
+bool b_probe = false;     /* the secondary's probe round is on the wire */
+bool b_ans = false;       /* an answer to it is on its way to the secondary */
+bool a_probed = false;    /* the primary's probe has crossed the segment and its
+                             answer window is open (its answer, if any, is in
+                             a_holder) */
+bool a_holder = false;    /* an ARP frame from another holder of the address
+                             (an answer to the primary's probe, or the
+                             secondary's gratuitous ARP) waits at the primary */
+#ifdef LOSSY_ARP
+bool arp_lossy = true;    /* ARP frames may still be lost */
+#else
+#define arp_lossy false
+#endif
 
 /* ---- the one client connection -------------------------------------------- */
 bool a_rep = true;        /* A has an in-sync copy (the connection was opened while */
@@ -79,10 +123,12 @@ byte failures = 0;        /* component failures injected so far */
 bool a_rebooted = false;  /* REBOOT_A only: host A came back; no bridge, no guardian */
 
 /* ---- predicates used by the properties ------------------------------------ */
-/* A host owns the address when it is up and the address is configured on it:
-   its kernel then answers ARP for it, whatever its worker does. */
-#define owner_a     (a_up && a_addr)
-#define owner_b     (b_up && b_addr)
+/* A host owns the address when it is up, the address is configured on it and
+   its link is up: its kernel then answers ARP for it (whatever its worker
+   does) and clients' segments reach it. A host with a dead link holds the
+   address but is not on the segment. */
+#define owner_a     (a_up && a_addr && a_link)
+#define owner_b     (b_up && b_addr && b_link)
 #define two_owners  (owner_a && owner_b)
 #define one_owner   (owner_a != owner_b)
 
@@ -93,17 +139,27 @@ bool a_rebooted = false;  /* REBOOT_A only: host A came back; no bridge, no guar
 #define live_b        (b_up && b_w != DEAD && b_rep)
 #define live_replica  (live_a || live_b)
 
+/* A host sends to the connection's client: it owns the address and its
+   running worker lets segments out (not the primary while it confirms), or it
+   has no rules left, so its kernel talks to clients directly. */
+#define a_sends  ((a_w == RUN && a_watch != CONFIRM) || !a_rules)
+#define b_sends  (b_w == RUN || !b_rules)
+#ifdef MUT_NO_HOLD
+#undef a_sends
+#define a_sends  (a_w == RUN || !a_rules)                /* mutation: nothing held */
+#endif
+#define emit_a   (owner_a && a_sends)
+#define emit_b   (owner_b && b_sends)
+
 /* The connection is served: a host owns the address and its running worker
-   has an in-sync copy (the new owner also translates). */
-#define serving_conn  ((owner_a && a_w == RUN && a_rep) || \
+   serves it from an in-sync copy (the new owner also translates). */
+#define serving_conn  ((owner_a && a_w == RUN && a_watch != CONFIRM && a_rep) || \
                        (owner_b && b_w == RUN && b_rep && b_xlate))
 
-/* The address is served at all (new connections work): an owner's worker
-   runs, or the owner has no rules left, so its kernel serves as a plain
-   server. An owner whose worker is paused or dead but whose rules are still
-   in place drops everything: a black hole. */
-#define serving_any  ((owner_a && (a_w == RUN || !a_rules)) || \
-                      (owner_b && (b_w == RUN || !b_rules)))
+/* The address is served at all (new connections work): an owner lets
+   segments out. An owner whose worker is paused, dead or confirming while its
+   rules are in place drops everything: a black hole (for a while). */
+#define serving_any  (emit_a || emit_b)
 
 /* Some worker is alive at all (running, paused or fenced). */
 #define worker_up  ((a_up && a_w != DEAD) || (b_up && b_w != DEAD))
@@ -111,56 +167,152 @@ bool a_rebooted = false;  /* REBOOT_A only: host A came back; no bridge, no guar
 /* The client's segments go to whoever owns the address (the router's ARP
    cache may point at either owner; the model sends to all of them). The
    connection is reset if
-   - both hosts own the address (both answer, in two sequence spaces), or
+   - both owners send to the client (two sequence spaces), or
    - an owner's kernel sees the segment itself: its rules are gone (nothing
      stops the kernel from answering a connection it has in another sequence
      space, or not at all), or
-   - an owner's running worker has no in-sync copy to serve it from, or (the
-     secondary after takeover) does not translate yet, so its kernel, whose
-     sockets are bound to its own address, answers with RST.
-   An owner whose worker is paused or dead but whose rules are still in place
-   drops the segment: a stall, not a reset. */
-#define reset_by_a  (owner_a && (!a_rules || (a_w == RUN && !a_rep)))
+   - an owner's running worker, letting segments out, has no in-sync copy to
+     serve it from, or (the secondary after takeover) does not translate yet,
+     so its kernel, whose sockets are bound to its own address, answers RST.
+   An owner that drops the segment (worker paused or dead with its rules in
+   place, or the primary confirming) stalls it: not a reset. */
+#define reset_by_a  (owner_a && (!a_rules || (a_w == RUN && a_sends && !a_rep)))
 #define reset_by_b  (owner_b && (!b_rules || (b_w == RUN && (!b_rep || !b_xlate))))
-#define reset_cond  (two_owners || reset_by_a || reset_by_b)
+#define reset_cond  ((emit_a && emit_b) || reset_by_a || reset_by_b)
+
+/* The environment has settled: no partition, both links up, ARP reliable. */
+#define settled  (!part && a_link && b_link && !arp_lossy)
+
+/* ---- the replication channel B -> A ---------------------------------------- */
+/* A datagram from B reaches A if the channel is not partitioned, both links
+   are up, and B does not hold the service address: A's node address is the
+   service address, so once B has it configured, B's datagrams to it stay on
+   B. */
+#ifdef HB_REACHES_PEER
+#define b_to_a_lost  false
+#else
+#define b_to_a_lost  b_addr
+#endif
+#define b_to_a_path  (!part && a_link && b_link && a_up && !b_to_a_lost)
+
+/* A heartbeat from A reaches B now: A's worker runs and sends heartbeats (not
+   while it confirms), and the channel and both links are up. (A's heartbeats
+   go to B's node address, which is never the service address.) */
+#define a_to_b_heartbeat  (a_up && a_w == RUN && a_watch != CONFIRM && !part && a_link && b_link && b_up)
 
 /* ============================================================================
- * Primary worker (A). While running (not paused, not dead) it serves and, in
- * each step, reads the secondary's latest heartbeat:
- * - "promoted": the peer took the address over; it releases the address and
- *   stops serving for good (fences itself);
- * - none for a while: it gives up on the secondary and serves alone. That
- *   ends the protection of the connection (the secondary's copy is no longer
- *   kept in sync) but does not change ownership. The model lets this verdict
- *   be false (a late heartbeat, a busy host): it may come whenever no
- *   heartbeat is waiting. With NO_FALSE_GIVE_UP it comes only when the
- *   secondary really is silent (partition, its worker not running, its host
- *   down).
- * Its own heartbeats to the secondary are not modelled: the secondary's
- * detector is allowed to suspect at any moment anyway (see below).
+ * Primary worker (A). While running it serves and, in each step, does one of
+ * the things its loop does:
+ * - reads the secondary's latest message:
+ *   "promoted": the peer took the address over; it releases the address and
+ *   stops for good (yields, exit status 3);
+ *   any other: the secondary is heard; if it had been given up, it is taken
+ *   back: the watch stops, and the released message makes the secondary
+ *   forget the connection (it was served alone: PrimaryBridge.keysServedByPrimaryAlone;
+ *   a promoted secondary ignores it);
+ * - gives up on the secondary (its detector: no message for the detection
+ *   time) and starts CONFIRMING. The model lets this verdict be false (a late
+ *   heartbeat, a busy host): it may come whenever no message is waiting. With
+ *   NO_FALSE_GIVE_UP it comes only when the secondary really is silent;
+ * - reads ARP frames from another holder of the address: while confirming or
+ *   watching, it yields (release, keep the rules, exit status 3); otherwise
+ *   the frame is read and ignored;
+ * - sends a probe (confirming or watching); one probe stands for the round of
+ *   three. A probe that cannot be sent (link down) starts the confirming
+ *   round over; while watching it is just not sent;
+ * - judges the confirming round once its probe is gone and no answer waits
+ *   (answers are read first): unanswered, it serves alone and WATCHES;
+ * - while watching with its link up, sends the client what its kernel sends
+ *   (served alone: the secondary's copy no longer matches what the client
+ *   has).
+ * While confirming, nothing goes to clients and no heartbeat goes out.
  * ==========================================================================*/
 #ifdef NO_FALSE_GIVE_UP
-#define may_give_up  (part || !b_up || b_w != RUN)   /* only a real silence */
+#define may_give_up  (!b_to_a_path || !b_up || b_w != RUN)   /* only a real silence */
 #else
-#define may_give_up  true                            /* a false verdict too */
+#define may_give_up  true                                     /* a false verdict too */
 #endif
+
+#ifdef MUT_NO_CONFIRM
+#define FIRST_PHASE WATCH      /* mutation: serves alone at once */
+#else
+#define FIRST_PHASE CONFIRM
+#endif
+
+/* the primary yields: releases the address, keeps its rules, stops for good */
+#define YIELD  a_addr = false; a_rep = false; a_w = FENCED; a_watch = IDLE; a_probed = false
 
 active proctype PrimaryWorker()
 {
 end_serve:
     do
-    :: atomic { a_w == RUN ->
-        if
-        :: hb_b2a == PROMOTED ->
+    /* the secondary's latest message */
+    :: atomic { a_w == RUN && hb_b2a == PROMOTED ->
 #ifdef MUT_IGNORE_PROMOTED
-            hb_b2a = NONE                                  /* mutation: ignored */
+        hb_b2a = NONE                                      /* mutation: ignored */
 #else
-            a_addr = false; a_rep = false; a_w = FENCED    /* fence: release, stop */
+        hb_b2a = NONE; YIELD
 #endif
-        :: hb_b2a == SECONDARY -> hb_b2a = NONE            /* peer alive */
-        :: hb_b2a == NONE && !a_alone && may_give_up -> a_alone = true; b_rep = false  /* give up */
-        :: hb_b2a == NONE -> skip                          /* still waiting */
+       }
+    :: atomic { a_w == RUN && hb_b2a == SECONDARY -> hb_b2a = NONE;
+        if
+        :: a_alone ->                                      /* the secondary is back */
+#ifdef FIX_CONFIRM_COMPLETES
+            if
+            :: a_watch == CONFIRM -> skip                  /* fix: finish the round first */
+            :: else ->
+#endif
+            a_alone = false; a_watch = IDLE; a_probed = false;
+            if :: !b_promoted -> b_rep = false :: else -> skip fi   /* released */
+#ifdef FIX_CONFIRM_COMPLETES
+            fi
+#endif
+        :: else -> skip
         fi }
+    /* the detector gives up on the secondary */
+    :: atomic { a_w == RUN && hb_b2a == NONE && !a_alone && may_give_up ->
+        a_alone = true; a_watch = FIRST_PHASE; a_probed = false }
+    /* ARP from another holder of the address */
+    :: atomic { a_w == RUN && a_holder -> a_holder = false;
+        if
+#ifndef MUT_IGNORE_HOLDER
+        :: a_watch != IDLE -> YIELD
+#endif
+        :: else -> skip
+        fi }
+    /* a probe (confirming or watching) */
+    :: atomic { a_w == RUN && a_watch != IDLE && !a_probed ->
+        if
+        :: a_link ->                                       /* it crosses the segment: */
+            if :: owner_b -> a_holder = true :: else -> skip fi;   /* a holder answers */
+            a_probed = true
+#if defined(SILENT_LINK) || defined(MUT_CONFIRM_NO_RESTART)
+        :: !a_link -> a_probed = true                      /* "sent", lost without a trace */
+#else
+        :: !a_link -> skip                                 /* not sent: confirming starts over */
+#endif
+        fi }
+    /* a probe's answer window is over, no answer waiting */
+    :: atomic { a_w == RUN && a_watch != IDLE && a_probed && !a_holder ->
+        a_probed = false;
+        if
+        :: a_watch == CONFIRM ->
+#ifdef FIX_CONFIRM_COMPLETES
+            if
+            :: hb_b2a == SECONDARY -> a_alone = false; a_watch = IDLE; hb_b2a = NONE;
+                                     if :: !b_promoted -> b_rep = false :: else -> skip fi
+            :: else -> a_watch = WATCH
+            fi
+#else
+            a_watch = WATCH                                /* unanswered: serve alone */
+#endif
+#ifdef MUT_NO_WATCH
+        ;   a_watch = IDLE                                 /* mutation: no more probes */
+#endif
+        :: else -> skip                                    /* watching: probe again later */
+        fi }
+    /* serving alone, link up: the client gets what only A's kernel sent */
+    :: atomic { a_w == RUN && a_alone && a_sends && a_link && a_addr && b_rep -> b_rep = false }
     od
 }
 
@@ -171,38 +323,63 @@ end_serve:
  * while it is not promoted (a false alarm only costs a probe round). The
  * design must therefore be safe whatever the detector decides: only the ARP
  * probe round protects the address.
- * A probe round: send the probe, then a window in which answers are read,
- * then judge. "Reliable ARP" means the window is long enough: it closes only
- * once the probe has reached every host and their answers have been read
- * (the design's 5 ms after the last probe is assumed to suffice).
+ * A probe round: send the probe (one stands for the round of three); if it
+ * cannot be sent (link down) the round counts as answered. Then a window in
+ * which answers are read, then judge. "Reliable ARP" means the window is long
+ * enough: it closes only once the probe has reached every host and their
+ * answers have been read (the window runs from when the probe left, and
+ * answers are read before the round is judged: TakeoverCoordinator.probeSent).
  * If anything answered, it does not take over and probes again later.
- * Otherwise it takes over: translation first, then the address (plus
- * gratuitous ARP, not modelled: the client reaches every owner anyway), and
- * its heartbeats then say "promoted".
- * Each step sends a heartbeat carrying its state, unless the channel is
- * partitioned (then the datagram is lost).
+ * Otherwise it takes over: translation first, then the address and a
+ * gratuitous ARP (which the primary reads as a holder's frame).
+ * Heartbeats carry its state, in every step it chooses to send one (also
+ * during a round). Promoted, it announces the address again whenever it hears
+ * the primary's heartbeat (or sees the primary's probe: the Segment below).
  * ==========================================================================*/
+inline b_heartbeat() {
+    if
+    :: b_to_a_path -> hb_b2a = (b_promoted -> PROMOTED : SECONDARY)
+    :: else -> skip                                        /* lost */
+    fi
+}
+
+inline b_announce() {
+    if :: b_link && a_link && a_up -> a_holder = true :: else -> skip fi
+}
+
 active proctype SecondaryWorker()
 {
     bool answered = false;
+    bool hb_sent = false;           /* a heartbeat went out during this window */
     bool gave_up_probing = false;   /* only MUT_PROBE_ONCE ever sets it */
 end_watch:
     do
-    :: atomic { b_w == RUN && b_promoted ->
-        if :: !part -> hb_b2a = PROMOTED :: else -> skip fi }
+    :: atomic { b_w == RUN && b_promoted ->                /* serving */
+        b_heartbeat();
+        if :: a_to_b_heartbeat -> b_announce()             /* the primary is heard: */
+           :: else -> skip                                 /* announce again */
+        fi }
     :: atomic { b_w == RUN && !b_promoted && !gave_up_probing ->
-        if :: !part -> hb_b2a = SECONDARY :: else -> skip fi;
-        answered = false;
-        probe = true }                                     /* suspect: send the probe */
+        b_heartbeat();
+        answered = false; hb_sent = false;
+        if
+        :: b_link -> b_probe = true                        /* suspect: send the probe */
+#ifdef SILENT_LINK
+        :: !b_link -> skip                                 /* "sent", lost without a trace */
+#else
+        :: !b_link -> answered = true                      /* not sent: no takeover this round */
+#endif
+        fi }
 #ifdef MUT_JUDGE_EARLY
         /* mutation: the round is judged from what has arrived so far,
            before the window in which the answers are read */
-        atomic { b_w == RUN -> answered = answer; answer = false };
+        atomic { b_w == RUN -> answered = answered || b_ans; b_ans = false };
 #else
 end_window:
         do
-        :: atomic { b_w == RUN && answer -> answer = false; answered = true }
-        :: atomic { b_w == RUN && !probe && !answer -> break }  /* window over */
+        :: atomic { b_w == RUN && b_ans -> b_ans = false; answered = true }
+        :: atomic { b_w == RUN && !hb_sent -> b_heartbeat(); hb_sent = true }
+        :: atomic { b_w == RUN && !b_probe && !b_ans -> break }  /* window over */
         od;
 #endif
 end_judge:
@@ -217,11 +394,11 @@ end_judge:
 #ifdef MUT_ADDR_BEFORE_XLATE
             atomic { b_w == RUN -> b_addr = true };
 end_claim_m:
-            atomic { b_w == RUN -> b_xlate = true; b_promoted = true }
+            atomic { b_w == RUN -> b_xlate = true; b_promoted = true; b_announce() }
 #else
             atomic { b_w == RUN -> b_xlate = true };
 end_claim:
-            atomic { b_w == RUN -> b_addr = true; b_promoted = true }
+            atomic { b_w == RUN -> b_addr = true; b_promoted = true; b_announce() }
 #endif
         fi
     od
@@ -229,20 +406,26 @@ end_claim:
 
 /* ============================================================================
  * ARP on the shared segment: the kernels. A host's kernel answers a probe
- * for the service address whenever the host is up and the address is
- * configured on it, independent of its worker. With LOSSY_ARP a probe or an
- * answer can be lost.
+ * for the service address whenever it owns it (up, address configured, link
+ * up), independent of its worker; a probe or answer needs both links up when
+ * it crosses the segment. The secondary's worker, promoted, also announces
+ * again when it sees the primary's probe (the same frame for A as its
+ * kernel's answer). With LOSSY_ARP a frame can be lost, until ARP becomes
+ * reliable for good (a step that may or may not happen).
  * ==========================================================================*/
 active proctype Segment()
 {
 end_arp:
     do
-    :: atomic { probe ->
-        if :: owner_a || owner_b -> answer = true :: else -> skip fi;
-        probe = false }
+    :: atomic { b_probe ->
+        if :: b_link && owner_a -> b_ans = true :: else -> skip fi;
+        b_probe = false }
 #ifdef LOSSY_ARP
-    :: atomic { probe -> probe = false }                   /* probe lost */
-    :: atomic { answer -> answer = false }                 /* answer lost */
+    :: atomic { arp_lossy && b_probe -> b_probe = false }  /* probe lost */
+    :: atomic { arp_lossy && b_ans -> b_ans = false }      /* answer lost */
+    :: atomic { arp_lossy && a_holder -> a_holder = false }/* A's probe, its answer, or an
+                                                              announcement lost */
+    :: atomic { arp_lossy -> arp_lossy = false }           /* from now on, no loss */
 #endif
     od
 }
@@ -251,19 +434,14 @@ end_arp:
  * Guardians: the parent of each worker; dies only with its host. When the
  * worker dies, or hangs past the hang timeout (the guardian then kills it:
  * SIGKILL also ends a stopped process, and the guardian waits for it), the
- * guardian releases the address if its host holds it, then removes the
- * firewall rules, then exits. A fenced worker is not dead: its guardian does
- * nothing (in the code the bridge exits with status 3 and the guardian
- * leaves the host as it is).
- * With ROLE_POLICY the guardian instead does what GuardianPolicy.swift
- * decides from the role and the worker's state (here: its true state; the
- * code uses the last state the worker reported):
+ * guardian does what GuardianPolicy.swift decides from the role and the state
+ * the worker reported (here: its true state), then exits:
  *   primary replicating      release the address, keep the rules
- *   primary alone            remove the rules, keep the address (plain server)
- *   secondary promoted       release the address, remove the rules (750cbb7)
- *                            or, with ROLE_POLICY_PROMOTED_KEEPS (f53eeec),
- *                            remove the rules, keep the address: plain server
+ *   primary alone            remove the rules, keep the address (plain server);
+ *                            "alone" is also the state while it confirms
+ *   secondary promoted       remove the rules, keep the address (plain server)
  *   secondary not promoted   remove the rules
+ * A fenced worker (exit status 3) is not dead: its guardian does nothing.
  * ==========================================================================*/
 active proctype GuardianA()
 {
@@ -274,27 +452,26 @@ end_watch:
 #endif
     :: atomic { a_up && !a_rebooted && a_w == DEAD -> break }             /* worker gone */
     od;
-#if defined(ROLE_POLICY)
 end_policy:
     atomic { a_up && !a_rebooted ->
         if
-        :: !a_alone -> a_addr = false     /* replicating: release, keep the rules */
+        :: !a_alone ->                    /* replicating: release, keep the rules */
+#if defined(MUT_RULES_FIRST)
+            a_rules = false               /* mutation: rules first (release below) */
+#elif defined(MUT_NO_RELEASE)
+            skip                          /* mutation: the address stays */
+#else
+            a_addr = false
+#endif
         :: else -> a_rules = false        /* alone: keep the address, remove the
                                              rules: a plain server from now on */
-        fi }
-#elif defined(MUT_RULES_FIRST)
-end_rules_m:
-    atomic { a_up && !a_rebooted -> a_rules = false };
+        fi };
+#ifdef MUT_RULES_FIRST
 end_release_m:
-    atomic { a_up && !a_rebooted -> a_addr = false }
-#else
-end_release:
-#ifndef MUT_NO_RELEASE
-    atomic { a_up && !a_rebooted -> a_addr = false };
+    atomic { a_up && !a_rebooted && !a_alone -> a_addr = false }
 #endif
-end_rules:
-    atomic { a_up && !a_rebooted -> a_rules = false }
-#endif
+end_done:
+    skip
 }
 
 active proctype GuardianB()
@@ -306,38 +483,17 @@ end_watch:
 #endif
     :: atomic { b_up && b_w == DEAD -> break }
     od;
-#if defined(ROLE_POLICY)
 end_policy:
-    atomic { b_up ->
-        if
-        :: b_promoted ->
-#ifndef ROLE_POLICY_PROMOTED_KEEPS
-            b_addr = false;               /* promoted: release, remove the rules */
-#endif
-            b_rules = false               /* (PROMOTED_KEEPS: a plain server) */
-        :: else -> b_rules = false        /* not promoted: remove the rules */
-        fi }
-#elif defined(MUT_RULES_FIRST)
-end_rules_m:
-    atomic { b_up -> b_rules = false };
-end_release_m:
-    atomic { b_up -> b_addr = false }
-#else
-end_release:
-#ifndef MUT_NO_RELEASE
-    atomic { b_up -> b_addr = false };
-#endif
-end_rules:
-    atomic { b_up -> b_rules = false }
-#endif
+    atomic { b_up -> b_rules = false }    /* promoted: a plain server; else: the
+                                             primary serves alone */
 }
 
 /* ============================================================================
  * Failures: at most NFAIL of them per run. A paused worker may be resumed
  * (SIGCONT; not a new failure) unless its guardian killed it first; a
- * partition may heal (not a new failure). The injector may stop at any time
- * (`break`), so "maybe resumed" and "maybe heals" include "never": weak
- * fairness does not force a resume or a heal.
+ * partition may heal, a link may come back (not new failures). The injector
+ * may stop at any time (`break`), so "maybe resumed" and "maybe heals"
+ * include "never": weak fairness does not force a resume or a heal.
  * A host that goes down takes its worker, guardian and address with it and
  * does not come back (with REBOOT_A, host A may come back: see below).
  * ==========================================================================*/
@@ -362,12 +518,21 @@ end_inject:
     :: atomic { failures < NFAIL && !part ->               /* channel partitioned */
         part = true; failures++ }
     :: atomic { part -> part = false }                     /* ... and heals */
+#ifdef LINK_FAIL
+    :: atomic { failures < NFAIL && a_up && a_link ->      /* A's interface down */
+        a_link = false; failures++ }
+    :: atomic { !a_link -> a_link = true }                 /* ... and up again */
+    :: atomic { failures < NFAIL && b_up && b_link ->      /* B's interface down */
+        b_link = false; failures++ }
+    :: atomic { !b_link -> b_link = true }                 /* ... and up again */
+#endif
 #ifdef REBOOT_A
     /* Host A boots again. Its network configuration adds its own address,
        which is the service address; its bridge is not running (or refuses
        to start), so its worker is dead and it has no rules. */
-    :: atomic { !a_up -> a_up = true; a_rebooted = true;
-                 a_addr = true; a_rules = false; a_w = DEAD; a_rep = false }
+    :: atomic { !a_up -> a_up = true; a_rebooted = true; a_link = true;
+                 a_addr = true; a_rules = false; a_w = DEAD; a_rep = false;
+                 a_watch = IDLE; a_probed = false }
 #endif
     :: break                                               /* no more failures */
     od
@@ -377,7 +542,8 @@ end_inject:
  * Properties. Run one at a time: pan -N <name>.
  * ==========================================================================*/
 
-/* 1. Never two owners of the service address (reliable ARP). */
+/* 1. Never two owners of the service address (reliable ARP, no link
+      failures). */
 ltl never_two_owners { [] !two_owners }
 
 /* 2. A connection with a live replica is never reset: whenever the client's
@@ -395,12 +561,18 @@ ltl no_black_hole { [] (live_replica -> <> (serving_conn || !live_replica)) }
        eventually the address is served (by a worker or a plain kernel). */
 ltl service_resumes { [] (worker_up -> <> (serving_any || !worker_up)) }
 
-/* 4. Lossy ARP: once the partition (if any) has healed for good, two owners
-      are eventually resolved to exactly one. */
-ltl split_brain_resolved { (<> [] !part) -> [] (two_owners -> <> one_owner) }
+/* 4. Two owners are eventually resolved to exactly one, provided the
+      environment settles for good (partition healed, links up, ARP no longer
+      lossy). */
+ltl split_brain_resolved { (<> [] settled) -> [] (two_owners -> <> one_owner) }
+
+/* 5. The primary never sends to clients while another host owns the address. */
+ltl no_double_send { [] !(emit_a && owner_b) }
 
 /* Reachability (vacuity) checks: these must FAIL, which shows that the
    situations the properties above talk about really occur in the model. */
 ltl reach_reset { [] !reset_cond }                 /* resets happen (stale copies) */
 ltl reach_outage { [] (live_replica -> serving_conn) } /* outages happen, for a while */
-/* (and under LOSSY_ARP, never_two_owners must fail: two owners arise) */
+ltl reach_yield { [] (a_w != FENCED) }             /* the primary yields */
+ltl reach_watch { [] (a_watch != WATCH) }          /* the primary serves alone, watching */
+/* (and under LOSSY_ARP or LINK_FAIL, never_two_owners must fail) */

@@ -76,8 +76,12 @@ public struct DaemonConfiguration: Sendable {
         self.relayBundleBytes = relayBundleBytes
     }
 
-    /// About eleven full IP fragments on a 1,500-byte MTU.
-    public static let defaultRelayBundleBytes = 16_000
+    /// The UDP payload that fills one 1,500-byte frame (1,500 − 20 − 8): replication datagrams
+    /// are never IP fragments. A fragment lost (or, in a partition, the first fragments dropped
+    /// by a filter on the UDP port while the rest pass) leaves incomplete datagrams that hold
+    /// the receiver's reassembly memory for 30 s (`ipfrag_time`); once that memory is full every
+    /// relayed datagram is dropped, and protected connections hang for tens of seconds.
+    public static let defaultRelayBundleBytes = 1_472
 
     /// Heartbeats missed before the peer counts as failed, when not told: 8 on the primary
     /// (its verdict ends the protection of every connection, so a busy secondary must not

@@ -88,12 +88,13 @@ struct BridgeOptions: ParsableArguments {
     var noSegmentationOffload = false
 
     @Option(help: ArgumentHelp(
-        "Secondary: largest replication datagram, in bytes, in which segments its kernel sent in one burst are relayed together; 0 relays each on its own.",
+        "Secondary: largest replication datagram (UDP payload, bytes); what its kernel sends is relayed in pieces that fit, bundled up to it. 0: each segment in a datagram of its own, cut to the client's MSS.",
         discussion: """
-            Bundling saves the secondary a system call and a MAC per segment, and fills the datagram's IP \
-            fragments to the MTU. A lost fragment loses the whole datagram (the primary asks for it again), so \
-            keep it small on a lossy replication path; 0 when the path drops IP fragments (then use an MTU of \
-            at least 1,600 bytes there, so that a full-size segment fits one frame).
+            The default, 1472, fills one 1,500-byte frame, so replication datagrams are never IP fragments: a \
+            lost fragment leaves an incomplete datagram in the primary's reassembly memory for 30 s, and once \
+            that memory is full every relayed datagram is dropped (connections hang). Raise it only on a \
+            replication path with a larger MTU (jumbo frames: 8972 for 9000). With 0 a full-size segment no \
+            longer fits one frame and travels in fragments.
             """))
     var relayBundleBytes: Int = DaemonConfiguration.defaultRelayBundleBytes
 
@@ -139,8 +140,8 @@ struct BridgeOptions: ParsableArguments {
         guard maxConnections > 0, maxQueuedBytes >= 65_536 else {
             throw ValidationError("--max-connections must be positive and --max-queued-bytes at least 65536")
         }
-        guard relayBundleBytes == 0 || (1_600...65_000).contains(relayBundleBytes) else {
-            throw ValidationError("--relay-bundle-bytes must be 0 (no bundling) or between 1600 and 65000")
+        guard relayBundleBytes == 0 || (576...65_000).contains(relayBundleBytes) else {
+            throw ValidationError("--relay-bundle-bytes must be 0 (no bundling) or between 576 and 65000 (1472 fits a 1,500-byte MTU)")
         }
     }
 
