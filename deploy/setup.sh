@@ -15,7 +15,8 @@ set -Eeuo pipefail
 #   ethtool                 the lab's offload settings
 #   spin, gcc               model checking of the ownership protocol (model/check.sh)
 #   procps                  pgrep/ps in the lab scripts
-PACKAGES=(libnetfilter-queue-dev libpcap-dev iptables iproute2 tcpdump ethtool spin gcc procps)
+#   stress-ng               the CPU hog of the heartbeat-under-load test
+PACKAGES=(libnetfilter-queue-dev libpcap-dev iptables iproute2 tcpdump ethtool spin gcc procps stress-ng)
 
 log() { printf 'setup: %s\n' "$*"; }
 

@@ -31,8 +31,12 @@
  *   REBOOT_A      a host A that went down may come back, with the service
  *                 address configured by its boot-time network configuration
  *                 (beyond the failure list; see README.md "gaps")
- *   FIX_CONFIRM_COMPLETES  a suggested fix, not the code: a confirming round
- *                 is not cut short when the secondary speaks again
+ *   SLOW_JUDGE    drop the timing assumption PROMPT_JUDGE (below): the
+ *                 secondary may judge its round at any time after its probe
+ *   FIX_GUARDIAN_WATCH  a suggested fix, not the code: the guardian of a
+ *                 primary that died alone (and kept the address) keeps
+ *                 probing for another holder and releases the address if one
+ *                 answers
  * Mutations, each of which must make one property fail (check.sh --mutants):
  *   MUT_JUDGE_EARLY        the secondary judges a probe round before the
  *                          window in which answers are read
@@ -55,6 +59,9 @@
  *                          stops probing
  *   MUT_CONFIRM_NO_RESTART a probe that cannot be sent counts as sent and
  *                          unanswered (the round is not started over)
+ *   MUT_NO_REANNOUNCE      a promoted secondary does not announce the address
+ *                          again when it hears the primary
+ *   MUT_HB_WHILE_CONFIRMING  the primary sends heartbeats while confirming
  *
  * Time is abstracted away: every step may take any time. Where the design
  * relies on a timing bound, the model says so at that step.
@@ -83,6 +90,11 @@ mtype = { NONE, SECONDARY, PROMOTED };
 /* ---- hosts ---------------------------------------------------------------- */
 bool a_up = true;       bool b_up = true;       /* host is up (never returns, unless REBOOT_A) */
 bool a_link = true;     bool b_link = true;     /* its interface is up (LINK_FAIL) */
+bool a_link_went = false; bool b_link_went = false; /* the link went down since the host's
+                                                    current probe round began: one probe
+                                                    stands for three, 5 ms apart, so a
+                                                    later one of the round could not be
+                                                    sent (unless SILENT_LINK) */
 bool a_addr = true;     bool b_addr = false;    /* service address configured on the interface */
 bool a_rules = true;    bool b_rules = true;    /* the worker's iptables rules (NFQUEUE, no
                                                     bypass: while no worker reads the queue,
@@ -94,6 +106,9 @@ bool a_alone = false;     /* the primary's detector declared the secondary faile
                              (its reported state is "alone") */
 byte a_watch = IDLE;      /* the primary's AddressConflictWatch phase */
 bool b_promoted = false;  /* secondary took the address over */
+bool b_round = false;     /* the secondary's probe crossed the segment (or was
+                             lost) unanswered, and the round is not judged (or
+                             the claim not made) yet */
 bool b_xlate = false;     /* secondary translates inherited connections
                              (service address <-> its own) */
 bool part = false;        /* replication channel partitioned */
@@ -198,7 +213,12 @@ bool a_rebooted = false;  /* REBOOT_A only: host A came back; no bridge, no guar
 /* A heartbeat from A reaches B now: A's worker runs and sends heartbeats (not
    while it confirms), and the channel and both links are up. (A's heartbeats
    go to B's node address, which is never the service address.) */
-#define a_to_b_heartbeat  (a_up && a_w == RUN && a_watch != CONFIRM && !part && a_link && b_link && b_up)
+#ifdef MUT_HB_WHILE_CONFIRMING
+#define a_hb_out  (a_w == RUN)                             /* mutation: also while confirming */
+#else
+#define a_hb_out  (a_w == RUN && a_watch != CONFIRM)
+#endif
+#define a_to_b_heartbeat  (a_up && a_hb_out && !part && a_link && b_link && b_up)
 
 /* ============================================================================
  * Primary worker (A). While running it serves and, in each step, does one of
@@ -239,6 +259,28 @@ bool a_rebooted = false;  /* REBOOT_A only: host A came back; no bridge, no guar
 #define FIRST_PHASE CONFIRM
 #endif
 
+/* PROMPT_JUDGE, a timing assumption (dropped with SLOW_JUDGE): a running
+   secondary judges its round, and claims if it is unanswered, before the
+   primary can complete a whole confirming round after it. A confirming
+   round whose probes can only have left once the secondary's probe had
+   crossed needs >= 15 ms (3 probes 5 ms apart, the last one given 5 ms); the
+   secondary judges 5 ms after its last probe plus one turn of its loop. So
+   the assumption holds while the secondary's loop turns within ~10 ms; a
+   paused secondary (SIGSTOP, a hang) is not covered by it. */
+#ifdef SLOW_JUDGE
+#define b_round_due  false
+#else
+#define b_round_due  (b_round && b_w == RUN)
+#endif
+
+/* A later probe of the confirming round could not be sent: the round
+   starts over (probeFailed). */
+#ifdef MUT_CONFIRM_NO_RESTART
+#define a_round_broken  false                              /* mutation: counted as sent */
+#else
+#define a_round_broken  a_link_went
+#endif
+
 /* the primary yields: releases the address, keeps its rules, stops for good */
 #define YIELD  a_addr = false; a_rep = false; a_w = FENCED; a_watch = IDLE; a_probed = false
 
@@ -246,73 +288,81 @@ active proctype PrimaryWorker()
 {
 end_serve:
     do
-    /* the secondary's latest message */
-    :: atomic { a_w == RUN && hb_b2a == PROMOTED ->
-#ifdef MUT_IGNORE_PROMOTED
-        hb_b2a = NONE                                      /* mutation: ignored */
-#else
-        hb_b2a = NONE; YIELD
-#endif
-       }
-    :: atomic { a_w == RUN && hb_b2a == SECONDARY -> hb_b2a = NONE;
+    :: atomic { a_w == RUN ->
+        /* 1. the replication channel: the secondary's latest message */
         if
-        :: a_alone ->                                      /* the secondary is back */
-#ifdef FIX_CONFIRM_COMPLETES
+        :: hb_b2a == PROMOTED -> hb_b2a = NONE;
+#ifdef MUT_IGNORE_PROMOTED
+            skip                                           /* mutation: ignored */
+#else
+            YIELD
+#endif
+        :: hb_b2a == SECONDARY -> hb_b2a = NONE;
             if
-            :: a_watch == CONFIRM -> skip                  /* fix: finish the round first */
-            :: else ->
-#endif
-            a_alone = false; a_watch = IDLE; a_probed = false;
-            if :: !b_promoted -> b_rep = false :: else -> skip fi   /* released */
-#ifdef FIX_CONFIRM_COMPLETES
+            :: a_alone ->                                  /* the secondary is back */
+                a_alone = false; a_watch = IDLE; a_probed = false;
+                if :: !b_promoted -> b_rep = false :: else -> skip fi   /* released */
+            :: else -> skip
             fi
+        :: else -> skip
+        fi;
+        /* 2. ARP: frames from another holder of the address */
+        if
+        :: a_w == RUN && a_holder -> a_holder = false;
+            if
+#ifndef MUT_IGNORE_HOLDER
+            :: a_watch != IDLE -> YIELD                    /* it holds the address: yield */
 #endif
+            :: else -> skip                                /* read, ignored */
+            fi
+        :: else -> skip
+        fi;
+        /* 3. the watch: a probe, or the end of a probe's answer window */
+        if
+        :: a_w == RUN && a_watch != IDLE && !a_probed ->
+            if
+            :: a_link ->                                   /* it crosses the segment: */
+                if :: owner_b -> a_holder = true :: else -> skip fi;  /* a holder answers */
+                a_probed = true; a_link_went = false
+#if defined(SILENT_LINK) || defined(MUT_CONFIRM_NO_RESTART)
+            :: !a_link -> a_probed = true                  /* "sent", lost without a trace */
+#else
+            :: !a_link -> skip                             /* not sent: the round starts over */
+#endif
+            fi
+        :: a_w == RUN && a_watch != IDLE && a_probed && !b_round_due ->  /* answers were read in 2 */
+            a_probed = false;
+            if
+            :: a_watch == CONFIRM && a_round_broken ->     /* a later probe of the round */
+                skip                                       /* failed: the round starts over */
+            :: a_watch == CONFIRM && !a_round_broken ->    /* unanswered: serve alone */
+#if defined(MUT_NO_WATCH)
+                a_watch = IDLE                             /* mutation: no more probes */
+#else
+                a_watch = WATCH
+#endif
+            :: else -> skip                                /* watching: probe again later */
+            fi
+        :: else -> skip
+        fi;
+        /* 4. serving alone with its link up: the client gets what only A's
+              kernel sent; the secondary's copy no longer matches */
+        if
+        :: a_w == RUN && a_alone && a_sends && a_link && a_addr && b_rep -> b_rep = false
         :: else -> skip
         fi }
-    /* the detector gives up on the secondary */
+    od
+}
+
+/* The primary's failure detector, part of its worker: a process of its own
+   only so that weak fairness applies to it separately (a detector whose
+   verdict stays due fires, however busy the worker's loop is). */
+active proctype PrimaryDetector()
+{
+end_detect:
+    do
     :: atomic { a_w == RUN && hb_b2a == NONE && !a_alone && may_give_up ->
         a_alone = true; a_watch = FIRST_PHASE; a_probed = false }
-    /* ARP from another holder of the address */
-    :: atomic { a_w == RUN && a_holder -> a_holder = false;
-        if
-#ifndef MUT_IGNORE_HOLDER
-        :: a_watch != IDLE -> YIELD
-#endif
-        :: else -> skip
-        fi }
-    /* a probe (confirming or watching) */
-    :: atomic { a_w == RUN && a_watch != IDLE && !a_probed ->
-        if
-        :: a_link ->                                       /* it crosses the segment: */
-            if :: owner_b -> a_holder = true :: else -> skip fi;   /* a holder answers */
-            a_probed = true
-#if defined(SILENT_LINK) || defined(MUT_CONFIRM_NO_RESTART)
-        :: !a_link -> a_probed = true                      /* "sent", lost without a trace */
-#else
-        :: !a_link -> skip                                 /* not sent: confirming starts over */
-#endif
-        fi }
-    /* a probe's answer window is over, no answer waiting */
-    :: atomic { a_w == RUN && a_watch != IDLE && a_probed && !a_holder ->
-        a_probed = false;
-        if
-        :: a_watch == CONFIRM ->
-#ifdef FIX_CONFIRM_COMPLETES
-            if
-            :: hb_b2a == SECONDARY -> a_alone = false; a_watch = IDLE; hb_b2a = NONE;
-                                     if :: !b_promoted -> b_rep = false :: else -> skip fi
-            :: else -> a_watch = WATCH
-            fi
-#else
-            a_watch = WATCH                                /* unanswered: serve alone */
-#endif
-#ifdef MUT_NO_WATCH
-        ;   a_watch = IDLE                                 /* mutation: no more probes */
-#endif
-        :: else -> skip                                    /* watching: probe again later */
-        fi }
-    /* serving alone, link up: the client gets what only A's kernel sent */
-    :: atomic { a_w == RUN && a_alone && a_sends && a_link && a_addr && b_rep -> b_rep = false }
     od
 }
 
@@ -356,12 +406,15 @@ end_watch:
     do
     :: atomic { b_w == RUN && b_promoted ->                /* serving */
         b_heartbeat();
-        if :: a_to_b_heartbeat -> b_announce()             /* the primary is heard: */
+        if
+#ifndef MUT_NO_REANNOUNCE
+           :: a_to_b_heartbeat -> b_announce()             /* the primary is heard: */
+#endif
            :: else -> skip                                 /* announce again */
         fi }
     :: atomic { b_w == RUN && !b_promoted && !gave_up_probing ->
         b_heartbeat();
-        answered = false; hb_sent = false;
+        answered = false; hb_sent = false; b_link_went = false;
         if
         :: b_link -> b_probe = true                        /* suspect: send the probe */
 #ifdef SILENT_LINK
@@ -379,12 +432,15 @@ end_window:
         do
         :: atomic { b_w == RUN && b_ans -> b_ans = false; answered = true }
         :: atomic { b_w == RUN && !hb_sent -> b_heartbeat(); hb_sent = true }
-        :: atomic { b_w == RUN && !b_probe && !b_ans -> break }  /* window over */
+        :: atomic { b_w == RUN && !b_probe && !b_ans ->          /* window over */
+            answered = answered || b_link_went; break }            /* (a later probe
+                                                    failed: the round counts as answered) */
         od;
 #endif
 end_judge:
         if
         :: b_w == RUN && answered ->                       /* a host answered */
+            b_round = false;
 #ifdef MUT_PROBE_ONCE
             gave_up_probing = true
 #else
@@ -394,11 +450,11 @@ end_judge:
 #ifdef MUT_ADDR_BEFORE_XLATE
             atomic { b_w == RUN -> b_addr = true };
 end_claim_m:
-            atomic { b_w == RUN -> b_xlate = true; b_promoted = true; b_announce() }
+            atomic { b_w == RUN -> b_xlate = true; b_promoted = true; b_announce(); b_round = false }
 #else
             atomic { b_w == RUN -> b_xlate = true };
 end_claim:
-            atomic { b_w == RUN -> b_addr = true; b_promoted = true; b_announce() }
+            atomic { b_w == RUN -> b_addr = true; b_promoted = true; b_announce(); b_round = false }
 #endif
         fi
     od
@@ -418,10 +474,10 @@ active proctype Segment()
 end_arp:
     do
     :: atomic { b_probe ->
-        if :: b_link && owner_a -> b_ans = true :: else -> skip fi;
+        if :: b_link && owner_a -> b_ans = true :: else -> b_round = true fi;
         b_probe = false }
 #ifdef LOSSY_ARP
-    :: atomic { arp_lossy && b_probe -> b_probe = false }  /* probe lost */
+    :: atomic { arp_lossy && b_probe -> b_probe = false; b_round = true }  /* probe lost */
     :: atomic { arp_lossy && b_ans -> b_ans = false }      /* answer lost */
     :: atomic { arp_lossy && a_holder -> a_holder = false }/* A's probe, its answer, or an
                                                               announcement lost */
@@ -470,6 +526,17 @@ end_policy:
 end_release_m:
     atomic { a_up && !a_rebooted && !a_alone -> a_addr = false }
 #endif
+#ifdef FIX_GUARDIAN_WATCH
+    /* suggested fix: the guardian of a primary that kept the address as a
+       plain server goes on probing for another holder, and releases the
+       address when one answers (a probe crosses only while the link is up;
+       with LOSSY_ARP its answer may be lost) */
+end_guard:
+    do
+    :: atomic { a_up && a_addr && a_link && owner_b ->
+        if :: a_addr = false :: arp_lossy -> skip fi }
+    od
+#endif
 end_done:
     skip
 }
@@ -497,6 +564,12 @@ end_policy:
  * A host that goes down takes its worker, guardian and address with it and
  * does not come back (with REBOOT_A, host A may come back: see below).
  * ==========================================================================*/
+#ifdef SILENT_LINK
+#define LINK_WENT(flag)  skip            /* nothing tells the host */
+#else
+#define LINK_WENT(flag)  flag = true     /* its next probe fails (ENETDOWN) */
+#endif
+
 active proctype Failures()
 {
 end_inject:
@@ -520,10 +593,10 @@ end_inject:
     :: atomic { part -> part = false }                     /* ... and heals */
 #ifdef LINK_FAIL
     :: atomic { failures < NFAIL && a_up && a_link ->      /* A's interface down */
-        a_link = false; failures++ }
+        a_link = false; LINK_WENT(a_link_went); failures++ }
     :: atomic { !a_link -> a_link = true }                 /* ... and up again */
     :: atomic { failures < NFAIL && b_up && b_link ->      /* B's interface down */
-        b_link = false; failures++ }
+        b_link = false; LINK_WENT(b_link_went); failures++ }
     :: atomic { !b_link -> b_link = true }                 /* ... and up again */
 #endif
 #ifdef REBOOT_A
@@ -566,8 +639,10 @@ ltl service_resumes { [] (worker_up -> <> (serving_any || !worker_up)) }
       lossy). */
 ltl split_brain_resolved { (<> [] settled) -> [] (two_owners -> <> one_owner) }
 
-/* 5. The primary never sends to clients while another host owns the address. */
-ltl no_double_send { [] !(emit_a && owner_b) }
+/* 5. The primary never serves alone while another host owns the address
+      (what the confirming round is for: a primary back from a cut-off link
+      must not serve next to the host that took over meanwhile). */
+ltl never_alone_beside_owner { [] !(a_alone && emit_a && owner_b) }
 
 /* Reachability (vacuity) checks: these must FAIL, which shows that the
    situations the properties above talk about really occur in the model. */

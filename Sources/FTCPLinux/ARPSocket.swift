@@ -34,7 +34,7 @@ public final class ARPSocket {
     public init(interface: String) throws(LinuxShellError) {
         let operation = "open ARP socket on \(interface)"
         try EthernetInterface.checkName(interface, operation: operation)
-        let type = SOCK_DGRAM.rawValue | SOCK_CLOEXEC.rawValue | SOCK_NONBLOCK.rawValue
+        let type = SocketType.datagram | SocketType.closeOnExec | SocketType.nonblocking
         let descriptor: Int32
         do {
             descriptor = try systemCall("socket(AF_PACKET, SOCK_DGRAM, ETH_P_ARP)") {

@@ -439,7 +439,7 @@ enum Netlink {
         init(operation: String) throws(AddressClaimError) {
             do {
                 descriptor = try systemCall("socket(AF_NETLINK, NETLINK_ROUTE)") {
-                    socket(AF_NETLINK, Int32(SOCK_RAW.rawValue | SOCK_CLOEXEC.rawValue), routeProtocol)
+                    socket(AF_NETLINK, SocketType.raw | SocketType.closeOnExec, routeProtocol)
                 }
             } catch {
                 throw Socket.failure(error, operation: operation)

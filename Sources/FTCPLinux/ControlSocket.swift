@@ -17,7 +17,7 @@ public final class ControlSocket {
             throw SystemCallError(call: "bind(\(path)): another ftcp-bridge answers on this control socket", errno: EADDRINUSE)
         }
         unlink(path)
-        fd = try systemCall("socket(AF_UNIX)") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+        fd = try systemCall("socket(AF_UNIX)") { socket(AF_UNIX, SocketType.stream | SocketType.nonblocking | SocketType.closeOnExec, 0) }
         var address = try Self.address(path)
         let descriptor = fd
         do throws(SystemCallError) {
@@ -73,7 +73,7 @@ public final class ControlSocket {
 
     /// Connects to a running bridge's control socket and returns what it says.
     public static func query(path: String) throws(SystemCallError) -> String {
-        let fd = try systemCall("socket(AF_UNIX)") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+        let fd = try systemCall("socket(AF_UNIX)") { socket(AF_UNIX, SocketType.stream | SocketType.closeOnExec, 0) }
         defer { Glibc.close(fd) }
         var address = try address(path)
         let connected = withUnsafePointer(to: &address) { pointer in
@@ -97,7 +97,7 @@ public final class ControlSocket {
     }
 
     private static func isAnswering(path: String) -> Bool {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = socket(AF_UNIX, SocketType.stream | SocketType.closeOnExec, 0)
         guard fd >= 0, var address = try? address(path) else { return false }
         defer { Glibc.close(fd) }
         return withUnsafePointer(to: &address) { pointer in

@@ -149,7 +149,7 @@ public final class NetfilterQueue {
         let fd: Int32
         do throws(SystemCallError) {
             fd = try systemCall("socket(AF_NETLINK, NETLINK_NETFILTER)") {
-                socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), NETLINK_NETFILTER)
+                socket(AF_NETLINK, SocketType.raw | SocketType.closeOnExec, NETLINK_NETFILTER)
             }
         } catch {
             throw NetfilterQueueError(.systemCall, queue: queue, operation: "open netlink socket", systemCallError: error)

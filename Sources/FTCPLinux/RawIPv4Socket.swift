@@ -26,7 +26,7 @@ public final class RawIPv4Socket {
     ///   - nonblocking: when true, a full send buffer makes ``send(_:)-(UnsafeRawBufferPointer)``
     ///     throw ``LinuxShellError/Code/wouldBlock`` instead of waiting.
     public init(mark: UInt32? = nil, sendBufferBytes: Int? = nil, nonblocking: Bool = false) throws(LinuxShellError) {
-        let type = SOCK_RAW.rawValue | SOCK_CLOEXEC.rawValue | (nonblocking ? SOCK_NONBLOCK.rawValue : 0)
+        let type = SocketType.raw | SocketType.closeOnExec | (nonblocking ? SocketType.nonblocking : 0)
         let descriptor: Int32
         do {
             descriptor = try systemCall("socket(AF_INET, SOCK_RAW, IPPROTO_RAW)") {

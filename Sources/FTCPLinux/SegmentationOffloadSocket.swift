@@ -42,7 +42,7 @@ public final class SegmentationOffloadSocket {
         let operation = "open segmentation offload socket on \(interface)"
         try EthernetInterface.checkName(interface, operation: operation)
         let descriptor: Int32
-        let type = Int32(SOCK_RAW.rawValue | SOCK_CLOEXEC.rawValue)
+        let type = SocketType.raw | SocketType.closeOnExec
         do {
             // Protocol 0: the socket receives nothing.
             descriptor = try systemCall("socket(AF_PACKET, SOCK_RAW, 0)") { socket(AF_PACKET, type, 0) }

@@ -39,7 +39,7 @@ public final class UDPSocket {
         let descriptor: Int32
         do {
             descriptor = try systemCall("socket(AF_INET, SOCK_DGRAM)") {
-                socket(AF_INET, Int32(SOCK_DGRAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue), 0)
+                socket(AF_INET, SocketType.datagram | SocketType.nonblocking | SocketType.closeOnExec, 0)
             }
         } catch {
             throw .classifying(error, operation: operation)

@@ -29,7 +29,7 @@ extension LabToolCommand {
                 guard ContinuousClock.now < deadline else {
                     throw ValidationError("timed out after \(index) of \(count) connections")
                 }
-                let socket = try LabSocket(type: SOCK_STREAM)
+                let socket = try LabSocket(type: SocketType.stream)
                 // Close with RST (linger 0) so thousands of connections leave no TIME_WAIT behind.
                 var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
                 setsockopt(socket.fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))

@@ -32,8 +32,8 @@ struct Endpoint: CustomStringConvertible {
 final class LabSocket {
     let fd: Int32
 
-    init(type: __socket_type) throws {
-        fd = try systemCall("socket") { socket(AF_INET, Int32(type.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+    init(type: Int32 = SocketType.stream) throws {
+        fd = try systemCall("socket") { socket(AF_INET, type | SocketType.closeOnExec, 0) }
     }
 
     private init(fd: Int32) {

@@ -62,7 +62,7 @@ extension LabToolCommand {
 
         func run() throws {
             let deadline = common.deadline
-            let listener = try LabSocket(type: SOCK_STREAM)
+            let listener = try LabSocket(type: SocketType.stream)
             try listener.setOption(SOL_SOCKET, SO_REUSEADDR, 1)
             try listener.bind(try endpoint(listen, "--listen"))
             try listener.listen()
@@ -105,14 +105,14 @@ extension LabToolCommand {
         func run() throws {
             let deadline = common.deadline
             let target = try endpoint(connect, "--connect")
-            var socket = try LabSocket(type: SOCK_STREAM)
+            var socket = try LabSocket(type: SocketType.stream)
             while let refused = try socket.connect(target) {
                 guard ContinuousClock.now < deadline else {
                     emit("error=cannot connect to \(target): errno \(refused)")
                     throw ExitCode(3)
                 }
                 pause(for: .milliseconds(20))
-                socket = try LabSocket(type: SOCK_STREAM)
+                socket = try LabSocket(type: SocketType.stream)
             }
             let started = ContinuousClock.now
             var pattern = PatternStream(seed: seed)
@@ -171,7 +171,7 @@ extension LabToolCommand {
             let deadline = common.deadline
             // Unconnected on purpose: a connected UDP socket reports ICMP port-unreachable as an
             // error on a later send, and that datagram is then not sent at all.
-            let socket = try LabSocket(type: SOCK_DGRAM)
+            let socket = try LabSocket(type: SocketType.datagram)
             let destination = try endpoint(to, "--to")
             var payload = [UInt8](repeating: 0, count: size)
             payload[0...3] = [0x46, 0x54, 0x43, 0x50]
@@ -202,7 +202,7 @@ extension LabToolCommand {
 
         func run() throws {
             let deadline = common.deadline
-            let socket = try LabSocket(type: SOCK_DGRAM)
+            let socket = try LabSocket(type: SocketType.datagram)
             try socket.bind(try endpoint(listen, "--listen"))
             var buffer = [UInt8](repeating: 0, count: 2048)
             var echoed = 0
@@ -247,7 +247,7 @@ extension LabToolCommand {
 
         func run() throws {
             let deadline = common.deadline
-            let socket = try LabSocket(type: SOCK_DGRAM)
+            let socket = try LabSocket(type: SocketType.datagram)
             if let failure = try socket.connect(try endpoint(to, "--to")) {
                 emit("error=connect errno \(failure)")
                 throw ExitCode(3)

@@ -24,7 +24,7 @@ extension LabToolCommand {
         func run() throws {
             let server = try endpoint(connect, "--connect")
             let deadline = common.deadline
-            let socket = try LabSocket(type: SOCK_STREAM)
+            let socket = try LabSocket(type: SocketType.stream)
             if let failure = try socket.connect(server) {
                 throw ValidationError("cannot connect to \(server): \(String(cString: strerror(failure)))")
             }
@@ -77,7 +77,7 @@ extension LabToolCommand {
             let deadline = common.deadline
             var open: [(LabSocket, LineReader)] = []
             for index in 0..<connections {
-                let socket = try LabSocket(type: SOCK_STREAM)
+                let socket = try LabSocket(type: SocketType.stream)
                 if let failure = try socket.connect(server) {
                     throw ValidationError("connection \(index) to \(server) failed: \(String(cString: strerror(failure)))")
                 }

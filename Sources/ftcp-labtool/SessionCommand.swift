@@ -40,7 +40,7 @@ extension LabToolCommand {
             let server = try endpoint(connect, "--connect")
             let deadline = common.deadline
             let started = ContinuousClock.now
-            let socket = try LabSocket(type: SOCK_STREAM)
+            let socket = try LabSocket(type: SocketType.stream)
             if let failure = try socket.connect(server) {
                 throw ValidationError("cannot connect to \(server): \(String(cString: strerror(failure)))")
             }

@@ -349,7 +349,7 @@ extension AddressClaimTests {
             let sender = try NetworkNamespace.run(in: ARPLab.namespaceA) { try ARPSocket(interface: ARPLab.interfaceA) }
             let index = sender.interfaceIndex
             let raw = try NetworkNamespace.run(in: ARPLab.namespaceA) {
-                socket(AF_PACKET, Int32(SOCK_RAW.rawValue | SOCK_CLOEXEC.rawValue), 0)
+                socket(AF_PACKET, SocketType.raw | SocketType.closeOnExec, 0)
             }
             try #require(raw >= 0, "socket(AF_PACKET, SOCK_RAW): errno \(errno)")
             defer { close(raw) }

@@ -1,4 +1,5 @@
 import FTCPDemo
+import FTCPLinux
 import Glibc
 import Testing
 
@@ -14,7 +15,7 @@ import Testing
 
         init(server: DemoServer) throws {
             self.server = server
-            descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue | SOCK_NONBLOCK.rawValue), 0)
+            descriptor = socket(AF_INET, SocketType.stream | SocketType.nonblocking, 0)
             try #require(descriptor >= 0)
             var remote = sockaddr_in()
             remote.sin_family = sa_family_t(AF_INET)

@@ -95,7 +95,7 @@ final class PacketCaptureTests {
         let frame: [UInt8] = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0, 0x01, 0x81, 0x00, 0x00, 0x05, 0x08, 0x00]
             + packet
         try namespaces.inside(NetworkNamespacePair.namespaceA) {
-            let descriptor = socket(AF_PACKET, Int32(SOCK_RAW.rawValue), 0)
+            let descriptor = socket(AF_PACKET, SocketType.raw, 0)
             try #require(descriptor >= 0)
             defer { close(descriptor) }
             let index = if_nametoindex(NetworkNamespacePair.interfaceA)
@@ -271,7 +271,7 @@ final class PacketCaptureTests {
     }
 
     private func tcpSocket() throws -> Int32 {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue | SOCK_NONBLOCK.rawValue), 0)
+        let descriptor = socket(AF_INET, SocketType.stream | SocketType.nonblocking, 0)
         try #require(descriptor >= 0)
         return descriptor
     }
