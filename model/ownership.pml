@@ -20,6 +20,7 @@
  *                 an ARP probe fails (ENETDOWN, `ip link set dev down`)
  *   SILENT_LINK   (with LINK_FAIL) a dead link gives no error: a probe sent
  *                 on it is lost without a trace (carrier lost, cable cut)
+ *   ONLY_B_LINK   (with LINK_FAIL) only B's interface may go down
  *   LOSSY_ARP     an ARP frame (probe, answer, announcement) can be lost,
  *                 until ARP becomes reliable for good (arp_lossy, which the
  *                 liveness property assumes happens at some point)
@@ -33,11 +34,17 @@
  *                 (beyond the failure list; see README.md "gaps")
  *   SLOW_JUDGE    drop the timing assumption PROMPT_JUDGE (below): the
  *                 secondary may judge its round at any time after its probe
+ *   FIX_LINK_EVENTS  a suggested fix, not the code: both bridges follow their
+ *                 link's state (a lost carrier too): a probe on a dead link
+ *                 counts as not sent (as with SILENT_LINK off), and a primary
+ *                 that serves alone goes back to confirming when its link goes
+ *                 down
  *   FIX_GUARDIAN_WATCH  a suggested fix, not the code: the guardian of a
  *                 primary that died alone (and kept the address) keeps
  *                 probing for another holder and releases the address if one
  *                 answers
- * Mutations, each of which must make one property fail (check.sh --mutants):
+ * Mutations (check.sh --mutants; most must make a property fail, README.md
+ * says why the others cannot):
  *   MUT_JUDGE_EARLY        the secondary judges a probe round before the
  *                          window in which answers are read
  *   MUT_RULES_FIRST        a replicating primary's guardian removes the rules,
@@ -63,8 +70,9 @@
  *                          again when it hears the primary
  *   MUT_HB_WHILE_CONFIRMING  the primary sends heartbeats while confirming
  *
- * Time is abstracted away: every step may take any time. Where the design
- * relies on a timing bound, the model says so at that step.
+ * Time is abstracted away: every step may take any time (so a frame or a
+ * message may also wait unread for any time). Where the model relies on a
+ * timing bound (PROMPT_JUDGE), it says so at that step.
  */
 
 #ifndef NFAIL
@@ -195,8 +203,10 @@ bool a_rebooted = false;  /* REBOOT_A only: host A came back; no bridge, no guar
 #define reset_by_b  (owner_b && (!b_rules || (b_w == RUN && (!b_rep || !b_xlate))))
 #define reset_cond  ((emit_a && emit_b) || reset_by_a || reset_by_b)
 
-/* The environment has settled: no partition, both links up, ARP reliable. */
-#define settled  (!part && a_link && b_link && !arp_lossy)
+/* Both links are up; the environment has settled: no partition, both links
+   up, ARP reliable. */
+#define links_up (a_link && b_link)
+#define settled  (!part && links_up && !arp_lossy)
 
 /* ---- the replication channel B -> A ---------------------------------------- */
 /* A datagram from B reaches A if the channel is not partitioned, both links
@@ -221,27 +231,30 @@ bool a_rebooted = false;  /* REBOOT_A only: host A came back; no bridge, no guar
 #define a_to_b_heartbeat  (a_up && a_hb_out && !part && a_link && b_link && b_up)
 
 /* ============================================================================
- * Primary worker (A). While running it serves and, in each step, does one of
- * the things its loop does:
+ * Primary worker (A). While running it serves; each step is one turn of its
+ * loop, which does, in this order (as PrimaryDaemon.run does):
  * - reads the secondary's latest message:
  *   "promoted": the peer took the address over; it releases the address and
- *   stops for good (yields, exit status 3);
+ *   stops for good (yields, exit status 3). Unreachable unless
+ *   HB_REACHES_PEER: a promoted secondary's heartbeats stay on its own host;
  *   any other: the secondary is heard; if it had been given up, it is taken
  *   back: the watch stops, and the released message makes the secondary
  *   forget the connection (it was served alone: PrimaryBridge.keysServedByPrimaryAlone;
  *   a promoted secondary ignores it);
- * - gives up on the secondary (its detector: no message for the detection
- *   time) and starts CONFIRMING. The model lets this verdict be false (a late
+ * - (its detector, PrimaryDetector below, gives up on the secondary: no
+ *   message for the detection time; the reported state becomes "alone" and
+ *   the watch starts CONFIRMING. The model lets this verdict be false (a late
  *   heartbeat, a busy host): it may come whenever no message is waiting. With
- *   NO_FALSE_GIVE_UP it comes only when the secondary really is silent;
+ *   NO_FALSE_GIVE_UP it comes only when the secondary really is silent);
  * - reads ARP frames from another holder of the address: while confirming or
  *   watching, it yields (release, keep the rules, exit status 3); otherwise
  *   the frame is read and ignored;
- * - sends a probe (confirming or watching); one probe stands for the round of
- *   three. A probe that cannot be sent (link down) starts the confirming
- *   round over; while watching it is just not sent;
- * - judges the confirming round once its probe is gone and no answer waits
- *   (answers are read first): unanswered, it serves alone and WATCHES;
+ * - sends a probe (confirming or watching), which crosses the segment at once
+ *   (a holder's kernel answers it); one probe stands for the round of three.
+ *   A probe that cannot be sent (link down) starts the confirming round over;
+ *   while watching it is just not sent. Or, the next turn, ends the probe's
+ *   answer window (answers were read first): an unanswered confirming round
+ *   ends, and it serves alone and WATCHES;
  * - while watching with its link up, sends the client what its kernel sends
  *   (served alone: the secondary's copy no longer matches what the client
  *   has).
@@ -324,13 +337,15 @@ end_serve:
             :: a_link ->                                   /* it crosses the segment: */
                 if :: owner_b -> a_holder = true :: else -> skip fi;  /* a holder answers */
                 a_probed = true; a_link_went = false
-#if defined(SILENT_LINK) || defined(MUT_CONFIRM_NO_RESTART)
+#if (defined(SILENT_LINK) && !defined(FIX_LINK_EVENTS)) || defined(MUT_CONFIRM_NO_RESTART)
             :: !a_link -> a_probed = true                  /* "sent", lost without a trace */
 #else
-            :: !a_link -> skip                             /* not sent: the round starts over */
+            :: !a_link -> skip                             /* not sent: confirming starts
+                                                              over; watching goes on */
 #endif
             fi
-        :: a_w == RUN && a_watch != IDLE && a_probed && !b_round_due ->  /* answers were read in 2 */
+        :: a_w == RUN && a_watch != IDLE && a_probed &&    /* answers were read in 2 */
+           !(a_watch == CONFIRM && b_round_due) ->
             a_probed = false;
             if
             :: a_watch == CONFIRM && a_round_broken ->     /* a later probe of the round */
@@ -382,9 +397,12 @@ end_detect:
  * If anything answered, it does not take over and probes again later.
  * Otherwise it takes over: translation first, then the address and a
  * gratuitous ARP (which the primary reads as a holder's frame).
- * Heartbeats carry its state, in every step it chooses to send one (also
- * during a round). Promoted, it announces the address again whenever it hears
- * the primary's heartbeat (or sees the primary's probe: the Segment below).
+ * A heartbeat carrying its state goes out with each round and at most once
+ * during its answer window (in the code every 10 ms, also during a round).
+ * Promoted, it sends them too (they never reach A, unless HB_REACHES_PEER),
+ * and it announces the address again whenever it hears the primary's
+ * heartbeat (or sees the primary's probe: that announcement reaches A with
+ * the kernel's answer, in the primary's probe step above).
  * ==========================================================================*/
 inline b_heartbeat() {
     if
@@ -417,8 +435,8 @@ end_watch:
         answered = false; hb_sent = false; b_link_went = false;
         if
         :: b_link -> b_probe = true                        /* suspect: send the probe */
-#ifdef SILENT_LINK
-        :: !b_link -> skip                                 /* "sent", lost without a trace */
+#if defined(SILENT_LINK) && !defined(FIX_LINK_EVENTS)
+        :: !b_link -> b_round = true                       /* "sent", lost without a trace */
 #else
         :: !b_link -> answered = true                      /* not sent: no takeover this round */
 #endif
@@ -464,9 +482,8 @@ end_claim:
  * ARP on the shared segment: the kernels. A host's kernel answers a probe
  * for the service address whenever it owns it (up, address configured, link
  * up), independent of its worker; a probe or answer needs both links up when
- * it crosses the segment. The secondary's worker, promoted, also announces
- * again when it sees the primary's probe (the same frame for A as its
- * kernel's answer). With LOSSY_ARP a frame can be lost, until ARP becomes
+ * it crosses the segment. Here: the secondary's probes (the primary's cross
+ * in its own step). With LOSSY_ARP a frame can be lost, until ARP becomes
  * reliable for good (a step that may or may not happen).
  * ==========================================================================*/
 active proctype Segment()
@@ -478,7 +495,7 @@ end_arp:
         b_probe = false }
 #ifdef LOSSY_ARP
     :: atomic { arp_lossy && b_probe -> b_probe = false; b_round = true }  /* probe lost */
-    :: atomic { arp_lossy && b_ans -> b_ans = false }      /* answer lost */
+    :: atomic { arp_lossy && b_ans -> b_ans = false; b_round = true }  /* answer lost */
     :: atomic { arp_lossy && a_holder -> a_holder = false }/* A's probe, its answer, or an
                                                               announcement lost */
     :: atomic { arp_lossy -> arp_lossy = false }           /* from now on, no loss */
@@ -564,7 +581,7 @@ end_policy:
  * A host that goes down takes its worker, guardian and address with it and
  * does not come back (with REBOOT_A, host A may come back: see below).
  * ==========================================================================*/
-#ifdef SILENT_LINK
+#if defined(SILENT_LINK) && !defined(FIX_LINK_EVENTS)
 #define LINK_WENT(flag)  skip            /* nothing tells the host */
 #else
 #define LINK_WENT(flag)  flag = true     /* its next probe fails (ENETDOWN) */
@@ -592,9 +609,20 @@ end_inject:
         part = true; failures++ }
     :: atomic { part -> part = false }                     /* ... and heals */
 #ifdef LINK_FAIL
+#ifndef ONLY_B_LINK
     :: atomic { failures < NFAIL && a_up && a_link ->      /* A's interface down */
-        a_link = false; LINK_WENT(a_link_went); failures++ }
+        a_link = false; LINK_WENT(a_link_went); failures++;
+#ifdef FIX_LINK_EVENTS
+        /* suggested fix: the bridges follow their link's state (netlink; a lost
+           carrier too); a primary serving without a secondary confirms again
+           (its loop reads the event before anything else) */
+        if :: a_w != DEAD && a_watch == WATCH -> a_watch = CONFIRM; a_probed = false
+           :: else -> skip
+        fi
+#endif
+       }
     :: atomic { !a_link -> a_link = true }                 /* ... and up again */
+#endif
     :: atomic { failures < NFAIL && b_up && b_link ->      /* B's interface down */
         b_link = false; LINK_WENT(b_link_went); failures++ }
     :: atomic { !b_link -> b_link = true }                 /* ... and up again */
@@ -627,12 +655,15 @@ ltl live_never_reset { [] (reset_cond -> !live_replica) }
       holding a replica, eventually a host owns the address and serves the
       connection from its copy -- unless no live replica is left by then.
       (Stronger than "some host holds the address": a host that holds it
-      with a dead worker and its rules in place black-holes the traffic.) */
-ltl no_black_hole { [] (live_replica -> <> (serving_conn || !live_replica)) }
+      with a dead worker and its rules in place black-holes the traffic.)
+      Assumed: links that went down come back for good at some point (a host
+      whose link stays down cannot serve, whatever the protocol does). */
+ltl no_black_hole { (<> [] links_up) -> [] (live_replica -> <> (serving_conn || !live_replica)) }
 
 /* 3b. The service as a whole, replica or not: while some worker is alive,
-       eventually the address is served (by a worker or a plain kernel). */
-ltl service_resumes { [] (worker_up -> <> (serving_any || !worker_up)) }
+       eventually the address is served (by a worker or a plain kernel).
+       Same assumption about links. */
+ltl service_resumes { (<> [] links_up) -> [] (worker_up -> <> (serving_any || !worker_up)) }
 
 /* 4. Two owners are eventually resolved to exactly one, provided the
       environment settles for good (partition healed, links up, ARP no longer

@@ -353,10 +353,32 @@ struct MergedConnection: Sendable {
         case .secondary:
             flushPrimaryAlone(into: &output)
             phase = .primaryOnly
+            acknowledgeAlone(primary, into: &output)
         case .primary:
             flushSecondaryAlone(into: &output)
             phase = .secondaryOnly
+            acknowledgeAlone(secondary, into: &output)
         }
+    }
+
+    /// Tells the client at once how far the server that goes on has acknowledged, with its
+    /// window: the merged ACK waited for the lost server, and the one that goes on may have
+    /// nothing to send that would carry its ACK (a client whose window is full would wait for
+    /// its retransmission timer). Both servers' ACKs are in the client's sequence space.
+    private mutating func acknowledgeAlone(_ stream: ServerStream, into output: inout BridgeOutput) {
+        guard let ack = stream.acknowledged, lastAcknowledgmentSent.map({ $0 < ack }) ?? true else { return }
+        let edge = stream.rightEdge ?? ack
+        advertisedEdge = advertisedEdge.map { SequenceNumber.later($0, edge) } ?? edge
+        let room = advertisedEdge.map { ack < $0 ? UInt32(ack.distance(to: $0)) : 0 } ?? 0
+        let window = UInt16(min(UInt32(UInt16.max), room >> UInt32(outputWindowShift)))
+        var options: [TCPOption] = []
+        if timestampsAgreed, let ts = stream.timestamps {
+            options += [.noOperation, .noOperation, .timestamps(value: ts.value, echoReply: ts.echoReply)]
+        }
+        lastAcknowledgmentSent = ack
+        output.send(segment(sequence: sentUpTo, acknowledgment: ack, flags: [.ack], window: window, options: options),
+                    connection: key)
+        statistics.pureAcknowledgments += 1
     }
 
     /// The primary refused the client's SYN: once the secondary's SYN-ACK is here, it goes

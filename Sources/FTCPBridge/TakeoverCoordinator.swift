@@ -60,7 +60,7 @@ public struct TakeoverCoordinator: Sendable {
         /// every round missed is stall for the clients), then back off to this.
         public var reprobeIntervalMilliseconds: UInt64
 
-        public init(count: Int = 3, intervalMilliseconds: UInt64 = 5, reprobeIntervalMilliseconds: UInt64 = 1000) {
+        public init(count: Int = 3, intervalMilliseconds: UInt64 = 5, reprobeIntervalMilliseconds: UInt64 = 250) {
             self.count = max(1, count)
             self.intervalMilliseconds = intervalMilliseconds
             self.reprobeIntervalMilliseconds = reprobeIntervalMilliseconds

@@ -21,10 +21,36 @@ public final class Guardian {
     }
 
     /// Starts this same program with the same arguments as the bridge process, watches it
-    /// until it ends, cleans up as the policy says, and returns the exit status to use.
+    /// until it ends, cleans up as the policy says, starts it again where the policy says so
+    /// (after 1 s, doubling up to a minute while it keeps dying), and returns the exit status
+    /// to use.
     public func run() throws -> Int32 {
         try TerminationSignals.install()
         signal(SIGHUP, SIG_IGN)
+        let systemd = SystemdNotifier(environment: ProcessInfo.processInfo.environment)
+        var backoffMilliseconds: UInt64 = 1_000
+        while true {
+            let started = MonotonicClock.now()
+            let outcome = try superviseOnce(systemd: systemd)
+            guard outcome.restart else { return outcome.status }
+            if MonotonicClock.now().milliseconds(since: started) >= 60_000 { backoffMilliseconds = 1_000 }
+            logger.notice("starting the bridge process again in \(backoffMilliseconds) ms")
+            systemd.notify("STATUS=\(configuration.role == .primary ? "primary" : "secondary"): bridge process died; restarting")
+            let until = MonotonicClock.now().adding(milliseconds: backoffMilliseconds)
+            var waited = 0
+            while MonotonicClock.now() < until && TerminationSignals.received == nil {
+                usleep(50_000)
+                waited += 1
+                // The guardian itself is not stuck: systemd's watchdog must not fire meanwhile.
+                if systemd.watchdogMicroseconds != nil && waited % 10 == 0 { systemd.notify("WATCHDOG=1") }
+            }
+            if TerminationSignals.received != nil { return 1 }
+            backoffMilliseconds = min(backoffMilliseconds * 2, 60_000)
+        }
+    }
+
+    /// Runs the bridge process once, to its end, and carries out the policy's clean-up.
+    private func superviseOnce(systemd: SystemdNotifier) throws -> (status: Int32, restart: Bool) {
         var descriptors: [Int32] = [-1, -1]
         try systemCall("pipe") { pipe(&descriptors) }
         let reading = descriptors[0]
@@ -36,6 +62,9 @@ public final class Guardian {
 
         let child = try spawnSelf(passing: childEnd)
         close(childEnd)
+        let role = configuration.role == .primary ? "primary" : "secondary"
+        var lastWatchdogPing = MonotonicClock.now()
+        let watchdogIntervalMilliseconds = systemd.watchdogMicroseconds.map { max(1, $0 / 2_000) }
         logger.info("guardian watching the bridge process", metadata: [
             "pid": "\(child)", "hang_timeout_ms": "\(hangTimeoutMilliseconds)",
         ])
@@ -50,6 +79,7 @@ public final class Guardian {
             if let signal = TerminationSignals.received, forwarded != signal {
                 kill(child, signal)
                 forwarded = signal
+                systemd.notify("STOPPING=1\nSTATUS=\(role): stopping (signal \(signal))")
                 logger.notice("guardian passed signal \(signal) to the bridge process", metadata: ["pid": "\(child)"])
             }
             var poll = pollfd(fd: reading, events: Int16(POLLIN), revents: 0)
@@ -65,9 +95,18 @@ public final class Guardian {
                         let line = String(decoding: pending[..<newline], as: UTF8.self)
                         pending.removeSubrange(...newline)
                         if line.hasPrefix("state ") {
+                            let first = lastState == nil
                             lastState = String(line.dropFirst(6))
                             logger.debug("bridge state", metadata: ["state": "\(lastState ?? "")"])
+                            // The first state comes once the queues are bound, the rules installed and
+                            // the channel open: that is when the service is ready.
+                            systemd.notify((first ? "READY=1\n" : "") + "STATUS=\(role): \(lastState ?? "")")
                         }
+                    }
+                    // systemd's watchdog follows the bridge process's loop, through this process.
+                    if let interval = watchdogIntervalMilliseconds, now.milliseconds(since: lastWatchdogPing) >= interval {
+                        systemd.notify("WATCHDOG=1")
+                        lastWatchdogPing = now
                     }
                 }
             }
@@ -90,14 +129,14 @@ public final class Guardian {
         switch end {
         case .stoppedCleanly, .fenced:
             logger.info("bridge process ended: \(decision.explanation)")
-            return Self.exitCode(status)
+            return (Self.exitCode(status), false)
         case let .died(how):
             logger.critical("the bridge process died (\(how)) in state \(lastState ?? "none"): \(decision.explanation)")
         case let .hung(milliseconds):
             logger.critical("the bridge process hung (\(milliseconds) ms) in state \(lastState ?? "none"): \(decision.explanation)")
         }
         carryOut(decision)
-        return 1
+        return (1, decision.restartBridge && forwarded == nil)
     }
 
     private func carryOut(_ decision: GuardianPolicy.Decision) {
@@ -146,6 +185,8 @@ public final class Guardian {
         let executable = "/proc/self/exe"
         var environment = ProcessInfo.processInfo.environment
         environment[GuardianLink.environmentVariable] = String(descriptor)
+        // systemd talks to this process only (NotifyAccess=main).
+        for name in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"] { environment[name] = nil }
         let arguments = CommandLine.arguments
         var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         var envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]

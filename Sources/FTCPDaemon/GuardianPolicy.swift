@@ -9,9 +9,9 @@
 /// | role and last state the bridge reported | what the guardian does | why |
 /// |---|---|---|
 /// | primary, replicating (a secondary holds every replica) | releases the service address, keeps the rules | the secondary's probes go unanswered and it takes over; the rules keep this kernel from answering clients in its own sequence space |
-/// | primary, alone or still waiting for a secondary | removes the rules, keeps the address | nobody else can serve: this kernel serves on its own, as a plain server (connections that had Δ ≠ 0 are lost, as they would be with no ftcp) |
+/// | primary, alone or still waiting for a secondary | removes the rules, keeps the address, starts the bridge again | nobody else can serve: this kernel serves on its own, as a plain server (connections that had Δ ≠ 0 are lost, as they would be with no ftcp); the new bridge process watches that no other host holds the address |
 /// | secondary, promoted (it serves the address) | removes the rules, keeps the address | no black hole: this host goes on as a plain server (connections opened since the takeover go on, new ones are served; inherited ones, which the bridge translated, are lost) |
-/// | secondary, not promoted | removes the rules | the primary serves alone after its detection time |
+/// | secondary, not promoted | removes the rules, starts the bridge again | the primary serves alone after its detection time, and takes the new secondary back for new connections |
 /// | stopped cleanly, or fenced itself on purpose | nothing | the bridge did its own clean-up |
 /// | died before it installed anything | nothing | it never touched the host |
 public enum GuardianPolicy {
@@ -35,6 +35,9 @@ public enum GuardianPolicy {
     public struct Decision: Equatable, Sendable {
         public var releaseServiceAddress: Bool
         public var removeRules: Bool
+        /// Start the bridge process again (after a back-off): a primary that served alone
+        /// serves, and watches its address, again; a secondary takes up replicating again.
+        public var restartBridge = false
         /// One sentence for the log: what happened and what it means for clients.
         public var explanation: String
     }
@@ -70,10 +73,11 @@ public enum GuardianPolicy {
                     """)
         case ("primary", _):
             return Decision(
-                releaseServiceAddress: false, removeRules: true,
+                releaseServiceAddress: false, removeRules: true, restartBridge: true,
                 explanation: """
                     no secondary was replicating: the rules are removed so that this host serves as a plain server \
-                    (connections that were protected are lost, new ones are served)
+                    (connections that were protected are lost, new ones are served); the bridge starts again, serves \
+                    alone and watches that no other host holds the address
                     """)
         case ("secondary", "promoted"):
             return Decision(
@@ -85,8 +89,11 @@ public enum GuardianPolicy {
                     """)
         default:
             return Decision(
-                releaseServiceAddress: false, removeRules: true,
-                explanation: "the secondary's rules are removed; the primary serves alone after its detection time")
+                releaseServiceAddress: false, removeRules: true, restartBridge: true,
+                explanation: """
+                    the secondary's rules are removed; the primary serves alone after its detection time, and this \
+                    bridge starts again to protect the connections opened from then on
+                    """)
         }
     }
 }

@@ -28,6 +28,9 @@ public final class PrimaryDaemon {
     private var stateReason = "started; new connections wait for the secondary for at most the detection time"
     /// Probes for a second holder of the service address while no secondary is heard.
     private var conflictWatch = AddressConflictWatch()
+    /// Segments for clients decided while the address was being confirmed (sent once it is).
+    private var heldWhileConfirming: [TCPPacketFields] = []
+    static let maximumHeldWhileConfirming = 8_192
     /// Connections the secondary must no longer count as its own (its copy is not what the
     /// client holds): sent in released messages at the end of the turn.
     private var toRelease: Set<ConnectionKey> = []
@@ -203,7 +206,15 @@ public final class PrimaryDaemon {
         }
         guard let holder else { return }
         count("addressHeldElsewhere")
-        guard conflictWatch.isWatching, !fenced else { return }
+        guard !fenced else { return }
+        guard conflictWatch.isWatching else {
+            // Another host sent ARP from the address while the secondary is heard (its link
+            // came back just as the secondary claimed it, say): hold output and ask at once.
+            throttle.warning("holder", "\(holder) sent ARP from the service address: checking whether it holds it",
+                             metadata: ["holder": "\(holder)"], logger: logger, now: now)
+            conflictWatch.start(now: now)
+            return
+        }
         logger.critical("""
             \(holder) answers for the service address while no secondary is heard: the secondary took it over while \
             this host was cut off. This primary gives it up now (two hosts must never answer for it)
@@ -436,14 +447,24 @@ public final class PrimaryDaemon {
     /// segments for one client go out as one super-segment each; anything else, and any run
     /// the offload refuses, goes through the raw socket segment by segment.
     private func flushToClients(raw: RawIPv4Socket, now: MonotonicTime) {
-        guard !toClients.isEmpty else { return }
         if conflictWatch.holdsOutput {
-            // Not yet sure the address is still this host's: nothing goes to clients (their
-            // kernels and this one send again once it is).
-            counters["heldWhileConfirmingAddress", default: 0] += UInt64(toClients.count)
+            guard !toClients.isEmpty else { return }
+            // Not yet sure the address is still this host's: nothing goes to clients. What the
+            // merge decided waits for the round's end (15 ms), up to a bound; past it, TCP sends
+            // again anyway.
+            let room = max(0, Self.maximumHeldWhileConfirming - heldWhileConfirming.count)
+            heldWhileConfirming += toClients.prefix(room)
+            counters["heldWhileConfirmingAddress", default: 0] += UInt64(min(room, toClients.count))
+            counters["droppedWhileConfirmingAddress", default: 0] += UInt64(max(0, toClients.count - room))
             toClients.removeAll(keepingCapacity: true)
             return
         }
+        if !heldWhileConfirming.isEmpty && !fenced {
+            // Confirmed: what waited goes first, in its order.
+            toClients = heldWhileConfirming + toClients
+            heldWhileConfirming.removeAll()
+        }
+        guard !toClients.isEmpty else { return }
         defer { toClients.removeAll(keepingCapacity: true) }
         guard let offload else {
             for segment in toClients { sendRaw(segment, raw: raw) }

@@ -119,6 +119,18 @@ struct ReplicaLossTests {
         #expect(more.packetsToClient.map(\.sequenceNumber) == [SequenceNumber(4)])
     }
 
+    @Test("the secondary fails while the client's upload waits for its ACK: P's ACK goes out at once")
+    func uploadAcknowledgedWhenTheSecondaryFails() throws {
+        var scenario = try established()
+        try scenario.client(S.fromClient(seq: 1001, ack: 1, payload: numberedBytes(1...10)))
+        let p = try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1011, window: 1000))
+        #expect(p.packetsToClient.isEmpty, "S has not acknowledged: the merged ACK stays at 1001")
+        let out = scenario.bridge.secondaryFailed(now: scenario.now)
+        #expect(out.packetsToClient.map(\.acknowledgmentNumber) == [SequenceNumber(1011)])
+        #expect(out.packetsToClient.map(\.sequenceNumber) == [SequenceNumber(1)])
+        #expect(out.packetsToClient.first?.window ?? 0 > 0)
+    }
+
     @Test("the secondary's kernel closes where P has bytes: P's bytes win")
     func secondaryClosesEarly() throws {
         var scenario = try established()

@@ -10,6 +10,7 @@ struct GuardianPolicyTests {
         let decision = GuardianPolicy.decide(role: "primary", lastState: "replicating", end: .died("killed by signal 9"))
         #expect(decision.releaseServiceAddress)
         #expect(!decision.removeRules)
+        #expect(!decision.restartBridge, "the host is fenced: the peer serves")
     }
 
     @Test("a primary that dies alone, or before a secondary spoke, removes its rules and keeps the address", arguments: [
@@ -19,6 +20,7 @@ struct GuardianPolicyTests {
         let decision = GuardianPolicy.decide(role: "primary", lastState: state, end: .hung(milliseconds: 1500))
         #expect(!decision.releaseServiceAddress)
         #expect(decision.removeRules)
+        #expect(decision.restartBridge, "it serves, and watches the address, again")
     }
 
     @Test("a promoted secondary that dies removes its rules and keeps serving the address as a plain server: no black hole")
@@ -26,6 +28,7 @@ struct GuardianPolicyTests {
         let decision = GuardianPolicy.decide(role: "secondary", lastState: "promoted", end: .died("exit status 1"))
         #expect(!decision.releaseServiceAddress)
         #expect(decision.removeRules)
+        #expect(!decision.restartBridge)
     }
 
     @Test("a secondary that dies before any takeover only removes its rules", arguments: [
@@ -35,6 +38,7 @@ struct GuardianPolicyTests {
         let decision = GuardianPolicy.decide(role: "secondary", lastState: state, end: .died("killed by signal 6"))
         #expect(!decision.releaseServiceAddress)
         #expect(decision.removeRules)
+        #expect(decision.restartBridge, "it replicates again")
     }
 
     @Test("a clean stop, a bridge that fenced itself, or one that died before its rules were in place: nothing to undo")
