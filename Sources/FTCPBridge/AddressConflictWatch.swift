@@ -29,13 +29,20 @@ public struct AddressConflictWatch: Sendable {
     public let fastIntervalMilliseconds: UInt64
     public let fastPeriodMilliseconds: UInt64
     public let slowIntervalMilliseconds: UInt64
+    /// Longest the output is held while no round can be completed (probes that cannot leave):
+    /// past it the primary serves and watches anyway. Its own link down for longer is then
+    /// covered by the watch and by the secondary announcing the address again; a primary that
+    /// held its clients' output for good because of a failing ARP socket would be worse.
+    public let maximumConfirmingMilliseconds: UInt64
     public private(set) var phase: Phase = .idle
     private var started: MonotonicTime?
     private var lastProbe: MonotonicTime?
     private var sentInRound = 0
 
     public init(probes: Int = 3, probeIntervalMilliseconds: UInt64 = 5, fastIntervalMilliseconds: UInt64 = 50,
-                fastPeriodMilliseconds: UInt64 = 3_000, slowIntervalMilliseconds: UInt64 = 1_000) {
+                fastPeriodMilliseconds: UInt64 = 3_000, slowIntervalMilliseconds: UInt64 = 1_000,
+                maximumConfirmingMilliseconds: UInt64 = 3_000) {
+        self.maximumConfirmingMilliseconds = maximumConfirmingMilliseconds
         self.probes = max(1, probes)
         self.probeIntervalMilliseconds = probeIntervalMilliseconds
         self.fastIntervalMilliseconds = fastIntervalMilliseconds
@@ -77,6 +84,12 @@ public struct AddressConflictWatch: Sendable {
         case .idle:
             return false
         case .confirming:
+            if now.milliseconds(since: started) >= maximumConfirmingMilliseconds {
+                phase = .watching
+                self.started = now
+                lastProbe = now
+                return true
+            }
             if let lastProbe, now.milliseconds(since: lastProbe) < probeIntervalMilliseconds { return false }
             if sentInRound >= probes {
                 phase = .watching

@@ -283,5 +283,8 @@ struct AddressConflictWatchTests {
         }
         #expect(sent == 21)
         #expect(watch.holdsOutput)
+        // Never for good: after 3 s of rounds that cannot leave, it serves and watches.
+        let last = watch.probeDue(now: .milliseconds(3_000))
+        #expect(last && !watch.holdsOutput && watch.phase == .watching)
     }
 }
