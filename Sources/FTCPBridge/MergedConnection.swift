@@ -311,7 +311,7 @@ struct MergedConnection: Sendable {
                 // The primary's bytes are the ones its kernel will retransmit.
                 sendData(fromPrimary, at: start, into: &output)
                 sentUpTo = start + UInt32(length)
-                flushPrimaryAlone(into: &output)
+                flushAlone(.primary, into: &output)
                 return true
             }
             sendData(fromSecondary, at: start, into: &output)
@@ -351,11 +351,11 @@ struct MergedConnection: Sendable {
         guard phase == .replicating else { return }
         switch role {
         case .secondary:
-            flushPrimaryAlone(into: &output)
+            flushAlone(.primary, into: &output)
             phase = .primaryOnly
             acknowledgeAlone(primary, into: &output)
         case .primary:
-            flushSecondaryAlone(into: &output)
+            flushAlone(.secondary, into: &output)
             phase = .secondaryOnly
             acknowledgeAlone(secondary, into: &output)
         }
@@ -406,20 +406,6 @@ struct MergedConnection: Sendable {
                     connection: key)
     }
 
-    /// Sends what only the secondary holds, in order, and forgets the primary's copy.
-    private mutating func flushSecondaryAlone(into output: inout BridgeOutput) {
-        let held = secondary.pending.take(secondary.pending.contiguousCount)
-        if !held.isEmpty {
-            sendData(held, at: sentUpTo, into: &output)
-            sentUpTo += UInt32(held.count)
-        }
-        if !finSent, secondary.finAt == sentUpTo {
-            sendFIN(at: sentUpTo, into: &output)
-            finSent = true
-            sentUpTo += 1
-        }
-        primary.pending.removeAll()
-    }
 
     /// In secondary-only mode a secondary segment goes out at once, as it is: it is in the
     /// client's sequence space and carries the secondary's own ACK, window and timestamps.
@@ -448,20 +434,21 @@ struct MergedConnection: Sendable {
         phase = .primaryOnly
     }
 
-    /// After a divergence: send what the primary holds, in order, and forget
-    /// the secondary's copy.
-    private mutating func flushPrimaryAlone(into output: inout BridgeOutput) {
-        let held = primary.pending.take(primary.pending.contiguousCount)
+    /// One server goes on alone: sends what it holds, in order (and its FIN if it is there),
+    /// and forgets the other's copy.
+    private mutating func flushAlone(_ role: ServerRole, into output: inout BridgeOutput) {
+        let held = update(role) { $0.pending.take($0.pending.contiguousCount) }
         if !held.isEmpty {
             sendData(held, at: sentUpTo, into: &output)
             sentUpTo += UInt32(held.count)
         }
-        if !finSent, primary.finAt == sentUpTo {
+        let finAt = role == .primary ? primary.finAt : secondary.finAt
+        if !finSent, finAt == sentUpTo {
             sendFIN(at: sentUpTo, into: &output)
             finSent = true
             sentUpTo += 1
         }
-        secondary.pending.removeAll()
+        update(role == .primary ? .secondary : .primary) { $0.pending.removeAll() }
     }
 
     /// In primary-only mode a primary segment goes out at once, translated,

@@ -190,25 +190,22 @@ public final class ARPSocket {
     /// Reads every ARP packet waiting and returns the hardware address of the first host that
     /// uses `address` (a reply, an announcement or a request from it) or probes for it, if any.
     public func receiveConflict(for address: IPv4Address) throws(LinuxShellError) -> MACAddress? {
-        var owner: MACAddress?
+        try receiveAll { $0.conflictingHardwareAddress(for: address, ownHardwareAddress: hardwareAddress) }
+    }
+
+    /// Reads every ARP packet waiting; returns the first non-nil `match`.
+    private func receiveAll(_ match: (ARPPacket) -> MACAddress?) throws(LinuxShellError) -> MACAddress? {
+        var found: MACAddress?
         while let received = try receive() {
-            if owner == nil {
-                owner = received.packet.conflictingHardwareAddress(for: address, ownHardwareAddress: hardwareAddress)
-            }
+            if found == nil { found = match(received.packet) }
         }
-        return owner
+        return found
     }
 
     /// Reads every ARP packet waiting and returns the hardware address of the first other host
     /// that sends ARP from `address` (it holds it), if any; probes for it do not count.
     public func receiveHolder(of address: IPv4Address) throws(LinuxShellError) -> MACAddress? {
-        var holder: MACAddress?
-        while let received = try receive() {
-            if holder == nil {
-                holder = received.packet.holderHardwareAddress(for: address, ownHardwareAddress: hardwareAddress)
-            }
-        }
-        return holder
+        try receiveAll { $0.holderHardwareAddress(for: address, ownHardwareAddress: hardwareAddress) }
     }
 
     /// Sends an RFC 5227 ARP probe for `address` and waits up to `timeoutMilliseconds` for an answer.
