@@ -70,6 +70,10 @@ usage: deploy/lab.sh COMMAND
   kill HOST COMPONENT [SIG]  send SIG (default KILL) to one component of HOST while its host stays up:
                           bridge (the bridge process; its guardian cleans up), guardian, or app
   restart-app HOST        start HOST's demo server again
+  revive HOST             bring a server that was cut off ('fail') back as a reboot would: link up,
+                          its service address and ftcp chains gone, then its demo server and bridge
+                          started again (with FTCP_SERVICE_ADDRESS it rejoins as the secondary if
+                          its peer took over)
   demo                    build, bring the lab up, start ftcp, run a checked client session through
                           the bridges (10 MB each way), show the primary's status, clean up
   help, --help            this text
@@ -80,6 +84,9 @@ environment:
   FTCP_LAB_RUN_DIR  pid files, logs and statistics of the impairers (default: /run/ftcp-lab)
   FTCP_BIN          where ftcp-bridge, ftcp-demo-server and ftcp-labtool are (default: <repo>/.build/release)
   FTCP_BRIDGE_ARGS  extra arguments for both bridges (for example --log-level debug)
+  FTCP_SERVICE_ADDRESS  a service address of its own for the bridges (--service-address, e.g.
+                    10.80.0.100): roles then follow it and a repaired server rejoins; without it
+                    the service address is the primary's 10.80.0.1
 
 example:
   deploy/lab.sh up
@@ -515,7 +522,8 @@ cmd_ftcp() {
                 start_background "ftcp-$role" "app-$role" "$FTCP_BIN/ftcp-demo-server" --listen 0.0.0.0:$FTCP_PORT
                 start_background "ftcp-$role" "bridge-$role" "$FTCP_BIN/ftcp-bridge" "$role" --interface eth0 \
                     --address $own --peer $peer --port $FTCP_PORT --key-file "$RUN_DIR/ftcp.key" \
-                    --control "$RUN_DIR/$role.sock" ${FTCP_BRIDGE_ARGS:-}
+                    --control "$RUN_DIR/$role.sock" ${FTCP_SERVICE_ADDRESS:+--service-address $FTCP_SERVICE_ADDRESS} \
+                    ${FTCP_BRIDGE_ARGS:-}
             done
             for role in "${roles[@]}"; do
                 for waited in $(seq 1 50); do
@@ -591,6 +599,27 @@ cmd_restart_app() {
     start_background "ftcp-$host" "app-$host" "$FTCP_BIN/ftcp-demo-server" --listen 0.0.0.0:$FTCP_PORT
 }
 
+# Brings a server that was cut off back as a reboot would: its link up, and nothing left of
+# the run that died (a reboot loses the service address and the iptables chains), then its
+# application and bridge started again.
+cmd_revive() {
+    require_root
+    local host=${1:-}
+    case "$host" in primary | secondary) ;; *) die "usage: deploy/lab.sh revive primary|secondary" ;; esac
+    require_ftcp_binaries
+    ns_exists "ftcp-$host" || die "the lab is not up"
+    stop_named "bridge-$host"
+    stop_named "app-$host"
+    if [[ -n ${FTCP_SERVICE_ADDRESS:-} ]]; then
+        ip -n "ftcp-$host" addr del "$FTCP_SERVICE_ADDRESS/24" dev eth0 2>/dev/null || true
+    fi
+    ip netns exec "ftcp-$host" "$FTCP_BIN/ftcp-bridge" rules remove --role primary >/dev/null
+    ip netns exec "ftcp-$host" "$FTCP_BIN/ftcp-bridge" rules remove --role secondary >/dev/null
+    rm -f "$RUN_DIR/$host.sock"
+    run ip -n "ftcp-$host" link set eth0 up
+    cmd_ftcp start "$host"
+}
+
 # Drops the replication channel between the two servers (UDP port 7400) in the hub, and only it:
 # both hosts stay reachable for clients and ARP. 'partition off' heals it.
 cmd_partition() {
@@ -661,6 +690,7 @@ main() {
         partition) cmd_partition "$@" ;;
         kill) cmd_kill "$@" ;;
         restart-app) cmd_restart_app "$@" ;;
+        revive) cmd_revive "$@" ;;
         help | -h | --help) usage ;;
         *)
             usage >&2

@@ -8,8 +8,16 @@ public struct DaemonConfiguration: Sendable {
     public var role: ReplicationRole
     /// The interface on the segment shared with clients and the peer (for capture).
     public var interface: String
-    /// This host's address: the service address on the primary, the secondary's own on the secondary.
+    /// This host's address. Without a separate service address it is also the service address
+    /// on the primary (the older form, in which roles never swap).
     public var ownAddress: IPv4Address
+    /// The address clients connect to, when it is not a node's own (`--service-address`): the
+    /// node that serves as primary adds it to its interface and announces it, the secondary
+    /// never holds it until it takes over, and roles can swap (a node that took over serves as
+    /// primary, and its repaired peer rejoins as the secondary).
+    public var separateServiceAddress: IPv4Address?
+    /// `--missed-heartbeats` as given (nil: the role's default), kept for a change of role.
+    public var missedHeartbeatsGiven: UInt64?
     /// The other bridge's address.
     public var peerAddress: IPv4Address
     public var ports: [UInt16]
@@ -53,7 +61,9 @@ public struct DaemonConfiguration: Sendable {
                 heartbeatIntervalMilliseconds: UInt64 = 10, missedHeartbeats: UInt64? = nil,
                 takeoverProbes: TakeoverCoordinator.ProbeSettings = .init(), servicePrefixLength: Int = 24, maximumConnections: Int = 16_384,
                 maximumQueuedBytesPerServer: Int = 8 << 20, handOverOnStop: Bool = false,
-                segmentationOffload: Bool = true, relayBundleBytes: Int = DaemonConfiguration.defaultRelayBundleBytes) {
+                segmentationOffload: Bool = true, relayBundleBytes: Int = DaemonConfiguration.defaultRelayBundleBytes,
+                separateServiceAddress: IPv4Address? = nil) {
+        self.separateServiceAddress = separateServiceAddress
         self.role = role
         self.interface = interface
         self.ownAddress = ownAddress
@@ -67,6 +77,7 @@ public struct DaemonConfiguration: Sendable {
         self.bypassMark = bypassMark
         self.heartbeatIntervalMilliseconds = heartbeatIntervalMilliseconds
         self.missedHeartbeats = missedHeartbeats ?? Self.defaultMissedHeartbeats(role: role)
+        self.missedHeartbeatsGiven = missedHeartbeats
         self.takeoverProbes = takeoverProbes
         self.servicePrefixLength = servicePrefixLength
         self.maximumConnections = maximumConnections
@@ -92,8 +103,19 @@ public struct DaemonConfiguration: Sendable {
     }
 
     /// The service address clients connect to.
-    public var serviceAddress: IPv4Address { role == .primary ? ownAddress : peerAddress }
+    public var serviceAddress: IPv4Address { separateServiceAddress ?? (role == .primary ? ownAddress : peerAddress) }
     public var secondaryAddress: IPv4Address { role == .primary ? peerAddress : ownAddress }
+    /// Where this host's kernel's protected sockets are bound: the service address on the
+    /// primary, its own address on the secondary (its kernel gets clients' segments readdressed).
+    public var kernelAddress: IPv4Address { role == .primary ? serviceAddress : ownAddress }
+
+    /// The same node in another role (after a takeover, or on a start that finds the peer serving).
+    public func acting(as newRole: ReplicationRole) -> DaemonConfiguration {
+        var copy = self
+        copy.role = newRole
+        copy.missedHeartbeats = missedHeartbeatsGiven ?? Self.defaultMissedHeartbeats(role: newRole)
+        return copy
+    }
 
     public var bridgeConfiguration: BridgeConfiguration {
         BridgeConfiguration(serviceAddress: serviceAddress, secondaryAddress: secondaryAddress,
@@ -101,10 +123,15 @@ public struct DaemonConfiguration: Sendable {
                             maximumQueuedBytesPerServer: maximumQueuedBytesPerServer)
     }
 
-    public var firewallPlan: FirewallPlan {
-        FirewallPlan(role: role == .primary ? .primary : .secondary, ownAddress: ownAddress,
+    public var firewallPlan: FirewallPlan { firewallPlan(inheriting: false) }
+
+    /// The rules; `inheriting`: on a primary that took over, also for the inherited connections
+    /// (bound to this node's own address).
+    public func firewallPlan(inheriting: Bool) -> FirewallPlan {
+        FirewallPlan(role: role == .primary ? .primary : .secondary, ownAddress: kernelAddress,
                      serviceAddress: serviceAddress, ports: ports,
-                     outboundQueue: outboundQueue, inboundQueue: inboundQueue, bypassMark: bypassMark)
+                     outboundQueue: outboundQueue, inboundQueue: inboundQueue, bypassMark: bypassMark,
+                     inheritedAddress: inheriting ? ownAddress : nil)
     }
 
     /// The capture filter of the secondary: clients' TCP segments to the service on protected

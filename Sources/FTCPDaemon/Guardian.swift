@@ -62,7 +62,7 @@ public final class Guardian {
 
         let child = try spawnSelf(passing: childEnd)
         close(childEnd)
-        let role = configuration.role == .primary ? "primary" : "secondary"
+        var role = configuration.role == .primary ? "primary" : "secondary"
         var lastWatchdogPing = MonotonicClock.now()
         let watchdogIntervalMilliseconds = systemd.watchdogMicroseconds.map { max(1, $0 / 2_000) }
         logger.info("guardian watching the bridge process", metadata: [
@@ -94,7 +94,10 @@ public final class Guardian {
                     while let newline = pending.firstIndex(of: 10) {
                         let line = String(decoding: pending[..<newline], as: UTF8.self)
                         pending.removeSubrange(...newline)
-                        if line.hasPrefix("state ") {
+                        if line.hasPrefix("role "), ["primary", "secondary"].contains(String(line.dropFirst(5))) {
+                            role = String(line.dropFirst(5))
+                            logger.info("the bridge now serves as \(role)")
+                        } else if line.hasPrefix("state ") {
                             let first = lastState == nil
                             lastState = String(line.dropFirst(6))
                             logger.debug("bridge state", metadata: ["state": "\(lastState ?? "")"])
@@ -124,8 +127,7 @@ public final class Guardian {
         var status: Int32 = 0
         while waitpid(child, &status, 0) < 0 && errno == EINTR {}
         let end = Self.describe(status: status, hung: hung, stopRequested: forwarded != nil)
-        let decision = GuardianPolicy.decide(role: configuration.role == .primary ? "primary" : "secondary",
-                                             lastState: lastState, end: end)
+        let decision = GuardianPolicy.decide(role: role, lastState: lastState, end: end)
         switch end {
         case .stoppedCleanly, .fenced:
             logger.info("bridge process ended: \(decision.explanation)")
@@ -155,8 +157,8 @@ public final class Guardian {
             }
         }
         if decision.removeRules {
-            let role: FirewallPlan.Role = configuration.role == .primary ? .primary : .secondary
-            let removed = Firewall().remove(role: role)
+            // Both roles' chains: a node whose role changed may have left either.
+            let removed = Firewall().remove(role: .primary) + Firewall().remove(role: .secondary)
             logger.notice("bridge rules removed", metadata: ["commands": "\(removed)"])
         }
     }

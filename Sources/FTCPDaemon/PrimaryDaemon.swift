@@ -47,11 +47,32 @@ public final class PrimaryDaemon {
     private var nextHops: [IPv4Address: MACAddress] = [:]
     static let maximumNextHops = 65_536
     private let started = MonotonicClock.now()
+    /// Set when this node took the service address over as the secondary and now serves as
+    /// primary: what it handed over (its queues, and the connections it inherited).
+    private var handOff: TakeoverHandOff?
+    /// The connections inherited at the takeover, translated until they close (nil otherwise).
+    private var inherited: InheritedConnections?
+    /// Gratuitous ARPs for the service address (a separate one: claimed at the start, or taken over).
+    private var announcer = AddressAnnouncer()
+    /// This node took the service address over as the secondary.
+    private var tookOver: Bool { handOff != nil }
+    /// Until a new secondary joins, another host that answers for the address is the old
+    /// primary come back, which yields: this node announces again and never fences. Once one
+    /// has joined, that secondary may take over in turn, and this node yields to it as any
+    /// primary does (the latest takeover wins).
+    private var winsAddressConflicts = false
 
-    public init(configuration: DaemonConfiguration, logger: Logger, guardian: GuardianLink? = nil) {
+    public convenience init(configuration: DaemonConfiguration, logger: Logger, guardian: GuardianLink? = nil) {
+        self.init(configuration: configuration, logger: logger, guardian: guardian, handOff: nil)
+    }
+
+    init(configuration: DaemonConfiguration, logger: Logger, guardian: GuardianLink?, handOff: TakeoverHandOff?) {
         self.configuration = configuration
         self.logger = logger
         self.guardian = guardian
+        self.handOff = handOff
+        inherited = handOff?.inherited
+        winsAddressConflicts = handOff != nil
         bridge = PrimaryBridge(configuration: configuration.bridgeConfiguration)
         detector = FaultDetector(configuration: configuration.faultDetection)
     }
@@ -61,8 +82,11 @@ public final class PrimaryDaemon {
     private func checkAddressIsOurs() throws {
         let arp = try ARPSocket(interface: configuration.interface)
         defer { arp.close() }
-        if let owner = try arp.probe(address: configuration.ownAddress, timeoutMilliseconds: 200) {
-            throw DaemonError.serviceAddressHeld(address: configuration.ownAddress, by: owner.description,
+        // With a service address of its own, the peer may be probing for it at this moment too
+        // (both starting): only a host that answers for it holds it.
+        if let owner = try arp.probe(address: configuration.serviceAddress, timeoutMilliseconds: 200,
+                                     holdersOnly: configuration.separateServiceAddress != nil) {
+            throw DaemonError.serviceAddressHeld(address: configuration.serviceAddress, by: owner.description,
                                                  interface: configuration.interface)
         }
     }
@@ -71,15 +95,26 @@ public final class PrimaryDaemon {
     /// bound and removed on the way out, whatever the reason.
     public func run() throws {
         try TerminationSignals.install()
-        try checkAddressIsOurs()
-        let outbound = try NetfilterQueue.open(queue: configuration.outboundQueue, options: configuration.superPacketQueueOptions)
-        let inbound = try NetfilterQueue.open(queue: configuration.inboundQueue, options: configuration.superPacketQueueOptions)
+        if handOff == nil { try checkAddressIsOurs() }
+        let outbound = try handOff?.outbound
+            ?? NetfilterQueue.open(queue: configuration.outboundQueue, options: configuration.superPacketQueueOptions)
+        let inbound = try handOff?.inbound
+            ?? NetfilterQueue.open(queue: configuration.inboundQueue, options: configuration.superPacketQueueOptions)
         let raw = try RawIPv4Socket(mark: configuration.bypassMark)
         let link = try ReplicationLink(configuration: configuration, logger: logger)
         let arp = try ARPSocket(interface: configuration.interface)
         openSegmentationOffload()
         let firewall = Firewall()
-        let control = try installRulesAndControlSocket(configuration, firewall: firewall)
+        let control = try installRulesAndControlSocket(configuration, plan: configuration.firewallPlan(inheriting: tookOver),
+                                                       firewall: firewall)
+        if let handOff {
+            // The primary's chains (with the inherited connections' rule) are in place: the
+            // secondary's can go.
+            firewall.remove(role: .secondary)
+            announcer = handOff.announcer
+        } else if configuration.separateServiceAddress != nil {
+            try claimServiceAddress()
+        }
         defer {
             offload?.close()
             arp.close()
@@ -88,13 +123,22 @@ public final class PrimaryDaemon {
             try? outbound.close()
             try? inbound.close()
         }
-        logger.info("primary running", metadata: [
-            "service": "\(configuration.ownAddress)", "secondary": "\(configuration.peerAddress)",
+        logger.info(tookOver ? "primary running (took the service address over)" : "primary running", metadata: [
+            "service": "\(configuration.serviceAddress)", "secondary": "\(configuration.peerAddress)",
             "ports": "\(configuration.ports.map(String.init).joined(separator: ","))",
             "control": "\(configuration.controlPath)", "key": "\(configuration.key.fingerprint)",
             "detection": "\(configuration.heartbeatIntervalMilliseconds) ms × \(configuration.missedHeartbeats)",
             "segmentation_offload": "\(offload != nil ? "on" : "off")",
+            "inherited_connections": "\(inherited?.count ?? 0)",
         ])
+        if let handOff {
+            // Alone from the first moment: the peer failed, and only a new secondary's voice
+            // protects anything again (connections opened from then on).
+            state = "alone"
+            stateReason = "took the service address over; serving alone until the peer rejoins as secondary"
+            stateSince = handOff.since
+            carryOut(bridge.secondaryFailed(now: MonotonicClock.now()), link: link, now: MonotonicClock.now())
+        }
 
         guardian?.report(state: state)
         let poller = Poller()
@@ -152,7 +196,7 @@ public final class PrimaryDaemon {
                 carryOut(bridge.secondaryFailed(now: now), link: link, now: now)
                 conflictWatch.start(now: now)
             }
-            if detector.checkNeverHeard(since: loopStarted, now: now) == .failed {
+            if detector.checkNeverHeard(since: loopStarted, now: now) == .failed, !bridge.isAlone {
                 state = "alone"
                 stateReason = "no secondary heard since the start"
                 stateSince = now
@@ -164,6 +208,7 @@ public final class PrimaryDaemon {
                 conflictWatch.start(now: now)
             }
             watchForAnotherHolder(arp, readable: ready.contains(arp.fileDescriptor), now: now)
+            announceIfDue(arp: arp, now: now)
             link.retryMissing(now: now)
             if ready.contains(control.fileDescriptor) {
                 control.answerPending { status(link: link, now: now).json() }
@@ -171,6 +216,7 @@ public final class PrimaryDaemon {
             sendReleased(link: link, now: now)
             if nextExpiry <= now {
                 carryOut(bridge.expire(now: now), link: link, now: now)
+                inherited?.expire(now: now, idleMilliseconds: configuration.bridgeConfiguration.idleTimeoutMilliseconds)
                 nextExpiry = now.adding(milliseconds: 1000)
             }
             flushToClients(raw: raw, now: now)
@@ -190,14 +236,14 @@ public final class PrimaryDaemon {
         var holder: MACAddress?
         if readable || conflictWatch.isWatching {
             do {
-                holder = try arp.receiveHolder(of: configuration.ownAddress)
+                holder = try arp.receiveHolder(of: configuration.serviceAddress)
             } catch {
                 count("arpReceiveErrors")
             }
         }
         if holder == nil && conflictWatch.probeDue(now: MonotonicClock.now()) {
             do {
-                try arp.sendProbe(address: configuration.ownAddress)
+                try arp.sendProbe(address: configuration.serviceAddress)
                 count("addressConflictProbes")
             } catch {
                 count("addressConflictProbeErrors")
@@ -207,6 +253,14 @@ public final class PrimaryDaemon {
         guard let holder else { return }
         count("addressHeldElsewhere")
         guard !fenced else { return }
+        if winsAddressConflicts {
+            // The old primary back on the segment (probing for the address, or answering for
+            // it): it finds the address held and yields; clients must keep sending here.
+            announcer.reannounce(now: now)
+            throttle.warning("holder", "\(holder) uses the service address this node took over: announcing it again",
+                             metadata: ["holder": "\(holder)"], logger: logger, now: now)
+            return
+        }
         guard conflictWatch.isWatching else {
             // Another host sent ARP from the address while the secondary is heard (its link
             // came back just as the secondary claimed it, say): hold output and ask at once.
@@ -224,6 +278,7 @@ public final class PrimaryDaemon {
 
     private func secondaryJoined(now: MonotonicTime) {
         conflictWatch.stop()
+        winsAddressConflicts = false
         let wasAlone = bridge.isAlone
         bridge.secondaryJoined()
         // What it may still hold of connections served alone meanwhile is not theirs any more.
@@ -282,10 +337,15 @@ public final class PrimaryDaemon {
         let open = bridge.openConnectionCount
         guard open > 0 else {
             firewall.remove(role: .primary)
+            if configuration.separateServiceAddress != nil {
+                // A node that stops serving lets the service address go (its peer, if it
+                // replicates, takes it over; new connections then go there).
+                releaseServiceAddress(reason: "stopped")
+            }
             logger.info("primary stopped; rules removed")
             return
         }
-        let address = "\(configuration.ownAddress)/\(configuration.servicePrefixLength) dev \(configuration.interface)"
+        let address = "\(configuration.serviceAddress)/\(configuration.servicePrefixLength) dev \(configuration.interface)"
         guard configuration.handOverOnStop else {
             logger.critical("""
                 primary stopped with \(open) connections open: the rules stay in place, so this kernel does not answer \
@@ -298,7 +358,7 @@ public final class PrimaryDaemon {
         }
         do {
             let result = try AddressClaim(interface: configuration.interface, prefixLength: configuration.servicePrefixLength)
-                .release(address: configuration.ownAddress)
+                .release(address: configuration.serviceAddress)
             logger.notice("""
                 primary stopped with \(open) connections open and handed them over: the service address is released \
                 (\(result)), so the secondary takes them over; the rules stay so that this kernel never answers their \
@@ -312,13 +372,51 @@ public final class PrimaryDaemon {
         }
     }
 
+    /// A service address of its own: added to the interface (once the rules are in place, so no
+    /// client meets this kernel unbridged) and announced.
+    private func claimServiceAddress() throws {
+        let address = configuration.serviceAddress
+        let result = try AddressClaim(interface: configuration.interface, prefixLength: configuration.servicePrefixLength)
+            .claim(address: address)
+        logger.notice("service address claimed", metadata: ["address": "\(address)", "result": "\(result)"])
+        announcer.start(AnnouncementSchedule(count: 5, intervalMilliseconds: 100), at: MonotonicClock.now())
+    }
+
+    private func releaseServiceAddress(reason: String) {
+        let address = configuration.serviceAddress
+        do {
+            let result = try AddressClaim(interface: configuration.interface, prefixLength: configuration.servicePrefixLength)
+                .release(address: address)
+            logger.notice("service address released (\(reason))", metadata: ["address": "\(address)", "result": "\(result)"])
+        } catch {
+            logger.critical("""
+                releasing the service address failed (\(error)): remove it by hand: ip addr del \(address)/\
+                \(configuration.servicePrefixLength) dev \(configuration.interface)
+                """)
+        }
+    }
+
+    /// Sends the gratuitous ARPs for the service address that are due (both forms each time).
+    private func announceIfDue(arp: ARPSocket, now: MonotonicTime) {
+        guard !fenced else { return }
+        for _ in 0..<announcer.due(now: now) {
+            do {
+                try arp.announce(address: configuration.serviceAddress)
+                count("gratuitousARPs")
+            } catch {
+                count("gratuitousARPErrors")
+                throttle.warning("announce", "gratuitous ARP failed", metadata: ["error": "\(error)"], logger: logger, now: now)
+            }
+        }
+    }
+
     /// Gives the service address up after the secondary took it over: the rules stay, so
     /// this kernel never answers the connections the secondary now serves. The bridge then
     /// exits with ``GuardianPolicy/fencedExitCode``.
     private func fence() {
         do {
             let result = try AddressClaim(interface: configuration.interface, prefixLength: configuration.servicePrefixLength)
-                .release(address: configuration.ownAddress)
+                .release(address: configuration.serviceAddress)
             logger.critical("""
                 primary fenced: the service address is released (\(result)) and the rules stay. Before this host serves \
                 again: ftcp-bridge rules remove --role primary, then add the address back once the other host has let go
@@ -326,7 +424,7 @@ public final class PrimaryDaemon {
         } catch {
             logger.critical("""
                 primary fenced, but releasing the service address failed (\(error)): remove it by hand: ip addr del \
-                \(configuration.ownAddress)/\(configuration.servicePrefixLength) dev \(configuration.interface)
+                \(configuration.serviceAddress)/\(configuration.servicePrefixLength) dev \(configuration.interface)
                 """)
         }
     }
@@ -336,6 +434,9 @@ public final class PrimaryDaemon {
     private func handleOwnKernel(_ queue: NetfilterQueue, link: ReplicationLink, now: MonotonicTime) throws {
         try queue.drain { packet in
             var bytes = packet.payload
+            if inherited != nil, let translated = translateInherited(&bytes, fromKernel: true, packet: packet, now: now) {
+                return translated
+            }
             let decision: (PrimaryKernelVerdict, BridgeOutput)? = bytes.withUnsafeMutableBytes { buffer in
                 guard let view = try? TCPPacket(validating: buffer) else { return nil }
                 return bridge.primaryKernelSegment(view, now: now)
@@ -357,6 +458,9 @@ public final class PrimaryDaemon {
             learnNextHop(packet)
             if packet.isGSO { count("clientSuperSegments") }
             var bytes = packet.payload
+            if inherited != nil, let translated = translateInherited(&bytes, fromKernel: false, packet: packet, now: now) {
+                return translated
+            }
             let decision: (ClientVerdict, BridgeOutput)? = bytes.withUnsafeMutableBytes { buffer in
                 guard let view = try? TCPPacket(validating: buffer) else { return nil }
                 let result = bridge.clientSegment(view, now: now)
@@ -378,6 +482,30 @@ public final class PrimaryDaemon {
             case .drop: return .init(id: packet.id, .drop)
             }
         }
+    }
+
+    /// A connection inherited at the takeover: readdressed between the service address and this
+    /// node's own (see ``InheritedConnections``), never merged. nil: not one of those.
+    private func translateInherited(_ bytes: inout [UInt8], fromKernel: Bool, packet: NetfilterQueue.Packet,
+                                    now: MonotonicTime) -> NetfilterQueue.VerdictRequest? {
+        let rewritten: Bool? = bytes.withUnsafeMutableBytes { buffer in
+            guard let view = try? TCPPacket(validating: buffer) else { return nil }
+            if fromKernel {
+                // From the node's own address: an inherited connection's, or one this bridge
+                // does not protect (left as it is); either way never one for the merge.
+                guard view.ip.source == configuration.ownAddress else { return nil }
+                if packet.checksumNotReady { view.updateChecksums() }
+                _ = inherited!.kernelSegment(view, now: now)
+                return true
+            }
+            let key = ConnectionKey(clientAddress: view.ip.source, clientPort: view.tcp.sourcePort,
+                                    serverPort: view.tcp.destinationPort)
+            guard inherited!.contains(key) else { return nil }
+            if packet.checksumNotReady { view.updateChecksums() }
+            return inherited!.clientSegment(view, now: now)
+        }
+        guard rewritten != nil else { return nil }
+        return .init(id: packet.id, .accept, replacementPayload: bytes)
     }
 
     private func handleReplication(_ message: ReplicationMessage, link: ReplicationLink, now: MonotonicTime) {
@@ -528,6 +656,18 @@ public final class PrimaryDaemon {
 
     private func count(_ name: String) { counters[name, default: 0] += 1 }
 
+    /// The inherited connections for `status`: served, unprotected.
+    private var inheritedStatuses: [DaemonStatus.ConnectionEntry] {
+        let keys = (inherited?.lastSeen.keys).map(Array.init) ?? []
+        return keys.sorted { ($0.clientAddress.value, $0.clientPort) < ($1.clientAddress.value, $1.clientPort) }.map { key in
+            DaemonStatus.ConnectionEntry(
+                client: "\(key.clientAddress)", clientPort: key.clientPort, serverPort: key.serverPort,
+                phase: "inherited", protected: false, delta: nil, timestampDelta: nil,
+                queuedPrimaryBytes: nil, queuedSecondaryBytes: nil, bytesSentToClient: nil, bytesFromClient: nil,
+                bytesRelayedToPrimary: nil, retransmissionsForwarded: nil, divergences: nil, sequence: nil)
+        }
+    }
+
     func status(link: ReplicationLink, now: MonotonicTime) -> DaemonStatus {
         var all = counters
         let c = bridge.counters
@@ -550,6 +690,11 @@ public final class PrimaryDaemon {
                 bytesSentToClient: entry.statistics.bytesSent, bytesFromClient: nil, bytesRelayedToPrimary: nil,
                 retransmissionsForwarded: entry.statistics.retransmissionsForwarded,
                 divergences: entry.statistics.divergences, sequence: entry.sequence)
+        } + inheritedStatuses
+        if let inherited {
+            all["inheritedConnections"] = UInt64(inherited.count)
+            all["inheritedTranslatedIn"] = inherited.translatedFromClients
+            all["inheritedTranslatedOut"] = inherited.translatedFromKernel
         }
         return DaemonStatus(
             role: "primary", state: state, stateReason: stateReason,

@@ -60,6 +60,9 @@ final class ReplicationLink {
 
     var fileDescriptor: Int32 { socket.fileDescriptor }
 
+    /// Closes the channel's socket (before the node opens it again in another role).
+    func close() { socket.close() }
+
     /// Seals and sends one message; failures are counted and logged at most once a second.
     func send(_ message: ReplicationMessage, now: MonotonicTime) {
         do {

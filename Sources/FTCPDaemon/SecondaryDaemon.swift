@@ -21,7 +21,7 @@ public final class SecondaryDaemon {
     var takeover: TakeoverCoordinator
     var counters: [String: UInt64] = [:]
     private let started = MonotonicClock.now()
-    private var announcements: (schedule: AnnouncementSchedule, start: MonotonicTime, sent: Int)?
+    private var announcer = AddressAnnouncer()
     private var addressClaimed = false
     private var reportedAddressHeld = false
     private var throttle = LogThrottle()
@@ -47,7 +47,15 @@ public final class SecondaryDaemon {
         takeover = TakeoverCoordinator(probes: configuration.takeoverProbes)
     }
 
-    public func run() throws {
+    /// Set once a takeover of a separate service address is complete: the loop ends and the
+    /// node goes on as primary with what this holds.
+    private var handOff: TakeoverHandOff?
+
+    /// Runs until SIGINT or SIGTERM, or (with a service address of its own) until it has taken
+    /// the address over: then it returns what the primary it becomes needs, its queues still
+    /// bound and its rules still in place.
+    @discardableResult
+    func run() throws -> TakeoverHandOff? {
         try TerminationSignals.install()
         let outbound = try NetfilterQueue.open(queue: configuration.outboundQueue, options: configuration.superPacketQueueOptions)
         let inbound = try NetfilterQueue.open(queue: configuration.inboundQueue, options: Self.queueOptions)
@@ -59,14 +67,20 @@ public final class SecondaryDaemon {
         let firewall = Firewall()
         let control = try installRulesAndControlSocket(configuration, firewall: firewall)
         defer {
+            if handOff == nil {
+                closeEverything(claim: claim, firewall: firewall, outbound: outbound, inbound: inbound)
+            }
+            control.close()
+            capture?.close()
+            arp.close()
+            link.close()
+        }
+        func closeEverything(claim: AddressClaim, firewall: Firewall, outbound: NetfilterQueue, inbound: NetfilterQueue) {
             if addressClaimed {
                 // Not serving any more: leave the address to whoever serves next.
                 _ = try? claim.release(address: configuration.serviceAddress)
             }
             firewall.remove(role: .secondary)
-            control.close()
-            capture?.close()
-            arp.close()
             try? outbound.close()
             try? inbound.close()
             logger.info("secondary stopped; rules removed")
@@ -90,7 +104,7 @@ public final class SecondaryDaemon {
         var nextExpiry = nextHeartbeat.adding(milliseconds: 1000)
         var ready: [Int32] = []
 
-        while TerminationSignals.received == nil {
+        while TerminationSignals.received == nil && handOff == nil {
             // While probing, wake for every probe: the round's length is the takeover's delay.
             let wake = takeover.state == .replicating || takeover.state == .promoted
                 ? configuration.heartbeatIntervalMilliseconds : min(configuration.heartbeatIntervalMilliseconds, configuration.takeoverProbes.intervalMilliseconds)
@@ -146,6 +160,14 @@ public final class SecondaryDaemon {
                 perform(action, arp: arp, claim: claim, raw: raw, capture: &capture, poller: poller, now: now)
             }
             announceIfDue(arp: arp, now: now)
+            if !actions.isEmpty, takeover.state == .promoted, configuration.separateServiceAddress != nil {
+                // A service address of its own: this node now serves as primary (and takes its
+                // repaired peer back as the secondary), its queues and rules handed on as they are.
+                handOff = TakeoverHandOff(
+                    inherited: InheritedConnections(serviceAddress: configuration.serviceAddress,
+                                                    nodeAddress: configuration.ownAddress, keys: bridge.inherited, now: now),
+                    outbound: outbound, inbound: inbound, announcer: announcer, since: now)
+            }
 
             if nextExpiry <= now {
                 // As long as the primary keeps them: an idle connection must still be inherited.
@@ -153,7 +175,12 @@ public final class SecondaryDaemon {
                 nextExpiry = now.adding(milliseconds: 1000)
             }
         }
+        if let handOff {
+            logger.notice("takeover complete: going on as primary", metadata: ["inherited": "\(handOff.inherited.count)"])
+            return handOff
+        }
         logger.notice("secondary stopping", metadata: ["signal": "\(TerminationSignals.received ?? 0)", "state": "\(takeover.state.name)"])
+        return nil
     }
 
     private func primaryHeard(now: MonotonicTime) {
@@ -200,7 +227,7 @@ public final class SecondaryDaemon {
                 logger.critical("could not claim the service address: clients cannot reach this host", metadata: ["error": "\(error)"])
             }
         case .announceServiceAddress:
-            announcements = (AnnouncementSchedule(count: 5, intervalMilliseconds: 100), now, 0)
+            announcer.start(AnnouncementSchedule(count: 5, intervalMilliseconds: 100), at: now)
             announceIfDue(arp: arp, now: now)
         case .stopCapture:
             if let current = capture {
@@ -267,15 +294,12 @@ public final class SecondaryDaemon {
 
     /// Gratuitous ARP again, quickly (3 times, 20 ms apart), unless a round is under way.
     private func reannounce(now: MonotonicTime) {
-        guard announcements == nil else { return }
-        announcements = (AnnouncementSchedule(count: 3, intervalMilliseconds: 20), now, 0)
+        announcer.reannounce(now: now)
     }
 
     /// Sends the gratuitous ARPs that are due (both forms each time).
     private func announceIfDue(arp: ARPSocket, now: MonotonicTime) {
-        guard var current = announcements else { return }
-        let due = current.schedule.due(sent: current.sent, elapsedMilliseconds: now.milliseconds(since: current.start))
-        for _ in due {
+        for _ in 0..<announcer.due(now: now) {
             do {
                 try arp.announce(address: configuration.serviceAddress)
                 count("gratuitousARPs")
@@ -283,8 +307,6 @@ public final class SecondaryDaemon {
                 logger.warning("gratuitous ARP failed", metadata: ["error": "\(error)"])
             }
         }
-        current.sent = max(current.sent, due.upperBound)
-        announcements = current.sent >= current.schedule.count ? nil : current
     }
 
     /// Frames seen on the wire: clients' segments are readdressed and fed to the local kernel;

@@ -213,13 +213,18 @@ public final class ARPSocket {
     /// - Returns: the hardware address of a host that uses `address` (its reply or announcement)
     ///   or wants it too (its own probe), or `nil` when no answer came in time: the address is free
     ///   as far as this segment can tell. Packets already waiting before the probe are discarded.
-    public func probe(address: IPv4Address, timeoutMilliseconds: Int) throws(LinuxShellError) -> MACAddress? {
+    ///   With `holdersOnly`, another host's probe does not count (two nodes starting together
+    ///   probe at the same moment, and neither holds the address).
+    public func probe(address: IPv4Address, timeoutMilliseconds: Int, holdersOnly: Bool = false) throws(LinuxShellError) -> MACAddress? {
         while try receive() != nil {}
         try send(.probe(address: address, hardwareAddress: hardwareAddress))
         let deadline = ContinuousClock.now.advanced(by: .milliseconds(max(0, timeoutMilliseconds)))
         while true {
             while let received = try receive() {
-                if let owner = received.packet.conflictingHardwareAddress(for: address, ownHardwareAddress: hardwareAddress) {
+                let owner = holdersOnly
+                    ? received.packet.holderHardwareAddress(for: address, ownHardwareAddress: hardwareAddress)
+                    : received.packet.conflictingHardwareAddress(for: address, ownHardwareAddress: hardwareAddress)
+                if let owner {
                     return owner
                 }
             }

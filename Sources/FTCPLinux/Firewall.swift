@@ -70,20 +70,12 @@ public struct Firewall: Sendable {
     }
 
     private func run(_ arguments: [String]) throws(FirewallError) -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = ["-w", "5"] + arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
         do {
-            try process.run()
+            let result = try ChildProcess.run(executable, ["-w", "5"] + arguments)
+            return (result.status, result.output)
         } catch {
             throw .iptablesMissing(path: executable, reason: "\(error)")
         }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 }
 

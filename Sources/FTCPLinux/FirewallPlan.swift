@@ -35,20 +35,26 @@ public struct FirewallPlan: Equatable, Sendable {
     ///   - outboundQueue: NFQUEUE number for the local kernel's segments to clients.
     ///   - inboundQueue: NFQUEUE number for clients' segments (primary only).
     ///   - bypassMark: the mark the bridge puts on packets it sends itself.
+    ///   - inheritedAddress: primary only, on a node that took over and now serves as primary:
+    ///     its own address, where the sockets of the connections it inherited are bound; their
+    ///     segments go to the outbound queue too, to leave from the service address.
     public init(role: Role, ownAddress: IPv4Address, serviceAddress: IPv4Address? = nil, ports: [UInt16],
-                outboundQueue: UInt16, inboundQueue: UInt16, bypassMark: UInt32) {
+                outboundQueue: UInt16, inboundQueue: UInt16, bypassMark: UInt32, inheritedAddress: IPv4Address? = nil) {
         let serviceAddress = serviceAddress ?? ownAddress
         self.role = role
         let portList = ports.sorted().map(String.init).joined(separator: ",")
         let mark = "0x" + String(bypassMark, radix: 16) + "/0x" + String(bypassMark, radix: 16)
         let prefix = role == .primary ? "FTCP-PRIMARY" : "FTCP-SECONDARY"
-        var chains = [Chain(
-            name: "\(prefix)-OUT", builtIn: "OUTPUT",
-            rules: [[
-                "-p", "tcp", "-s", ownAddress.description, "-m", "multiport", "--sports", portList,
+        let outbound = { (source: IPv4Address) in
+            [
+                "-p", "tcp", "-s", source.description, "-m", "multiport", "--sports", portList,
                 "-m", "mark", "!", "--mark", mark,
                 "-j", "NFQUEUE", "--queue-num", String(outboundQueue),
-            ]])]
+            ]
+        }
+        var outRules = [outbound(ownAddress)]
+        if role == .primary, let inheritedAddress, inheritedAddress != ownAddress { outRules.append(outbound(inheritedAddress)) }
+        var chains = [Chain(name: "\(prefix)-OUT", builtIn: "OUTPUT", rules: outRules)]
         // Clients' segments to the service address: on the primary, to move their ACKs into its
         // space; on the secondary, matched only once it holds the service address after a
         // takeover (before that, frames for the primary never reach its IP layer), to move

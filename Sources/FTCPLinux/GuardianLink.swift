@@ -4,7 +4,8 @@ import Glibc
 /// if the bridge dies or hangs): it tells the guardian each state it enters and, from every
 /// turn of its loop, that it is still alive.
 ///
-/// The protocol is one line per message: `state NAME` or `alive`. Writes never block: if the
+/// The protocol is one line per message: `role primary|secondary` (when the node's role
+/// changes: after a takeover it serves as primary), `state NAME` or `alive`. Writes never block: if the
 /// guardian does not read, a message is dropped (the guardian then counts the bridge as
 /// hung only if nothing at all arrives for its hang timeout).
 public final class GuardianLink {
@@ -37,6 +38,11 @@ public final class GuardianLink {
     /// Tells the guardian the state the bridge has just entered.
     public func report(state: String) {
         send("state \(state)\n")
+    }
+
+    /// Tells the guardian the role the bridge now plays (its clean-up depends on it).
+    public func report(role: String) {
+        send("role \(role)\n")
     }
 
     /// Tells the guardian the loop is turning; at most once per ``aliveIntervalMilliseconds``.

@@ -15,8 +15,15 @@ struct BridgeOptions: ParsableArguments {
     @Option(help: "Interface on the segment shared with the clients and the other server.")
     var interface: String = "eth0"
 
-    @Option(help: "This server's IPv4 address (on the primary: the service address clients connect to).")
+    @Option(help: "This server's own IPv4 address (without --service-address, on the primary also the address clients connect to).")
     var address: IPv4Address
+
+    @Option(help: ArgumentHelp(
+        "The address clients connect to, when it is neither server's own (the same on both servers).",
+        discussion: """
+            The node serving as primary adds it to --interface (prefix --service-prefix-length) and announces it;             the secondary never holds it until it takes over. Roles then follow the address, not the command line:             a node that finds its peer answering for it starts as the secondary, whatever its role argument; a             node that took it over goes on as primary and takes its repaired peer back as the secondary (new             connections are protected again from then on; the ones it inherited are served unprotected until they             close). Without it the service address is the primary's own --address and roles never swap. One             service address per pair for now.
+            """))
+    var serviceAddress: [IPv4Address] = []
 
     @Option(help: "The other server's IPv4 address.")
     var peer: IPv4Address
@@ -126,6 +133,12 @@ struct BridgeOptions: ParsableArguments {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
         }
         guard address != peer else { throw ValidationError("--address and --peer must differ") }
+        guard serviceAddress.count <= 1 else {
+            throw ValidationError("--service-address is given \(serviceAddress.count) times: one service address per pair for now")
+        }
+        if let service = serviceAddress.first, service == address || service == peer {
+            throw ValidationError("--service-address must differ from both servers' own addresses (--address, --peer); to serve on the primary's own address, leave it out")
+        }
         guard outboundQueue != inboundQueue else { throw ValidationError("--outbound-queue and --inbound-queue must differ") }
         guard mark != 0 else { throw ValidationError("--mark must not be 0") }
         guard heartbeatInterval >= 2, heartbeatInterval <= 10_000 else {
@@ -171,7 +184,8 @@ struct BridgeOptions: ParsableArguments {
             takeoverProbes: .init(count: takeoverProbes, intervalMilliseconds: probeInterval),
             servicePrefixLength: servicePrefixLength,
             maximumConnections: maxConnections, maximumQueuedBytesPerServer: maxQueuedBytes,
-            handOverOnStop: handOverOnStop, segmentationOffload: !noSegmentationOffload, relayBundleBytes: relayBundleBytes)
+            handOverOnStop: handOverOnStop, segmentationOffload: !noSegmentationOffload, relayBundleBytes: relayBundleBytes,
+            separateServiceAddress: serviceAddress.first)
     }
 
     func makeLogger(role: String) -> Logger {

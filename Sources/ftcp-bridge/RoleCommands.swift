@@ -70,9 +70,8 @@ struct PrimaryCommand: ParsableCommand {
         let configuration = try options.configuration(role: .primary)
         try prepareControlDirectory(configuration.controlPath)
         try runGuarded(options, configuration: configuration, role: "primary") { logger, guardian in
-            let daemon = PrimaryDaemon(configuration: configuration, logger: logger, guardian: guardian)
-            try daemon.run()
-            if daemon.fenced { throw ExitCode(GuardianPolicy.fencedExitCode) }
+            let status = try NodeRunner.run(configuration: configuration, logger: logger, guardian: guardian)
+            if status != 0 { throw ExitCode(status) }
         }
     }
 }
@@ -97,7 +96,8 @@ struct SecondaryCommand: ParsableCommand {
         let configuration = try options.configuration(role: .secondary)
         try prepareControlDirectory(configuration.controlPath)
         try runGuarded(options, configuration: configuration, role: "secondary") { logger, guardian in
-            try SecondaryDaemon(configuration: configuration, logger: logger, guardian: guardian).run()
+            let status = try NodeRunner.run(configuration: configuration, logger: logger, guardian: guardian)
+            if status != 0 { throw ExitCode(status) }
         }
     }
 }

@@ -74,7 +74,9 @@ struct RulesCommand: ParsableCommand {
             guard !ports.isEmpty, ports.count == port.split(separator: ",").count else {
                 throw ValidationError("--port takes TCP ports separated by commas")
             }
-            return FirewallPlan(role: role, ownAddress: address, serviceAddress: serviceAddress, ports: ports,
+            // The primary's kernel's protected sockets are on the service address.
+            let kernelAddress = role == .primary ? (serviceAddress ?? address) : address
+            return FirewallPlan(role: role, ownAddress: kernelAddress, serviceAddress: serviceAddress, ports: ports,
                                 outboundQueue: outboundQueue, inboundQueue: inboundQueue, bypassMark: mark)
         }
     }

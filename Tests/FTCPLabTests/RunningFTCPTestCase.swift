@@ -7,6 +7,17 @@ import XCTest
 class RunningFTCPTestCase: LabTestCase {
     /// The directory holding ftcp-bridge, ftcp-demo-server and ftcp-labtool.
     var binaries = ""
+    /// A service address of its own for both bridges (`--service-address`), or nil for the
+    /// older form (the primary's 10.80.0.1).
+    class var serviceAddress: String? { nil }
+    /// The address clients connect to.
+    var serviceAddress: String { Self.serviceAddress ?? "10.80.0.1" }
+    /// What `lab.sh` needs to start or revive the bridges as this test runs them.
+    var labEnvironment: [String: String] {
+        var environment = ["FTCP_BIN": binaries]
+        if let address = Self.serviceAddress { environment["FTCP_SERVICE_ADDRESS"] = address }
+        return environment
+    }
 
     override func setUpWithError() throws {
         try super.setUpWithError()
@@ -18,7 +29,7 @@ class RunningFTCPTestCase: LabTestCase {
             XCTFail("\(error)")
             throw error
         }
-        let start = try lab.labScriptResult(["ftcp", "start"], environment: ["FTCP_BIN": binaries])
+        let start = try lab.labScriptResult(["ftcp", "start"], environment: labEnvironment)
         guard start.status == 0 else {
             XCTFail("lab.sh ftcp start failed: \(start.output)")
             throw LabError("ftcp start failed")

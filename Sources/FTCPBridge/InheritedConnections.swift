@@ -1,0 +1,75 @@
+import FTCPWire
+
+/// The connections a node took over from a failed primary, once it serves as primary itself.
+///
+/// Their sockets in this node's kernel were opened while it was the secondary, so they are
+/// bound to the node's own address, while their clients know only the service address. Until
+/// they close they are translated between the two, and nothing else: they have no replica
+/// anywhere (the peer that joined later never saw their handshake), so they are served
+/// unprotected, as after any takeover. Connections opened after the node became primary are
+/// on the service address and go through the merge.
+public struct InheritedConnections: Sendable {
+    public let serviceAddress: IPv4Address
+    /// The node's own address, where the inherited sockets are bound.
+    public let nodeAddress: IPv4Address
+    /// Per connection, when a segment of it was last translated.
+    public private(set) var lastSeen: [ConnectionKey: MonotonicTime]
+    public private(set) var translatedFromClients: UInt64 = 0
+    public private(set) var translatedFromKernel: UInt64 = 0
+    /// Connections forgotten after a reset or after going idle.
+    public private(set) var forgotten: UInt64 = 0
+
+    public init(serviceAddress: IPv4Address, nodeAddress: IPv4Address, keys: some Sequence<ConnectionKey>,
+                now: MonotonicTime) {
+        self.serviceAddress = serviceAddress
+        self.nodeAddress = nodeAddress
+        lastSeen = Dictionary(keys.map { ($0, now) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    public var count: Int { lastSeen.count }
+    public var isEmpty: Bool { lastSeen.isEmpty }
+    public func contains(_ key: ConnectionKey) -> Bool { lastSeen[key] != nil }
+
+    /// A client's segment to the service address: an inherited connection's is readdressed in
+    /// place to the node's own address, where its socket is. Returns whether it was.
+    public mutating func clientSegment(_ packet: TCPPacket, now: MonotonicTime) -> Bool {
+        let key = ConnectionKey(clientAddress: packet.ip.source, clientPort: packet.tcp.sourcePort,
+                                serverPort: packet.tcp.destinationPort)
+        guard packet.ip.destination == serviceAddress, lastSeen[key] != nil else { return false }
+        packet.setDestination(nodeAddress)
+        translatedFromClients += 1
+        noteSegment(key, flags: packet.tcp.flags, now: now)
+        return true
+    }
+
+    /// A segment the node's kernel sends from its own address: an inherited connection's leaves
+    /// from the service address, as its client has always seen it. Returns whether it was
+    /// rewritten (anything else from the node's own address is not this type's business).
+    public mutating func kernelSegment(_ packet: TCPPacket, now: MonotonicTime) -> Bool {
+        let key = ConnectionKey(clientAddress: packet.ip.destination, clientPort: packet.tcp.destinationPort,
+                                serverPort: packet.tcp.sourcePort)
+        guard packet.ip.source == nodeAddress, lastSeen[key] != nil else { return false }
+        packet.setSource(serviceAddress)
+        translatedFromKernel += 1
+        noteSegment(key, flags: packet.tcp.flags, now: now)
+        return true
+    }
+
+    /// A reset from either side ends the connection for good (this segment is still translated).
+    private mutating func noteSegment(_ key: ConnectionKey, flags: TCPFlags, now: MonotonicTime) {
+        if flags.contains(.rst) {
+            lastSeen[key] = nil
+            forgotten += 1
+        } else {
+            lastSeen[key] = now
+        }
+    }
+
+    /// Forgets connections with no segment for `idleMilliseconds` (closed ones, mostly: a FIN
+    /// exchange leaves no trace here, and the last ACK of it is long gone by then).
+    public mutating func expire(now: MonotonicTime, idleMilliseconds: UInt64) {
+        let before = lastSeen.count
+        lastSeen = lastSeen.filter { now.milliseconds(since: $0.value) < idleMilliseconds }
+        forgotten += UInt64(before - lastSeen.count)
+    }
+}

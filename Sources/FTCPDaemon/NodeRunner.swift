@@ -1,0 +1,77 @@
+import FTCPBridge
+import FTCPLinux
+import FTCPReplication
+import Logging
+
+/// What a secondary that took over hands to the primary it becomes (with a service address of
+/// its own): the connections it inherited, and its queues, still bound, so no segment of theirs
+/// is dropped between the two.
+struct TakeoverHandOff {
+    var inherited: InheritedConnections
+    var outbound: NetfilterQueue
+    var inbound: NetfilterQueue
+    /// The round of gratuitous ARPs for the service address under way (the primary sends the rest).
+    var announcer: AddressAnnouncer
+    /// When the takeover happened.
+    var since: MonotonicTime
+}
+
+/// One node: picks its role at the start (``NodeStartPolicy``), runs it, and moves from one
+/// role to the next. A secondary that took over a service address of its own goes on as
+/// primary, serving its inherited connections unprotected and protecting those opened once a
+/// new secondary (its repaired peer) has joined.
+public enum NodeRunner {
+    /// Runs until stopped; returns the exit status (``GuardianPolicy/fencedExitCode`` when the
+    /// node gave the address up to its peer).
+    public static func run(configuration: DaemonConfiguration, logger: Logger, guardian: GuardianLink?) throws -> Int32 {
+        var role = try startRole(configuration, logger: logger)
+        if role != configuration.role { guardian?.report(role: role == .primary ? "primary" : "secondary") }
+        var handOff: TakeoverHandOff?
+        while true {
+            switch role {
+            case .primary:
+                let primary = PrimaryDaemon(configuration: configuration.acting(as: .primary), logger: logger,
+                                            guardian: guardian, handOff: handOff)
+                try primary.run()
+                return primary.fenced ? GuardianPolicy.fencedExitCode : 0
+            case .secondary:
+                let secondary = SecondaryDaemon(configuration: configuration.acting(as: .secondary), logger: logger,
+                                                guardian: guardian)
+                guard let next = try secondary.run() else { return 0 }
+                handOff = next
+                role = .primary
+                guardian?.report(role: "primary")
+                logger.notice("""
+                    this node now serves as primary: \(next.inherited.count) inherited connections are served \
+                    unprotected until they close; connections opened once the peer rejoins as secondary are protected
+                    """)
+            }
+        }
+    }
+
+    /// Asks the segment and this host who serves the service address, and decides.
+    static func startRole(_ configuration: DaemonConfiguration, logger: Logger) throws -> ReplicationRole {
+        guard let service = configuration.separateServiceAddress else { return configuration.role }
+        let claim = AddressClaim(interface: configuration.interface, prefixLength: configuration.servicePrefixLength)
+        let heldHere = try claim.isAddressPresent(address: service)
+        let arp = try ARPSocket(interface: configuration.interface)
+        defer { arp.close() }
+        let holder = try arp.probe(address: service, timeoutMilliseconds: 200, holdersOnly: true)
+        let decision = NodeStartPolicy.decide(configured: configuration.role, separateServiceAddress: true,
+                                              heldByPeer: holder != nil, heldHere: heldHere)
+        if let explanation = decision.explanation {
+            logger.notice("\(explanation)", metadata: ["service": "\(service)", "holder": "\(holder?.description ?? "this host")"])
+        }
+        if decision.releaseLocalServiceAddress {
+            let result = try claim.release(address: service)
+            logger.notice("service address released on this host", metadata: ["result": "\(result)"])
+        }
+        if decision.removeStalePrimaryRules, Firewall().remove(role: .primary) > 0 {
+            logger.notice("""
+                removed the primary's rules this host kept after its peer took over (the service address is no longer \
+                here, so its kernel cannot answer those connections' clients)
+                """)
+        }
+        return decision.role
+    }
+}

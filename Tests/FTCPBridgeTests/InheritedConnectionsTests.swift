@@ -1,0 +1,70 @@
+import Testing
+import FTCPWire
+@testable import FTCPBridge
+
+/// A node that took over and then serves as primary: the connections it inherited keep their
+/// sockets on the node's own address (10.80.0.2) while clients know the service address.
+@Suite("Inherited connections after a role swap")
+struct InheritedConnectionsTests {
+    typealias S = PrimaryScenario
+    static let node = S.secondaryAddress
+    static let inheritedKey = ConnectionKey(clientAddress: S.clientAddress, clientPort: S.clientPort, serverPort: S.serverPort)
+    var inherited = InheritedConnections(serviceAddress: S.serviceAddress, nodeAddress: node, keys: [inheritedKey],
+                                         now: .zero)
+
+    private mutating func fromClient(_ fields: TCPPacketFields, at milliseconds: UInt64 = 0) throws -> (Bool, TCPPacketFields) {
+        var bytes = try fields.build()
+        let changed = try bytes.withUnsafeMutableBytes {
+            try inherited.clientSegment(TCPPacket(validating: $0), now: .milliseconds(milliseconds))
+        }
+        let valid = try bytes.withUnsafeMutableBytes { try TCPPacket(validating: $0).isChecksumValid }
+        #expect(valid)
+        return (changed, try TCPPacketFields(parsing: bytes))
+    }
+
+    private mutating func fromKernel(_ fields: TCPPacketFields) throws -> (Bool, TCPPacketFields) {
+        var bytes = try fields.build()
+        let changed = try bytes.withUnsafeMutableBytes { try inherited.kernelSegment(TCPPacket(validating: $0), now: .zero) }
+        let valid = try bytes.withUnsafeMutableBytes { try TCPPacket(validating: $0).isChecksumValid }
+        #expect(valid)
+        return (changed, try TCPPacketFields(parsing: bytes))
+    }
+
+    @Test("client seq 5000 to the service address reaches the inherited socket on the node's address; its answer leaves from the service address")
+    mutating func translatesBothWays() throws {
+        let (inChanged, delivered) = try fromClient(S.fromClient(seq: 5000, ack: 9000, payload: [1, 2, 3]))
+        #expect(inChanged)
+        #expect(delivered.destination == Self.node)
+        #expect(delivered.sequenceNumber == SequenceNumber(5000) && delivered.acknowledgmentNumber == SequenceNumber(9000))
+        #expect(delivered.payload == [1, 2, 3])
+
+        let (outChanged, sent) = try fromKernel(S.fromServer(.secondary, seq: 9000, ack: 5003, payload: [4]))
+        #expect(outChanged)
+        #expect(sent.source == S.serviceAddress)
+        #expect(sent.sequenceNumber == SequenceNumber(9000))
+        #expect(inherited.translatedFromClients == 1 && inherited.translatedFromKernel == 1)
+    }
+
+    @Test("a connection opened after the swap (another client port) is left to the merge")
+    mutating func leavesNewConnectionsAlone() throws {
+        let (inChanged, delivered) = try fromClient(S.fromClient(seq: 1, flags: [.syn], port: 41_000))
+        #expect(!inChanged)
+        #expect(delivered.destination == S.serviceAddress)
+        let (outChanged, _) = try fromKernel(S.fromServer(.primary, seq: 1, ack: 2, port: 41_000))
+        #expect(!outChanged)
+    }
+
+    @Test("a reset ends the translation after carrying it; an idle connection expires")
+    mutating func resetAndExpiry() throws {
+        let (changed, _) = try fromClient(S.fromClient(seq: 5000, flags: [.rst]))
+        #expect(changed)
+        #expect(inherited.isEmpty && inherited.forgotten == 1)
+
+        var idle = InheritedConnections(serviceAddress: S.serviceAddress, nodeAddress: Self.node,
+                                        keys: [Self.inheritedKey], now: .zero)
+        idle.expire(now: .milliseconds(999), idleMilliseconds: 1000)
+        #expect(idle.count == 1)
+        idle.expire(now: .milliseconds(1000), idleMilliseconds: 1000)
+        #expect(idle.isEmpty)
+    }
+}
