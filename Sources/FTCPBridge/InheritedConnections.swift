@@ -12,8 +12,20 @@ public struct InheritedConnections: Sendable {
     public let serviceAddress: IPv4Address
     /// The node's own address, where the inherited sockets are bound.
     public let nodeAddress: IPv4Address
-    /// Per connection, when a segment of it was last translated.
-    public private(set) var lastSeen: [ConnectionKey: MonotonicTime]
+    /// What is known of one inherited connection.
+    public struct Entry: Equatable, Sendable {
+        /// When a segment of it was last translated.
+        public var lastSeen: MonotonicTime
+        public var finFromClient = false
+        public var finFromKernel = false
+        /// Both sides have sent their FIN: closed but for the last acknowledgments.
+        public var isClosing: Bool { finFromClient && finFromKernel }
+    }
+
+    public private(set) var entries: [ConnectionKey: Entry]
+    /// How long a connection whose both FINs were seen is still translated (its last ACK, a
+    /// retransmitted FIN) before it is forgotten.
+    public static let closingLingerMilliseconds: UInt64 = 10_000
     public private(set) var translatedFromClients: UInt64 = 0
     public private(set) var translatedFromKernel: UInt64 = 0
     /// Connections forgotten after a reset or after going idle.
@@ -23,22 +35,24 @@ public struct InheritedConnections: Sendable {
                 now: MonotonicTime) {
         self.serviceAddress = serviceAddress
         self.nodeAddress = nodeAddress
-        lastSeen = Dictionary(keys.map { ($0, now) }, uniquingKeysWith: { first, _ in first })
+        entries = Dictionary(keys.map { ($0, Entry(lastSeen: now)) }, uniquingKeysWith: { first, _ in first })
     }
 
-    public var count: Int { lastSeen.count }
-    public var isEmpty: Bool { lastSeen.isEmpty }
-    public func contains(_ key: ConnectionKey) -> Bool { lastSeen[key] != nil }
+    public var count: Int { entries.count }
+    public var isEmpty: Bool { entries.isEmpty }
+    /// Connections not yet closing: what a planned switchover would lose.
+    public var openCount: Int { entries.values.filter { !$0.isClosing }.count }
+    public func contains(_ key: ConnectionKey) -> Bool { entries[key] != nil }
 
     /// A client's segment to the service address: an inherited connection's is readdressed in
     /// place to the node's own address, where its socket is. Returns whether it was.
     public mutating func clientSegment(_ packet: TCPPacket, now: MonotonicTime) -> Bool {
         let key = ConnectionKey(clientAddress: packet.ip.source, clientPort: packet.tcp.sourcePort,
                                 serverPort: packet.tcp.destinationPort)
-        guard packet.ip.destination == serviceAddress, lastSeen[key] != nil else { return false }
+        guard packet.ip.destination == serviceAddress, entries[key] != nil else { return false }
         packet.setDestination(nodeAddress)
         translatedFromClients += 1
-        noteSegment(key, flags: packet.tcp.flags, now: now)
+        noteSegment(key, flags: packet.tcp.flags, fromClient: true, now: now)
         return true
     }
 
@@ -48,28 +62,34 @@ public struct InheritedConnections: Sendable {
     public mutating func kernelSegment(_ packet: TCPPacket, now: MonotonicTime) -> Bool {
         let key = ConnectionKey(clientAddress: packet.ip.destination, clientPort: packet.tcp.destinationPort,
                                 serverPort: packet.tcp.sourcePort)
-        guard packet.ip.source == nodeAddress, lastSeen[key] != nil else { return false }
+        guard packet.ip.source == nodeAddress, entries[key] != nil else { return false }
         packet.setSource(serviceAddress)
         translatedFromKernel += 1
-        noteSegment(key, flags: packet.tcp.flags, now: now)
+        noteSegment(key, flags: packet.tcp.flags, fromClient: false, now: now)
         return true
     }
 
     /// A reset from either side ends the connection for good (this segment is still translated).
-    private mutating func noteSegment(_ key: ConnectionKey, flags: TCPFlags, now: MonotonicTime) {
+    private mutating func noteSegment(_ key: ConnectionKey, flags: TCPFlags, fromClient: Bool, now: MonotonicTime) {
         if flags.contains(.rst) {
-            lastSeen[key] = nil
+            entries[key] = nil
             forgotten += 1
-        } else {
-            lastSeen[key] = now
+            return
+        }
+        entries[key]?.lastSeen = now
+        if flags.contains(.fin) {
+            if fromClient { entries[key]?.finFromClient = true } else { entries[key]?.finFromKernel = true }
         }
     }
 
-    /// Forgets connections with no segment for `idleMilliseconds` (closed ones, mostly: a FIN
-    /// exchange leaves no trace here, and the last ACK of it is long gone by then).
+    /// Forgets connections closed for ``closingLingerMilliseconds``, and any with no segment
+    /// for `idleMilliseconds`.
     public mutating func expire(now: MonotonicTime, idleMilliseconds: UInt64) {
-        let before = lastSeen.count
-        lastSeen = lastSeen.filter { now.milliseconds(since: $0.value) < idleMilliseconds }
-        forgotten += UInt64(before - lastSeen.count)
+        let before = entries.count
+        entries = entries.filter { _, entry in
+            let idle = now.milliseconds(since: entry.lastSeen)
+            return idle < (entry.isClosing ? min(idleMilliseconds, Self.closingLingerMilliseconds) : idleMilliseconds)
+        }
+        forgotten += UInt64(before - entries.count)
     }
 }

@@ -92,6 +92,23 @@ public struct TakeoverCoordinator: Sendable {
         return startRound(now: now)
     }
 
+    /// The primary says, over the authenticated channel, that it has released the service
+    /// address for a planned switchover: take over at once, with no probe (nothing failed, and
+    /// every moment spent checking is stall for the clients).
+    public mutating func primaryHandedOver(now: MonotonicTime) -> [Action] {
+        guard state != .promoted else { return [] }
+        round = nil
+        move(to: .promoted, now: now, reason: "planned switchover: the primary released the service address")
+        return Self.takeoverActions
+    }
+
+    /// The order of a takeover (paper §5): translation first, so the kernel never sees an
+    /// inherited segment it cannot place; the address; its announcement; the stalled flows
+    /// restarted at once; the capture closed last.
+    static let takeoverActions: [Action] = [
+        .startTranslating, .claimServiceAddress, .announceServiceAddress, .restartFlows, .stopCapture,
+    ]
+
     /// The primary's bridge spoke again before the takeover happened.
     public mutating func primaryAlive(now: MonotonicTime) {
         switch state {
@@ -142,7 +159,7 @@ public struct TakeoverCoordinator: Sendable {
         }
         round = nil
         move(to: .promoted, now: now, reason: "primary failed: bridge silent and nothing answers for its address")
-        return [.startTranslating, .claimServiceAddress, .announceServiceAddress, .restartFlows, .stopCapture]
+        return Self.takeoverActions
     }
 
     /// The shell sent the probe asked for at `now`, read from the clock after the send: the

@@ -14,6 +14,18 @@ struct TakeoverHandOff {
     var announcer: AddressAnnouncer
     /// When the takeover happened.
     var since: MonotonicTime
+    /// The sockets the primary goes on with (opening them again would keep every inherited
+    /// segment waiting meanwhile).
+    var sockets: Sockets
+
+    struct Sockets {
+        var replication: UDPSocket
+        var arp: ARPSocket
+        var raw: RawIPv4Socket
+        var control: ControlSocket
+        /// Stopped, still to be closed.
+        var captureToClose: PacketCapture?
+    }
 }
 
 /// One node: picks its role at the start (``NodeStartPolicy``), runs it, and moves from one
@@ -33,7 +45,14 @@ public enum NodeRunner {
                 let primary = PrimaryDaemon(configuration: configuration.acting(as: .primary), logger: logger,
                                             guardian: guardian, handOff: handOff)
                 try primary.run()
-                return primary.fenced ? GuardianPolicy.fencedExitCode : 0
+                guard primary.handedOver, TerminationSignals.received == nil else {
+                    return primary.fenced ? GuardianPolicy.fencedExitCode : 0
+                }
+                // A planned switchover: the peer serves now; this node protects it.
+                handOff = nil
+                role = .secondary
+                guardian?.report(role: "secondary")
+                logger.notice("this node now serves as the secondary of \(configuration.peerAddress) (planned switchover)")
             case .secondary:
                 let secondary = SecondaryDaemon(configuration: configuration.acting(as: .secondary), logger: logger,
                                                 guardian: guardian)

@@ -54,6 +54,15 @@ public final class PrimaryDaemon {
     private var inherited: InheritedConnections?
     /// Gratuitous ARPs for the service address (a separate one: claimed at the start, or taken over).
     private var announcer = AddressAnnouncer()
+    /// The replacement of the secondary's rules by the primary's after a takeover, under way.
+    private var rulesSwap: BackgroundJob?
+    /// A planned switchover was asked for (by the operator through the control socket, or by
+    /// the secondary): carried out at the end of the turn.
+    private var switchoverRequestedBy: String?
+    /// Set once this node handed the service address to its peer in a planned switchover: its
+    /// rules go (the address is no longer here, so its kernel cannot answer the connections it
+    /// served) and it goes on as the secondary.
+    public private(set) var handedOver = false
     /// This node took the service address over as the secondary.
     private var tookOver: Bool { handOff != nil }
     /// Until a new secondary joins, another host that answers for the address is the old
@@ -100,20 +109,31 @@ public final class PrimaryDaemon {
             ?? NetfilterQueue.open(queue: configuration.outboundQueue, options: configuration.superPacketQueueOptions)
         let inbound = try handOff?.inbound
             ?? NetfilterQueue.open(queue: configuration.inboundQueue, options: configuration.superPacketQueueOptions)
-        let raw = try RawIPv4Socket(mark: configuration.bypassMark)
-        let link = try ReplicationLink(configuration: configuration, logger: logger)
-        let arp = try ARPSocket(interface: configuration.interface)
+        let raw = try handOff?.sockets.raw ?? RawIPv4Socket(mark: configuration.bypassMark)
+        let link = try ReplicationLink(configuration: configuration, logger: logger, socket: handOff?.sockets.replication)
+        let arp = try handOff?.sockets.arp ?? ARPSocket(interface: configuration.interface)
         openSegmentationOffload()
         let firewall = Firewall()
-        let control = try installRulesAndControlSocket(configuration, plan: configuration.firewallPlan(inheriting: tookOver),
-                                                       firewall: firewall)
+        let control: ControlSocket
         if let handOff {
-            // The primary's chains (with the inherited connections' rule) are in place: the
-            // secondary's can go.
-            firewall.remove(role: .secondary)
+            // The secondary's chains still send the inherited connections' segments to these
+            // queues, which is all they need; the primary's chains (for connections opened from
+            // now on, and with a rule for the inherited ones) replace them on another thread,
+            // so that no inherited segment waits for iptables.
+            control = handOff.sockets.control
+            let plan = configuration.firewallPlan(inheriting: true)
+            let capture = UncheckedBox(handOff.sockets.captureToClose)
+            rulesSwap = BackgroundJob {
+                capture.value?.close()
+                let firewall = Firewall()
+                firewall.remove(role: .primary)
+                try firewall.install(plan)
+                firewall.remove(role: .secondary)
+            }
             announcer = handOff.announcer
-        } else if configuration.separateServiceAddress != nil {
-            try claimServiceAddress()
+        } else {
+            control = try installRulesAndControlSocket(configuration, firewall: firewall)
+            if configuration.separateServiceAddress != nil { try claimServiceAddress() }
         }
         defer {
             offload?.close()
@@ -152,7 +172,7 @@ public final class PrimaryDaemon {
         // The secondary's first heartbeat is awaited from here, not from the checks before.
         let loopStarted = nextHeartbeat
 
-        while TerminationSignals.received == nil && !fenced {
+        while TerminationSignals.received == nil && !fenced && !handedOver {
             let ready = try poller.wait(timeoutMilliseconds: Int32(min(configuration.heartbeatIntervalMilliseconds, 50)))
             let now = MonotonicClock.now()
             guardian?.keepAlive(nowMilliseconds: now.nanoseconds / 1_000_000)
@@ -207,11 +227,12 @@ public final class PrimaryDaemon {
                 carryOut(bridge.secondaryFailed(now: now), link: link, now: now)
                 conflictWatch.start(now: now)
             }
+            if let job = rulesSwap, job.isFinished { finishRulesSwap(job) }
             watchForAnotherHolder(arp, readable: ready.contains(arp.fileDescriptor), now: now)
             announceIfDue(arp: arp, now: now)
             link.retryMissing(now: now)
             if ready.contains(control.fileDescriptor) {
-                control.answerPending { status(link: link, now: now).json() }
+                control.answerPending { request in answer(request, link: link, now: now) }
             }
             sendReleased(link: link, now: now)
             if nextExpiry <= now {
@@ -220,8 +241,20 @@ public final class PrimaryDaemon {
                 nextExpiry = now.adding(milliseconds: 1000)
             }
             flushToClients(raw: raw, now: now)
+            if let requester = switchoverRequestedBy {
+                switchoverRequestedBy = nil
+                if let refusal = switchoverRefusal {
+                    logger.warning("switchover asked by \(requester) refused: \(refusal)")
+                } else {
+                    handOver(link: link, now: now, reason: "planned switchover asked by \(requester)")
+                }
+            }
         }
-        if fenced { return }
+        if TerminationSignals.received != nil && configuration.handOverOnStop && configuration.separateServiceAddress != nil
+            && switchoverRefusal == nil {
+            handOver(link: link, now: MonotonicClock.now(), reason: "stopped with --hand-over-on-stop")
+        }
+        if fenced || handedOver { return }
         logger.notice("primary stopping", metadata: ["signal": "\(TerminationSignals.received ?? 0)"])
     }
 
@@ -307,6 +340,78 @@ public final class PrimaryDaemon {
         toRelease.formUnion(bridge.keysServedByPrimaryAlone)
     }
 
+    /// The rules of a node that took over are in place (or could not be put there).
+    private func finishRulesSwap(_ job: BackgroundJob) {
+        rulesSwap = nil
+        if let error = job.error {
+            logger.critical("""
+                the primary's rules could not be installed after the takeover (\(error)): inherited connections are \
+                still translated, but connections opened from now on are not bridged (unprotected)
+                """)
+        } else {
+            logger.info("the primary's rules replace the secondary's")
+        }
+    }
+
+    /// A control request: `status`, or `switchover` (started at the end of this turn if it can be).
+    private func answer(_ request: String, link: ReplicationLink, now: MonotonicTime) -> String {
+        switch request {
+        case "status":
+            return status(link: link, now: now).json()
+        case "switchover", "switchover-force":
+            if let refusal = switchoverRefusal {
+                return ControlAnswer(request: request, outcome: "refused", detail: refusal).json()
+            }
+            let unprotected = (inherited?.openCount ?? 0) + bridge.keysServedByPrimaryAlone.count
+            if unprotected > 0 && request != "switchover-force" {
+                return ControlAnswer(
+                    request: request, outcome: "refused",
+                    detail: """
+                        \(unprotected) open connections have no replica on \(configuration.peerAddress) (inherited at a \
+                        takeover, or served alone) and would be lost; wait until they close, or force it (--force)
+                        """).json()
+            }
+            switchoverRequestedBy = "the operator"
+            return ControlAnswer(
+                request: request, outcome: "started",
+                detail: "the service address moves to \(configuration.peerAddress); this node goes on as the secondary"
+                    + (unprotected > 0 ? " (\(unprotected) unreplicated connections are given up)" : "")).json()
+        default:
+            return ControlAnswer.unknown(request).json()
+        }
+    }
+
+    /// Why a planned switchover cannot happen now, or nil when it can.
+    private var switchoverRefusal: String? {
+        if configuration.separateServiceAddress == nil {
+            return "the service address is this host's own (no --service-address), so it cannot move to the peer"
+        }
+        if fenced || handedOver { return "this node is already giving the service address up" }
+        if state != "replicating" || bridge.isAlone {
+            return "no secondary replicates (state \(state)): it would have nothing to serve the connections with"
+        }
+        if conflictWatch.isWatching { return "this node is checking that no other host holds the service address" }
+        return nil
+    }
+
+    /// A planned switchover: nothing more leaves for clients (this turn's output is sent), the
+    /// service address goes, and the secondary is told at once over the channel, so it takes
+    /// over without probing. Every byte a client was sent was produced by both kernels, so the
+    /// secondary's kernel holds it; what the client has not acknowledged it sends again at once.
+    private func handOver(link: ReplicationLink, now: MonotonicTime, reason: String) {
+        handedOver = true
+        releaseServiceAddress(reason: reason)
+        for _ in 0..<3 {
+            link.send(.heartbeat(ReplicationHeartbeat(
+                sentAtMilliseconds: now.nanoseconds / 1_000_000, state: ReplicationHeartbeat.handingOverState,
+                connectionCount: UInt32(clamping: bridge.connectionCount), sawPeerTrafficAtMilliseconds: 0)), now: now)
+        }
+        counters["switchovers", default: 0] += 1
+        logger.notice("\(reason): the secondary takes the service address over now", metadata: [
+            "secondary": "\(configuration.peerAddress)", "connections": "\(bridge.openConnectionCount)",
+        ])
+    }
+
     /// Tells the secondary which connections it must not inherit at a takeover.
     private func sendReleased(link: ReplicationLink, now: MonotonicTime) {
         guard !toRelease.isEmpty, !bridge.isAlone else { return }
@@ -330,8 +435,21 @@ public final class PrimaryDaemon {
     /// those clients), and with `--hand-over-on-stop` the service address is released too, so
     /// the secondary finds it free and takes the connections over.
     private func stop(firewall: Firewall) {
+        if let job = rulesSwap {
+            job.wait()
+            finishRulesSwap(job)
+            firewall.remove(role: .secondary)
+        }
         if fenced {
             fence()
+            return
+        }
+        if handedOver {
+            firewall.remove(role: .primary)
+            logger.info("""
+                primary rules removed after the switchover: the service address is no longer on this host, so its \
+                kernel cannot answer the clients of the connections it served
+                """)
             return
         }
         let open = bridge.openConnectionCount
@@ -515,6 +633,17 @@ public final class PrimaryDaemon {
         case let .segments(packets):
             for packet in packets { handleSecondarySegment(packet, link: link, now: now) }
         case let .heartbeat(heartbeat):
+            if heartbeat.state == ReplicationHeartbeat.switchoverRequestedState && switchoverRequestedBy == nil && !handedOver {
+                let unprotected = (inherited?.openCount ?? 0) + bridge.keysServedByPrimaryAlone.count
+                if unprotected == 0 {
+                    switchoverRequestedBy = "the secondary"
+                } else {
+                    throttle.warning("switchover", """
+                        the secondary asks for a switchover, but \(unprotected) open connections have no replica there \
+                        and would be lost: refused (ftcp-bridge switchover --force on this node gives them up)
+                        """, metadata: [:], logger: logger, now: now)
+                }
+            }
             if heartbeat.state == ReplicationHeartbeat.promotedState && !fenced {
                 // Two hosts answer for the address (the secondary took it over while this one
                 // was cut off from it, and the partition healed). The secondary's clients
@@ -658,7 +787,7 @@ public final class PrimaryDaemon {
 
     /// The inherited connections for `status`: served, unprotected.
     private var inheritedStatuses: [DaemonStatus.ConnectionEntry] {
-        let keys = (inherited?.lastSeen.keys).map(Array.init) ?? []
+        let keys = (inherited?.entries.keys).map(Array.init) ?? []
         return keys.sorted { ($0.clientAddress.value, $0.clientPort) < ($1.clientAddress.value, $1.clientPort) }.map { key in
             DaemonStatus.ConnectionEntry(
                 client: "\(key.clientAddress)", clientPort: key.clientPort, serverPort: key.serverPort,

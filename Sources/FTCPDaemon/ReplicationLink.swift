@@ -45,12 +45,13 @@ final class ReplicationLink {
     private(set) var resendsAbandoned: UInt64 = 0
     private(set) var resendsAnswered: UInt64 = 0
 
-    init(configuration: DaemonConfiguration, logger: Logger) throws {
+    /// - Parameter socket: the bound socket to go on with (a node changing roles), or nil to open one.
+    init(configuration: DaemonConfiguration, logger: Logger, socket existing: UDPSocket? = nil) throws {
         // Large buffers: the secondary relays every segment its kernel sends, in bursts as
         // large as a congestion window, and a datagram lost here costs a retransmission timeout.
-        socket = try UDPSocket(address: configuration.ownAddress, port: configuration.replicationPort,
-                               receiveBufferBytes: 64 << 20, sendBufferBytes: 16 << 20,
-                               mark: configuration.bypassMark, reuseAddress: false)
+        socket = try existing ?? UDPSocket(address: configuration.ownAddress, port: configuration.replicationPort,
+                                           receiveBufferBytes: 64 << 20, sendBufferBytes: 16 << 20,
+                                           mark: configuration.bypassMark, reuseAddress: false)
         peerAddress = configuration.peerAddress
         port = configuration.replicationPort
         sealer = ReplicationSealer(key: configuration.key, role: configuration.role, epoch: MonotonicClock.epoch())

@@ -47,6 +47,13 @@ public final class SecondaryDaemon {
         takeover = TakeoverCoordinator(probes: configuration.takeoverProbes)
     }
 
+    /// The capture, stopped at the takeover, for the primary this node becomes to close.
+    private var captureToClose: PacketCapture?
+    /// Until then, heartbeats ask the primary for a planned switchover (the operator asked here).
+    private var askSwitchoverUntil: MonotonicTime?
+    /// The takeover the primary asked for by handing the address over (done in the turn's actions).
+    private var handedOverActions: [TakeoverCoordinator.Action] = []
+
     /// Set once a takeover of a separate service address is complete: the loop ends and the
     /// node goes on as primary with what this holds.
     private var handOff: TakeoverHandOff?
@@ -67,13 +74,14 @@ public final class SecondaryDaemon {
         let firewall = Firewall()
         let control = try installRulesAndControlSocket(configuration, firewall: firewall)
         defer {
+            // Handed on to the primary this node becomes: queues, rules, sockets, address.
             if handOff == nil {
                 closeEverything(claim: claim, firewall: firewall, outbound: outbound, inbound: inbound)
+                control.close()
+                capture?.close()
+                arp.close()
+                link.close()
             }
-            control.close()
-            capture?.close()
-            arp.close()
-            link.close()
         }
         func closeEverything(claim: AddressClaim, firewall: Firewall, outbound: NetfilterQueue, inbound: NetfilterQueue) {
             if addressClaimed {
@@ -119,7 +127,7 @@ public final class SecondaryDaemon {
             // First in the turn: a heartbeat never waits behind the work of the turn.
             if nextHeartbeat <= now {
                 link.send(.heartbeat(ReplicationHeartbeat(
-                    sentAtMilliseconds: now.nanoseconds / 1_000_000, state: takeover.state == .promoted ? ReplicationHeartbeat.promotedState : 1,
+                    sentAtMilliseconds: now.nanoseconds / 1_000_000, state: heartbeatState(now: now),
                     connectionCount: UInt32(clamping: bridge.connections.count),
                     sawPeerTrafficAtMilliseconds: (detector.lastEvidence?.nanoseconds ?? 0) / 1_000_000)), now: now)
                 nextHeartbeat = now.adding(milliseconds: configuration.heartbeatIntervalMilliseconds)
@@ -135,13 +143,18 @@ public final class SecondaryDaemon {
             }
             if ready.contains(link.fileDescriptor) {
                 link.receiveAll(now: now) { message in
+                    if case let .heartbeat(heartbeat) = message, heartbeat.state == ReplicationHeartbeat.handingOverState {
+                        // The primary's last words before it becomes the secondary.
+                        handleReplication(message, raw: raw, now: now)
+                        return
+                    }
                     if detector.heard(now: now) == .alive { primaryHeard(now: now) }
-                    handleReplication(message, raw: raw)
+                    handleReplication(message, raw: raw, now: now)
                 }
             }
             link.retryMissing(now: now)
             if ready.contains(control.fileDescriptor) {
-                control.answerPending { status(link: link, capture: capture, now: now).json() }
+                control.answerPending { request in answer(request, link: link, capture: capture, now: now) }
             }
 
             // Answers first: an ARP reply that sits unread must never let a round pass for
@@ -155,6 +168,8 @@ public final class SecondaryDaemon {
                 logger.warning("primary bridge silent", metadata: ["silence_ms": "\(silence)"])
                 actions += takeover.primaryFailed(silenceMilliseconds: silence, now: now)
             }
+            actions += handedOverActions
+            handedOverActions.removeAll()
             actions += takeover.tick(now: MonotonicClock.now())
             for action in actions {
                 perform(action, arp: arp, claim: claim, raw: raw, capture: &capture, poller: poller, now: now)
@@ -166,7 +181,8 @@ public final class SecondaryDaemon {
                 handOff = TakeoverHandOff(
                     inherited: InheritedConnections(serviceAddress: configuration.serviceAddress,
                                                     nodeAddress: configuration.ownAddress, keys: bridge.inherited, now: now),
-                    outbound: outbound, inbound: inbound, announcer: announcer, since: now)
+                    outbound: outbound, inbound: inbound, announcer: announcer, since: now,
+                    sockets: .init(replication: link.socket, arp: arp, raw: raw, control: control, captureToClose: captureToClose))
             }
 
             if nextExpiry <= now {
@@ -232,7 +248,13 @@ public final class SecondaryDaemon {
         case .stopCapture:
             if let current = capture {
                 poller.unregister(current.fileDescriptor)
-                current.close()
+                if configuration.separateServiceAddress != nil {
+                    // Closing a capture takes tens of milliseconds (its ring is unmapped): the
+                    // primary this node becomes closes it once its loop runs.
+                    captureToClose = current
+                } else {
+                    current.close()
+                }
                 capture = nil
             }
         case .restartFlows:
@@ -469,7 +491,48 @@ public final class SecondaryDaemon {
         }
     }
 
-    private func handleReplication(_ message: ReplicationMessage, raw: RawIPv4Socket) {
+    private func heartbeatState(now: MonotonicTime) -> UInt8 {
+        if takeover.state == .promoted { return ReplicationHeartbeat.promotedState }
+        if let until = askSwitchoverUntil, now < until { return ReplicationHeartbeat.switchoverRequestedState }
+        return 1
+    }
+
+    /// A control request: `status`, or `switchover` (passed on to the primary in heartbeats).
+    private func answer(_ request: String, link: ReplicationLink, capture: PacketCapture?, now: MonotonicTime) -> String {
+        switch request {
+        case "status":
+            return status(link: link, capture: capture, now: now).json()
+        case "switchover":
+            guard configuration.separateServiceAddress != nil else {
+                return ControlAnswer(request: request, outcome: "refused",
+                                     detail: "the service address is the primary's own (no --service-address): it cannot move").json()
+            }
+            guard takeover.state == .replicating, detector.check(now: now) != .failed else {
+                return ControlAnswer(request: request, outcome: "refused",
+                                     detail: "this node is not replicating behind a live primary (state \(takeover.state.name))").json()
+            }
+            askSwitchoverUntil = now.adding(milliseconds: 100)
+            return ControlAnswer(
+                request: request, outcome: "requested",
+                detail: """
+                    asked the primary \(configuration.peerAddress) to hand the service address to this node (it refuses \
+                    while it has open connections without a replica here; see its log)
+                    """).json()
+        default:
+            return ControlAnswer.unknown(request).json()
+        }
+    }
+
+    private func handleReplication(_ message: ReplicationMessage, raw: RawIPv4Socket, now: MonotonicTime) {
+        if case let .heartbeat(heartbeat) = message, heartbeat.state == ReplicationHeartbeat.handingOverState {
+            let actions = takeover.primaryHandedOver(now: now)
+            if !actions.isEmpty {
+                askSwitchoverUntil = nil
+                logger.notice("the primary hands the service address over (planned switchover): taking over now")
+                handedOverActions += actions
+            }
+            return
+        }
         if case let .released(connections) = message {
             bridge.release(connections.map {
                 ConnectionKey(clientAddress: IPv4Address($0.clientAddress), clientPort: $0.clientPort,

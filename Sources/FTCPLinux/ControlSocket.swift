@@ -1,7 +1,8 @@
 import Glibc
 
-/// A Unix-domain stream socket on which a running bridge answers `status`:
-/// each connection gets one JSON document and is closed.
+/// A Unix-domain stream socket on which a running bridge answers requests: the client writes
+/// one request line (`status`, `switchover`; nothing at all counts as `status`) and gets one
+/// JSON document, and the connection is closed.
 ///
 /// The path is configurable so that two bridges can run on one machine (in
 /// different network namespaces, which do not separate the file system).
@@ -40,13 +41,13 @@ public final class ControlSocket {
 
     public var fileDescriptor: Int32 { fd }
 
-    /// Answers every waiting client with `document` (produced on demand).
-    public func answerPending(_ document: () -> String) {
+    /// Answers every waiting client with what `respond` makes of its request line.
+    public func answerPending(_ respond: (String) -> String) {
         while fd >= 0 {
             let client = accept(fd, nil, nil)
             if client < 0 { return }
             _ = fcntl(client, F_SETFD, FD_CLOEXEC)
-            var text = document()
+            var text = respond(Self.readRequest(client))
             text += "\n"
             // A status reader is local and small: a blocking write with a timeout is enough.
             var timeout = timeval(tv_sec: 1, tv_usec: 0)
@@ -63,6 +64,23 @@ public final class ControlSocket {
         }
     }
 
+    /// The client's request line. A client writes it at once after connecting, so it is read
+    /// without blocking, after at most 5 ms of waiting: the loop that answers also moves packets.
+    private static func readRequest(_ client: Int32) -> String {
+        var buffer = [UInt8](repeating: 0, count: 256)
+        var count = buffer.withUnsafeMutableBytes { recv(client, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+        if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+            var entry = pollfd(fd: client, events: Int16(POLLIN), revents: 0)
+            if poll(&entry, 1, 5) > 0 {
+                count = buffer.withUnsafeMutableBytes { recv(client, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            }
+        }
+        guard count > 0 else { return "status" }
+        let line = String(decoding: buffer[0..<count], as: UTF8.self).split(separator: "\n").first ?? ""
+        let request = String(line.filter { !$0.isWhitespace })
+        return request.isEmpty ? "status" : request
+    }
+
     /// Closes the socket and removes its file.
     public func close() {
         guard fd >= 0 else { return }
@@ -71,8 +89,8 @@ public final class ControlSocket {
         unlink(path)
     }
 
-    /// Connects to a running bridge's control socket and returns what it says.
-    public static func query(path: String) throws(SystemCallError) -> String {
+    /// Connects to a running bridge's control socket, sends `request` and returns the answer.
+    public static func query(path: String, request: String = "status") throws(SystemCallError) -> String {
         let fd = try systemCall("socket(AF_UNIX)") { socket(AF_UNIX, SocketType.stream | SocketType.closeOnExec, 0) }
         defer { Glibc.close(fd) }
         var address = try address(path)
@@ -82,6 +100,9 @@ public final class ControlSocket {
             }
         }
         if connected != 0 { throw SystemCallError(call: "connect(\(path))", errno: errno) }
+        let line = Array((request + "\n").utf8)
+        _ = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        shutdown(fd, Int32(SHUT_WR))
         var timeout = timeval(tv_sec: 5, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var result: [UInt8] = []

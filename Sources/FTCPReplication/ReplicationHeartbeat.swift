@@ -12,6 +12,11 @@ public struct ReplicationHeartbeat: Equatable, Hashable, Sendable {
     public var state: UInt8
     /// The state code of a bridge that serves the service address after a takeover.
     public static let promotedState: UInt8 = 3
+    /// From the primary: it has released the service address for a planned switchover, and
+    /// the secondary takes over at once.
+    public static let handingOverState: UInt8 = 4
+    /// From the secondary: the operator asked it for a switchover; the primary starts one.
+    public static let switchoverRequestedState: UInt8 = 5
     /// How many connections the sender is currently protecting.
     public var connectionCount: UInt32
     /// When the sender last saw traffic from its peer, on the sender's clock; opaque to the channel.

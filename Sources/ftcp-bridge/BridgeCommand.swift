@@ -13,6 +13,7 @@ struct BridgeCommand: ParsableCommand {
             server that owns the service address and `secondary` on the other, with the same --port list and \
             the same key file (make one with `keygen`). Both need root.
             """,
-        subcommands: [PrimaryCommand.self, SecondaryCommand.self, RulesCommand.self, KeygenCommand.self, StatusCommand.self]
+        subcommands: [PrimaryCommand.self, SecondaryCommand.self, SwitchoverCommand.self, StatusCommand.self, RulesCommand.self,
+                      KeygenCommand.self]
     )
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import FTCPLinux
 import FTCPReplication
 import FTCPWire
@@ -114,5 +115,65 @@ struct RulesCommand: ParsableCommand {
                 lines.forEach { print("iptables -t mangle \($0)") }
             }
         }
+    }
+}
+
+struct SwitchoverCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "switchover",
+        abstract: "Move the service address to the other node while both are healthy (maintenance, upgrades).",
+        discussion: """
+            Asks the bridge at --control (either node's) for a planned switchover and waits until the roles have \
+            swapped. The primary sends what it has merged, releases the service address and tells the secondary over \
+            the replication channel, which takes over at once (no failure to detect, no probes) and resends what its \
+            clients have not acknowledged: every protected connection goes on without losing a byte. It is refused while connections without a \
+            replica are open (inherited at an earlier takeover, or served alone), unless --force. The old primary \
+            then serves as the secondary of the new one: connections opened from then on are protected again; those \
+            open during the switchover are served by the new primary unprotected until they close (the old primary's \
+            kernel holds them in the other sequence space). Needs --service-address on both bridges and a secondary \
+            that replicates. Exit status 0 once the roles have swapped, 1 if the switchover was refused or did not \
+            complete in time.
+            """
+    )
+
+    @Option(help: "The control socket of either bridge.")
+    var control: String = "/run/ftcp/ftcp-primary.sock"
+
+    @Option(help: "Seconds to wait for the roles to swap.")
+    var wait: Double = 5
+
+    @Flag(help: "Switch over even if connections without a replica on the peer (inherited at a takeover, or served alone) are open: they are lost.")
+    var force = false
+
+    private func role() -> String? {
+        guard let text = try? ControlSocket.query(path: control),
+              let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else { return nil }
+        return object["role"] as? String
+    }
+
+    func run() throws {
+        guard let before = role() else {
+            throw ValidationError("no bridge answers on \(control); is it running, and is --control the path it was started with?")
+        }
+        let started = Date()
+        let answer: String
+        do {
+            answer = try ControlSocket.query(path: control, request: force ? "switchover-force" : "switchover")
+        } catch {
+            throw ValidationError("the bridge on \(control) did not answer the switchover request: \(error)")
+        }
+        print(answer, terminator: answer.hasSuffix("\n") ? "" : "\n")
+        let outcome = (try? JSONSerialization.jsonObject(with: Data(answer.utf8)) as? [String: Any])?["outcome"] as? String
+        guard outcome == "started" || outcome == "requested" else { throw ExitCode(1) }
+        while Date().timeIntervalSince(started) < wait {
+            if let now = role(), now != before {
+                let milliseconds = Int(Date().timeIntervalSince(started) * 1000)
+                print("switched over: this node (\(control)) was \(before) and is now \(now), after \(milliseconds) ms")
+                return
+            }
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        print("the roles had not swapped after \(wait) s: see the bridges' logs and `ftcp-bridge status`")
+        throw ExitCode(1)
     }
 }

@@ -188,6 +188,24 @@ struct TakeoverCoordinatorTests {
         #expect(coordinator.tick(now: .milliseconds(300)) == [])
     }
 
+    @Test("a planned switchover: the primary says it released the address, and the takeover happens at once, with no probe")
+    func handedOver() {
+        var coordinator = TakeoverCoordinator(probes: .init(count: 3, intervalMilliseconds: 10))
+        #expect(coordinator.primaryHandedOver(now: .milliseconds(500)) == Self.promotion)
+        #expect(coordinator.state == .promoted)
+        #expect(coordinator.since == .milliseconds(500))
+        #expect(coordinator.primaryHandedOver(now: .milliseconds(501)) == [], "the hand-over's repeats change nothing")
+        #expect(coordinator.tick(now: .milliseconds(600)) == [])
+    }
+
+    @Test("a hand-over in the middle of a round of probes (the primary fell silent first) ends the round and takes over")
+    func handedOverWhileProbing() {
+        var coordinator = TakeoverCoordinator(probes: .init(count: 3, intervalMilliseconds: 10))
+        #expect(coordinator.primaryFailed(silenceMilliseconds: 30, now: .milliseconds(100)) == [.probeServiceAddress])
+        #expect(coordinator.primaryHandedOver(now: .milliseconds(104)) == Self.promotion)
+        #expect(coordinator.tick(now: .milliseconds(120)) == [], "no probe after the takeover")
+    }
+
     @Test("a probe that left late in a slow turn still gets its whole answer window, counted from when it left")
     func answerWindowFromTheSend() {
         var coordinator = TakeoverCoordinator(probes: .init(count: 1, intervalMilliseconds: 5))

@@ -68,3 +68,20 @@ struct InheritedConnectionsTests {
         #expect(idle.isEmpty)
     }
 }
+
+extension InheritedConnectionsTests {
+    @Test("FIN from the client (seq 5000) and from the kernel (seq 9000): closing, no longer open, forgotten after the linger")
+    mutating func finBothWays() throws {
+        _ = try fromClient(S.fromClient(seq: 5000, ack: 9000, flags: [.fin, .ack]))
+        #expect(inherited.openCount == 1)
+        _ = try fromKernel(S.fromServer(.secondary, seq: 9000, ack: 5001, flags: [.fin, .ack]))
+        #expect(inherited.openCount == 0)
+        #expect(inherited.count == 1, "still translated: the client's last ACK must reach the socket")
+        let (changed, _) = try fromClient(S.fromClient(seq: 5001, ack: 9001), at: 0)
+        #expect(changed)
+        inherited.expire(now: .milliseconds(InheritedConnections.closingLingerMilliseconds - 1), idleMilliseconds: 7_200_000)
+        #expect(inherited.count == 1)
+        inherited.expire(now: .milliseconds(InheritedConnections.closingLingerMilliseconds), idleMilliseconds: 7_200_000)
+        #expect(inherited.isEmpty)
+    }
+}

@@ -163,6 +163,13 @@ final class Lab {
         return run
     }
 
+    /// Runs a program in a host's namespace to completion and returns its exit status (nil on
+    /// a timeout) with the process, whatever the status.
+    func run(_ host: String, _ name: String, _ arguments: [String], timeout: Duration = .seconds(30)) throws -> (Int32?, LabProcess) {
+        let run = try process(name, "ip", ["netns", "exec", "ftcp-\(host)"] + arguments)
+        return (try run.run(timeout: timeout), run)
+    }
+
     /// Runs a program in a host's namespace to completion; throws when it fails or times out.
     func foreground(_ host: String, _ name: String, _ arguments: [String], timeout: Duration = .seconds(30)) throws -> LabProcess {
         let run = try process(name, "ip", ["netns", "exec", "ftcp-\(host)"] + arguments)
