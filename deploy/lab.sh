@@ -487,6 +487,8 @@ start_background() {
         exec ip netns exec "$namespace" setsid "$@"
     ) </dev/null >"$RUN_DIR/$name.log" 2>&1 &
     echo $! >"$RUN_DIR/$name.pid"
+    # Not this shell's job: a 'fail' that kills it must not print "Killed" in the middle of the demo.
+    disown $!
 }
 
 stop_named() {
@@ -647,33 +649,80 @@ cmd_demo() {
     log "building the release binaries (swift build -c release)"
     (cd "$REPO_ROOT" && swift build -c release) || die "the build failed"
     FTCP_BIN=$REPO_ROOT/.build/release
+    # A service address of its own, so that roles can swap: 10.80.0.1 and 10.80.0.2 stay the servers'.
+    FTCP_SERVICE_ADDRESS=${FTCP_SERVICE_ADDRESS:-10.80.0.100}
+    local service=$FTCP_SERVICE_ADDRESS
     trap 'cmd_ftcp stop >/dev/null 2>&1 || true; cmd_down >/dev/null 2>&1 || true' EXIT
     cmd_up
     cmd_ftcp start
     echo
-    log "client 10.80.0.10 talks to the service at 10.80.0.1:$FTCP_PORT; both servers answer, the client sees one connection"
-    ip netns exec ftcp-client "$FTCP_BIN/ftcp-labtool" session --connect 10.80.0.1:$FTCP_PORT --name demo \
+    log "client 10.80.0.10 talks to the service at $service:$FTCP_PORT; both servers answer, the client sees one connection"
+    ip netns exec ftcp-client "$FTCP_BIN/ftcp-labtool" session --connect $service:$FTCP_PORT --name demo \
         --download 10000000 --upload 10000000 --verbose --timeout-s 120 || die "the session failed"
     echo
     log "what the primary bridge saw (ftcp-bridge status):"
     ip netns exec ftcp-primary "$FTCP_BIN/ftcp-bridge" status --control "$RUN_DIR/primary.sock" | head -40
     echo
-    log "now a failover: a session downloads 300 MB and the primary is cut off in the middle"
-    ip netns exec ftcp-client "$FTCP_BIN/ftcp-labtool" session --connect 10.80.0.1:$FTCP_PORT --name failover \
-        --download 300000000 --upload 10000000 --timeout-s 120 >"$RUN_DIR/failover-session.out" 2>&1 &
+    log "1. a failover: a session downloads 300 MB and the primary (10.80.0.1) is cut off in the middle"
+    demo_session_across failover 300000000 -- cmd_fail primary
+    log "10.80.0.2 took the service address over and serves as primary; the session is one it inherited:"
+    demo_roles
+    echo
+    log "2. the old primary comes back (as after a reboot) and rejoins as the secondary of 10.80.0.2"
+    cmd_revive primary
+    demo_wait_replicating secondary
+    demo_roles
+    echo
+    log "3. a planned switchover back to 10.80.0.1 in the middle of a session opened after the rejoin"
+    demo_session_across switchover 300000000 -- ip netns exec ftcp-secondary "$FTCP_BIN/ftcp-bridge" switchover \
+        --control "$RUN_DIR/secondary.sock"
+    demo_wait_replicating primary
+    demo_roles
+    echo
+    log "demo finished: every session ran through the bridges, across a failover, a rejoin and a switchover; cleaning up"
+}
+
+# demo_session_across NAME BYTES -- COMMAND...: a session through the service address, COMMAND run
+# in its middle; the session must end right.
+demo_session_across() {
+    local name=$1 bytes=$2
+    shift 3
+    ip netns exec ftcp-client "$FTCP_BIN/ftcp-labtool" session --connect $FTCP_SERVICE_ADDRESS:$FTCP_PORT --name "$name" \
+        --download "$bytes" --upload 10000000 --timeout-s 120 >"$RUN_DIR/$name-session.out" 2>&1 &
     local session=$!
     sleep 0.7
-    cmd_fail primary
+    "$@"
     if wait "$session"; then
-        log "the session survived the primary's death: $(cat "$RUN_DIR/failover-session.out")"
+        log "the session went on: $(cat "$RUN_DIR/$name-session.out")"
     else
-        cat "$RUN_DIR/failover-session.out" >&2
-        die "the session did not survive the failover"
+        cat "$RUN_DIR/$name-session.out" >&2
+        die "the session did not survive ($name)"
     fi
-    log "the secondary now (ftcp-bridge status):"
-    ip netns exec ftcp-secondary "$FTCP_BIN/ftcp-bridge" status --control "$RUN_DIR/secondary.sock" | grep -E '"(role|state|stateReason|phase)"'
-    echo
-    log "demo finished: both sessions above ran through the bridges, the second one across a failover; cleaning up"
+}
+
+# demo_wait_replicating HOST: waits up to 10 s for HOST's bridge to serve as primary with a secondary replicating.
+demo_wait_replicating() {
+    local waited
+    for waited in $(seq 1 100); do
+        if ip netns exec "ftcp-$1" "$FTCP_BIN/ftcp-bridge" status --control "$RUN_DIR/$1.sock" 2>/dev/null |
+            tr -d ' \n' | grep -q '"role":"primary","state":"replicating"'; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    die "$1 did not serve as primary with a secondary replicating within 10 s"
+}
+
+demo_roles() {
+    local host state
+    for host in primary secondary; do
+        if state=$(ip netns exec "ftcp-$host" "$FTCP_BIN/ftcp-bridge" status --control "$RUN_DIR/$host.sock" 2>/dev/null); then
+            state=$(tr -d ' \n' <<<"$state" | grep -o '"role":"[a-z]*","state":"[a-z-]*"' || true)
+        else
+            state="no bridge (cut off)"
+        fi
+        printf '  %-9s %s\n' "$(host_address "$host")" "$state"
+    done
 }
 
 main() {

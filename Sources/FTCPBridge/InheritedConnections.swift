@@ -31,11 +31,15 @@ public struct InheritedConnections: Sendable {
     /// Connections forgotten after a reset or after going idle.
     public private(set) var forgotten: UInt64 = 0
 
+    /// - Parameter closing: those of `keys` whose both FINs were already seen.
     public init(serviceAddress: IPv4Address, nodeAddress: IPv4Address, keys: some Sequence<ConnectionKey>,
-                now: MonotonicTime) {
+                closing: Set<ConnectionKey> = [], now: MonotonicTime) {
         self.serviceAddress = serviceAddress
         self.nodeAddress = nodeAddress
-        entries = Dictionary(keys.map { ($0, Entry(lastSeen: now)) }, uniquingKeysWith: { first, _ in first })
+        entries = Dictionary(keys.map { key in
+            let closed = closing.contains(key)
+            return (key, Entry(lastSeen: now, finFromClient: closed, finFromKernel: closed))
+        }, uniquingKeysWith: { first, _ in first })
     }
 
     public var count: Int { entries.count }

@@ -52,6 +52,8 @@ public struct SecondaryBridge: Sendable {
             $0.segmentsFromClient += 1
             $0.bytesFromClient += UInt64(tcp.payloadLength)
             if let announced { $0.clientMaximumSegmentSize = Int(announced) }
+            if tcp.flags.contains(.fin) { $0.finFromClient = true }
+            if tcp.flags.contains(.rst) { $0.reset = true }
         }
         return .inject
     }
@@ -88,7 +90,12 @@ public struct SecondaryBridge: Sendable {
         }
         counters.relayed += 1
         let key = ConnectionKey(clientAddress: packet.ip.destination, clientPort: tcp.destinationPort, serverPort: tcp.sourcePort)
-        note(key, now: now) { $0.segmentsRelayed += 1; $0.bytesRelayed += UInt64(tcp.payloadLength) }
+        note(key, now: now) {
+            $0.segmentsRelayed += 1
+            $0.bytesRelayed += UInt64(tcp.payloadLength)
+            if tcp.flags.contains(.fin) { $0.finFromKernel = true }
+            if tcp.flags.contains(.rst) { $0.reset = true }
+        }
         retainForTakeover(packet, key: key)
         return .relayToPrimary
     }
@@ -146,9 +153,16 @@ public struct SecondaryBridge: Sendable {
     public mutating func promote() -> Set<ConnectionKey> {
         if !isPromoted {
             isPromoted = true
-            inherited = Set(seen.keys)
+            // A reset connection has nothing left to serve.
+            inherited = Set(seen.filter { !$0.value.reset }.keys)
         }
         return inherited
+    }
+
+    /// Inherited connections whose both FINs were seen before the takeover: closed but for
+    /// their last acknowledgments.
+    public var inheritedClosing: Set<ConnectionKey> {
+        Set(inherited.filter { seen[$0]?.finFromClient == true && seen[$0]?.finFromKernel == true })
     }
 
     /// After `promote()`: the packets that restart every inherited connection's flow at
@@ -255,6 +269,9 @@ public struct SecondaryConnectionActivity: Equatable, Sendable {
     public var bytesRelayed: UInt64 = 0
     /// The MSS option of the client's SYN, if one was captured.
     public var clientMaximumSegmentSize: Int?
+    public var finFromClient = false
+    public var finFromKernel = false
+    public var reset = false
 }
 
 /// Bridge-wide counters of the secondary.

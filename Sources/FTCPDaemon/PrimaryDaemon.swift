@@ -787,11 +787,11 @@ public final class PrimaryDaemon {
 
     /// The inherited connections for `status`: served, unprotected.
     private var inheritedStatuses: [DaemonStatus.ConnectionEntry] {
-        let keys = (inherited?.entries.keys).map(Array.init) ?? []
-        return keys.sorted { ($0.clientAddress.value, $0.clientPort) < ($1.clientAddress.value, $1.clientPort) }.map { key in
+        let entries = inherited?.entries ?? [:]
+        return entries.keys.sorted { ($0.clientAddress.value, $0.clientPort) < ($1.clientAddress.value, $1.clientPort) }.map { key in
             DaemonStatus.ConnectionEntry(
                 client: "\(key.clientAddress)", clientPort: key.clientPort, serverPort: key.serverPort,
-                phase: "inherited", protected: false, delta: nil, timestampDelta: nil,
+                phase: entries[key]?.isClosing == true ? "inherited-closing" : "inherited", protected: false, delta: nil, timestampDelta: nil,
                 queuedPrimaryBytes: nil, queuedSecondaryBytes: nil, bytesSentToClient: nil, bytesFromClient: nil,
                 bytesRelayedToPrimary: nil, retransmissionsForwarded: nil, divergences: nil, sequence: nil)
         }
@@ -822,6 +822,7 @@ public final class PrimaryDaemon {
         } + inheritedStatuses
         if let inherited {
             all["inheritedConnections"] = UInt64(inherited.count)
+            all["inheritedOpen"] = UInt64(inherited.openCount)
             all["inheritedTranslatedIn"] = inherited.translatedFromClients
             all["inheritedTranslatedOut"] = inherited.translatedFromKernel
         }

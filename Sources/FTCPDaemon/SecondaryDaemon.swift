@@ -180,7 +180,8 @@ public final class SecondaryDaemon {
                 // repaired peer back as the secondary), its queues and rules handed on as they are.
                 handOff = TakeoverHandOff(
                     inherited: InheritedConnections(serviceAddress: configuration.serviceAddress,
-                                                    nodeAddress: configuration.ownAddress, keys: bridge.inherited, now: now),
+                                                    nodeAddress: configuration.ownAddress, keys: bridge.inherited,
+                                                    closing: bridge.inheritedClosing, now: now),
                     outbound: outbound, inbound: inbound, announcer: announcer, since: now,
                     sockets: .init(replication: link.socket, arp: arp, raw: raw, control: control, captureToClose: captureToClose))
             }

@@ -106,3 +106,26 @@ struct SecondaryBridgeTests {
         #expect(verdict == .pass)
     }
 }
+
+extension SecondaryBridgeTests {
+    @Test("at a takeover, a connection that closed before (FIN both ways) is inherited as closing, one reset is not inherited")
+    mutating func closedAndResetAtTakeover() throws {
+        func captured(_ fields: TCPPacketFields) throws {
+            var bytes = try fields.build()
+            _ = try bytes.withUnsafeMutableBytes { try bridge.capturedClientSegment(TCPPacket(validating: $0), now: .zero) }
+        }
+        func kernel(_ fields: TCPPacketFields) throws {
+            var bytes = try fields.build()
+            _ = try bytes.withUnsafeMutableBytes { try bridge.ownKernelSegment(TCPPacket(validating: $0), now: .zero) }
+        }
+        let closed = ConnectionKey(clientAddress: S.clientAddress, clientPort: 41_001, serverPort: S.serverPort)
+        let reset = ConnectionKey(clientAddress: S.clientAddress, clientPort: 41_002, serverPort: S.serverPort)
+        let open = ConnectionKey(clientAddress: S.clientAddress, clientPort: 41_003, serverPort: S.serverPort)
+        for key in [closed, reset, open] { try captured(S.fromClient(seq: 1000, flags: [.syn], port: key.clientPort)) }
+        try kernel(S.fromServer(.secondary, seq: 5000, ack: 1001, flags: [.fin, .ack], port: closed.clientPort))
+        try captured(S.fromClient(seq: 1001, ack: 5001, flags: [.fin, .ack], port: closed.clientPort))
+        try captured(S.fromClient(seq: 1001, flags: [.rst], port: reset.clientPort))
+        #expect(bridge.promote() == [closed, open])
+        #expect(bridge.inheritedClosing == [closed])
+    }
+}
