@@ -225,6 +225,15 @@ public struct PrimaryBridge: Sendable {
         connections.values.filter { $0.phase == .primaryOnly }.map(\.key)
     }
 
+    /// Whether the secondary holds a replica of this connection that a takeover would serve:
+    /// the merge protects it, or the secondary's copy already serves it alone.
+    public func isReplicated(_ key: ConnectionKey) -> Bool {
+        switch connections[key]?.phase {
+        case .handshake?, .replicating?, .secondaryOnly?: return true
+        default: return false
+        }
+    }
+
     /// Connections not yet closed: their kernel state is in the primary's sequence space, so
     /// the client can talk to this kernel only through the bridge's translation.
     public var openConnectionCount: Int { connections.values.filter { $0.phase != .closed }.count }

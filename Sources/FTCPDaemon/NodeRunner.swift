@@ -91,6 +91,29 @@ public enum NodeRunner {
                 here, so its kernel cannot answer those connections' clients)
                 """)
         }
+        if decision.role == .secondary { endStaleCopies(logger: logger, configuration: configuration) }
         return decision.role
+    }
+}
+
+/// A node that no longer holds the service address ends its kernel's connections on it: copies
+/// of connections its peer now serves (nothing reaches them any more, and their applications
+/// would hold them open for ever). Safe only once the address is gone: the kernel cannot send
+/// the RST it sends for each.
+func endStaleCopies(logger: Logger, configuration: DaemonConfiguration) {
+    guard let service = configuration.separateServiceAddress else { return }
+    do {
+        let ended = try KernelSocketTable.destroyOpenConnections(localAddress: service, ports: Set(configuration.ports))
+        if ended > 0 {
+            logger.notice("""
+                ended this kernel's \(ended) copies of connections on the service address, which the peer serves now \
+                (their application sees them aborted)
+                """)
+        }
+    } catch {
+        logger.warning("""
+            could not end this kernel's copies of connections on the service address (\(error)): the application keeps \
+            them open until it times them out; they receive nothing
+            """)
     }
 }

@@ -362,7 +362,7 @@ public final class PrimaryDaemon {
             if let refusal = switchoverRefusal {
                 return ControlAnswer(request: request, outcome: "refused", detail: refusal).json()
             }
-            let unprotected = (inherited?.openCount ?? 0) + bridge.keysServedByPrimaryAlone.count
+            let unprotected = unreplicatedOpenConnections
             if unprotected > 0 && request != "switchover-force" {
                 return ControlAnswer(
                     request: request, outcome: "refused",
@@ -379,6 +379,24 @@ public final class PrimaryDaemon {
         default:
             return ControlAnswer.unknown(request).json()
         }
+    }
+
+    /// Open connections a switchover would lose, having no replica on the secondary: those
+    /// inherited at a takeover, and those of this kernel the merge does not protect (served
+    /// alone, or opened while no secondary was heard, which the bridge never tracked).
+    private var unreplicatedOpenConnections: Int {
+        var count = inherited?.openCount ?? 0
+        do {
+            let open = try KernelSocketTable.openConnections(localAddress: configuration.serviceAddress,
+                                                             ports: Set(configuration.ports))
+            count += open.filter {
+                !bridge.isReplicated(ConnectionKey(clientAddress: $0.remoteAddress, clientPort: $0.remotePort,
+                                                   serverPort: $0.localPort))
+            }.count
+        } catch {
+            count += bridge.keysServedByPrimaryAlone.count
+        }
+        return count
     }
 
     /// Why a planned switchover cannot happen now, or nil when it can.
@@ -450,6 +468,7 @@ public final class PrimaryDaemon {
                 primary rules removed after the switchover: the service address is no longer on this host, so its \
                 kernel cannot answer the clients of the connections it served
                 """)
+            endStaleCopies(logger: logger, configuration: configuration)
             return
         }
         let open = bridge.openConnectionCount
@@ -634,7 +653,7 @@ public final class PrimaryDaemon {
             for packet in packets { handleSecondarySegment(packet, link: link, now: now) }
         case let .heartbeat(heartbeat):
             if heartbeat.state == ReplicationHeartbeat.switchoverRequestedState && switchoverRequestedBy == nil && !handedOver {
-                let unprotected = (inherited?.openCount ?? 0) + bridge.keysServedByPrimaryAlone.count
+                let unprotected = unreplicatedOpenConnections
                 if unprotected == 0 {
                     switchoverRequestedBy = "the secondary"
                 } else {
