@@ -143,6 +143,15 @@ public struct DaemonConfiguration: Sendable {
             + "((dst host \(serviceAddress) and (\(toService))) or (src host \(serviceAddress) and (\(fromService))))"
     }
 
+    /// The node's control plane: detection in each role, the takeover's probes, whether roles swap.
+    public var nodeConfiguration: NodeController.Configuration {
+        NodeController.Configuration(
+            heartbeatIntervalMilliseconds: heartbeatIntervalMilliseconds,
+            primaryMissedHeartbeats: missedHeartbeatsGiven ?? Self.defaultMissedHeartbeats(role: .primary),
+            secondaryMissedHeartbeats: missedHeartbeatsGiven ?? Self.defaultMissedHeartbeats(role: .secondary),
+            takeoverProbes: takeoverProbes, rolesSwap: separateServiceAddress != nil)
+    }
+
     public var faultDetection: FaultDetector.Configuration {
         FaultDetector.Configuration(heartbeatIntervalMilliseconds: heartbeatIntervalMilliseconds,
                                     missedHeartbeats: missedHeartbeats)

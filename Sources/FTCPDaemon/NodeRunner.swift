@@ -10,8 +10,6 @@ struct TakeoverHandOff {
     var inherited: InheritedConnections
     var outbound: NetfilterQueue
     var inbound: NetfilterQueue
-    /// The round of gratuitous ARPs for the service address under way (the primary sends the rest).
-    var announcer: AddressAnnouncer
     /// When the takeover happened.
     var since: MonotonicTime
     /// The sockets the primary goes on with (opening them again would keep every inherited
@@ -39,25 +37,29 @@ public enum NodeRunner {
         var role = try startRole(configuration, logger: logger)
         if role != configuration.role { guardian?.report(role: role == .primary ? "primary" : "secondary") }
         var handOff: TakeoverHandOff?
+        // The node's control plane, carried from one role's loop to the next.
+        var node: NodeController?
         while true {
             switch role {
             case .primary:
                 let primary = PrimaryDaemon(configuration: configuration.acting(as: .primary), logger: logger,
-                                            guardian: guardian, handOff: handOff)
+                                            guardian: guardian, node: node, handOff: handOff)
                 try primary.run()
                 guard primary.handedOver, TerminationSignals.received == nil else {
                     return primary.fenced ? GuardianPolicy.fencedExitCode : 0
                 }
                 // A planned switchover: the peer serves now; this node protects it.
                 handOff = nil
+                node = primary.node
                 role = .secondary
                 guardian?.report(role: "secondary")
                 logger.notice("this node now serves as the secondary of \(configuration.peerAddress) (planned switchover)")
             case .secondary:
                 let secondary = SecondaryDaemon(configuration: configuration.acting(as: .secondary), logger: logger,
-                                                guardian: guardian)
+                                                guardian: guardian, node: node)
                 guard let next = try secondary.run() else { return 0 }
                 handOff = next
+                node = secondary.node
                 role = .primary
                 guardian?.report(role: "primary")
                 logger.notice("""

@@ -14,29 +14,26 @@ public final class PrimaryDaemon {
     let configuration: DaemonConfiguration
     let logger: Logger
     var bridge: PrimaryBridge
-    var detector: FaultDetector
+    /// The node's control plane: role, state, heartbeats, the peer's liveness, the address.
+    public private(set) var node: NodeController
     var counters: [String: UInt64] = [:]
     private var throttle = LogThrottle()
-    private var state = "waiting-for-secondary" {
-        didSet { if state != oldValue { guardian?.report(state: state) } }
-    }
+    private var reportedState: String?
     /// The parent process that cleans up if this one dies (nil when run without one).
     let guardian: GuardianLink?
-    /// Set when the secondary announced that it serves the service address: this bridge
-    /// gives the address up and ends (``GuardianPolicy/fencedExitCode``).
-    public private(set) var fenced = false
-    private var stateReason = "started; new connections wait for the secondary for at most the detection time"
-    /// Probes for a second holder of the service address while no secondary is heard.
-    private var conflictWatch = AddressConflictWatch()
+    /// Set when another host serves the service address after a takeover this node missed:
+    /// this bridge gives the address up and ends (``GuardianPolicy/fencedExitCode``).
+    public var fenced: Bool { node.fenced }
+    /// Set once this node handed the service address to its peer in a planned switchover: its
+    /// rules go (the address is no longer here, so its kernel cannot answer the connections it
+    /// served) and it goes on as the secondary.
+    public var handedOver: Bool { node.role == .secondary }
     /// Segments for clients decided while the address was being confirmed (sent once it is).
     private var heldWhileConfirming: [TCPPacketFields] = []
     static let maximumHeldWhileConfirming = 8_192
     /// Connections the secondary must no longer count as its own (its copy is not what the
     /// client holds): sent in released messages at the end of the turn.
     private var toRelease: Set<ConnectionKey> = []
-    /// The secondary bridge's epoch on the channel: a new one means its process restarted.
-    private var secondaryEpoch: UInt64?
-    private var stateSince: MonotonicTime?
     private var scratch = [UInt8](repeating: 0, count: 65_536)
     /// What the merge decided to send to clients during this turn of the loop, sent at its end
     /// (see ``flushToClients(raw:now:)``).
@@ -52,38 +49,27 @@ public final class PrimaryDaemon {
     private var handOff: TakeoverHandOff?
     /// The connections inherited at the takeover, translated until they close (nil otherwise).
     private var inherited: InheritedConnections?
-    /// Gratuitous ARPs for the service address (a separate one: claimed at the start, or taken over).
-    private var announcer = AddressAnnouncer()
     /// The replacement of the secondary's rules by the primary's after a takeover, under way.
     private var rulesSwap: BackgroundJob?
-    /// A planned switchover was asked for (by the operator through the control socket, or by
-    /// the secondary): carried out at the end of the turn.
-    private var switchoverRequestedBy: String?
-    /// Set once this node handed the service address to its peer in a planned switchover: its
-    /// rules go (the address is no longer here, so its kernel cannot answer the connections it
-    /// served) and it goes on as the secondary.
-    public private(set) var handedOver = false
     /// This node took the service address over as the secondary.
     private var tookOver: Bool { handOff != nil }
-    /// Until a new secondary joins, another host that answers for the address is the old
-    /// primary come back, which yields: this node announces again and never fences. Once one
-    /// has joined, that secondary may take over in turn, and this node yields to it as any
-    /// primary does (the latest takeover wins).
-    private var winsAddressConflicts = false
 
     public convenience init(configuration: DaemonConfiguration, logger: Logger, guardian: GuardianLink? = nil) {
-        self.init(configuration: configuration, logger: logger, guardian: guardian, handOff: nil)
+        self.init(configuration: configuration, logger: logger, guardian: guardian, node: nil, handOff: nil)
     }
 
-    init(configuration: DaemonConfiguration, logger: Logger, guardian: GuardianLink?, handOff: TakeoverHandOff?) {
+    /// - Parameters:
+    ///   - node: the node's control plane as the role before left it (a takeover); nil for a
+    ///     node that starts as primary.
+    init(configuration: DaemonConfiguration, logger: Logger, guardian: GuardianLink?, node: NodeController?,
+         handOff: TakeoverHandOff?) {
         self.configuration = configuration
         self.logger = logger
         self.guardian = guardian
         self.handOff = handOff
         inherited = handOff?.inherited
-        winsAddressConflicts = handOff != nil
         bridge = PrimaryBridge(configuration: configuration.bridgeConfiguration)
-        detector = FaultDetector(configuration: configuration.faultDetection)
+        self.node = node ?? NodeController(role: .primary, configuration: configuration.nodeConfiguration, now: MonotonicClock.now())
     }
 
     /// Refuses to run as primary while another host answers ARP for the service address
@@ -130,9 +116,10 @@ public final class PrimaryDaemon {
                 try firewall.install(plan)
                 firewall.remove(role: .secondary)
             }
-            announcer = handOff.announcer
         } else {
             control = try installRulesAndControlSocket(configuration, firewall: firewall)
+            // The secondary's first heartbeat is awaited from here, not from the checks before.
+            node = NodeController(role: .primary, configuration: configuration.nodeConfiguration, now: MonotonicClock.now())
             if configuration.separateServiceAddress != nil { try claimServiceAddress() }
         }
         defer {
@@ -151,42 +138,26 @@ public final class PrimaryDaemon {
             "segmentation_offload": "\(offload != nil ? "on" : "off")",
             "inherited_connections": "\(inherited?.count ?? 0)",
         ])
-        if let handOff {
-            // Alone from the first moment: the peer failed, and only a new secondary's voice
-            // protects anything again (connections opened from then on).
-            state = "alone"
-            stateReason = "took the service address over; serving alone until the peer rejoins as secondary"
-            stateSince = handOff.since
+        if node.primaryState == .alone {
+            // Alone from the first moment (a takeover): only a new secondary's voice protects
+            // anything again (connections opened from then on).
             carryOut(bridge.secondaryFailed(now: MonotonicClock.now()), link: link, now: MonotonicClock.now())
         }
-
-        guardian?.report(state: state)
+        reportState()
         let poller = Poller()
         poller.register(outbound.fileDescriptor)
         poller.register(inbound.fileDescriptor)
         poller.register(link.fileDescriptor)
         poller.register(control.fileDescriptor)
         poller.register(arp.fileDescriptor)
-        var nextHeartbeat = MonotonicClock.now()
-        var nextExpiry = nextHeartbeat.adding(milliseconds: 1000)
-        // The secondary's first heartbeat is awaited from here, not from the checks before.
-        let loopStarted = nextHeartbeat
-
         while TerminationSignals.received == nil && !fenced && !handedOver {
-            let ready = try poller.wait(timeoutMilliseconds: Int32(min(configuration.heartbeatIntervalMilliseconds, 50)))
+            let wake = MonotonicClock.now()
+            let timeout = min(node.nextDeadline(now: wake).milliseconds(since: wake) + 1, 50)
+            let ready = try poller.wait(timeoutMilliseconds: Int32(timeout))
             let now = MonotonicClock.now()
             guardian?.keepAlive(nowMilliseconds: now.nanoseconds / 1_000_000)
-            detector.turn(now: now)
             // First in the turn: a heartbeat never waits behind the work of the turn.
-            // Not while confirming that the address is still this host's: a heartbeat makes the
-            // kernel ARP for the secondary from the service address, which turns clients' ARP
-            // caches to this host even if another one now serves it.
-            if nextHeartbeat <= now && !conflictWatch.holdsOutput {
-                link.send(.heartbeat(ReplicationHeartbeat(
-                    sentAtMilliseconds: now.nanoseconds / 1_000_000, state: 1,
-                    connectionCount: UInt32(clamping: bridge.connectionCount), sawPeerTrafficAtMilliseconds: 0)), now: now)
-                nextHeartbeat = now.adding(milliseconds: configuration.heartbeatIntervalMilliseconds)
-            }
+            perform(node.beginTurn(now: now), link: link, arp: arp, now: now)
             // Clients first: a client's SYN must be known before the secondary's answer to it,
             // which can only have been produced after the same SYN was queued here.
             if ready.contains(inbound.fileDescriptor) {
@@ -199,145 +170,133 @@ public final class PrimaryDaemon {
             }
             if ready.contains(link.fileDescriptor) {
                 link.receiveAll(now: now) { message in
-                    if detector.heard(now: now) == .alive { secondaryJoined(now: now) }
-                    noticeSecondaryRestart(epoch: link.opener.peerEpoch, link: link, now: now)
+                    var signal: HeartbeatSignal?
+                    if case let .heartbeat(heartbeat) = message { signal = HeartbeatSignal(rawValue: heartbeat.state) ?? .normal }
+                    perform(node.peerMessage(heartbeat: signal, epoch: link.opener.peerEpoch, now: now), link: link, arp: arp, now: now)
                     handleReplication(message, link: link, now: now)
                 }
                 flushToClients(raw: raw, now: now)
             }
-            if detector.check(now: now) == .failed, !bridge.isAlone {
-                let silence = detector.silenceMilliseconds(now: now) ?? 0
-                state = "alone"
-                stateReason = "secondary bridge silent for \(silence) ms"
-                stateSince = now
-                logger.warning("secondary failed: serving alone (unprotected) until it speaks again", metadata: [
-                    "silence_ms": "\(silence)", "connections": "\(bridge.connectionCount)",
-                ])
-                carryOut(bridge.secondaryFailed(now: now), link: link, now: now)
-                conflictWatch.start(now: now)
-            }
-            if detector.checkNeverHeard(since: loopStarted, now: now) == .failed, !bridge.isAlone {
-                state = "alone"
-                stateReason = "no secondary heard since the start"
-                stateSince = now
-                logger.warning("""
-                    no secondary bridge heard within \(configuration.faultDetection.timeoutMilliseconds) ms of the start: \
-                    serving alone (unprotected); connections opened once it speaks are protected
-                    """, metadata: ["secondary": "\(configuration.peerAddress)"])
-                carryOut(bridge.secondaryFailed(now: now), link: link, now: now)
-                conflictWatch.start(now: now)
-            }
             if let job = rulesSwap, job.isFinished { finishRulesSwap(job) }
-            watchForAnotherHolder(arp, readable: ready.contains(arp.fileDescriptor), now: now)
-            announceIfDue(arp: arp, now: now)
+            // Answers first: one waiting must never let a confirming round pass for unanswered.
+            if ready.contains(arp.fileDescriptor) || node.watchesAddress {
+                do {
+                    if let holder = try arp.receiveHolder(of: configuration.serviceAddress) {
+                        perform(node.addressUsedElsewhere(by: holder.description, now: now), link: link, arp: arp, now: now)
+                    }
+                } catch {
+                    count("arpReceiveErrors")
+                }
+            }
+            perform(node.tick(now: now), link: link, arp: arp, now: now)
             link.retryMissing(now: now)
             if ready.contains(control.fileDescriptor) {
                 control.answerPending { request in answer(request, link: link, now: now) }
             }
             sendReleased(link: link, now: now)
-            if nextExpiry <= now {
-                carryOut(bridge.expire(now: now), link: link, now: now)
-                inherited?.expire(now: now, idleMilliseconds: configuration.bridgeConfiguration.idleTimeoutMilliseconds)
-                nextExpiry = now.adding(milliseconds: 1000)
-            }
             flushToClients(raw: raw, now: now)
-            if let requester = switchoverRequestedBy {
-                switchoverRequestedBy = nil
-                if let refusal = switchoverRefusal {
-                    logger.warning("switchover asked by \(requester) refused: \(refusal)")
-                } else {
-                    handOver(link: link, now: now, reason: "planned switchover asked by \(requester)")
-                }
-            }
+            perform(node.endTurn(now: now), link: link, arp: arp, now: now)
+            reportState()
         }
-        if TerminationSignals.received != nil && configuration.handOverOnStop && configuration.separateServiceAddress != nil
-            && switchoverRefusal == nil {
-            handOver(link: link, now: MonotonicClock.now(), reason: "stopped with --hand-over-on-stop")
+        if TerminationSignals.received != nil && configuration.handOverOnStop && !fenced,
+           node.switchoverRequested(by: "the stop (--hand-over-on-stop)", force: true, unreplicatedConnections: 0,
+                                    now: MonotonicClock.now()) == nil {
+            let now = MonotonicClock.now()
+            perform(node.endTurn(now: now), link: link, arp: arp, now: now)
         }
         if fenced || handedOver { return }
         logger.notice("primary stopping", metadata: ["signal": "\(TerminationSignals.received ?? 0)"])
     }
 
-    /// The secondary speaks, for the first time or again after it was counted failed: new
-    /// connections are replicated from now on; those served alone stay unprotected.
-    /// While no secondary is heard: asks now and then whether another host holds the service
-    /// address (a secondary that took it over while this host was cut off cannot say so over
-    /// the channel: its messages to that address stay on its own host). One that answers from
-    /// the address holds it; this primary yields as it would to a heartbeat saying `promoted`.
-    private func watchForAnotherHolder(_ arp: ARPSocket, readable: Bool, now: MonotonicTime) {
-        // Answers first: one waiting must never let a confirming round pass for unanswered.
-        var holder: MACAddress?
-        if readable || conflictWatch.isWatching {
-            do {
-                holder = try arp.receiveHolder(of: configuration.serviceAddress)
-            } catch {
-                count("arpReceiveErrors")
-            }
-        }
-        if holder == nil && conflictWatch.probeDue(now: MonotonicClock.now()) {
-            do {
-                try arp.sendProbe(address: configuration.serviceAddress)
-                count("addressConflictProbes")
-            } catch {
-                count("addressConflictProbeErrors")
-                conflictWatch.probeFailed(now: now)
-            }
-        }
-        guard let holder else { return }
-        count("addressHeldElsewhere")
-        guard !fenced else { return }
-        if winsAddressConflicts {
-            // The old primary back on the segment (probing for the address, or answering for
-            // it): it finds the address held and yields; clients must keep sending here.
-            announcer.reannounce(now: now)
-            throttle.warning("holder", "\(holder) uses the service address this node took over: announcing it again",
-                             metadata: ["holder": "\(holder)"], logger: logger, now: now)
-            return
-        }
-        guard conflictWatch.isWatching else {
-            // Another host sent ARP from the address while the secondary is heard (its link
-            // came back just as the secondary claimed it, say): hold output and ask at once.
-            throttle.warning("holder", "\(holder) sent ARP from the service address: checking whether it holds it",
-                             metadata: ["holder": "\(holder)"], logger: logger, now: now)
-            conflictWatch.start(now: now)
-            return
-        }
-        logger.critical("""
-            \(holder) answers for the service address while no secondary is heard: the secondary took it over while \
-            this host was cut off. This primary gives it up now (two hosts must never answer for it)
-            """, metadata: ["holder": "\(holder)", "secondary": "\(configuration.peerAddress)"])
-        fenced = true
+    private func reportState() {
+        guard reportedState != node.stateName else { return }
+        reportedState = node.stateName
+        guardian?.report(state: node.stateName)
     }
 
-    private func secondaryJoined(now: MonotonicTime) {
-        conflictWatch.stop()
-        winsAddressConflicts = false
-        let wasAlone = bridge.isAlone
-        bridge.secondaryJoined()
-        // What it may still hold of connections served alone meanwhile is not theirs any more.
-        toRelease.formUnion(bridge.keysServedByPrimaryAlone)
-        state = "replicating"
-        stateReason = wasAlone ? "secondary joined: connections opened from now on are protected" : "secondary heard"
-        stateSince = now
-        if wasAlone {
-            logger.notice("secondary bridge joined: connections opened from now on are protected", metadata: [
-                "secondary": "\(configuration.peerAddress)", "unprotected_connections": "\(bridge.openConnectionCount)",
-            ])
-        } else {
-            logger.info("secondary bridge heard: replicating")
+    /// Carries out what the node's control plane decided.
+    private func perform(_ actions: [NodeController.Action], link: ReplicationLink, arp: ARPSocket, now: MonotonicTime) {
+        for action in actions {
+            switch action {
+            case let .sendHeartbeat(signal):
+                link.send(.heartbeat(ReplicationHeartbeat(
+                    sentAtMilliseconds: now.nanoseconds / 1_000_000, state: signal.rawValue,
+                    connectionCount: UInt32(clamping: bridge.connectionCount), sawPeerTrafficAtMilliseconds: 0)), now: now)
+            case .probeServiceAddress:
+                do {
+                    try arp.sendProbe(address: configuration.serviceAddress)
+                    count("addressConflictProbes")
+                    node.probeSent(now: MonotonicClock.now())
+                } catch {
+                    count("addressConflictProbeErrors")
+                    node.probeFailed(error: "\(error)", now: now)
+                }
+            case .announceServiceAddress:
+                guard !fenced else { continue }
+                do {
+                    try arp.announce(address: configuration.serviceAddress)
+                    count("gratuitousARPs")
+                } catch {
+                    count("gratuitousARPErrors")
+                    throttle.warning("announce", "gratuitous ARP failed", metadata: ["error": "\(error)"], logger: logger, now: now)
+                }
+            case let .serveAlone(reason):
+                logger.warning("serving alone (unprotected) until a secondary speaks: \(reason)", metadata: [
+                    "secondary": "\(configuration.peerAddress)", "connections": "\(bridge.connectionCount)",
+                    "detection_ms": "\(configuration.faultDetection.timeoutMilliseconds)",
+                ])
+                carryOut(bridge.secondaryFailed(now: now), link: link, now: now)
+            case let .replicate(afterAlone):
+                bridge.secondaryJoined()
+                // What it may still hold of connections served alone meanwhile is not theirs any more.
+                toRelease.formUnion(bridge.keysServedByPrimaryAlone)
+                if afterAlone {
+                    logger.notice("secondary bridge joined: connections opened from now on are protected", metadata: [
+                        "secondary": "\(configuration.peerAddress)", "unprotected_connections": "\(bridge.openConnectionCount)",
+                    ])
+                } else {
+                    logger.info("secondary bridge heard: replicating")
+                }
+            case .secondaryRestarted:
+                logger.warning("the secondary's bridge restarted: connections it replicated are served alone (unprotected); new ones are protected",
+                               metadata: ["connections": "\(bridge.openConnectionCount)"])
+                carryOut(bridge.secondaryRestarted(now: now), link: link, now: now)
+                toRelease.formUnion(bridge.keysServedByPrimaryAlone)
+            case let .addressUsedElsewhere(owner, response):
+                count("addressHeldElsewhere")
+                let text = response == .announcedAgain
+                    ? "\(owner) uses the service address this node took over: announcing it again"
+                    : "\(owner) sent ARP from the service address: checking whether it holds it"
+                throttle.warning("holder", "\(text)", metadata: ["holder": "\(owner)"], logger: logger, now: now)
+            case let .fence(reason):
+                logger.critical("""
+                    \(reason). This primary gives the service address up now (two hosts must never answer for it); \
+                    the other keeps serving every connection it took over
+                    """, metadata: ["secondary": "\(configuration.peerAddress)"])
+            case .switchoverAskedByPeer:
+                let refusal = node.switchoverRequested(by: "the secondary", force: false,
+                                                       unreplicatedConnections: unreplicatedOpenConnections, now: now)
+                if let refusal {
+                    throttle.warning("switchover", "the secondary asks for a switchover: refused: \(refusal)",
+                                     metadata: [:], logger: logger, now: now)
+                }
+            case let .switchoverRefused(requester, reason):
+                logger.warning("switchover asked by \(requester) refused: \(reason)")
+            case let .releaseServiceAddress(reason):
+                releaseServiceAddress(reason: reason)
+            case .becomeSecondary:
+                counters["switchovers", default: 0] += 1
+                logger.notice("planned switchover: the secondary takes the service address over now", metadata: [
+                    "secondary": "\(configuration.peerAddress)", "connections": "\(bridge.openConnectionCount)",
+                ])
+            case .expire:
+                carryOut(bridge.expire(now: now), link: link, now: now)
+                inherited?.expire(now: now, idleMilliseconds: configuration.bridgeConfiguration.idleTimeoutMilliseconds)
+            case .claimServiceAddress, .startTranslating, .restartFlows, .stopCapture, .primaryHeard, .primarySilent,
+                 .becomePrimary:
+                break
+            }
         }
-    }
-
-    /// A new epoch from a secondary counted alive means its bridge restarted faster than the
-    /// detection time: what it replicated is gone with the old process.
-    private func noticeSecondaryRestart(epoch: UInt64?, link: ReplicationLink, now: MonotonicTime) {
-        guard let epoch else { return }
-        defer { secondaryEpoch = epoch }
-        guard let previous = secondaryEpoch, previous != epoch, !bridge.isAlone else { return }
-        logger.warning("the secondary's bridge restarted: connections it replicated are served alone (unprotected); new ones are protected",
-                       metadata: ["connections": "\(bridge.openConnectionCount)"])
-        carryOut(bridge.secondaryRestarted(now: now), link: link, now: now)
-        toRelease.formUnion(bridge.keysServedByPrimaryAlone)
     }
 
     /// The rules of a node that took over are in place (or could not be put there).
@@ -359,19 +318,11 @@ public final class PrimaryDaemon {
         case "status":
             return status(link: link, now: now).json()
         case "switchover", "switchover-force":
-            if let refusal = switchoverRefusal {
+            let unprotected = node.switchoverRefusal == nil ? unreplicatedOpenConnections : 0
+            if let refusal = node.switchoverRequested(by: "the operator", force: request == "switchover-force",
+                                                      unreplicatedConnections: unprotected, now: now) {
                 return ControlAnswer(request: request, outcome: "refused", detail: refusal).json()
             }
-            let unprotected = unreplicatedOpenConnections
-            if unprotected > 0 && request != "switchover-force" {
-                return ControlAnswer(
-                    request: request, outcome: "refused",
-                    detail: """
-                        \(unprotected) open connections have no replica on \(configuration.peerAddress) (inherited at a \
-                        takeover, or served alone) and would be lost; wait until they close, or force it (--force)
-                        """).json()
-            }
-            switchoverRequestedBy = "the operator"
             return ControlAnswer(
                 request: request, outcome: "started",
                 detail: "the service address moves to \(configuration.peerAddress); this node goes on as the secondary"
@@ -397,37 +348,6 @@ public final class PrimaryDaemon {
             count += bridge.keysServedByPrimaryAlone.count
         }
         return count
-    }
-
-    /// Why a planned switchover cannot happen now, or nil when it can.
-    private var switchoverRefusal: String? {
-        if configuration.separateServiceAddress == nil {
-            return "the service address is this host's own (no --service-address), so it cannot move to the peer"
-        }
-        if fenced || handedOver { return "this node is already giving the service address up" }
-        if state != "replicating" || bridge.isAlone {
-            return "no secondary replicates (state \(state)): it would have nothing to serve the connections with"
-        }
-        if conflictWatch.isWatching { return "this node is checking that no other host holds the service address" }
-        return nil
-    }
-
-    /// A planned switchover: nothing more leaves for clients (this turn's output is sent), the
-    /// service address goes, and the secondary is told at once over the channel, so it takes
-    /// over without probing. Every byte a client was sent was produced by both kernels, so the
-    /// secondary's kernel holds it; what the client has not acknowledged it sends again at once.
-    private func handOver(link: ReplicationLink, now: MonotonicTime, reason: String) {
-        handedOver = true
-        releaseServiceAddress(reason: reason)
-        for _ in 0..<3 {
-            link.send(.heartbeat(ReplicationHeartbeat(
-                sentAtMilliseconds: now.nanoseconds / 1_000_000, state: ReplicationHeartbeat.handingOverState,
-                connectionCount: UInt32(clamping: bridge.connectionCount), sawPeerTrafficAtMilliseconds: 0)), now: now)
-        }
-        counters["switchovers", default: 0] += 1
-        logger.notice("\(reason): the secondary takes the service address over now", metadata: [
-            "secondary": "\(configuration.peerAddress)", "connections": "\(bridge.openConnectionCount)",
-        ])
     }
 
     /// Tells the secondary which connections it must not inherit at a takeover.
@@ -516,7 +436,7 @@ public final class PrimaryDaemon {
         let result = try AddressClaim(interface: configuration.interface, prefixLength: configuration.servicePrefixLength)
             .claim(address: address)
         logger.notice("service address claimed", metadata: ["address": "\(address)", "result": "\(result)"])
-        announcer.start(AnnouncementSchedule(count: 5, intervalMilliseconds: 100), at: MonotonicClock.now())
+        node.claimedAtStart(now: MonotonicClock.now())
     }
 
     private func releaseServiceAddress(reason: String) {
@@ -530,20 +450,6 @@ public final class PrimaryDaemon {
                 releasing the service address failed (\(error)): remove it by hand: ip addr del \(address)/\
                 \(configuration.servicePrefixLength) dev \(configuration.interface)
                 """)
-        }
-    }
-
-    /// Sends the gratuitous ARPs for the service address that are due (both forms each time).
-    private func announceIfDue(arp: ARPSocket, now: MonotonicTime) {
-        guard !fenced else { return }
-        for _ in 0..<announcer.due(now: now) {
-            do {
-                try arp.announce(address: configuration.serviceAddress)
-                count("gratuitousARPs")
-            } catch {
-                count("gratuitousARPErrors")
-                throttle.warning("announce", "gratuitous ARP failed", metadata: ["error": "\(error)"], logger: logger, now: now)
-            }
         }
     }
 
@@ -585,7 +491,7 @@ public final class PrimaryDaemon {
             carryOut(output, link: link, now: now)
             // An unprotected connection's segment goes out as it is, but not while this host is
             // not sure the address is still its own.
-            return .init(id: packet.id, verdict == .pass && !conflictWatch.holdsOutput ? .accept : .drop)
+            return .init(id: packet.id, verdict == .pass && !node.holdsOutput ? .accept : .drop)
         }
     }
 
@@ -651,28 +557,8 @@ public final class PrimaryDaemon {
             handleSecondarySegment(packet, link: link, now: now)
         case let .segments(packets):
             for packet in packets { handleSecondarySegment(packet, link: link, now: now) }
-        case let .heartbeat(heartbeat):
-            if heartbeat.state == ReplicationHeartbeat.switchoverRequestedState && switchoverRequestedBy == nil && !handedOver {
-                let unprotected = unreplicatedOpenConnections
-                if unprotected == 0 {
-                    switchoverRequestedBy = "the secondary"
-                } else {
-                    throttle.warning("switchover", """
-                        the secondary asks for a switchover, but \(unprotected) open connections have no replica there \
-                        and would be lost: refused (ftcp-bridge switchover --force on this node gives them up)
-                        """, metadata: [:], logger: logger, now: now)
-                }
-            }
-            if heartbeat.state == ReplicationHeartbeat.promotedState && !fenced {
-                // Two hosts answer for the address (the secondary took it over while this one
-                // was cut off from it, and the partition healed). The secondary's clients
-                // followed its gratuitous ARP and it holds every replica: this one yields.
-                logger.critical("""
-                    the secondary announces that it serves the service address: two hosts answer for it. This primary \
-                    gives it up now (the secondary keeps serving every connection it inherited)
-                    """, metadata: ["secondary": "\(configuration.peerAddress)"])
-                fenced = true
-            }
+        case .heartbeat:
+            break  // what it says is the node's business (`peerMessage`)
         case .resendRequest:
             break
         case .released:
@@ -723,7 +609,7 @@ public final class PrimaryDaemon {
     /// segments for one client go out as one super-segment each; anything else, and any run
     /// the offload refuses, goes through the raw socket segment by segment.
     private func flushToClients(raw: RawIPv4Socket, now: MonotonicTime) {
-        if conflictWatch.holdsOutput {
+        if node.holdsOutput {
             guard !toClients.isEmpty else { return }
             // Not yet sure the address is still this host's: nothing goes to clients. What the
             // merge decided waits for the round's end (15 ms), up to a bound; past it, TCP sends
@@ -846,10 +732,10 @@ public final class PrimaryDaemon {
             all["inheritedTranslatedOut"] = inherited.translatedFromKernel
         }
         return DaemonStatus(
-            role: "primary", state: state, stateReason: stateReason,
-            stateSinceSeconds: Double(now.milliseconds(since: stateSince ?? started)) / 1000,
+            role: "primary", state: node.stateName, stateReason: node.reason,
+            stateSinceSeconds: Double(now.milliseconds(since: node.roleSince)) / 1000,
             uptimeSeconds: Double(now.milliseconds(since: started)) / 1000,
-            peer: link.peerStatus(now: now, detector: detector),
+            peer: link.peerStatus(now: now, detector: node.detector),
             counters: all, replication: link.counters, connections: connections)
     }
 }

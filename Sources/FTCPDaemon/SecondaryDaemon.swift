@@ -17,11 +17,10 @@ public final class SecondaryDaemon {
     let configuration: DaemonConfiguration
     let logger: Logger
     var bridge: SecondaryBridge
-    var detector: FaultDetector
-    var takeover: TakeoverCoordinator
+    /// The node's control plane: role, state, heartbeats, the primary's liveness, the takeover.
+    public private(set) var node: NodeController
     var counters: [String: UInt64] = [:]
     private let started = MonotonicClock.now()
-    private var announcer = AddressAnnouncer()
     private var addressClaimed = false
     private var reportedAddressHeld = false
     private var throttle = LogThrottle()
@@ -38,21 +37,22 @@ public final class SecondaryDaemon {
     let guardian: GuardianLink?
     private var reportedState: String?
 
-    public init(configuration: DaemonConfiguration, logger: Logger, guardian: GuardianLink? = nil) {
+    /// - Parameter node: the node's control plane as the role before left it (a switchover);
+    ///   nil for a node that starts as secondary.
+    public init(configuration: DaemonConfiguration, logger: Logger, guardian: GuardianLink? = nil,
+                node: NodeController? = nil) {
         self.configuration = configuration
         self.logger = logger
         self.guardian = guardian
         bridge = SecondaryBridge(configuration: configuration.bridgeConfiguration)
-        detector = FaultDetector(configuration: configuration.faultDetection)
-        takeover = TakeoverCoordinator(probes: configuration.takeoverProbes)
+        self.node = node ?? NodeController(role: .secondary, configuration: configuration.nodeConfiguration,
+                                           now: MonotonicClock.now())
     }
+
+    private var takeover: TakeoverCoordinator { node.takeover }
 
     /// The capture, stopped at the takeover, for the primary this node becomes to close.
     private var captureToClose: PacketCapture?
-    /// Until then, heartbeats ask the primary for a planned switchover (the operator asked here).
-    private var askSwitchoverUntil: MonotonicTime?
-    /// The takeover the primary asked for by handing the address over (done in the turn's actions).
-    private var handedOverActions: [TakeoverCoordinator.Action] = []
 
     /// Set once a takeover of a separate service address is complete: the loop ends and the
     /// node goes on as primary with what this holds.
@@ -108,30 +108,23 @@ public final class SecondaryDaemon {
         }
         poller.register(arp.fileDescriptor)
         if let capture { poller.register(capture.fileDescriptor) }
-        var nextHeartbeat = MonotonicClock.now()
-        var nextExpiry = nextHeartbeat.adding(milliseconds: 1000)
         var ready: [Int32] = []
 
         while TerminationSignals.received == nil && handOff == nil {
-            // While probing, wake for every probe: the round's length is the takeover's delay.
-            let wake = takeover.state == .replicating || takeover.state == .promoted
-                ? configuration.heartbeatIntervalMilliseconds : min(configuration.heartbeatIntervalMilliseconds, configuration.takeoverProbes.intervalMilliseconds)
-            try poller.wait(timeoutMilliseconds: Int32(min(wake, 50)), into: &ready)
+            // While probing, the deadline is the next probe: the round's length is the takeover's delay.
+            let wake = MonotonicClock.now()
+            let timeout = min(node.nextDeadline(now: wake).milliseconds(since: wake) + 1, 50)
+            try poller.wait(timeoutMilliseconds: Int32(timeout), into: &ready)
             let now = MonotonicClock.now()
-            if reportedState != takeover.state.name {
-                reportedState = takeover.state.name
-                guardian?.report(state: takeover.state.name)
+            if reportedState != node.stateName {
+                reportedState = node.stateName
+                guardian?.report(state: node.stateName)
             }
             guardian?.keepAlive(nowMilliseconds: now.nanoseconds / 1_000_000)
-            detector.turn(now: now)
+            let context = Context(arp: arp, claim: claim, raw: raw, poller: poller, link: link, outbound: outbound,
+                                  inbound: inbound, control: control)
             // First in the turn: a heartbeat never waits behind the work of the turn.
-            if nextHeartbeat <= now {
-                link.send(.heartbeat(ReplicationHeartbeat(
-                    sentAtMilliseconds: now.nanoseconds / 1_000_000, state: heartbeatState(now: now),
-                    connectionCount: UInt32(clamping: bridge.connections.count),
-                    sawPeerTrafficAtMilliseconds: (detector.lastEvidence?.nanoseconds ?? 0) / 1_000_000)), now: now)
-                nextHeartbeat = now.adding(milliseconds: configuration.heartbeatIntervalMilliseconds)
-            }
+            perform(node.beginTurn(now: now), context, capture: &capture, now: now)
             if let current = capture, ready.contains(current.fileDescriptor) {
                 handleCapture(current, raw: raw, now: now)
             }
@@ -142,15 +135,14 @@ public final class SecondaryDaemon {
                 try handleClients(inbound, now: now)
             }
             if ready.contains(link.fileDescriptor) {
+                var heard: [NodeController.Action] = []
                 link.receiveAll(now: now) { message in
-                    if case let .heartbeat(heartbeat) = message, heartbeat.state == ReplicationHeartbeat.handingOverState {
-                        // The primary's last words before it becomes the secondary.
-                        handleReplication(message, raw: raw, now: now)
-                        return
-                    }
-                    if detector.heard(now: now) == .alive { primaryHeard(now: now) }
+                    var signal: HeartbeatSignal?
+                    if case let .heartbeat(heartbeat) = message { signal = HeartbeatSignal(rawValue: heartbeat.state) ?? .normal }
+                    heard += node.peerMessage(heartbeat: signal, epoch: link.opener.peerEpoch, now: now)
                     handleReplication(message, raw: raw, now: now)
                 }
+                perform(heard, context, capture: &capture, now: now)
             }
             link.retryMissing(now: now)
             if ready.contains(control.fileDescriptor) {
@@ -159,38 +151,16 @@ public final class SecondaryDaemon {
 
             // Answers first: an ARP reply that sits unread must never let a round pass for
             // unanswered (the socket is read on every turn, whatever poll said about it).
-            if takeover.state != .replicating && takeover.state != .promoted || ready.contains(arp.fileDescriptor) {
-                handleARP(arp, now: MonotonicClock.now())
+            if node.watchesAddress || ready.contains(arp.fileDescriptor) {
+                do {
+                    if let owner = try arp.receiveConflict(for: configuration.serviceAddress) {
+                        perform(node.addressUsedElsewhere(by: owner.description, now: now), context, capture: &capture, now: now)
+                    }
+                } catch {
+                    count("arpReceiveErrors")
+                }
             }
-            var actions: [TakeoverCoordinator.Action] = []
-            if detector.check(now: now) == .failed {
-                let silence = detector.silenceMilliseconds(now: now) ?? 0
-                logger.warning("primary bridge silent", metadata: ["silence_ms": "\(silence)"])
-                actions += takeover.primaryFailed(silenceMilliseconds: silence, now: now)
-            }
-            actions += handedOverActions
-            handedOverActions.removeAll()
-            actions += takeover.tick(now: MonotonicClock.now())
-            for action in actions {
-                perform(action, arp: arp, claim: claim, raw: raw, capture: &capture, poller: poller, now: now)
-            }
-            announceIfDue(arp: arp, now: now)
-            if !actions.isEmpty, takeover.state == .promoted, configuration.separateServiceAddress != nil {
-                // A service address of its own: this node now serves as primary (and takes its
-                // repaired peer back as the secondary), its queues and rules handed on as they are.
-                handOff = TakeoverHandOff(
-                    inherited: InheritedConnections(serviceAddress: configuration.serviceAddress,
-                                                    nodeAddress: configuration.ownAddress, keys: bridge.inherited,
-                                                    closing: bridge.inheritedClosing, now: now),
-                    outbound: outbound, inbound: inbound, announcer: announcer, since: now,
-                    sockets: .init(replication: link.socket, arp: arp, raw: raw, control: control, captureToClose: captureToClose))
-            }
-
-            if nextExpiry <= now {
-                // As long as the primary keeps them: an idle connection must still be inherited.
-                bridge.expire(now: now, idleMilliseconds: configuration.bridgeConfiguration.idleTimeoutMilliseconds)
-                nextExpiry = now.adding(milliseconds: 1000)
-            }
+            perform(node.tick(now: MonotonicClock.now()), context, capture: &capture, now: now)
         }
         if let handOff {
             logger.notice("takeover complete: going on as primary", metadata: ["inherited": "\(handOff.inherited.count)"])
@@ -200,100 +170,132 @@ public final class SecondaryDaemon {
         return nil
     }
 
-    private func primaryHeard(now: MonotonicTime) {
-        if takeover.state == .promoted {
-            logger.critical("""
-                the primary's bridge is speaking again while this host holds the service address: it yields as soon as \
-                it finds the address held (its ARP probe); this bridge keeps serving and announces the address again
-                """)
-            reannounce(now: now)
-        } else if takeover.state != .replicating {
-            logger.notice("primary bridge heard again; no takeover")
-        }
-        takeover.primaryAlive(now: now)
-        reportedAddressHeld = false
+    /// What a turn's actions need of the loop's sockets.
+    private struct Context {
+        var arp: ARPSocket
+        var claim: AddressClaim
+        var raw: RawIPv4Socket
+        var poller: Poller
+        var link: ReplicationLink
+        var outbound: NetfilterQueue
+        var inbound: NetfilterQueue
+        var control: ControlSocket
     }
 
-    private func perform(_ action: TakeoverCoordinator.Action, arp: ARPSocket, claim: AddressClaim, raw: RawIPv4Socket,
-                         capture: inout PacketCapture?, poller: Poller, now: MonotonicTime) {
-        switch action {
-        case .probeServiceAddress:
-            do {
-                try arp.sendProbe(address: configuration.serviceAddress)
-                takeover.probeSent(now: MonotonicClock.now())
-                count("arpProbes")
-            } catch {
-                // An unanswered probe counts as "nobody holds it" only if it left: a probe
-                // that could not be sent proves nothing, so the round starts over.
-                count("arpProbeErrors")
-                logger.error("ARP probe for the service address failed; not taking over on this round", metadata: ["error": "\(error)"])
-                takeover.probeAnswered(heldBy: "unknown (probe not sent: \(error))", now: now)
-            }
-        case .startTranslating:
-            let inherited = bridge.promote()
-            logger.notice("taking over the service address", metadata: [
-                "service": "\(configuration.serviceAddress)", "inherited_connections": "\(inherited.count)",
-                "reason": "\(takeover.reason)",
-            ])
-        case .claimServiceAddress:
-            do {
-                let result = try claim.claim(address: configuration.serviceAddress)
-                addressClaimed = true
-                logger.notice("service address claimed", metadata: ["address": "\(configuration.serviceAddress)", "result": "\(result)"])
-            } catch {
-                logger.critical("could not claim the service address: clients cannot reach this host", metadata: ["error": "\(error)"])
-            }
-        case .announceServiceAddress:
-            announcer.start(AnnouncementSchedule(count: 5, intervalMilliseconds: 100), at: now)
-            announceIfDue(arp: arp, now: now)
-        case .stopCapture:
-            if let current = capture {
-                poller.unregister(current.fileDescriptor)
-                if configuration.separateServiceAddress != nil {
-                    // Closing a capture takes tens of milliseconds (its ring is unmapped): the
-                    // primary this node becomes closes it once its loop runs.
-                    captureToClose = current
-                } else {
-                    current.close()
+    /// Carries out what the node's control plane decided.
+    private func perform(_ actions: [NodeController.Action], _ context: Context, capture: inout PacketCapture?,
+                         now: MonotonicTime) {
+        for action in actions {
+            switch action {
+            case let .sendHeartbeat(signal):
+                context.link.send(.heartbeat(ReplicationHeartbeat(
+                    sentAtMilliseconds: now.nanoseconds / 1_000_000, state: signal.rawValue,
+                    connectionCount: UInt32(clamping: bridge.connections.count),
+                    sawPeerTrafficAtMilliseconds: (node.detector.lastEvidence?.nanoseconds ?? 0) / 1_000_000)), now: now)
+            case .probeServiceAddress:
+                do {
+                    try context.arp.sendProbe(address: configuration.serviceAddress)
+                    node.probeSent(now: MonotonicClock.now())
+                    count("arpProbes")
+                } catch {
+                    // An unanswered probe counts as "nobody holds it" only if it left: a probe
+                    // that could not be sent proves nothing, so the round starts over.
+                    count("arpProbeErrors")
+                    logger.error("ARP probe for the service address failed; not taking over on this round",
+                                 metadata: ["error": "\(error)"])
+                    node.probeFailed(error: "\(error)", now: now)
                 }
-                capture = nil
+            case .startTranslating:
+                let inherited = bridge.promote()
+                logger.notice("taking over the service address", metadata: [
+                    "service": "\(configuration.serviceAddress)", "inherited_connections": "\(inherited.count)",
+                    "reason": "\(takeover.reason)",
+                ])
+            case .claimServiceAddress:
+                do {
+                    let result = try context.claim.claim(address: configuration.serviceAddress)
+                    addressClaimed = true
+                    logger.notice("service address claimed", metadata: ["address": "\(configuration.serviceAddress)", "result": "\(result)"])
+                } catch {
+                    logger.critical("could not claim the service address: clients cannot reach this host", metadata: ["error": "\(error)"])
+                }
+            case .announceServiceAddress:
+                do {
+                    try context.arp.announce(address: configuration.serviceAddress)
+                    count("gratuitousARPs")
+                } catch {
+                    logger.warning("gratuitous ARP failed", metadata: ["error": "\(error)"])
+                }
+            case .stopCapture:
+                if let current = capture {
+                    context.poller.unregister(current.fileDescriptor)
+                    if configuration.separateServiceAddress != nil {
+                        // Closing a capture takes tens of milliseconds (its ring is unmapped): the
+                        // primary this node becomes closes it once its loop runs.
+                        captureToClose = current
+                    } else {
+                        current.close()
+                    }
+                    capture = nil
+                }
+            case .restartFlows:
+                let packets = bridge.restartPackets()
+                var failed = 0
+                for packet in packets {
+                    do { try context.raw.send(packet) } catch { failed += 1 }
+                }
+                counters["restartSendErrors", default: 0] += UInt64(failed)
+                logger.notice("restarted inherited flows", metadata: [
+                    "connections": "\(bridge.counters.restartedConnections)", "packets": "\(packets.count)",
+                    "send_errors": "\(failed)",
+                ])
+            case let .primarySilent(milliseconds):
+                logger.warning("primary bridge silent", metadata: ["silence_ms": "\(milliseconds)"])
+            case let .primaryHeard(whilePromoted, wasSuspected):
+                reportedAddressHeld = false
+                if whilePromoted {
+                    logger.critical("""
+                        the primary's bridge is speaking again while this host holds the service address: it yields as \
+                        soon as it finds the address held (its ARP probe); this bridge keeps serving and announces the \
+                        address again
+                        """)
+                } else if wasSuspected {
+                    logger.notice("primary bridge heard again; no takeover")
+                }
+            case let .addressUsedElsewhere(owner, response):
+                noteAddressUsed(by: owner, response: response, now: now)
+            case .becomePrimary:
+                // A service address of its own: this node now serves as primary (and takes its
+                // repaired peer back as the secondary), its queues, rules and sockets handed on.
+                handOff = TakeoverHandOff(
+                    inherited: InheritedConnections(serviceAddress: configuration.serviceAddress,
+                                                    nodeAddress: configuration.ownAddress, keys: bridge.inherited,
+                                                    closing: bridge.inheritedClosing, now: now),
+                    outbound: context.outbound, inbound: context.inbound, since: now,
+                    sockets: .init(replication: context.link.socket, arp: context.arp, raw: context.raw,
+                                   control: context.control, captureToClose: captureToClose))
+            case .expire:
+                // As long as the primary keeps them: an idle connection must still be inherited.
+                bridge.expire(now: now, idleMilliseconds: configuration.bridgeConfiguration.idleTimeoutMilliseconds)
+            case .serveAlone, .replicate, .secondaryRestarted, .fence, .switchoverAskedByPeer, .switchoverRefused,
+                 .releaseServiceAddress, .becomeSecondary:
+                break
             }
-        case .restartFlows:
-            let packets = bridge.restartPackets()
-            var failed = 0
-            for packet in packets {
-                do { try raw.send(packet) } catch { failed += 1 }
-            }
-            counters["restartSendErrors", default: 0] += UInt64(failed)
-            logger.notice("restarted inherited flows", metadata: [
-                "connections": "\(bridge.counters.restartedConnections)", "packets": "\(packets.count)",
-                "send_errors": "\(failed)",
-            ])
         }
     }
 
-    /// ARP seen on the segment: while deciding whether to take over, anyone answering for the
-    /// service address (other than this host) holds it, and the takeover waits.
-    private func handleARP(_ arp: ARPSocket, now: MonotonicTime) {
-        let owner: MACAddress?
-        do {
-            owner = try arp.receiveConflict(for: configuration.serviceAddress)
-        } catch {
-            count("arpReceiveErrors")
-            return
-        }
-        guard let owner else { return }
-        switch takeover.state {
-        case .checkingAddress:
-            takeover.probeAnswered(heldBy: owner.description, now: now)
-            logger.warning("""
-                primary bridge silent, but \(owner) still answers ARP for \(configuration.serviceAddress): not taking \
-                over (its bridge may be busy, or cut off from this one); asking again, less and less often, up to \
-                every \(configuration.takeoverProbes.reprobeIntervalMilliseconds) ms
-                """)
-        case .addressHeld:
-            takeover.probeAnswered(heldBy: owner.description, now: now)
-            if !reportedAddressHeld, now.milliseconds(since: takeover.since ?? now) >= 1000 {
+    /// Another host uses the service address: before a takeover it still holds it (no
+    /// takeover); after one, this node announces it again, so clients keep sending here.
+    private func noteAddressUsed(by owner: String, response: NodeController.ConflictResponse, now: MonotonicTime) {
+        switch response {
+        case .noTakeover:
+            if now.milliseconds(since: takeover.since ?? now) < 1000 {
+                throttle.warning("held", """
+                    primary bridge silent, but \(owner) still answers ARP for \(configuration.serviceAddress): not taking \
+                    over (its bridge may be busy, or cut off from this one); asking again, less and less often, up to \
+                    every \(configuration.takeoverProbes.reprobeIntervalMilliseconds) ms
+                    """, metadata: [:], logger: logger, now: now)
+            } else if !reportedAddressHeld {
                 reportedAddressHeld = true
                 logger.error("""
                     the primary's bridge has been silent for over a second while \(owner) still answers ARP for \
@@ -302,33 +304,12 @@ public final class SecondaryDaemon {
                     over within \(configuration.takeoverProbes.reprobeIntervalMilliseconds + configuration.takeoverProbes.roundMilliseconds) ms.
                     """)
             }
-        case .promoted:
-            // Another host uses the address this one serves (the old primary back on its link,
-            // probing for it or sending ARP from it, which can turn clients' ARP caches back to
-            // it): announce again at once, so clients keep sending here while it yields.
+        case .announcedAgain:
             count("addressConflictsWhilePromoted")
-            reannounce(now: now)
             throttle.warning("conflict", "\(owner) uses the service address this host serves: announcing it again",
                              metadata: ["address": "\(configuration.serviceAddress)"], logger: logger, now: now)
-        case .replicating:
+        default:
             break
-        }
-    }
-
-    /// Gratuitous ARP again, quickly (3 times, 20 ms apart), unless a round is under way.
-    private func reannounce(now: MonotonicTime) {
-        announcer.reannounce(now: now)
-    }
-
-    /// Sends the gratuitous ARPs that are due (both forms each time).
-    private func announceIfDue(arp: ARPSocket, now: MonotonicTime) {
-        for _ in 0..<announcer.due(now: now) {
-            do {
-                try arp.announce(address: configuration.serviceAddress)
-                count("gratuitousARPs")
-            } catch {
-                logger.warning("gratuitous ARP failed", metadata: ["error": "\(error)"])
-            }
         }
     }
 
@@ -492,27 +473,15 @@ public final class SecondaryDaemon {
         }
     }
 
-    private func heartbeatState(now: MonotonicTime) -> UInt8 {
-        if takeover.state == .promoted { return ReplicationHeartbeat.promotedState }
-        if let until = askSwitchoverUntil, now < until { return ReplicationHeartbeat.switchoverRequestedState }
-        return 1
-    }
-
     /// A control request: `status`, or `switchover` (passed on to the primary in heartbeats).
     private func answer(_ request: String, link: ReplicationLink, capture: PacketCapture?, now: MonotonicTime) -> String {
         switch request {
         case "status":
             return status(link: link, capture: capture, now: now).json()
         case "switchover":
-            guard configuration.separateServiceAddress != nil else {
-                return ControlAnswer(request: request, outcome: "refused",
-                                     detail: "the service address is the primary's own (no --service-address): it cannot move").json()
+            if let refusal = node.switchoverRequested(by: "the operator", force: false, unreplicatedConnections: 0, now: now) {
+                return ControlAnswer(request: request, outcome: "refused", detail: refusal).json()
             }
-            guard takeover.state == .replicating, detector.check(now: now) != .failed else {
-                return ControlAnswer(request: request, outcome: "refused",
-                                     detail: "this node is not replicating behind a live primary (state \(takeover.state.name))").json()
-            }
-            askSwitchoverUntil = now.adding(milliseconds: 100)
             return ControlAnswer(
                 request: request, outcome: "requested",
                 detail: """
@@ -525,15 +494,6 @@ public final class SecondaryDaemon {
     }
 
     private func handleReplication(_ message: ReplicationMessage, raw: RawIPv4Socket, now: MonotonicTime) {
-        if case let .heartbeat(heartbeat) = message, heartbeat.state == ReplicationHeartbeat.handingOverState {
-            let actions = takeover.primaryHandedOver(now: now)
-            if !actions.isEmpty {
-                askSwitchoverUntil = nil
-                logger.notice("the primary hands the service address over (planned switchover): taking over now")
-                handedOverActions += actions
-            }
-            return
-        }
         if case let .released(connections) = message {
             bridge.release(connections.map {
                 ConnectionKey(clientAddress: IPv4Address($0.clientAddress), clientPort: $0.clientPort,
@@ -591,7 +551,7 @@ public final class SecondaryDaemon {
             role: "secondary", state: takeover.state.name, stateReason: takeover.reason,
             stateSinceSeconds: Double(now.milliseconds(since: takeover.since ?? started)) / 1000,
             uptimeSeconds: Double(now.milliseconds(since: started)) / 1000,
-            peer: link.peerStatus(now: now, detector: detector),
+            peer: link.peerStatus(now: now, detector: node.detector),
             counters: all, replication: link.counters, connections: connections)
     }
 }
