@@ -23,26 +23,9 @@ final class ReplicationLink {
     private var history: [(counter: UInt64, datagram: [UInt8])?] = Array(repeating: nil, count: ReplicationLink.historySize)
     /// With bundles of up to 16 KB this holds at most 32 MiB; at full speed about half a second.
     static let historySize = 2048
-    /// The peer's epoch and the counter expected next from it, to spot lost datagrams.
-    private var expected: (epoch: UInt64, counter: UInt64)?
-    /// Counters of the peer's current epoch that never arrived, with when they were last asked
-    /// for and how often: asked again until they come, since a resent datagram can be lost too.
-    private var missing: [UInt64: (lastAsked: MonotonicTime, attempts: Int)] = [:]
-    /// First wait before asking again for a datagram still missing; it doubles with each
-    /// attempt (15, 30, 60, … 480 ms), so that a resend still on its way is not asked for again
-    /// and again: every ask costs the peer a whole datagram, and a storm of them would bury the
-    /// very datagrams that are missing.
-    static let resendRetryMilliseconds: UInt64 = 15
-    static let resendAttempts = 7
-    /// Most counters asked for again in one turn.
-    static let resendRetryBatch = 256
-    /// A peer silent this long before a datagram arrives has been away (a partition, a stall):
-    /// what it sent meanwhile is stale (the kernels' own retransmissions and the fault
-    /// detector's verdict have taken over), so the gap is not asked for.
-    static let resynchronizeAfterSilenceMilliseconds: UInt64 = 100
-    private(set) var resynchronizations: UInt64 = 0
+    /// Which of the peer's datagrams were lost, and when to ask for them again.
+    private var resends = ResendTracker(window: UInt64(ReplicationLink.historySize))
     private(set) var resendsRequested: UInt64 = 0
-    private(set) var resendsAbandoned: UInt64 = 0
     private(set) var resendsAnswered: UInt64 = 0
 
     /// - Parameter socket: the bound socket to go on with (a node changing roles), or nil to open one.
@@ -95,9 +78,11 @@ final class ReplicationLink {
             let result = receiveBuffer.withUnsafeBytes { opener.open(UnsafeRawBufferPointer(rebasing: $0[0..<received.length])) }
             switch result {
             case let .success(message):
-                let silence = lastHeard.map { now.milliseconds(since: $0) } ?? 0
                 lastHeard = now
-                noticeGaps(message, now: now, afterSilence: silence >= Self.resynchronizeAfterSilenceMilliseconds)
+                for counters in resends.received(epoch: message.epoch, counter: message.counter,
+                                                 nowMilliseconds: now.nanoseconds / 1_000_000) {
+                    request(counters, now: now)
+                }
                 if case let .resendRequest(first, count) = message.message {
                     resend(first: first, count: count)
                 } else {
@@ -109,56 +94,10 @@ final class ReplicationLink {
         }
     }
 
-    /// Asks the peer again for datagrams whose counters were skipped: on this channel a lost
-    /// datagram is usually a secondary's segment, and waiting for the secondary's kernel to
-    /// retransmit it would cost a retransmission timeout.
-    private func noticeGaps(_ message: ReceivedReplicationMessage, now: MonotonicTime, afterSilence: Bool) {
-        if afterSilence, let current = expected, current.epoch == message.epoch, message.counter > current.counter {
-            expected = (message.epoch, message.counter + 1)
-            missing.removeAll()
-            resynchronizations += 1
-            return
-        }
-        guard let current = expected, current.epoch == message.epoch else {
-            expected = (message.epoch, message.counter + 1)
-            missing.removeAll()
-            return
-        }
-        missing[message.counter] = nil
-        guard message.counter >= current.counter else { return }
-        if message.counter > current.counter {
-            let first = max(current.counter, message.counter &- min(message.counter, UInt64(Self.historySize)))
-            for counter in first..<message.counter where missing.count < Self.historySize {
-                missing[counter] = (now, 1)
-            }
-            request(first..<message.counter, now: now)
-        }
-        expected = (message.epoch, message.counter + 1)
-    }
-
-    /// Asks again for what is still missing; called on every turn of the loop.
+    /// Asks again for what is still missing (see ``ResendTracker``); called on every turn of the loop.
     func retryMissing(now: MonotonicTime) {
-        guard !missing.isEmpty else { return }
-        var due: [UInt64] = []
-        for (counter, entry) in missing where due.count < Self.resendRetryBatch {
-            let wait = Self.resendRetryMilliseconds << UInt64(min(entry.attempts - 1, 5))
-            guard now.milliseconds(since: entry.lastAsked) >= wait else { continue }
-            if entry.attempts >= Self.resendAttempts {
-                missing[counter] = nil
-                resendsAbandoned += 1
-            } else {
-                missing[counter] = (now, entry.attempts + 1)
-                due.append(counter)
-            }
-        }
-        // One request per run of consecutive counters.
-        due.sort()
-        var start = 0
-        while start < due.count {
-            var end = start + 1
-            while end < due.count && due[end] == due[end - 1] + 1 && end - start < 1024 { end += 1 }
-            request(due[start]..<(due[end - 1] + 1), now: now)
-            start = end
+        for counters in resends.due(nowMilliseconds: now.nanoseconds / 1_000_000) {
+            request(counters, now: now)
         }
     }
 
@@ -196,9 +135,9 @@ final class ReplicationLink {
         var all = DaemonStatus.replicationCounters(opener.statistics, sent: sent, sendErrors: sendErrors)
         all["resendsRequested"] = resendsRequested
         all["resendsAnswered"] = resendsAnswered
-        all["resendsAbandoned"] = resendsAbandoned
-        all["missingNow"] = UInt64(missing.count)
-        all["resynchronizations"] = resynchronizations
+        all["resendsAbandoned"] = resends.abandoned
+        all["missingNow"] = UInt64(resends.missingCount)
+        all["resynchronizations"] = resends.resynchronizations
         return all
     }
 }
