@@ -14,10 +14,18 @@ public final class Guardian {
     /// Silence of the child after which it counts as hung and is killed; 0 turns this off.
     let hangTimeoutMilliseconds: UInt64
 
-    public init(configuration: DaemonConfiguration, logger: Logger, hangTimeoutMilliseconds: UInt64) {
+    /// `--notify`: the operator's program, run on every change of state.
+    let notify: NotifyHook?
+
+    public init(configuration: DaemonConfiguration, logger: Logger, hangTimeoutMilliseconds: UInt64,
+                notifyProgram: String? = nil) {
         self.configuration = configuration
         self.logger = logger
         self.hangTimeoutMilliseconds = hangTimeoutMilliseconds
+        notify = notifyProgram.map {
+            NotifyHook(program: $0, logger: logger, serviceAddress: "\(configuration.serviceAddress)",
+                       ownAddress: "\(configuration.ownAddress)")
+        }
     }
 
     /// Starts this same program with the same arguments as the bridge process, watches it
@@ -100,6 +108,7 @@ public final class Guardian {
                         } else if line.hasPrefix("state ") {
                             let first = lastState == nil
                             lastState = String(line.dropFirst(6))
+                            notify?.stateChanged(role: role, state: lastState ?? "", reason: "the bridge's state")
                             logger.debug("bridge state", metadata: ["state": "\(lastState ?? "")"])
                             // The first state comes once the queues are bound, the rules installed and
                             // the channel open: that is when the service is ready.
@@ -131,6 +140,8 @@ public final class Guardian {
         switch end {
         case .stoppedCleanly, .fenced:
             logger.info("bridge process ended: \(decision.explanation)")
+            notify?.stateChanged(role: role, state: end == .fenced ? "fault" : "stop", reason: decision.explanation)
+            notify?.flush()
             return (Self.exitCode(status), false)
         case let .died(how):
             logger.critical("the bridge process died (\(how)) in state \(lastState ?? "none"): \(decision.explanation)")
@@ -138,6 +149,8 @@ public final class Guardian {
             logger.critical("the bridge process hung (\(milliseconds) ms) in state \(lastState ?? "none"): \(decision.explanation)")
         }
         carryOut(decision)
+        notify?.stateChanged(role: role, state: "fault", reason: decision.explanation)
+        if !(decision.restartBridge && forwarded == nil) { notify?.flush() }
         return (1, decision.restartBridge && forwarded == nil)
     }
 

@@ -12,6 +12,11 @@ extension IPv4Address: ExpressibleByArgument {
 
 /// Options both bridge roles take.
 struct BridgeOptions: ParsableArguments {
+    @Option(help: ArgumentHelp(
+        "Config file: one `key = value` per line, the keys being these long options without dashes (default /etc/ftcp/ftcp.conf, when it exists).",
+        discussion: "Options on the command line override the file. `ftcp-bridge check-config` validates it without starting."))
+    var config: String?
+
     @Option(help: "Interface on the segment shared with the clients and the other server.")
     var interface: String = "eth0"
 
@@ -118,6 +123,16 @@ struct BridgeOptions: ParsableArguments {
             """))
     var hangTimeout: UInt64 = 1000
 
+    @Option(help: ArgumentHelp(
+        "A program to run on every change of state, with keepalived's notify arguments: INSTANCE ftcp MASTER|BACKUP|FAULT|STOP PRIORITY.",
+        discussion: """
+            MASTER: this node serves the service address; BACKUP: it is the secondary; FAULT: its bridge process \
+            died or gave the address up; STOP: stopped. The environment adds FTCP_ROLE, FTCP_STATE (ftcp's own \
+            state), FTCP_REASON, FTCP_SERVICE_ADDRESS and FTCP_ADDRESS. The guardian runs it, one call at a time, \
+            never on the packet path; a call that takes over 10 s is killed. Not with --no-guardian.
+            """))
+    var notify: String?
+
     @Flag(help: "Run without a guardian process (for debugging; a crash then leaves the rules and the address as they were).")
     var noGuardian = false
 
@@ -152,6 +167,12 @@ struct BridgeOptions: ParsableArguments {
         guard (1...32).contains(servicePrefixLength) else { throw ValidationError("--service-prefix-length must be 1–32") }
         guard maxConnections > 0, maxQueuedBytes >= 65_536 else {
             throw ValidationError("--max-connections must be positive and --max-queued-bytes at least 65536")
+        }
+        if let notify {
+            guard notify.hasPrefix("/"), access(notify, X_OK) == 0 else {
+                throw ValidationError("--notify takes the absolute path of an executable program; \(notify) is not one")
+            }
+            guard !noGuardian else { throw ValidationError("--notify needs the guardian (it runs the program): drop --no-guardian") }
         }
         guard relayBundleBytes == 0 || (576...65_000).contains(relayBundleBytes) else {
             throw ValidationError("--relay-bundle-bytes must be 0 (no bundling) or between 576 and 65000 (1472 fits a 1,500-byte MTU)")
@@ -190,7 +211,8 @@ struct BridgeOptions: ParsableArguments {
 
     func makeLogger(role: String) -> Logger {
         let level = Logger.Level(rawValue: logLevel) ?? .info
-        LoggingSystem.bootstrap { label in BridgeLogHandler(label: label, level: level) }
+        let journal = BridgeLogHandler.standardErrorIsJournal(environment: ProcessInfo.processInfo.environment)
+        LoggingSystem.bootstrap { label in BridgeLogHandler(label: label, level: level, journal: journal) }
         return Logger(label: "ftcp-bridge.\(role)")
     }
 }

@@ -29,7 +29,7 @@ func runGuarded(_ options: BridgeOptions, configuration: DaemonConfiguration, ro
         let status: Int32
         do {
             status = try Guardian(configuration: configuration, logger: logger,
-                                  hangTimeoutMilliseconds: options.hangTimeout).run()
+                                  hangTimeoutMilliseconds: options.hangTimeout, notifyProgram: options.notify).run()
         } catch {
             logger.critical("the guardian could not start the bridge process: \(error)")
             throw ExitCode(1)

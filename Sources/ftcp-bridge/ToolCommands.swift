@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import FTCPDaemon
 import FTCPLinux
 import FTCPReplication
 import FTCPWire
@@ -19,18 +20,51 @@ struct KeygenCommand: ParsableCommand {
 struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
-        abstract: "Print a running bridge's state as JSON (role, state, peer liveness, connections)."
+        abstract: "Print a running bridge's state: JSON (role, state, peer liveness, connections), a summary, or a health check.",
+        discussion: """
+            --check exits 0 when this node serves the service address (primary, alone or replicating), 1 when it \
+            is a healthy secondary, 2 when it is failed or not running, and prints one line saying so and how many \
+            connections are protected: for keepalived's MISC_CHECK (with misc_dynamic) or HAProxy's external check.
+            """
     )
 
     @Option(help: "The bridge's control socket.")
     var control: String = "/run/ftcp/ftcp-primary.sock"
 
+    @Flag(help: "Health check: exit 0 serving, 1 healthy secondary, 2 failed or not running; one line of explanation.")
+    var check = false
+
+    @Flag(help: "A summary for a terminal (state, peer, connections) instead of JSON.")
+    var brief = false
+
+    func validate() throws {
+        guard !(check && brief) else { throw ValidationError("--check and --brief cannot be combined") }
+    }
+
     func run() throws {
+        let text: String
         do {
-            print(try ControlSocket.query(path: control), terminator: "")
+            text = try ControlSocket.query(path: control)
         } catch {
+            if check {
+                print(HealthCheck.check(nil).line)
+                throw ExitCode(HealthCheck.Verdict.failed.rawValue)
+            }
             throw ValidationError("no bridge answers on \(control) (\(error)); is it running, and is --control the path it was started with?")
         }
+        guard check || brief else {
+            print(text, terminator: "")
+            return
+        }
+        let status = try? JSONDecoder().decode(DaemonStatus.self, from: Data(text.utf8))
+        if check {
+            let (verdict, line) = HealthCheck.check(status)
+            print(line)
+            if verdict != .serving { throw ExitCode(verdict.rawValue) }
+            return
+        }
+        guard let status else { throw ValidationError("the bridge on \(control) answered something that is not a status") }
+        print(HealthCheck.brief(status))
     }
 }
 

@@ -73,3 +73,23 @@ struct RecordingLogHandler: LogHandler {
         lines.append((level, message.description, metadata.merging(explicit ?? [:]) { $1 }))
     }
 }
+
+extension LoggingTests {
+    @Test("for the journal a line starts with its syslog priority and carries no timestamp of its own")
+    func journalLines() {
+        let journal = BridgeLogHandler(label: "ftcp-bridge.primary", level: .info, journal: true)
+        #expect(journal.formatted(level: .warning, message: "secondary failed", fields: "silence_ms=80")
+                == "<4>ftcp-bridge.primary: secondary failed silence_ms=80\n")
+        #expect(journal.formatted(level: .critical, message: "fenced", fields: "") == "<2>ftcp-bridge.primary: fenced\n")
+        let plain = BridgeLogHandler(label: "ftcp-bridge.primary", level: .info)
+        #expect(plain.formatted(level: .notice, message: "claimed", fields: "", millisecondsSinceEpoch: 0)
+                == "1970-01-01T00:00:00.000Z notice ftcp-bridge.primary: claimed\n")
+    }
+
+    @Test("JOURNAL_STREAM counts only when it names this process's standard error")
+    func journalStreamDetection() {
+        #expect(!BridgeLogHandler.standardErrorIsJournal(environment: [:]))
+        #expect(!BridgeLogHandler.standardErrorIsJournal(environment: ["JOURNAL_STREAM": "garbage"]))
+        #expect(!BridgeLogHandler.standardErrorIsJournal(environment: ["JOURNAL_STREAM": "1:1"]))
+    }
+}

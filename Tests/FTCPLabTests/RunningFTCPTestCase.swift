@@ -12,10 +12,13 @@ class RunningFTCPTestCase: LabTestCase {
     class var serviceAddress: String? { nil }
     /// The address clients connect to.
     var serviceAddress: String { Self.serviceAddress ?? "10.80.0.1" }
+    /// More arguments for both bridges (`FTCP_BRIDGE_ARGS`), or nil.
+    var extraBridgeArguments: String? { nil }
     /// What `lab.sh` needs to start or revive the bridges as this test runs them.
     var labEnvironment: [String: String] {
         var environment = ["FTCP_BIN": binaries]
         if let address = Self.serviceAddress { environment["FTCP_SERVICE_ADDRESS"] = address }
+        if let arguments = extraBridgeArguments { environment["FTCP_BRIDGE_ARGS"] = arguments }
         return environment
     }
 
