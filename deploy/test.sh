@@ -16,4 +16,9 @@ if [[ -x model/check.sh ]]; then
     model/check.sh
 fi
 swift build -c release
+# The Debian package, which PackageTests installs (as root) and runs from its installed paths.
+if [[ $(id -u) -eq 0 ]] && command -v dpkg-deb >/dev/null; then
+    FTCP_PACKAGE=$(deploy/package.sh)
+    export FTCP_PACKAGE
+fi
 swift test "$@"
