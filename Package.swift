@@ -49,8 +49,10 @@ let package = Package(
         ),
         .target(
             name: "FTCPDaemon",
-            dependencies: ["FTCPWire", "FTCPBridge", "FTCPReplication", "FTCPLinux",
-                           .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "FTCPWire", "FTCPBridge", "FTCPReplication", "FTCPLinux",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .target(name: "FTCPDemo", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         .executableTarget(

@@ -5,8 +5,9 @@
 #
 #   deploy/package.sh [VERSION]      (default: 0.1.0+git<commit>)
 #
-# Build products go to .build/package (a build directory of its own, so the regular release
-# build is not rebuilt with other flags); the .deb to .build/ftcp-bridge_VERSION_ARCH.deb.
+# It links ftcp-bridge again in the regular release build (.build/release) with the Swift
+# runtime static (the compiled objects are the same; the next plain `swift build -c release`
+# links it back); the .deb goes to .build/ftcp-bridge_VERSION_ARCH.deb.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -18,15 +19,18 @@ done
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 version=${1:-0.1.0+git$commit}
 arch=$(dpkg --print-architecture)
-scratch=$root/.build/package
 
-echo "package.sh: building ftcp-bridge (release, static Swift runtime) in $scratch" >&2
-swift build -c release --static-swift-stdlib --scratch-path "$scratch" --product ftcp-bridge >&2
-binary=$scratch/release/ftcp-bridge
+echo "package.sh: building ftcp-bridge (release, static Swift runtime)" >&2
+swift build -c release --static-swift-stdlib --product ftcp-bridge >&2
+binary=$root/.build/release/ftcp-bridge
+if ldd "$binary" | grep -q libswiftCore; then
+    echo "package.sh: $binary still links the Swift runtime dynamically" >&2
+    exit 1
+fi
 
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
-install -D -m 0755 "$binary" "$stage/usr/sbin/ftcp-bridge"
+install -D -m 0755 "$binary" "$stage/usr/sbin/ftcp-bridge"  # copied before the plugin links it again
 if command -v strip >/dev/null; then strip --strip-unneeded "$stage/usr/sbin/ftcp-bridge"; fi
 install -D -m 0644 deploy/systemd/ftcp-bridge@.service "$stage/lib/systemd/system/ftcp-bridge@.service"
 install -D -m 0644 deploy/systemd/ftcp-bridge.default "$stage/usr/share/doc/ftcp-bridge/examples/ftcp-bridge.default"
@@ -35,9 +39,8 @@ install -D -m 0644 README.md "$stage/usr/share/doc/ftcp-bridge/README.md"
 install -d -m 0700 "$stage/etc/ftcp"
 
 # The man page, from the command-line definitions (swift-argument-parser's generator reads
-# the binaries' own description of their commands and options). It runs the regular release
-# build (.build/release, which deploy/test.sh has built already), not the static one above:
-# the plugin builds with its own flags.
+# the binaries' own description of their commands and options). The plugin builds the release
+# products with the usual flags first (linking ftcp-bridge back to the shared runtime).
 "$binary" --experimental-dump-help >/dev/null  # fails early if the binary cannot describe itself
 swift package --disable-sandbox plugin generate-manual --section 8 >&2
 page=$root/.build/plugins/GenerateManual/outputs/ftcp-bridge/ftcp-bridge.8

@@ -12,6 +12,8 @@ if [[ $(id -u) -eq 0 ]]; then
     deploy/lab.sh down >/dev/null 2>&1 || true
 fi
 echo "test: $(swift --version 2>&1 | head -1)"
+# The code's format (.swift-format: 4 spaces, 120 columns, swift-nio's choices); a finding fails.
+swift format lint --strict --recursive Sources Tests Package.swift
 if [[ -x model/check.sh ]]; then
     model/check.sh
 fi

@@ -39,9 +39,14 @@ public struct AddressConflictWatch: Sendable {
     private var lastProbe: MonotonicTime?
     private var sentInRound = 0
 
-    public init(probes: Int = 3, probeIntervalMilliseconds: UInt64 = 5, fastIntervalMilliseconds: UInt64 = 50,
-                fastPeriodMilliseconds: UInt64 = 3_000, slowIntervalMilliseconds: UInt64 = 1_000,
-                maximumConfirmingMilliseconds: UInt64 = 3_000) {
+    public init(
+        probes: Int = 3,
+        probeIntervalMilliseconds: UInt64 = 5,
+        fastIntervalMilliseconds: UInt64 = 50,
+        fastPeriodMilliseconds: UInt64 = 3_000,
+        slowIntervalMilliseconds: UInt64 = 1_000,
+        maximumConfirmingMilliseconds: UInt64 = 3_000
+    ) {
         self.maximumConfirmingMilliseconds = maximumConfirmingMilliseconds
         self.probes = max(1, probes)
         self.probeIntervalMilliseconds = probeIntervalMilliseconds
@@ -100,7 +105,8 @@ public struct AddressConflictWatch: Sendable {
             lastProbe = now
             return true
         case .watching:
-            let interval = now.milliseconds(since: started) < fastPeriodMilliseconds
+            let interval =
+                now.milliseconds(since: started) < fastPeriodMilliseconds
                 ? fastIntervalMilliseconds : slowIntervalMilliseconds
             if let lastProbe, now.milliseconds(since: lastProbe) < interval { return false }
             lastProbe = now

@@ -10,7 +10,9 @@ enum ByteComparison {
                 guard common > 0, let l = left.baseAddress, let r = right.baseAddress else { return nil }
                 var index = 0
                 while index + 8 <= common {
-                    if l.loadUnaligned(fromByteOffset: index, as: UInt64.self) != r.loadUnaligned(fromByteOffset: index, as: UInt64.self) {
+                    if l.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+                        != r.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+                    {
                         break
                     }
                     index += 8

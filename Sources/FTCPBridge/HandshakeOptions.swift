@@ -9,8 +9,13 @@ public struct HandshakeOptions: Equatable, Sendable {
     /// The unscaled window of the SYN or SYN-ACK itself.
     public var window: UInt16
 
-    public init(maximumSegmentSize: UInt16?, windowScale: UInt8?, sackPermitted: Bool,
-                timestamps: (value: UInt32, echoReply: UInt32)?, window: UInt16) {
+    public init(
+        maximumSegmentSize: UInt16?,
+        windowScale: UInt8?,
+        sackPermitted: Bool,
+        timestamps: (value: UInt32, echoReply: UInt32)?,
+        window: UInt16
+    ) {
         self.maximumSegmentSize = maximumSegmentSize
         self.windowScale = windowScale
         self.sackPermitted = sackPermitted
@@ -19,8 +24,13 @@ public struct HandshakeOptions: Equatable, Sendable {
     }
 
     init(_ segment: TCPSegment) {
-        self.init(maximumSegmentSize: segment.maximumSegmentSize, windowScale: segment.windowScale,
-                  sackPermitted: segment.isSACKPermitted, timestamps: segment.timestamps, window: segment.window)
+        self.init(
+            maximumSegmentSize: segment.maximumSegmentSize,
+            windowScale: segment.windowScale,
+            sackPermitted: segment.isSACKPermitted,
+            timestamps: segment.timestamps,
+            window: segment.window
+        )
     }
 
     public static func == (lhs: HandshakeOptions, rhs: HandshakeOptions) -> Bool {
@@ -36,9 +46,12 @@ enum SACKBlocks {
     /// blocks. A server holds everything below its own acknowledgment and the
     /// blocks it reported; only bytes both hold may be reported to the client,
     /// which will then not retransmit them.
-    static func shared(primary: (acknowledged: SequenceNumber, blocks: [SACKBlock]),
-                       secondary: (acknowledged: SequenceNumber, blocks: [SACKBlock]),
-                       above acknowledged: SequenceNumber, limit: Int) -> [SACKBlock] {
+    static func shared(
+        primary: (acknowledged: SequenceNumber, blocks: [SACKBlock]),
+        secondary: (acknowledged: SequenceNumber, blocks: [SACKBlock]),
+        above acknowledged: SequenceNumber,
+        limit: Int
+    ) -> [SACKBlock] {
         func holdings(_ server: (acknowledged: SequenceNumber, blocks: [SACKBlock])) -> [SACKBlock] {
             var ranges = server.blocks.filter { acknowledged < $0.right }
             if acknowledged < server.acknowledged {
@@ -47,7 +60,8 @@ enum SACKBlocks {
             return ranges
         }
         // The lagging server's blocks come first, so the client sees its newest block first.
-        let ordered = primary.acknowledged <= secondary.acknowledged
+        let ordered =
+            primary.acknowledged <= secondary.acknowledged
             ? intersection(holdings(primary), holdings(secondary), limit: limit)
             : intersection(holdings(secondary), holdings(primary), limit: limit)
         return ordered.filter { acknowledged < $0.left }

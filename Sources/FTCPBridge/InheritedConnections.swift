@@ -32,14 +32,22 @@ public struct InheritedConnections: Sendable {
     public private(set) var forgotten: UInt64 = 0
 
     /// - Parameter closing: those of `keys` whose both FINs were already seen.
-    public init(serviceAddress: IPv4Address, nodeAddress: IPv4Address, keys: some Sequence<ConnectionKey>,
-                closing: Set<ConnectionKey> = [], now: MonotonicTime) {
+    public init(
+        serviceAddress: IPv4Address,
+        nodeAddress: IPv4Address,
+        keys: some Sequence<ConnectionKey>,
+        closing: Set<ConnectionKey> = [],
+        now: MonotonicTime
+    ) {
         self.serviceAddress = serviceAddress
         self.nodeAddress = nodeAddress
-        entries = Dictionary(keys.map { key in
-            let closed = closing.contains(key)
-            return (key, Entry(lastSeen: now, finFromClient: closed, finFromKernel: closed))
-        }, uniquingKeysWith: { first, _ in first })
+        entries = Dictionary(
+            keys.map { key in
+                let closed = closing.contains(key)
+                return (key, Entry(lastSeen: now, finFromClient: closed, finFromKernel: closed))
+            },
+            uniquingKeysWith: { first, _ in first }
+        )
     }
 
     public var count: Int { entries.count }
@@ -51,8 +59,11 @@ public struct InheritedConnections: Sendable {
     /// A client's segment to the service address: an inherited connection's is readdressed in
     /// place to the node's own address, where its socket is. Returns whether it was.
     public mutating func clientSegment(_ packet: TCPPacket, now: MonotonicTime) -> Bool {
-        let key = ConnectionKey(clientAddress: packet.ip.source, clientPort: packet.tcp.sourcePort,
-                                serverPort: packet.tcp.destinationPort)
+        let key = ConnectionKey(
+            clientAddress: packet.ip.source,
+            clientPort: packet.tcp.sourcePort,
+            serverPort: packet.tcp.destinationPort
+        )
         guard packet.ip.destination == serviceAddress, entries[key] != nil else { return false }
         packet.setDestination(nodeAddress)
         translatedFromClients += 1
@@ -64,8 +75,11 @@ public struct InheritedConnections: Sendable {
     /// from the service address, as its client has always seen it. Returns whether it was
     /// rewritten (anything else from the node's own address is not this type's business).
     public mutating func kernelSegment(_ packet: TCPPacket, now: MonotonicTime) -> Bool {
-        let key = ConnectionKey(clientAddress: packet.ip.destination, clientPort: packet.tcp.destinationPort,
-                                serverPort: packet.tcp.sourcePort)
+        let key = ConnectionKey(
+            clientAddress: packet.ip.destination,
+            clientPort: packet.tcp.destinationPort,
+            serverPort: packet.tcp.sourcePort
+        )
         guard packet.ip.source == nodeAddress, entries[key] != nil else { return false }
         packet.setSource(serviceAddress)
         translatedFromKernel += 1

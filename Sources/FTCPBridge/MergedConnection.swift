@@ -85,19 +85,23 @@ struct MergedConnection: Sendable {
     var outputWindowShift: UInt8 { windowShift(of: secondary) }
 
     var timestampsAgreed: Bool {
-        client.handshake.timestamps != nil && primary.handshake?.timestamps != nil && secondary.handshake?.timestamps != nil
+        client.handshake.timestamps != nil && primary.handshake?.timestamps != nil
+            && secondary.handshake?.timestamps != nil
     }
 
     var sackAgreed: Bool {
-        client.handshake.sackPermitted && primary.handshake?.sackPermitted == true && secondary.handshake?.sackPermitted == true
+        client.handshake.sackPermitted && primary.handshake?.sackPermitted == true
+            && secondary.handshake?.sackPermitted == true
     }
 
     /// The most payload plus TCP options a segment to the client may carry (RFC 6691): the
     /// client's MSS, and no more than either server's, whose MSS reflects its own link's MTU
     /// (the merged SYN-ACK told the client the smaller of the two).
     var outputMaximumSegmentSize: Int {
-        let sizes = [client.handshake.maximumSegmentSize ?? 536, primary.handshake?.maximumSegmentSize,
-                     secondary.handshake?.maximumSegmentSize].compactMap { $0 }
+        let sizes = [
+            client.handshake.maximumSegmentSize ?? 536, primary.handshake?.maximumSegmentSize,
+            secondary.handshake?.maximumSegmentSize,
+        ].compactMap { $0 }
         return Int(sizes.min() ?? 536)
     }
 
@@ -181,7 +185,8 @@ struct MergedConnection: Sendable {
 
     private mutating func completeHandshakeIfReady(now: MonotonicTime, into output: inout BridgeOutput) {
         guard let isnP = primary.initialSequence, let isnS = secondary.initialSequence,
-              let synP = primary.handshake, let synS = secondary.handshake else { return }
+            let synP = primary.handshake, let synS = secondary.handshake
+        else { return }
         let firstTime = phase == .handshake
         if firstTime {
             delta = isnP.offset(from: isnS)
@@ -216,12 +221,18 @@ struct MergedConnection: Sendable {
         let window = min(synP.window, synS.window)
         lastAcknowledgmentSent = ack
         advertisedEdge = ack + UInt32(window)
-        output.send(segment(sequence: isnS, acknowledgment: ack, flags: [.syn, .ack], window: window, options: options),
-                    connection: key)
+        output.send(
+            segment(sequence: isnS, acknowledgment: ack, flags: [.syn, .ack], window: window, options: options),
+            connection: key
+        )
     }
 
-    private mutating func serverSegment(_ segment: TCPSegment, from role: ServerRole, now: MonotonicTime,
-                                        into output: inout BridgeOutput) {
+    private mutating func serverSegment(
+        _ segment: TCPSegment,
+        from role: ServerRole,
+        now: MonotonicTime,
+        into output: inout BridgeOutput
+    ) {
         let shift = role == .primary ? windowShift(of: primary) : windowShift(of: secondary)
         let sequence = role == .primary ? segment.sequenceNumber - delta : segment.sequenceNumber
         let flags = segment.flags
@@ -288,7 +299,8 @@ struct MergedConnection: Sendable {
             // view depends on goes out as a duplicate ACK too: it is what drives the client's
             // fast retransmit when that server misses a segment.
             let stream = role == .primary ? primary : secondary
-            let duplicate = payloadLength == 0 && !flags.contains(.fin) && previousAck == stream.acknowledged
+            let duplicate =
+                payloadLength == 0 && !flags.contains(.fin) && previousAck == stream.acknowledged
                 && previousWindow == stream.windowBytes && stream.acknowledged == mergedAcknowledgment
             sendAcknowledgmentIfAdvanced(forceDuplicate: duplicate, into: &output)
             if duplicate { statistics.duplicateAcknowledgments += 1 }
@@ -376,8 +388,10 @@ struct MergedConnection: Sendable {
             options += [.noOperation, .noOperation, .timestamps(value: ts.value, echoReply: ts.echoReply)]
         }
         lastAcknowledgmentSent = ack
-        output.send(segment(sequence: sentUpTo, acknowledgment: ack, flags: [.ack], window: window, options: options),
-                    connection: key)
+        output.send(
+            segment(sequence: sentUpTo, acknowledgment: ack, flags: [.ack], window: window, options: options),
+            connection: key
+        )
         statistics.pureAcknowledgments += 1
     }
 
@@ -402,22 +416,27 @@ struct MergedConnection: Sendable {
         phaseSince = now
         let ack = client.initialSequence + 1
         lastAcknowledgmentSent = ack
-        output.send(segment(sequence: isnS, acknowledgment: ack, flags: [.syn, .ack], window: synS.window, options: options),
-                    connection: key)
+        output.send(
+            segment(sequence: isnS, acknowledgment: ack, flags: [.syn, .ack], window: synS.window, options: options),
+            connection: key
+        )
     }
-
 
     /// In secondary-only mode a secondary segment goes out at once, as it is: it is in the
     /// client's sequence space and carries the secondary's own ACK, window and timestamps.
-    private mutating func forwardFromSecondaryAlone(_ segment: TCPSegment, now: MonotonicTime,
-                                                    into output: inout BridgeOutput) {
+    private mutating func forwardFromSecondaryAlone(
+        _ segment: TCPSegment,
+        now: MonotonicTime,
+        into output: inout BridgeOutput
+    ) {
         let copy = relayed(segment)
         let end = copy.sequenceNumber + copy.sequenceLength
         if sentUpTo < end { sentUpTo = end }
         if copy.flags.contains(.fin) { finSent = true }
         Self.recordAcknowledgment(segment, into: &secondary, shift: windowShift(of: secondary))
         if copy.flags.contains(.ack) {
-            lastAcknowledgmentSent = lastAcknowledgmentSent.map { SequenceNumber.later($0, copy.acknowledgmentNumber) }
+            lastAcknowledgmentSent =
+                lastAcknowledgmentSent.map { SequenceNumber.later($0, copy.acknowledgmentNumber) }
                 ?? copy.acknowledgmentNumber
         }
         sendWithinMSS(copy, into: &output)
@@ -542,13 +561,20 @@ struct MergedConnection: Sendable {
     }
 
     private mutating func sendFIN(at position: SequenceNumber, into output: inout BridgeOutput) {
-        output.send(segment(sequence: position, acknowledgment: nil, flags: [.fin, .ack], payload: []), connection: key)
+        output.send(
+            segment(sequence: position, acknowledgment: nil, flags: [.fin, .ack], payload: []),
+            connection: key
+        )
     }
 
     /// A segment to the client carrying the merged ACK, window, timestamps
     /// and SACK blocks (`acknowledgment: nil`), in the secondary's space.
-    private mutating func segment(sequence: SequenceNumber, acknowledgment: SequenceNumber?, flags: TCPFlags,
-                                  payload: [UInt8]) -> TCPPacketFields {
+    private mutating func segment(
+        sequence: SequenceNumber,
+        acknowledgment: SequenceNumber?,
+        flags: TCPFlags,
+        payload: [UInt8]
+    ) -> TCPPacketFields {
         let ack = acknowledgment ?? mergedAcknowledgment ?? lastAcknowledgmentSent ?? client.initialSequence + 1
         if let last = lastAcknowledgmentSent {
             lastAcknowledgmentSent = SequenceNumber.later(last, ack)
@@ -561,21 +587,44 @@ struct MergedConnection: Sendable {
             options += [.noOperation, .noOperation, .timestamps(value: ts.value, echoReply: ts.echoReply)]
         }
         if sackAgreed, let ackP = primary.acknowledged, let ackS = secondary.acknowledged {
-            let blocks = SACKBlocks.shared(primary: (ackP, primary.sackBlocks), secondary: (ackS, secondary.sackBlocks),
-                                           above: ack, limit: timestampsAgreed ? 3 : 4)
+            let blocks = SACKBlocks.shared(
+                primary: (ackP, primary.sackBlocks),
+                secondary: (ackS, secondary.sackBlocks),
+                above: ack,
+                limit: timestampsAgreed ? 3 : 4
+            )
             if !blocks.isEmpty { options += [.noOperation, .noOperation, .sack(blocks)] }
         }
-        return self.segment(sequence: sequence, acknowledgment: ack, flags: flags, window: window,
-                            options: options, payload: payload)
+        return self.segment(
+            sequence: sequence,
+            acknowledgment: ack,
+            flags: flags,
+            window: window,
+            options: options,
+            payload: payload
+        )
     }
 
-    private func segment(sequence: SequenceNumber, acknowledgment: SequenceNumber, flags: TCPFlags, window: UInt16,
-                         options: [TCPOption], payload: [UInt8] = []) -> TCPPacketFields {
+    private func segment(
+        sequence: SequenceNumber,
+        acknowledgment: SequenceNumber,
+        flags: TCPFlags,
+        window: UInt16,
+        options: [TCPOption],
+        payload: [UInt8] = []
+    ) -> TCPPacketFields {
         TCPPacketFields(
-            source: serviceAddress, destination: key.clientAddress,
-            sourcePort: key.serverPort, destinationPort: key.clientPort,
-            sequenceNumber: sequence, acknowledgmentNumber: acknowledgment,
-            flags: flags, window: window, options: options, payload: payload)
+            source: serviceAddress,
+            destination: key.clientAddress,
+            sourcePort: key.serverPort,
+            destinationPort: key.clientPort,
+            sequenceNumber: sequence,
+            acknowledgmentNumber: acknowledgment,
+            flags: flags,
+            window: window,
+            options: options,
+            payload: payload
+        )
     }
 
     /// The primary's segment moved into the secondary's space, as it is.
@@ -594,11 +643,18 @@ struct MergedConnection: Sendable {
     /// A server's segment as it is, readdressed from the service address.
     func relayed(_ segment: TCPSegment) -> TCPPacketFields {
         TCPPacketFields(
-            source: serviceAddress, destination: key.clientAddress,
-            sourcePort: key.serverPort, destinationPort: key.clientPort,
-            sequenceNumber: segment.sequenceNumber, acknowledgmentNumber: segment.acknowledgmentNumber,
-            flags: segment.flags, window: segment.window, urgentPointer: segment.urgentPointer,
-            options: segment.options, payload: Array(segment.payload))
+            source: serviceAddress,
+            destination: key.clientAddress,
+            sourcePort: key.serverPort,
+            destinationPort: key.clientPort,
+            sequenceNumber: segment.sequenceNumber,
+            acknowledgmentNumber: segment.acknowledgmentNumber,
+            flags: segment.flags,
+            window: segment.window,
+            urgentPointer: segment.urgentPointer,
+            options: segment.options,
+            payload: Array(segment.payload)
+        )
     }
 
     // MARK: The secondary failing
@@ -645,8 +701,9 @@ struct MergedConnection: Sendable {
     /// Closed once both FINs went out and each was acknowledged.
     private mutating func checkClosed(now: MonotonicTime, into output: inout BridgeOutput) {
         guard phase == .replicating || phase == .secondaryOnly, finSent, let clientFIN = client.finAt,
-              let ackSent = lastAcknowledgmentSent, clientFIN < ackSent,
-              let clientAck = client.acknowledged, sentUpTo <= clientAck else { return }
+            let ackSent = lastAcknowledgmentSent, clientFIN < ackSent,
+            let clientAck = client.acknowledged, sentUpTo <= clientAck
+        else { return }
         close(reason: .finished, now: now, into: &output)
     }
 

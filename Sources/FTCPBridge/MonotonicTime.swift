@@ -14,7 +14,9 @@ public struct MonotonicTime: Hashable, Comparable, Sendable {
     public static func < (lhs: MonotonicTime, rhs: MonotonicTime) -> Bool { lhs.nanoseconds < rhs.nanoseconds }
 
     /// `self` plus a duration in milliseconds.
-    public func adding(milliseconds ms: UInt64) -> MonotonicTime { MonotonicTime(nanoseconds: nanoseconds + ms * 1_000_000) }
+    public func adding(milliseconds ms: UInt64) -> MonotonicTime {
+        MonotonicTime(nanoseconds: nanoseconds + ms * 1_000_000)
+    }
 
     /// Milliseconds from `earlier` to `self` (0 if `earlier` is later).
     public func milliseconds(since earlier: MonotonicTime) -> UInt64 {

@@ -56,9 +56,14 @@ public struct NodeController: Sendable {
         /// How often connections are checked for expiry.
         public var expiryIntervalMilliseconds: UInt64
 
-        public init(heartbeatIntervalMilliseconds: UInt64 = 10, primaryMissedHeartbeats: UInt64 = 8,
-                    secondaryMissedHeartbeats: UInt64 = 2, takeoverProbes: TakeoverCoordinator.ProbeSettings = .init(),
-                    rolesSwap: Bool, expiryIntervalMilliseconds: UInt64 = 1_000) {
+        public init(
+            heartbeatIntervalMilliseconds: UInt64 = 10,
+            primaryMissedHeartbeats: UInt64 = 8,
+            secondaryMissedHeartbeats: UInt64 = 2,
+            takeoverProbes: TakeoverCoordinator.ProbeSettings = .init(),
+            rolesSwap: Bool,
+            expiryIntervalMilliseconds: UInt64 = 1_000
+        ) {
             self.heartbeatIntervalMilliseconds = heartbeatIntervalMilliseconds
             self.primaryMissedHeartbeats = primaryMissedHeartbeats
             self.secondaryMissedHeartbeats = secondaryMissedHeartbeats
@@ -70,7 +75,8 @@ public struct NodeController: Sendable {
         func detection(for role: Role) -> FaultDetector.Configuration {
             FaultDetector.Configuration(
                 heartbeatIntervalMilliseconds: heartbeatIntervalMilliseconds,
-                missedHeartbeats: role == .primary ? primaryMissedHeartbeats : secondaryMissedHeartbeats)
+                missedHeartbeats: role == .primary ? primaryMissedHeartbeats : secondaryMissedHeartbeats
+            )
         }
     }
 
@@ -157,7 +163,8 @@ public struct NodeController: Sendable {
         detector = FaultDetector(configuration: configuration.detection(for: role))
         takeover = TakeoverCoordinator(probes: configuration.takeoverProbes)
         roleSince = now
-        reason = role == .primary
+        reason =
+            role == .primary
             ? "started; new connections wait for the secondary for at most the detection time" : "started"
         nextHeartbeat = now
         nextExpiry = now.adding(milliseconds: configuration.expiryIntervalMilliseconds)
@@ -225,7 +232,9 @@ public struct NodeController: Sendable {
         if let epoch {
             // A new epoch from a secondary counted alive: its bridge restarted faster than the
             // detection time, and what it replicated is gone with the old process.
-            if let previous = peerEpoch, previous != epoch, primaryState != .alone { actions.append(.secondaryRestarted) }
+            if let previous = peerEpoch, previous != epoch, primaryState != .alone {
+                actions.append(.secondaryRestarted)
+            }
             peerEpoch = epoch
         }
         switch heartbeat {
@@ -254,7 +263,8 @@ public struct NodeController: Sendable {
         let wasSuspected = takeover.state != .replicating && !whilePromoted
         takeover.primaryAlive(now: now)
         if whilePromoted { startAnnouncing(count: 3, intervalMilliseconds: 20, now: now, unlessUnderWay: true) }
-        return whilePromoted || wasSuspected ? [.primaryHeard(whilePromoted: whilePromoted, wasSuspected: wasSuspected)] : []
+        return whilePromoted || wasSuspected
+            ? [.primaryHeard(whilePromoted: whilePromoted, wasSuspected: wasSuspected)] : []
     }
 
     /// Another host was seen using the service address: answering an ARP probe for it,
@@ -276,7 +286,12 @@ public struct NodeController: Sendable {
                 return [.addressUsedElsewhere(by: owner, response: .checking)]
             }
             fenced = true
-            return [.fence(reason: "\(owner) answers for the service address while no secondary is heard: the secondary took it over while this host was cut off")]
+            return [
+                .fence(
+                    reason:
+                        "\(owner) answers for the service address while no secondary is heard: the secondary took it over while this host was cut off"
+                )
+            ]
         case .secondary:
             switch takeover.state {
             case .checkingAddress, .addressHeld:
@@ -344,16 +359,22 @@ public struct NodeController: Sendable {
         if let refusal = switchoverRefusal { return [.switchoverRefused(requester: requester, reason: refusal)] }
         let reason = "planned switchover asked by \(requester)"
         becomeSecondary(now: now, reason: "handed the service address over (\(reason))")
-        return [.releaseServiceAddress(reason: reason), .sendHeartbeat(.handingOver), .sendHeartbeat(.handingOver),
-                .sendHeartbeat(.handingOver), .becomeSecondary]
+        return [
+            .releaseServiceAddress(reason: reason), .sendHeartbeat(.handingOver), .sendHeartbeat(.handingOver),
+            .sendHeartbeat(.handingOver), .becomeSecondary,
+        ]
     }
 
     /// An operator (through either node's control socket) or the secondary asks for a planned
     /// switchover. `unreplicatedConnections`: open connections the peer holds no replica of,
     /// which it would lose. Returns why it is refused, or nil: on the primary it happens at the
     /// end of this turn, on the secondary the primary is asked (in heartbeats for 100 ms).
-    public mutating func switchoverRequested(by requester: String, force: Bool, unreplicatedConnections: Int,
-                                             now: MonotonicTime) -> String? {
+    public mutating func switchoverRequested(
+        by requester: String,
+        force: Bool,
+        unreplicatedConnections: Int,
+        now: MonotonicTime
+    ) -> String? {
         switch role {
         case .primary:
             if let refusal = switchoverRefusal { return refusal }
@@ -385,7 +406,8 @@ public struct NodeController: Sendable {
         }
         if fenced { return "this node is giving the service address up" }
         if primaryState != .replicating {
-            return "no secondary replicates (state \(primaryState.rawValue)): it would have nothing to serve the connections with"
+            return
+                "no secondary replicates (state \(primaryState.rawValue)): it would have nothing to serve the connections with"
         }
         if conflictWatch.isWatching { return "this node is checking that no other host holds the service address" }
         return nil
@@ -395,17 +417,23 @@ public struct NodeController: Sendable {
     /// announcement, expiry, or the moment the peer's silence would count as a failure.
     public func nextDeadline(now: MonotonicTime) -> MonotonicTime {
         var deadline = min(nextHeartbeat, nextExpiry)
-        if let lastHeard = [detector.lastHeard, detector.lastEvidence].compactMap({ $0 }).max(), detector.state == .alive {
+        if let lastHeard = [detector.lastHeard, detector.lastEvidence].compactMap({ $0 }).max(),
+            detector.state == .alive
+        {
             deadline = min(deadline, lastHeard.adding(milliseconds: detector.configuration.timeoutMilliseconds))
         }
         if role == .primary && detector.state == .unknown {
             deadline = min(deadline, roleSince.adding(milliseconds: detector.configuration.timeoutMilliseconds))
         }
         if watchesAddress {
-            let interval = role == .primary ? conflictWatch.probeIntervalMilliseconds : configuration.takeoverProbes.intervalMilliseconds
+            let interval =
+                role == .primary
+                ? conflictWatch.probeIntervalMilliseconds : configuration.takeoverProbes.intervalMilliseconds
             deadline = min(deadline, now.adding(milliseconds: max(1, interval)))
         }
-        if let round = announcements, let offset = round.sent < round.count ? UInt64(round.sent) * round.intervalMilliseconds : nil {
+        if let round = announcements,
+            let offset = round.sent < round.count ? UInt64(round.sent) * round.intervalMilliseconds : nil
+        {
             deadline = min(deadline, round.start.adding(milliseconds: offset))
         }
         if let until = askSwitchoverUntil, now < until { deadline = min(deadline, until) }
@@ -433,7 +461,9 @@ public struct NodeController: Sendable {
             case .claimServiceAddress: actions.append(.claimServiceAddress)
             case .announceServiceAddress:
                 startAnnouncing(count: 5, intervalMilliseconds: 100, now: now, unlessUnderWay: false)
-                if let due = announcementsDue(now: now) { actions += Array(repeating: .announceServiceAddress, count: due) }
+                if let due = announcementsDue(now: now) {
+                    actions += Array(repeating: .announceServiceAddress, count: due)
+                }
             case .restartFlows: actions.append(.restartFlows)
             case .stopCapture: actions.append(.stopCapture)
             }
@@ -478,7 +508,12 @@ public struct NodeController: Sendable {
         startAnnouncing(count: 5, intervalMilliseconds: 100, now: now, unlessUnderWay: false)
     }
 
-    private mutating func startAnnouncing(count: Int, intervalMilliseconds: UInt64, now: MonotonicTime, unlessUnderWay: Bool) {
+    private mutating func startAnnouncing(
+        count: Int,
+        intervalMilliseconds: UInt64,
+        now: MonotonicTime,
+        unlessUnderWay: Bool
+    ) {
         if unlessUnderWay && announcements != nil { return }
         announcements = (count, intervalMilliseconds, now, 0)
     }
@@ -486,7 +521,9 @@ public struct NodeController: Sendable {
     private mutating func announcementsDue(now: MonotonicTime) -> Int? {
         guard var round = announcements else { return nil }
         let elapsed = now.milliseconds(since: round.start)
-        let reached = round.intervalMilliseconds == 0 ? round.count : min(round.count, Int(elapsed / round.intervalMilliseconds) + 1)
+        let reached =
+            round.intervalMilliseconds == 0
+            ? round.count : min(round.count, Int(elapsed / round.intervalMilliseconds) + 1)
         let due = max(0, reached - round.sent)
         round.sent = max(round.sent, reached)
         announcements = round.sent >= round.count ? nil : round

@@ -34,11 +34,16 @@ public struct PrimaryBridge: Sendable {
     /// before it started, or already forgotten): their only sequence space is
     /// the primary's own, so the segment goes out unchanged and the
     /// connection is not protected.
-    public mutating func primaryKernelSegment(_ packet: TCPPacket, now: MonotonicTime) -> (verdict: PrimaryKernelVerdict, output: BridgeOutput) {
+    public mutating func primaryKernelSegment(_ packet: TCPPacket, now: MonotonicTime) -> (
+        verdict: PrimaryKernelVerdict, output: BridgeOutput
+    ) {
         var output = BridgeOutput()
         counters.segmentsFromPrimary += 1
-        let key = key(clientAddress: packet.ip.destination, clientPort: packet.tcp.destinationPort,
-                      serverPort: packet.tcp.sourcePort)
+        let key = key(
+            clientAddress: packet.ip.destination,
+            clientPort: packet.tcp.destinationPort,
+            serverPort: packet.tcp.sourcePort
+        )
         guard connections[key] != nil else {
             counters.passedUnprotectedFromPrimary += 1
             return (.pass, output)
@@ -56,8 +61,11 @@ public struct PrimaryBridge: Sendable {
     public mutating func secondaryKernelSegment(_ packet: TCPPacket, now: MonotonicTime) -> BridgeOutput {
         var output = BridgeOutput()
         counters.segmentsFromSecondary += 1
-        let key = key(clientAddress: packet.ip.destination, clientPort: packet.tcp.destinationPort,
-                      serverPort: packet.tcp.sourcePort)
+        let key = key(
+            clientAddress: packet.ip.destination,
+            clientPort: packet.tcp.destinationPort,
+            serverPort: packet.tcp.sourcePort
+        )
         guard configuration.protectedPorts.contains(key.serverPort) else {
             counters.droppedUnprotectedFromSecondary += 1
             return output
@@ -85,24 +93,37 @@ public struct PrimaryBridge: Sendable {
     /// already, goes out as it is; if not, it passes when it comes.
     private mutating func forgetIfRefusedBySecondary(_ key: ConnectionKey, into output: inout BridgeOutput) {
         guard let connection = connections[key], connection.phase == .handshake,
-              connection.secondaryRefusedHandshake else { return }
+            connection.secondaryRefusedHandshake
+        else { return }
         connections[key] = nil
         counters.refusedBySecondary += 1
         if let held = heldPrimarySYNACKs.removeValue(forKey: key) {
             output.send(held, connection: key)
         } else if connection.primaryRefusedHandshake {
             // Both kernels refused: the client learns it as it would from one server.
-            output.send(TCPPacketFields(
-                source: configuration.serviceAddress, destination: key.clientAddress,
-                sourcePort: key.serverPort, destinationPort: key.clientPort,
-                sequenceNumber: SequenceNumber(0), acknowledgmentNumber: connection.client.initialSequence + 1,
-                flags: [.rst, .ack], window: 0, options: [], payload: []), connection: key)
+            output.send(
+                TCPPacketFields(
+                    source: configuration.serviceAddress,
+                    destination: key.clientAddress,
+                    sourcePort: key.serverPort,
+                    destinationPort: key.clientPort,
+                    sequenceNumber: SequenceNumber(0),
+                    acknowledgmentNumber: connection.client.initialSequence + 1,
+                    flags: [.rst, .ack],
+                    window: 0,
+                    options: [],
+                    payload: []
+                ),
+                connection: key
+            )
         }
     }
 
     /// A segment from a client to the service. It is rewritten in place for
     /// the primary's kernel; the result says whether to pass it on.
-    public mutating func clientSegment(_ packet: TCPPacket, now: MonotonicTime) -> (verdict: ClientVerdict, output: BridgeOutput) {
+    public mutating func clientSegment(_ packet: TCPPacket, now: MonotonicTime) -> (
+        verdict: ClientVerdict, output: BridgeOutput
+    ) {
         var output = BridgeOutput()
         counters.segmentsFromClient += 1
         let tcp = packet.tcp
@@ -118,7 +139,8 @@ public struct PrimaryBridge: Sendable {
         }
         if isNewSYN {
             if let existing = connections[key], existing.phase != .closed,
-               existing.client.initialSequence == tcp.sequenceNumber {
+                existing.client.initialSequence == tcp.sequenceNumber
+            {
                 return (.accept(modified: false), output)  // a retransmitted SYN
             }
             if connections[key] == nil && connections.count >= configuration.maximumConnections {
@@ -127,12 +149,17 @@ public struct PrimaryBridge: Sendable {
                 return (.drop, output)
             }
             var connection = MergedConnection(
-                key: key, serviceAddress: configuration.serviceAddress, clientSYN: tcp,
-                capacity: configuration.maximumQueuedBytesPerServer, now: now)
+                key: key,
+                serviceAddress: configuration.serviceAddress,
+                clientSYN: tcp,
+                capacity: configuration.maximumQueuedBytesPerServer,
+                now: now
+            )
             if var early = earlySecondarySYNACKs.removeValue(forKey: key)?.bytes {
                 early.withUnsafeMutableBytes { buffer in
                     if let view = try? TCPPacket(validating: buffer),
-                       view.tcp.acknowledgmentNumber == tcp.sequenceNumber + 1 {
+                        view.tcp.acknowledgmentNumber == tcp.sequenceNumber + 1
+                    {
                         connection.secondarySegment(view.tcp, now: now, into: &output)
                     }
                 }
@@ -245,7 +272,9 @@ public struct PrimaryBridge: Sendable {
     public var connectionStatuses: [ConnectionStatus] {
         connections.values.map { connection in
             ConnectionStatus(
-                key: connection.key, phase: connection.phase.name, delta: connection.delta,
+                key: connection.key,
+                phase: connection.phase.name,
+                delta: connection.delta,
                 timestampDelta: connection.timestampDelta,
                 queuedPrimaryBytes: connection.primary.pending.count,
                 queuedSecondaryBytes: connection.secondary.pending.count,
@@ -263,8 +292,10 @@ public struct PrimaryBridge: Sendable {
                     primaryQueueEnd: connection.primary.pending.highestEnd.rawValue,
                     secondaryQueueBase: connection.secondary.pending.base.rawValue,
                     secondaryQueueContiguous: connection.secondary.pending.contiguousCount,
-                    secondaryQueueEnd: connection.secondary.pending.highestEnd.rawValue),
-                statistics: connection.statistics)
+                    secondaryQueueEnd: connection.secondary.pending.highestEnd.rawValue
+                ),
+                statistics: connection.statistics
+            )
         }.sorted { ($0.key.clientAddress.value, $0.key.clientPort) < ($1.key.clientAddress.value, $1.key.clientPort) }
     }
 }

@@ -70,11 +70,15 @@ public struct SecondaryBridge: Sendable {
     /// nil, pieces that fit the client's MSS, as the kernel would have sent them. The primary
     /// merges bytes, not segments, so the cut does not matter to it.
     public func relayPackets(_ packet: TCPPacket, maximumPacketBytes: Int?) -> [[UInt8]] {
-        let key = ConnectionKey(clientAddress: packet.ip.destination, clientPort: packet.tcp.destinationPort,
-                                serverPort: packet.tcp.sourcePort)
+        let key = ConnectionKey(
+            clientAddress: packet.ip.destination,
+            clientPort: packet.tcp.destinationPort,
+            serverPort: packet.tcp.sourcePort
+        )
         let headers = packet.ip.headerLength + packet.tcp.headerLength
         let whole = TCPPacketFields(parsing: packet)
-        let pieces = maximumPacketBytes.map { whole.split(maximumPayload: $0 - headers) }
+        let pieces =
+            maximumPacketBytes.map { whole.split(maximumPayload: $0 - headers) }
             ?? whole.split(maximumSegmentSize: clientMaximumSegmentSize(key))
         guard pieces.count > 1 else { return [Array(packet.bytes)] }
         return pieces.compactMap { try? $0.build() }
@@ -84,12 +88,17 @@ public struct SecondaryBridge: Sendable {
     public mutating func ownKernelSegment(_ packet: TCPPacket, now: MonotonicTime) -> KernelVerdict {
         let tcp = packet.tcp
         guard packet.ip.source == configuration.secondaryAddress,
-              configuration.protectedPorts.contains(tcp.sourcePort) else {
+            configuration.protectedPorts.contains(tcp.sourcePort)
+        else {
             counters.passedUnprotected += 1
             return .pass
         }
         counters.relayed += 1
-        let key = ConnectionKey(clientAddress: packet.ip.destination, clientPort: tcp.destinationPort, serverPort: tcp.sourcePort)
+        let key = ConnectionKey(
+            clientAddress: packet.ip.destination,
+            clientPort: tcp.destinationPort,
+            serverPort: tcp.sourcePort
+        )
         note(key, now: now) {
             $0.segmentsRelayed += 1
             $0.bytesRelayed += UInt64(tcp.payloadLength)
@@ -108,7 +117,8 @@ public struct SecondaryBridge: Sendable {
         // mutation below would make every append copy the list of retained segments.
         let size = packet.bytes.count
         let before = flights[key]?.retainedBytes ?? 0
-        let mayRetain = retainedBytes + size <= configuration.maximumRetainedBytes
+        let mayRetain =
+            retainedBytes + size <= configuration.maximumRetainedBytes
             && before + size <= configuration.maximumQueuedBytesPerServer
         flights[key, default: UnacknowledgedFlight()].kernelSent(packet, mayRetain: mayRetain)
         retainedBytes += (flights[key]?.retainedBytes ?? 0) - before
@@ -119,7 +129,8 @@ public struct SecondaryBridge: Sendable {
     /// only if it is addressed to the secondary on a protected port.
     public mutating func packetFromPrimary(_ packet: TCPPacket) -> CaptureVerdict {
         guard packet.ip.destination == configuration.secondaryAddress,
-              configuration.protectedPorts.contains(packet.tcp.destinationPort) else {
+            configuration.protectedPorts.contains(packet.tcp.destinationPort)
+        else {
             counters.refusedFromPrimary += 1
             return .ignore
         }
@@ -171,10 +182,15 @@ public struct SecondaryBridge: Sendable {
     public mutating func restartPackets() -> [[UInt8]] {
         guard isPromoted else { return [] }
         var packets: [[UInt8]] = []
-        for key in inherited.sorted(by: { ($0.clientAddress.value, $0.clientPort) < ($1.clientAddress.value, $1.clientPort) }) {
+        for key in inherited.sorted(by: {
+            ($0.clientAddress.value, $0.clientPort) < ($1.clientAddress.value, $1.clientPort)
+        }) {
             guard let flight = flights[key] else { continue }
-            let restart = flight.restartPackets(for: key, serviceAddress: configuration.serviceAddress,
-                                                maximumSegmentSize: clientMaximumSegmentSize(key))
+            let restart = flight.restartPackets(
+                for: key,
+                serviceAddress: configuration.serviceAddress,
+                maximumSegmentSize: clientMaximumSegmentSize(key)
+            )
             counters.restartPackets += UInt64(restart.count)
             if !restart.isEmpty { counters.restartedConnections += 1 }
             packets += restart
@@ -190,14 +206,20 @@ public struct SecondaryBridge: Sendable {
     /// anything else is served natively. Returns whether it was rewritten.
     public mutating func promotedClientSegment(_ packet: TCPPacket, now: MonotonicTime) -> Bool {
         let tcp = packet.tcp
-        let key = ConnectionKey(clientAddress: packet.ip.source, clientPort: tcp.sourcePort, serverPort: tcp.destinationPort)
+        let key = ConnectionKey(
+            clientAddress: packet.ip.source,
+            clientPort: tcp.sourcePort,
+            serverPort: tcp.destinationPort
+        )
         guard isPromoted, packet.ip.destination == configuration.serviceAddress, inherited.contains(key) else {
             counters.promotedPassed += 1
             return false
         }
         packet.setDestination(configuration.secondaryAddress)
         counters.promotedTranslatedIn += 1
-        note(key, now: now) { $0.segmentsFromClient += 1; $0.bytesFromClient += UInt64(tcp.payloadLength) }
+        note(key, now: now) {
+            $0.segmentsFromClient += 1; $0.bytesFromClient += UInt64(tcp.payloadLength)
+        }
         return true
     }
 
@@ -206,14 +228,20 @@ public struct SecondaryBridge: Sendable {
     /// the client has always seen it. Returns whether it was rewritten.
     public mutating func promotedKernelSegment(_ packet: TCPPacket, now: MonotonicTime) -> Bool {
         let tcp = packet.tcp
-        let key = ConnectionKey(clientAddress: packet.ip.destination, clientPort: tcp.destinationPort, serverPort: tcp.sourcePort)
+        let key = ConnectionKey(
+            clientAddress: packet.ip.destination,
+            clientPort: tcp.destinationPort,
+            serverPort: tcp.sourcePort
+        )
         guard isPromoted, packet.ip.source == configuration.secondaryAddress, inherited.contains(key) else {
             counters.promotedPassed += 1
             return false
         }
         packet.setSource(configuration.serviceAddress)
         counters.promotedTranslatedOut += 1
-        note(key, now: now) { $0.segmentsRelayed += 1; $0.bytesRelayed += UInt64(tcp.payloadLength) }
+        note(key, now: now) {
+            $0.segmentsRelayed += 1; $0.bytesRelayed += UInt64(tcp.payloadLength)
+        }
         return true
     }
 
@@ -226,11 +254,17 @@ public struct SecondaryBridge: Sendable {
 
     /// Connections seen recently, for `status`.
     public var connections: [(key: ConnectionKey, activity: SecondaryConnectionActivity)] {
-        seen.map { ($0.key, $0.value) }.sorted { ($0.key.clientAddress.value, $0.key.clientPort) < ($1.key.clientAddress.value, $1.key.clientPort) }
+        seen.map { ($0.key, $0.value) }.sorted {
+            ($0.key.clientAddress.value, $0.key.clientPort) < ($1.key.clientAddress.value, $1.key.clientPort)
+        }
     }
 
-    private mutating func note(_ key: ConnectionKey, now: MonotonicTime, creating: Bool = false,
-                               _ body: (inout SecondaryConnectionActivity) -> Void) {
+    private mutating func note(
+        _ key: ConnectionKey,
+        now: MonotonicTime,
+        creating: Bool = false,
+        _ body: (inout SecondaryConnectionActivity) -> Void
+    ) {
         if seen[key] == nil {
             guard creating else { return }
             guard seen.count < configuration.maximumConnections else {

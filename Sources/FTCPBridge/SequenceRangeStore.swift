@@ -79,7 +79,8 @@ public struct SequenceRangeStore: Sendable {
                 position = position + UInt32(skip)
                 continue
             }
-            let gap = index < chunks.count ? min(rest.count, Int(position.distance(to: chunks[index].start))) : rest.count
+            let gap =
+                index < chunks.count ? min(rest.count, Int(position.distance(to: chunks[index].start))) : rest.count
             let take = min(gap, capacity - count)
             refused += gap - take
             if take > 0 {

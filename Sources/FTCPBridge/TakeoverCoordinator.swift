@@ -130,8 +130,11 @@ public struct TakeoverCoordinator: Sendable {
             if round != nil { answeredRounds += 1 }
             round = nil
             if state != .addressHeld(by: owner) {
-                move(to: .addressHeld(by: owner), now: now,
-                     reason: "primary bridge silent, but \(owner) still answers ARP for the service address")
+                move(
+                    to: .addressHeld(by: owner),
+                    now: now,
+                    reason: "primary bridge silent, but \(owner) still answers ARP for the service address"
+                )
             }
         case .replicating, .promoted:
             break
@@ -152,7 +155,9 @@ public struct TakeoverCoordinator: Sendable {
         case .checkingAddress:
             break
         }
-        guard let current = round, now.milliseconds(since: current.last) >= probes.intervalMilliseconds else { return [] }
+        guard let current = round, now.milliseconds(since: current.last) >= probes.intervalMilliseconds else {
+            return []
+        }
         if current.sent < probes.count {
             round = (current.sent + 1, now)
             return [.probeServiceAddress]

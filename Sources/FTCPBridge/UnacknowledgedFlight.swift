@@ -49,7 +49,9 @@ public struct UnacknowledgedFlight: Sendable {
     /// client has no socket left and would answer them with RSTs).
     public var isClosed: Bool {
         if resetSeen { return true }
-        guard let kernelFINEnd, let clientFINEnd, let clientAcknowledgment, let latestAcknowledgment else { return false }
+        guard let kernelFINEnd, let clientFINEnd, let clientAcknowledgment, let latestAcknowledgment else {
+            return false
+        }
         return clientAcknowledgment >= kernelFINEnd && latestAcknowledgment >= clientFINEnd
     }
 
@@ -78,7 +80,9 @@ public struct UnacknowledgedFlight: Sendable {
                 latestSACK = tcp.sackBlocks
             }
         }
-        if let timestamps = tcp.timestamps, latestTimestampValue.map({ SequenceNumber(timestamps.value) >= SequenceNumber($0) }) ?? true {
+        if let timestamps = tcp.timestamps,
+            latestTimestampValue.map({ SequenceNumber(timestamps.value) >= SequenceNumber($0) }) ?? true
+        {
             latestTimestampValue = timestamps.value
         }
         template = (packet.ip.timeToLive, packet.ip.typeOfService)
@@ -153,7 +157,9 @@ public struct UnacknowledgedFlight: Sendable {
                 view.setSource(serviceAddress)
                 let tcp = view.tcp
                 if !segment.isSYN {
-                    if let latestAcknowledgment, tcp.flags.contains(.ack) { tcp.setAcknowledgmentNumber(latestAcknowledgment) }
+                    if let latestAcknowledgment, tcp.flags.contains(.ack) {
+                        tcp.setAcknowledgmentNumber(latestAcknowledgment)
+                    }
                     tcp.setWindow(latestWindow)
                     tcp.replaceOptionsWithNoOperations(kind: TCPOption.Kind.sack)
                 }
@@ -190,11 +196,18 @@ public struct UnacknowledgedFlight: Sendable {
             options += [.noOperation, .noOperation, .sack(Array(latestSACK.prefix(options.isEmpty ? 4 : 3)))]
         }
         let fields = TCPPacketFields(
-            source: serviceAddress, destination: key.clientAddress,
-            sourcePort: key.serverPort, destinationPort: key.clientPort,
-            sequenceNumber: sendNext, acknowledgmentNumber: latestAcknowledgment,
-            flags: [.ack], window: latestWindow, options: options,
-            timeToLive: template?.ttl ?? 64, typeOfService: template?.tos ?? 0)
+            source: serviceAddress,
+            destination: key.clientAddress,
+            sourcePort: key.serverPort,
+            destinationPort: key.clientPort,
+            sequenceNumber: sendNext,
+            acknowledgmentNumber: latestAcknowledgment,
+            flags: [.ack],
+            window: latestWindow,
+            options: options,
+            timeToLive: template?.ttl ?? 64,
+            typeOfService: template?.tos ?? 0
+        )
         return try? fields.build()
     }
 

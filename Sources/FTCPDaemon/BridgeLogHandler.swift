@@ -54,8 +54,15 @@ public struct BridgeLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    public func log(level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?,
-                    source: String, file: String, function: String, line: UInt) {
+    public func log(
+        level: Logger.Level,
+        message: Logger.Message,
+        metadata explicit: Logger.Metadata?,
+        source: String,
+        file: String,
+        function: String,
+        line: UInt
+    ) {
         var all = metadata
         if let explicit { all.merge(explicit) { _, new in new } }
         let fields = all.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
@@ -63,8 +70,12 @@ public struct BridgeLogHandler: LogHandler {
     }
 
     /// One line as written, without reading the clock when for the journal.
-    func formatted(level: Logger.Level, message: String, fields: String,
-              millisecondsSinceEpoch: @autoclosure () -> Int64 = Int64(Date().timeIntervalSince1970 * 1000)) -> String {
+    func formatted(
+        level: Logger.Level,
+        message: String,
+        fields: String,
+        millisecondsSinceEpoch: @autoclosure () -> Int64 = Int64(Date().timeIntervalSince1970 * 1000)
+    ) -> String {
         let rest = "\(label): \(message)\(fields.isEmpty ? "" : " " + fields)\n"
         if journal { return "<\(Self.priority(level))>" + rest }
         return "\(Self.timestamp(millisecondsSinceEpoch: millisecondsSinceEpoch())) \(level) " + rest

@@ -35,7 +35,8 @@ public enum ConfigFile {
         var seen: [String: Int] = [:]
         for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let number = index + 1
-            let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+            let line =
+                raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
             let trimmed = line.trimmingWhitespace
             guard !trimmed.isEmpty else { continue }
             guard let equals = trimmed.firstIndex(of: "=") else {
@@ -43,14 +44,22 @@ public enum ConfigFile {
             }
             let key = String(trimmed[..<equals]).trimmingWhitespace
             var value = String(trimmed[trimmed.index(after: equals)...]).trimmingWhitespace
-            if value.count >= 2, value.first == "\"", value.last == "\"" { value = String(value.dropFirst().dropLast()) }
+            if value.count >= 2, value.first == "\"", value.last == "\"" {
+                value = String(value.dropFirst().dropLast())
+            }
             guard let kind = keys[key] else {
-                let nearest = keys.keys.map { ($0, editDistance($0, key)) }.filter { $0.1 <= 2 }.min { ($0.1, $0.0) < ($1.1, $1.0) }
+                let nearest = keys.keys.map { ($0, editDistance($0, key)) }.filter { $0.1 <= 2 }.min {
+                    ($0.1, $0.0) < ($1.1, $1.0)
+                }
                 let hint = nearest.map { " (did you mean '\($0.0)'?)" } ?? ""
-                throw ParseError(path: path, line: number, message: """
-                    unknown key '\(key)'\(hint): keys are the long options of `ftcp-bridge primary --help` without \
-                    their dashes
-                    """)
+                throw ParseError(
+                    path: path,
+                    line: number,
+                    message: """
+                        unknown key '\(key)'\(hint): keys are the long options of `ftcp-bridge primary --help` without \
+                        their dashes
+                        """
+                )
             }
             guard !value.isEmpty else { throw ParseError(path: path, line: number, message: "'\(key)' has no value") }
             if kind != .repeatable, let first = seen[key] {
@@ -66,7 +75,11 @@ public enum ConfigFile {
                 case "true", "yes", "on", "1": arguments = ["--\(key)"]
                 case "false", "no", "off", "0": arguments = []
                 default:
-                    throw ParseError(path: path, line: number, message: "'\(key)' is a switch: true or false, not '\(value)'")
+                    throw ParseError(
+                        path: path,
+                        line: number,
+                        message: "'\(key)' is a switch: true or false, not '\(value)'"
+                    )
                 }
             }
             entries.append(Entry(line: number, key: key, value: value, arguments: arguments))
@@ -91,10 +104,12 @@ public enum ConfigFile {
     /// The arguments to parse: the file's first, then the command line's, without the file's
     /// settings the command line gives too (it overrides them; a repeatable one as a whole).
     public static func merge(_ entries: [Entry], commandLine: [String]) -> [String] {
-        let given = Set(commandLine.compactMap { argument -> String? in
-            guard argument.hasPrefix("--") else { return nil }
-            return String(argument.dropFirst(2).prefix { $0 != "=" })
-        })
+        let given = Set(
+            commandLine.compactMap { argument -> String? in
+                guard argument.hasPrefix("--") else { return nil }
+                return String(argument.dropFirst(2).prefix { $0 != "=" })
+            }
+        )
         return entries.filter { !given.contains($0.key) }.flatMap(\.arguments) + commandLine
     }
 }

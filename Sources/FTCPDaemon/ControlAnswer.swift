@@ -17,7 +17,10 @@ struct ControlAnswer: Codable, Equatable {
     }
 
     static func unknown(_ request: String) -> ControlAnswer {
-        ControlAnswer(request: request, outcome: "unknown-request",
-                      detail: "this bridge answers 'status' and 'switchover'")
+        ControlAnswer(
+            request: request,
+            outcome: "unknown-request",
+            detail: "this bridge answers 'status' and 'switchover'"
+        )
     }
 }

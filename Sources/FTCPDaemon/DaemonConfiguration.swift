@@ -55,14 +55,29 @@ public struct DaemonConfiguration: Sendable {
     public var maximumConnections: Int
     public var maximumQueuedBytesPerServer: Int
 
-    public init(role: ReplicationRole, interface: String, ownAddress: IPv4Address, peerAddress: IPv4Address,
-                ports: [UInt16], key: ReplicationKey, controlPath: String, replicationPort: UInt16 = 7400,
-                outboundQueue: UInt16 = 7401, inboundQueue: UInt16 = 7402, bypassMark: UInt32 = 0x4654,
-                heartbeatIntervalMilliseconds: UInt64 = 10, missedHeartbeats: UInt64? = nil,
-                takeoverProbes: TakeoverCoordinator.ProbeSettings = .init(), servicePrefixLength: Int = 24, maximumConnections: Int = 16_384,
-                maximumQueuedBytesPerServer: Int = 8 << 20, handOverOnStop: Bool = false,
-                segmentationOffload: Bool = true, relayBundleBytes: Int = DaemonConfiguration.defaultRelayBundleBytes,
-                separateServiceAddress: IPv4Address? = nil) {
+    public init(
+        role: ReplicationRole,
+        interface: String,
+        ownAddress: IPv4Address,
+        peerAddress: IPv4Address,
+        ports: [UInt16],
+        key: ReplicationKey,
+        controlPath: String,
+        replicationPort: UInt16 = 7400,
+        outboundQueue: UInt16 = 7401,
+        inboundQueue: UInt16 = 7402,
+        bypassMark: UInt32 = 0x4654,
+        heartbeatIntervalMilliseconds: UInt64 = 10,
+        missedHeartbeats: UInt64? = nil,
+        takeoverProbes: TakeoverCoordinator.ProbeSettings = .init(),
+        servicePrefixLength: Int = 24,
+        maximumConnections: Int = 16_384,
+        maximumQueuedBytesPerServer: Int = 8 << 20,
+        handOverOnStop: Bool = false,
+        segmentationOffload: Bool = true,
+        relayBundleBytes: Int = DaemonConfiguration.defaultRelayBundleBytes,
+        separateServiceAddress: IPv4Address? = nil
+    ) {
         self.separateServiceAddress = separateServiceAddress
         self.role = role
         self.interface = interface
@@ -118,9 +133,13 @@ public struct DaemonConfiguration: Sendable {
     }
 
     public var bridgeConfiguration: BridgeConfiguration {
-        BridgeConfiguration(serviceAddress: serviceAddress, secondaryAddress: secondaryAddress,
-                            protectedPorts: Set(ports), maximumConnections: maximumConnections,
-                            maximumQueuedBytesPerServer: maximumQueuedBytesPerServer)
+        BridgeConfiguration(
+            serviceAddress: serviceAddress,
+            secondaryAddress: secondaryAddress,
+            protectedPorts: Set(ports),
+            maximumConnections: maximumConnections,
+            maximumQueuedBytesPerServer: maximumQueuedBytesPerServer
+        )
     }
 
     public var firewallPlan: FirewallPlan { firewallPlan(inheriting: false) }
@@ -128,10 +147,16 @@ public struct DaemonConfiguration: Sendable {
     /// The rules; `inheriting`: on a primary that took over, also for the inherited connections
     /// (bound to this node's own address).
     public func firewallPlan(inheriting: Bool) -> FirewallPlan {
-        FirewallPlan(role: role == .primary ? .primary : .secondary, ownAddress: kernelAddress,
-                     serviceAddress: serviceAddress, ports: ports,
-                     outboundQueue: outboundQueue, inboundQueue: inboundQueue, bypassMark: bypassMark,
-                     inheritedAddress: inheriting ? ownAddress : nil)
+        FirewallPlan(
+            role: role == .primary ? .primary : .secondary,
+            ownAddress: kernelAddress,
+            serviceAddress: serviceAddress,
+            ports: ports,
+            outboundQueue: outboundQueue,
+            inboundQueue: inboundQueue,
+            bypassMark: bypassMark,
+            inheritedAddress: inheriting ? ownAddress : nil
+        )
     }
 
     /// The capture filter of the secondary: clients' TCP segments to the service on protected
@@ -149,12 +174,16 @@ public struct DaemonConfiguration: Sendable {
             heartbeatIntervalMilliseconds: heartbeatIntervalMilliseconds,
             primaryMissedHeartbeats: missedHeartbeatsGiven ?? Self.defaultMissedHeartbeats(role: .primary),
             secondaryMissedHeartbeats: missedHeartbeatsGiven ?? Self.defaultMissedHeartbeats(role: .secondary),
-            takeoverProbes: takeoverProbes, rolesSwap: separateServiceAddress != nil)
+            takeoverProbes: takeoverProbes,
+            rolesSwap: separateServiceAddress != nil
+        )
     }
 
     public var faultDetection: FaultDetector.Configuration {
-        FaultDetector.Configuration(heartbeatIntervalMilliseconds: heartbeatIntervalMilliseconds,
-                                    missedHeartbeats: missedHeartbeats)
+        FaultDetector.Configuration(
+            heartbeatIntervalMilliseconds: heartbeatIntervalMilliseconds,
+            missedHeartbeats: missedHeartbeats
+        )
     }
 }
 

@@ -49,7 +49,9 @@ public struct DaemonStatus: Codable, Sendable {
         public var sequence: ConnectionStatus.Sequence?
     }
 
-    static func replicationCounters(_ statistics: ReplicationStatistics, sent: UInt64, sendErrors: UInt64) -> [String: UInt64] {
+    static func replicationCounters(_ statistics: ReplicationStatistics, sent: UInt64, sendErrors: UInt64) -> [String:
+        UInt64]
+    {
         [
             "sent": sent, "sendErrors": sendErrors,
             "accepted": statistics.accepted, "droppedMalformed": statistics.droppedMalformed,

@@ -9,23 +9,32 @@ extension Logger {
         case let .connectionReplicated(key, delta):
             debug("connection replicated", metadata: ["connection": "\(key)", "delta": "\(delta)"])
         case let .divergence(key, position):
-            error("servers produced different bytes: the application is not deterministic; the primary serves this connection alone from now on",
-                  metadata: ["connection": "\(key)", "sequence": "\(position)"])
+            error(
+                "servers produced different bytes: the application is not deterministic; the primary serves this connection alone from now on",
+                metadata: ["connection": "\(key)", "sequence": "\(position)"]
+            )
         case let .connectionClosed(key, reason):
             debug("connection closed", metadata: ["connection": "\(key)", "reason": "\(reason.rawValue)"])
         case let .connectionExpired(key, phase):
             notice("connection state expired", metadata: ["connection": "\(key)", "phase": "\(phase)"])
         case let .tableFull(key, limit):
-            warning("connection table full: client SYN dropped (raise --max-connections?)",
-                    metadata: ["connection": "\(key)", "limit": "\(limit)"])
+            warning(
+                "connection table full: client SYN dropped (raise --max-connections?)",
+                metadata: ["connection": "\(key)", "limit": "\(limit)"]
+            )
         case let .replicaLost(key, role, cause):
             let other = role == .primary ? "secondary" : "primary"
-            error("""
+            error(
+                """
                 the \(role.rawValue)'s kernel \(cause == .reset ? "reset" : "closed") a connection the \(other)'s still serves: \
                 the \(other) serves it alone from now on (no longer protected). If many connections do this at once, \
                 the \(role.rawValue)'s application has died or is not listening: restart it
-                """, metadata: ["connection": "\(key)", "lost": "\(role.rawValue)", "cause": "\(cause.rawValue)",
-                               "similar_lines_left_out": "\(similarLinesLeftOut ?? 0)"])
+                """,
+                metadata: [
+                    "connection": "\(key)", "lost": "\(role.rawValue)", "cause": "\(cause.rawValue)",
+                    "similar_lines_left_out": "\(similarLinesLeftOut ?? 0)",
+                ]
+            )
         }
     }
 }

@@ -17,14 +17,22 @@ public final class Guardian {
     /// `--notify`: the operator's program, run on every change of state.
     let notify: NotifyHook?
 
-    public init(configuration: DaemonConfiguration, logger: Logger, hangTimeoutMilliseconds: UInt64,
-                notifyProgram: String? = nil) {
+    public init(
+        configuration: DaemonConfiguration,
+        logger: Logger,
+        hangTimeoutMilliseconds: UInt64,
+        notifyProgram: String? = nil
+    ) {
         self.configuration = configuration
         self.logger = logger
         self.hangTimeoutMilliseconds = hangTimeoutMilliseconds
         notify = notifyProgram.map {
-            NotifyHook(program: $0, logger: logger, serviceAddress: "\(configuration.serviceAddress)",
-                       ownAddress: "\(configuration.ownAddress)")
+            NotifyHook(
+                program: $0,
+                logger: logger,
+                serviceAddress: "\(configuration.serviceAddress)",
+                ownAddress: "\(configuration.ownAddress)"
+            )
         }
     }
 
@@ -43,7 +51,9 @@ public final class Guardian {
             guard outcome.restart else { return outcome.status }
             if MonotonicClock.now().milliseconds(since: started) >= 60_000 { backoffMilliseconds = 1_000 }
             logger.notice("starting the bridge process again in \(backoffMilliseconds) ms")
-            systemd.notify("STATUS=\(configuration.role == .primary ? "primary" : "secondary"): bridge process died; restarting")
+            systemd.notify(
+                "STATUS=\(configuration.role == .primary ? "primary" : "secondary"): bridge process died; restarting"
+            )
             let until = MonotonicClock.now().adding(milliseconds: backoffMilliseconds)
             var waited = 0
             while MonotonicClock.now() < until && TerminationSignals.received == nil {
@@ -73,9 +83,12 @@ public final class Guardian {
         var role = configuration.role == .primary ? "primary" : "secondary"
         var lastWatchdogPing = MonotonicClock.now()
         let watchdogIntervalMilliseconds = systemd.watchdogMicroseconds.map { max(1, $0 / 2_000) }
-        logger.info("guardian watching the bridge process", metadata: [
-            "pid": "\(child)", "hang_timeout_ms": "\(hangTimeoutMilliseconds)",
-        ])
+        logger.info(
+            "guardian watching the bridge process",
+            metadata: [
+                "pid": "\(child)", "hang_timeout_ms": "\(hangTimeoutMilliseconds)",
+            ]
+        )
 
         var lastState: String?
         var lastHeard = MonotonicClock.now()
@@ -116,7 +129,9 @@ public final class Guardian {
                         }
                     }
                     // systemd's watchdog follows the bridge process's loop, through this process.
-                    if let interval = watchdogIntervalMilliseconds, now.milliseconds(since: lastWatchdogPing) >= interval {
+                    if let interval = watchdogIntervalMilliseconds,
+                        now.milliseconds(since: lastWatchdogPing) >= interval
+                    {
                         systemd.notify("WATCHDOG=1")
                         lastWatchdogPing = now
                     }
@@ -126,7 +141,10 @@ public final class Guardian {
             // no stop under way (a stop with many connections may take a moment).
             let silence = now.milliseconds(since: lastHeard)
             if hangTimeoutMilliseconds > 0, lastState != nil, forwarded == nil, silence >= hangTimeoutMilliseconds {
-                logger.critical("the bridge process has not turned its loop for \(silence) ms: killing it", metadata: ["pid": "\(child)"])
+                logger.critical(
+                    "the bridge process has not turned its loop for \(silence) ms: killing it",
+                    metadata: ["pid": "\(child)"]
+                )
                 kill(child, SIGKILL)
                 hung = silence
                 break
@@ -146,7 +164,9 @@ public final class Guardian {
         case let .died(how):
             logger.critical("the bridge process died (\(how)) in state \(lastState ?? "none"): \(decision.explanation)")
         case let .hung(milliseconds):
-            logger.critical("the bridge process hung (\(milliseconds) ms) in state \(lastState ?? "none"): \(decision.explanation)")
+            logger.critical(
+                "the bridge process hung (\(milliseconds) ms) in state \(lastState ?? "none"): \(decision.explanation)"
+            )
         }
         carryOut(decision)
         notify?.stateChanged(role: role, state: "fault", reason: decision.explanation)
@@ -158,15 +178,20 @@ public final class Guardian {
         if decision.releaseServiceAddress {
             let address = configuration.serviceAddress
             do {
-                let result = try AddressClaim(interface: configuration.interface, prefixLength: configuration.servicePrefixLength)
-                    .release(address: address)
+                let result = try AddressClaim(
+                    interface: configuration.interface,
+                    prefixLength: configuration.servicePrefixLength
+                )
+                .release(address: address)
                 logger.notice("service address released", metadata: ["address": "\(address)", "result": "\(result)"])
             } catch {
-                logger.critical("""
+                logger.critical(
+                    """
                     releasing the service address failed (\(error)): the peer cannot take over while this host answers \
                     for it. Remove it by hand: ip addr del \(address)/\(configuration.servicePrefixLength) dev \
                     \(configuration.interface)
-                    """)
+                    """
+                )
             }
         }
         if decision.removeRules {

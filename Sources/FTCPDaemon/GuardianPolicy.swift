@@ -50,50 +50,69 @@ public enum GuardianPolicy {
     public static func decide(role: String, lastState: String?, end: WorkerEnd) -> Decision {
         switch end {
         case .stoppedCleanly:
-            return Decision(releaseServiceAddress: false, removeRules: false,
-                            explanation: "the bridge stopped cleanly; nothing to undo")
+            return Decision(
+                releaseServiceAddress: false,
+                removeRules: false,
+                explanation: "the bridge stopped cleanly; nothing to undo"
+            )
         case .fenced:
-            return Decision(releaseServiceAddress: false, removeRules: false,
-                            explanation: "the bridge gave up the service address on purpose; nothing more to undo")
+            return Decision(
+                releaseServiceAddress: false,
+                removeRules: false,
+                explanation: "the bridge gave up the service address on purpose; nothing more to undo"
+            )
         case .died, .hung:
             break
         }
         guard let lastState else {
-            return Decision(releaseServiceAddress: false, removeRules: false,
-                            explanation: "the bridge ended before it installed its rules; nothing to undo")
+            return Decision(
+                releaseServiceAddress: false,
+                removeRules: false,
+                explanation: "the bridge ended before it installed its rules; nothing to undo"
+            )
         }
         switch (role, lastState) {
         case ("primary", "replicating"):
             return Decision(
-                releaseServiceAddress: true, removeRules: false,
+                releaseServiceAddress: true,
+                removeRules: false,
                 explanation: """
                     the secondary holds a replica of every protected connection: the service address is released so \
                     that it takes them over within its detection time; the rules stay so that this kernel never \
                     answers their clients
-                    """)
+                    """
+            )
         case ("primary", _):
             return Decision(
-                releaseServiceAddress: false, removeRules: true, restartBridge: true,
+                releaseServiceAddress: false,
+                removeRules: true,
+                restartBridge: true,
                 explanation: """
                     no secondary was replicating: the rules are removed so that this host serves as a plain server \
                     (connections that were protected are lost, new ones are served); the bridge starts again, serves \
                     alone and watches that no other host holds the address
-                    """)
+                    """
+            )
         case ("secondary", "promoted"):
             return Decision(
-                releaseServiceAddress: false, removeRules: true,
+                releaseServiceAddress: false,
+                removeRules: true,
                 explanation: """
                     this host serves the service address and nobody else can: the rules are removed and it goes on as \
                     a plain server (connections opened since the takeover go on and new ones are served; inherited \
                     ones, which the bridge translated, are lost)
-                    """)
+                    """
+            )
         default:
             return Decision(
-                releaseServiceAddress: false, removeRules: true, restartBridge: true,
+                releaseServiceAddress: false,
+                removeRules: true,
+                restartBridge: true,
                 explanation: """
                     the secondary's rules are removed; the primary serves alone after its detection time, and this \
                     bridge starts again to protect the connections opened from then on
-                    """)
+                    """
+            )
         }
     }
 }

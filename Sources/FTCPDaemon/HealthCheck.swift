@@ -30,7 +30,10 @@ public enum HealthCheck {
             return (.serving, "serving after a takeover (unprotected): \(open) connections")
         case ("secondary", "replicating"):
             return status.peer.alive
-                ? (.standby, "secondary, replicating behind \(status.peer.address): \(status.connections.count) connections")
+                ? (
+                    .standby,
+                    "secondary, replicating behind \(status.peer.address): \(status.connections.count) connections"
+                )
                 : (.standby, "secondary, primary \(status.peer.address) not heard yet")
         case ("secondary", let state):
             return (.standby, "secondary, primary \(status.peer.address) silent: \(state)")
@@ -51,8 +54,10 @@ public enum HealthCheck {
             "  peer:        \(status.peer.address), \(status.peer.state), \(heard)",
             "  connections: \(status.connections.count == 0 ? "none" : byPhase); \(status.connections.filter(\.protected).count) protected",
         ]
-        let notable = ["switchovers", "replicasLostPrimary", "replicasLostSecondary", "droppedTableFull", "inheritedOpen"]
-            .compactMap { name in status.counters[name].flatMap { $0 > 0 ? "\(name) \($0)" : nil } }
+        let notable = [
+            "switchovers", "replicasLostPrimary", "replicasLostSecondary", "droppedTableFull", "inheritedOpen",
+        ]
+        .compactMap { name in status.counters[name].flatMap { $0 > 0 ? "\(name) \($0)" : nil } }
         if !notable.isEmpty { lines.append("  counters:    \(notable.joined(separator: ", "))") }
         lines.append("  health:      \(check(status).line)")
         return lines.joined(separator: "\n")

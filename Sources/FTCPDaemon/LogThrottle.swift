@@ -26,8 +26,13 @@ struct LogThrottle {
 
     /// Writes a warning about `subject` through `logger` if one may be written now, with
     /// `similar_lines_left_out` added to its metadata.
-    mutating func warning(_ subject: String, _ message: @autoclosure () -> Logger.Message,
-                          metadata: @autoclosure () -> Logger.Metadata, logger: Logger, now: MonotonicTime) {
+    mutating func warning(
+        _ subject: String,
+        _ message: @autoclosure () -> Logger.Message,
+        metadata: @autoclosure () -> Logger.Metadata,
+        logger: Logger,
+        now: MonotonicTime
+    ) {
         guard let suppressed = admit(subject, now: now) else { return }
         var all = metadata()
         all["similar_lines_left_out"] = "\(suppressed)"

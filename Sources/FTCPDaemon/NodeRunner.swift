@@ -33,7 +33,8 @@ struct TakeoverHandOff {
 public enum NodeRunner {
     /// Runs until stopped; returns the exit status (``GuardianPolicy/fencedExitCode`` when the
     /// node gave the address up to its peer).
-    public static func run(configuration: DaemonConfiguration, logger: Logger, guardian: GuardianLink?) throws -> Int32 {
+    public static func run(configuration: DaemonConfiguration, logger: Logger, guardian: GuardianLink?) throws -> Int32
+    {
         var role = try startRole(configuration, logger: logger)
         if role != configuration.role { guardian?.report(role: role == .primary ? "primary" : "secondary") }
         var handOff: TakeoverHandOff?
@@ -42,8 +43,13 @@ public enum NodeRunner {
         while true {
             switch role {
             case .primary:
-                let primary = PrimaryDaemon(configuration: configuration.acting(as: .primary), logger: logger,
-                                            guardian: guardian, node: node, handOff: handOff)
+                let primary = PrimaryDaemon(
+                    configuration: configuration.acting(as: .primary),
+                    logger: logger,
+                    guardian: guardian,
+                    node: node,
+                    handOff: handOff
+                )
                 try primary.run()
                 guard primary.handedOver, TerminationSignals.received == nil else {
                     return primary.fenced ? GuardianPolicy.fencedExitCode : 0
@@ -53,19 +59,27 @@ public enum NodeRunner {
                 node = primary.node
                 role = .secondary
                 guardian?.report(role: "secondary")
-                logger.notice("this node now serves as the secondary of \(configuration.peerAddress) (planned switchover)")
+                logger.notice(
+                    "this node now serves as the secondary of \(configuration.peerAddress) (planned switchover)"
+                )
             case .secondary:
-                let secondary = SecondaryDaemon(configuration: configuration.acting(as: .secondary), logger: logger,
-                                                guardian: guardian, node: node)
+                let secondary = SecondaryDaemon(
+                    configuration: configuration.acting(as: .secondary),
+                    logger: logger,
+                    guardian: guardian,
+                    node: node
+                )
                 guard let next = try secondary.run() else { return 0 }
                 handOff = next
                 node = secondary.node
                 role = .primary
                 guardian?.report(role: "primary")
-                logger.notice("""
+                logger.notice(
+                    """
                     this node now serves as primary: \(next.inherited.count) inherited connections are served \
                     unprotected until they close; connections opened once the peer rejoins as secondary are protected
-                    """)
+                    """
+                )
             }
         }
     }
@@ -78,20 +92,29 @@ public enum NodeRunner {
         let arp = try ARPSocket(interface: configuration.interface)
         defer { arp.close() }
         let holder = try arp.probe(address: service, timeoutMilliseconds: 200, holdersOnly: true)
-        let decision = NodeStartPolicy.decide(configured: configuration.role, separateServiceAddress: true,
-                                              heldByPeer: holder != nil, heldHere: heldHere)
+        let decision = NodeStartPolicy.decide(
+            configured: configuration.role,
+            separateServiceAddress: true,
+            heldByPeer: holder != nil,
+            heldHere: heldHere
+        )
         if let explanation = decision.explanation {
-            logger.notice("\(explanation)", metadata: ["service": "\(service)", "holder": "\(holder?.description ?? "this host")"])
+            logger.notice(
+                "\(explanation)",
+                metadata: ["service": "\(service)", "holder": "\(holder?.description ?? "this host")"]
+            )
         }
         if decision.releaseLocalServiceAddress {
             let result = try claim.release(address: service)
             logger.notice("service address released on this host", metadata: ["result": "\(result)"])
         }
         if decision.removeStalePrimaryRules, Firewall().remove(role: .primary) > 0 {
-            logger.notice("""
+            logger.notice(
+                """
                 removed the primary's rules this host kept after its peer took over (the service address is no longer \
                 here, so its kernel cannot answer those connections' clients)
-                """)
+                """
+            )
         }
         if decision.role == .secondary { endStaleCopies(logger: logger, configuration: configuration) }
         return decision.role
@@ -107,15 +130,19 @@ func endStaleCopies(logger: Logger, configuration: DaemonConfiguration) {
     do {
         let ended = try KernelSocketTable.destroyOpenConnections(localAddress: service, ports: Set(configuration.ports))
         if ended > 0 {
-            logger.notice("""
+            logger.notice(
+                """
                 ended this kernel's \(ended) copies of connections on the service address, which the peer serves now \
                 (their application sees them aborted)
-                """)
+                """
+            )
         }
     } catch {
-        logger.warning("""
+        logger.warning(
+            """
             could not end this kernel's copies of connections on the service address (\(error)): the application keeps \
             them open until it times them out; they receive nothing
-            """)
+            """
+        )
     }
 }

@@ -27,26 +27,44 @@ public enum NodeStartPolicy {
     ///   - separateServiceAddress: whether the service address is not a node's own.
     ///   - heldByPeer: another host answered an ARP probe for the service address.
     ///   - heldHere: the service address is on this host's interface.
-    public static func decide(configured: ReplicationRole, separateServiceAddress: Bool, heldByPeer: Bool,
-                              heldHere: Bool) -> Decision {
+    public static func decide(
+        configured: ReplicationRole,
+        separateServiceAddress: Bool,
+        heldByPeer: Bool,
+        heldHere: Bool
+    ) -> Decision {
         guard separateServiceAddress else {
-            return Decision(role: configured, releaseLocalServiceAddress: false, removeStalePrimaryRules: false,
-                            explanation: nil)
+            return Decision(
+                role: configured,
+                releaseLocalServiceAddress: false,
+                removeStalePrimaryRules: false,
+                explanation: nil
+            )
         }
         if heldByPeer {
             return Decision(
-                role: .secondary, releaseLocalServiceAddress: heldHere, removeStalePrimaryRules: true,
+                role: .secondary,
+                releaseLocalServiceAddress: heldHere,
+                removeStalePrimaryRules: true,
                 explanation: configured == .primary
                     ? "another host answers for the service address (it took over): joining it as the secondary"
-                    : (heldHere ? "another host serves the service address: this host's copy of it is released" : nil))
+                    : (heldHere ? "another host serves the service address: this host's copy of it is released" : nil)
+            )
         }
         if heldHere {
             return Decision(
-                role: .primary, releaseLocalServiceAddress: false, removeStalePrimaryRules: false,
+                role: .primary,
+                releaseLocalServiceAddress: false,
+                removeStalePrimaryRules: false,
                 explanation: configured == .secondary
-                    ? "this host holds the service address and no other answers for it: serving as primary" : nil)
+                    ? "this host holds the service address and no other answers for it: serving as primary" : nil
+            )
         }
-        return Decision(role: configured, releaseLocalServiceAddress: false, removeStalePrimaryRules: false,
-                        explanation: nil)
+        return Decision(
+            role: configured,
+            releaseLocalServiceAddress: false,
+            removeStalePrimaryRules: false,
+            explanation: nil
+        )
     }
 }

@@ -84,8 +84,10 @@ public final class NotifyHook: @unchecked Sendable {
         var child: pid_t = 0
         let spawned = posix_spawn(&child, program, nil, nil, argv, envp)
         guard spawned == 0 else {
-            logger.error("the notify program could not be started",
-                         metadata: ["program": "\(program)", "error": "\(String(cString: strerror(spawned)))"])
+            logger.error(
+                "the notify program could not be started",
+                metadata: ["program": "\(program)", "error": "\(String(cString: strerror(spawned)))"]
+            )
             return
         }
         var status: Int32 = 0
@@ -97,17 +99,22 @@ public final class NotifyHook: @unchecked Sendable {
             if Date() >= deadline {
                 kill(child, SIGKILL)
                 while waitpid(child, &status, 0) < 0 && errno == EINTR {}
-                logger.error("the notify program took over \(timeoutSeconds) s and was killed",
-                             metadata: ["program": "\(program)", "state": "\(arguments[2])"])
+                logger.error(
+                    "the notify program took over \(timeoutSeconds) s and was killed",
+                    metadata: ["program": "\(program)", "state": "\(arguments[2])"]
+                )
                 return
             }
             usleep(5_000)
         }
         let code = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
         if code != 0 {
-            logger.warning("the notify program failed", metadata: [
-                "program": "\(program)", "state": "\(arguments[2])", "exit_status": "\(code)",
-            ])
+            logger.warning(
+                "the notify program failed",
+                metadata: [
+                    "program": "\(program)", "state": "\(arguments[2])", "exit_status": "\(code)",
+                ]
+            )
         } else {
             logger.info("notify program ran", metadata: ["program": "\(program)", "state": "\(arguments[2])"])
         }

@@ -61,15 +61,22 @@ public final class PrimaryDaemon {
     /// - Parameters:
     ///   - node: the node's control plane as the role before left it (a takeover); nil for a
     ///     node that starts as primary.
-    init(configuration: DaemonConfiguration, logger: Logger, guardian: GuardianLink?, node: NodeController?,
-         handOff: TakeoverHandOff?) {
+    init(
+        configuration: DaemonConfiguration,
+        logger: Logger,
+        guardian: GuardianLink?,
+        node: NodeController?,
+        handOff: TakeoverHandOff?
+    ) {
         self.configuration = configuration
         self.logger = logger
         self.guardian = guardian
         self.handOff = handOff
         inherited = handOff?.inherited
         bridge = PrimaryBridge(configuration: configuration.bridgeConfiguration)
-        self.node = node ?? NodeController(role: .primary, configuration: configuration.nodeConfiguration, now: MonotonicClock.now())
+        self.node =
+            node
+            ?? NodeController(role: .primary, configuration: configuration.nodeConfiguration, now: MonotonicClock.now())
     }
 
     /// Refuses to run as primary while another host answers ARP for the service address
@@ -79,10 +86,16 @@ public final class PrimaryDaemon {
         defer { arp.close() }
         // With a service address of its own, the peer may be probing for it at this moment too
         // (both starting): only a host that answers for it holds it.
-        if let owner = try arp.probe(address: configuration.serviceAddress, timeoutMilliseconds: 200,
-                                     holdersOnly: configuration.separateServiceAddress != nil) {
-            throw DaemonError.serviceAddressHeld(address: configuration.serviceAddress, by: owner.description,
-                                                 interface: configuration.interface)
+        if let owner = try arp.probe(
+            address: configuration.serviceAddress,
+            timeoutMilliseconds: 200,
+            holdersOnly: configuration.separateServiceAddress != nil
+        ) {
+            throw DaemonError.serviceAddressHeld(
+                address: configuration.serviceAddress,
+                by: owner.description,
+                interface: configuration.interface
+            )
         }
     }
 
@@ -91,12 +104,18 @@ public final class PrimaryDaemon {
     public func run() throws {
         try TerminationSignals.install()
         if handOff == nil { try checkAddressIsOurs() }
-        let outbound = try handOff?.outbound
+        let outbound =
+            try handOff?.outbound
             ?? NetfilterQueue.open(queue: configuration.outboundQueue, options: configuration.superPacketQueueOptions)
-        let inbound = try handOff?.inbound
+        let inbound =
+            try handOff?.inbound
             ?? NetfilterQueue.open(queue: configuration.inboundQueue, options: configuration.superPacketQueueOptions)
         let raw = try handOff?.sockets.raw ?? RawIPv4Socket(mark: configuration.bypassMark)
-        let link = try ReplicationLink(configuration: configuration, logger: logger, socket: handOff?.sockets.replication)
+        let link = try ReplicationLink(
+            configuration: configuration,
+            logger: logger,
+            socket: handOff?.sockets.replication
+        )
         let arp = try handOff?.sockets.arp ?? ARPSocket(interface: configuration.interface)
         openSegmentationOffload()
         let firewall = Firewall()
@@ -119,7 +138,11 @@ public final class PrimaryDaemon {
         } else {
             control = try installRulesAndControlSocket(configuration, firewall: firewall)
             // The secondary's first heartbeat is awaited from here, not from the checks before.
-            node = NodeController(role: .primary, configuration: configuration.nodeConfiguration, now: MonotonicClock.now())
+            node = NodeController(
+                role: .primary,
+                configuration: configuration.nodeConfiguration,
+                now: MonotonicClock.now()
+            )
             if configuration.separateServiceAddress != nil { try claimServiceAddress() }
         }
         defer {
@@ -130,14 +153,17 @@ public final class PrimaryDaemon {
             try? outbound.close()
             try? inbound.close()
         }
-        logger.info(tookOver ? "primary running (took the service address over)" : "primary running", metadata: [
-            "service": "\(configuration.serviceAddress)", "secondary": "\(configuration.peerAddress)",
-            "ports": "\(configuration.ports.map(String.init).joined(separator: ","))",
-            "control": "\(configuration.controlPath)", "key": "\(configuration.key.fingerprint)",
-            "detection": "\(configuration.heartbeatIntervalMilliseconds) ms × \(configuration.missedHeartbeats)",
-            "segmentation_offload": "\(offload != nil ? "on" : "off")",
-            "inherited_connections": "\(inherited?.count ?? 0)",
-        ])
+        logger.info(
+            tookOver ? "primary running (took the service address over)" : "primary running",
+            metadata: [
+                "service": "\(configuration.serviceAddress)", "secondary": "\(configuration.peerAddress)",
+                "ports": "\(configuration.ports.map(String.init).joined(separator: ","))",
+                "control": "\(configuration.controlPath)", "key": "\(configuration.key.fingerprint)",
+                "detection": "\(configuration.heartbeatIntervalMilliseconds) ms × \(configuration.missedHeartbeats)",
+                "segmentation_offload": "\(offload != nil ? "on" : "off")",
+                "inherited_connections": "\(inherited?.count ?? 0)",
+            ]
+        )
         if node.primaryState == .alone {
             // Alone from the first moment (a takeover): only a new secondary's voice protects
             // anything again (connections opened from then on).
@@ -171,8 +197,15 @@ public final class PrimaryDaemon {
             if ready.contains(link.fileDescriptor) {
                 link.receiveAll(now: now) { message in
                     var signal: HeartbeatSignal?
-                    if case let .heartbeat(heartbeat) = message { signal = HeartbeatSignal(rawValue: heartbeat.state) ?? .normal }
-                    perform(node.peerMessage(heartbeat: signal, epoch: link.opener.peerEpoch, now: now), link: link, arp: arp, now: now)
+                    if case let .heartbeat(heartbeat) = message {
+                        signal = HeartbeatSignal(rawValue: heartbeat.state) ?? .normal
+                    }
+                    perform(
+                        node.peerMessage(heartbeat: signal, epoch: link.opener.peerEpoch, now: now),
+                        link: link,
+                        arp: arp,
+                        now: now
+                    )
                     handleReplication(message, link: link, now: now)
                 }
                 flushToClients(raw: raw, now: now)
@@ -182,7 +215,12 @@ public final class PrimaryDaemon {
             if ready.contains(arp.fileDescriptor) || node.watchesAddress {
                 do {
                     if let holder = try arp.receiveHolder(of: configuration.serviceAddress) {
-                        perform(node.addressUsedElsewhere(by: holder.description, now: now), link: link, arp: arp, now: now)
+                        perform(
+                            node.addressUsedElsewhere(by: holder.description, now: now),
+                            link: link,
+                            arp: arp,
+                            now: now
+                        )
                     }
                 } catch {
                     count("arpReceiveErrors")
@@ -199,8 +237,13 @@ public final class PrimaryDaemon {
             reportState()
         }
         if TerminationSignals.received != nil && configuration.handOverOnStop && !fenced,
-           node.switchoverRequested(by: "the stop (--hand-over-on-stop)", force: true, unreplicatedConnections: 0,
-                                    now: MonotonicClock.now()) == nil {
+            node.switchoverRequested(
+                by: "the stop (--hand-over-on-stop)",
+                force: true,
+                unreplicatedConnections: 0,
+                now: MonotonicClock.now()
+            ) == nil
+        {
             let now = MonotonicClock.now()
             perform(node.endTurn(now: now), link: link, arp: arp, now: now)
         }
@@ -215,13 +258,22 @@ public final class PrimaryDaemon {
     }
 
     /// Carries out what the node's control plane decided.
-    private func perform(_ actions: [NodeController.Action], link: ReplicationLink, arp: ARPSocket, now: MonotonicTime) {
+    private func perform(_ actions: [NodeController.Action], link: ReplicationLink, arp: ARPSocket, now: MonotonicTime)
+    {
         for action in actions {
             switch action {
             case let .sendHeartbeat(signal):
-                link.send(.heartbeat(ReplicationHeartbeat(
-                    sentAtMilliseconds: now.nanoseconds / 1_000_000, state: signal.rawValue,
-                    connectionCount: UInt32(clamping: bridge.connectionCount), sawPeerTrafficAtMilliseconds: 0)), now: now)
+                link.send(
+                    .heartbeat(
+                        ReplicationHeartbeat(
+                            sentAtMilliseconds: now.nanoseconds / 1_000_000,
+                            state: signal.rawValue,
+                            connectionCount: UInt32(clamping: bridge.connectionCount),
+                            sawPeerTrafficAtMilliseconds: 0
+                        )
+                    ),
+                    now: now
+                )
             case .probeServiceAddress:
                 do {
                     try arp.sendProbe(address: configuration.serviceAddress)
@@ -238,47 +290,75 @@ public final class PrimaryDaemon {
                     count("gratuitousARPs")
                 } catch {
                     count("gratuitousARPErrors")
-                    throttle.warning("announce", "gratuitous ARP failed", metadata: ["error": "\(error)"], logger: logger, now: now)
+                    throttle.warning(
+                        "announce",
+                        "gratuitous ARP failed",
+                        metadata: ["error": "\(error)"],
+                        logger: logger,
+                        now: now
+                    )
                 }
             case let .serveAlone(reason):
-                logger.warning("serving alone (unprotected) until a secondary speaks: \(reason)", metadata: [
-                    "secondary": "\(configuration.peerAddress)", "connections": "\(bridge.connectionCount)",
-                    "detection_ms": "\(configuration.faultDetection.timeoutMilliseconds)",
-                ])
+                logger.warning(
+                    "serving alone (unprotected) until a secondary speaks: \(reason)",
+                    metadata: [
+                        "secondary": "\(configuration.peerAddress)", "connections": "\(bridge.connectionCount)",
+                        "detection_ms": "\(configuration.faultDetection.timeoutMilliseconds)",
+                    ]
+                )
                 carryOut(bridge.secondaryFailed(now: now), link: link, now: now)
             case let .replicate(afterAlone):
                 bridge.secondaryJoined()
                 // What it may still hold of connections served alone meanwhile is not theirs any more.
                 toRelease.formUnion(bridge.keysServedByPrimaryAlone)
                 if afterAlone {
-                    logger.notice("secondary bridge joined: connections opened from now on are protected", metadata: [
-                        "secondary": "\(configuration.peerAddress)", "unprotected_connections": "\(bridge.openConnectionCount)",
-                    ])
+                    logger.notice(
+                        "secondary bridge joined: connections opened from now on are protected",
+                        metadata: [
+                            "secondary": "\(configuration.peerAddress)",
+                            "unprotected_connections": "\(bridge.openConnectionCount)",
+                        ]
+                    )
                 } else {
                     logger.info("secondary bridge heard: replicating")
                 }
             case .secondaryRestarted:
-                logger.warning("the secondary's bridge restarted: connections it replicated are served alone (unprotected); new ones are protected",
-                               metadata: ["connections": "\(bridge.openConnectionCount)"])
+                logger.warning(
+                    "the secondary's bridge restarted: connections it replicated are served alone (unprotected); new ones are protected",
+                    metadata: ["connections": "\(bridge.openConnectionCount)"]
+                )
                 carryOut(bridge.secondaryRestarted(now: now), link: link, now: now)
                 toRelease.formUnion(bridge.keysServedByPrimaryAlone)
             case let .addressUsedElsewhere(owner, response):
                 count("addressHeldElsewhere")
-                let text = response == .announcedAgain
+                let text =
+                    response == .announcedAgain
                     ? "\(owner) uses the service address this node took over: announcing it again"
                     : "\(owner) sent ARP from the service address: checking whether it holds it"
                 throttle.warning("holder", "\(text)", metadata: ["holder": "\(owner)"], logger: logger, now: now)
             case let .fence(reason):
-                logger.critical("""
+                logger.critical(
+                    """
                     \(reason). This primary gives the service address up now (two hosts must never answer for it); \
                     the other keeps serving every connection it took over
-                    """, metadata: ["secondary": "\(configuration.peerAddress)"])
+                    """,
+                    metadata: ["secondary": "\(configuration.peerAddress)"]
+                )
             case .switchoverAskedByPeer:
-                let refusal = node.switchoverRequested(by: "the secondary", force: false,
-                                                       unreplicatedConnections: unreplicatedOpenConnections, now: now)
+                let refusal = node.switchoverRequested(
+                    by: "the secondary",
+                    force: false,
+                    unreplicatedConnections: unreplicatedOpenConnections,
+                    now: now
+                )
                 if let refusal {
-                    throttle.warning("switchover", "the secondary asks for a switchover: refused: \(refusal)",
-                                     metadata: [:], logger: logger, now: now)
+                    throttle.warning(
+                        "switchover",
+                        "the secondary asks for a switchover: refused: \(refusal)",
+                        metadata: [:],
+                        logger: logger,
+                        now: now
+                    )
                 }
             case let .switchoverRefused(requester, reason):
                 logger.warning("switchover asked by \(requester) refused: \(reason)")
@@ -286,14 +366,17 @@ public final class PrimaryDaemon {
                 releaseServiceAddress(reason: reason)
             case .becomeSecondary:
                 counters["switchovers", default: 0] += 1
-                logger.notice("planned switchover: the secondary takes the service address over now", metadata: [
-                    "secondary": "\(configuration.peerAddress)", "connections": "\(bridge.openConnectionCount)",
-                ])
+                logger.notice(
+                    "planned switchover: the secondary takes the service address over now",
+                    metadata: [
+                        "secondary": "\(configuration.peerAddress)", "connections": "\(bridge.openConnectionCount)",
+                    ]
+                )
             case .expire:
                 carryOut(bridge.expire(now: now), link: link, now: now)
                 inherited?.expire(now: now, idleMilliseconds: configuration.bridgeConfiguration.idleTimeoutMilliseconds)
             case .claimServiceAddress, .startTranslating, .restartFlows, .stopCapture, .primaryHeard, .primarySilent,
-                 .becomePrimary:
+                .becomePrimary:
                 break
             }
         }
@@ -303,10 +386,12 @@ public final class PrimaryDaemon {
     private func finishRulesSwap(_ job: BackgroundJob) {
         rulesSwap = nil
         if let error = job.error {
-            logger.critical("""
+            logger.critical(
+                """
                 the primary's rules could not be installed after the takeover (\(error)): inherited connections are \
                 still translated, but connections opened from now on are not bridged (unprotected)
-                """)
+                """
+            )
         } else {
             logger.info("the primary's rules replace the secondary's")
         }
@@ -319,14 +404,20 @@ public final class PrimaryDaemon {
             return status(link: link, now: now).json()
         case "switchover", "switchover-force":
             let unprotected = node.switchoverRefusal == nil ? unreplicatedOpenConnections : 0
-            if let refusal = node.switchoverRequested(by: "the operator", force: request == "switchover-force",
-                                                      unreplicatedConnections: unprotected, now: now) {
+            if let refusal = node.switchoverRequested(
+                by: "the operator",
+                force: request == "switchover-force",
+                unreplicatedConnections: unprotected,
+                now: now
+            ) {
                 return ControlAnswer(request: request, outcome: "refused", detail: refusal).json()
             }
             return ControlAnswer(
-                request: request, outcome: "started",
+                request: request,
+                outcome: "started",
                 detail: "the service address moves to \(configuration.peerAddress); this node goes on as the secondary"
-                    + (unprotected > 0 ? " (\(unprotected) unreplicated connections are given up)" : "")).json()
+                    + (unprotected > 0 ? " (\(unprotected) unreplicated connections are given up)" : "")
+            ).json()
         default:
             return ControlAnswer.unknown(request).json()
         }
@@ -338,12 +429,20 @@ public final class PrimaryDaemon {
     private var unreplicatedOpenConnections: Int {
         var count = inherited?.openCount ?? 0
         do {
-            let open = try KernelSocketTable.openConnections(localAddress: configuration.serviceAddress,
-                                                             ports: Set(configuration.ports))
-            count += open.filter {
-                !bridge.isReplicated(ConnectionKey(clientAddress: $0.remoteAddress, clientPort: $0.remotePort,
-                                                   serverPort: $0.localPort))
-            }.count
+            let open = try KernelSocketTable.openConnections(
+                localAddress: configuration.serviceAddress,
+                ports: Set(configuration.ports)
+            )
+            count +=
+                open.filter {
+                    !bridge.isReplicated(
+                        ConnectionKey(
+                            clientAddress: $0.remoteAddress,
+                            clientPort: $0.remotePort,
+                            serverPort: $0.localPort
+                        )
+                    )
+                }.count
         } catch {
             count += bridge.keysServedByPrimaryAlone.count
         }
@@ -354,7 +453,11 @@ public final class PrimaryDaemon {
     private func sendReleased(link: ReplicationLink, now: MonotonicTime) {
         guard !toRelease.isEmpty, !bridge.isAlone else { return }
         let all = toRelease.map {
-            ReplicatedConnectionID(clientAddress: $0.clientAddress.value, clientPort: $0.clientPort, serverPort: $0.serverPort)
+            ReplicatedConnectionID(
+                clientAddress: $0.clientAddress.value,
+                clientPort: $0.clientPort,
+                serverPort: $0.serverPort
+            )
         }
         toRelease.removeAll()
         var start = 0
@@ -384,10 +487,12 @@ public final class PrimaryDaemon {
         }
         if handedOver {
             firewall.remove(role: .primary)
-            logger.info("""
+            logger.info(
+                """
                 primary rules removed after the switchover: the service address is no longer on this host, so its \
                 kernel cannot answer the clients of the connections it served
-                """)
+                """
+            )
             endStaleCopies(logger: logger, configuration: configuration)
             return
         }
@@ -402,30 +507,40 @@ public final class PrimaryDaemon {
             logger.info("primary stopped; rules removed")
             return
         }
-        let address = "\(configuration.serviceAddress)/\(configuration.servicePrefixLength) dev \(configuration.interface)"
+        let address =
+            "\(configuration.serviceAddress)/\(configuration.servicePrefixLength) dev \(configuration.interface)"
         guard configuration.handOverOnStop else {
-            logger.critical("""
+            logger.critical(
+                """
                 primary stopped with \(open) connections open: the rules stay in place, so this kernel does not answer \
                 their clients in its own sequence space (which would break them); they stall now. To hand them to the \
                 secondary, remove the service address (ip addr del \(address)) and it takes over within a tenth of a \
                 second; stop with --hand-over-on-stop to do that in one step. To give them up instead: \
                 ftcp-bridge rules remove --role primary.
-                """)
+                """
+            )
             return
         }
         do {
-            let result = try AddressClaim(interface: configuration.interface, prefixLength: configuration.servicePrefixLength)
-                .release(address: configuration.serviceAddress)
-            logger.notice("""
+            let result = try AddressClaim(
+                interface: configuration.interface,
+                prefixLength: configuration.servicePrefixLength
+            )
+            .release(address: configuration.serviceAddress)
+            logger.notice(
+                """
                 primary stopped with \(open) connections open and handed them over: the service address is released \
                 (\(result)), so the secondary takes them over; the rules stay so that this kernel never answers their \
                 clients. Before this host serves again: ftcp-bridge rules remove --role primary, then add the address back.
-                """)
+                """
+            )
         } catch {
-            logger.critical("""
+            logger.critical(
+                """
                 primary stopped with \(open) connections open, but releasing the service address failed (\(error)): the \
                 secondary cannot take over while this host answers for it. Remove it by hand: ip addr del \(address).
-                """)
+                """
+            )
         }
     }
 
@@ -433,8 +548,11 @@ public final class PrimaryDaemon {
     /// client meets this kernel unbridged) and announced.
     private func claimServiceAddress() throws {
         let address = configuration.serviceAddress
-        let result = try AddressClaim(interface: configuration.interface, prefixLength: configuration.servicePrefixLength)
-            .claim(address: address)
+        let result = try AddressClaim(
+            interface: configuration.interface,
+            prefixLength: configuration.servicePrefixLength
+        )
+        .claim(address: address)
         logger.notice("service address claimed", metadata: ["address": "\(address)", "result": "\(result)"])
         node.claimedAtStart(now: MonotonicClock.now())
     }
@@ -442,14 +560,22 @@ public final class PrimaryDaemon {
     private func releaseServiceAddress(reason: String) {
         let address = configuration.serviceAddress
         do {
-            let result = try AddressClaim(interface: configuration.interface, prefixLength: configuration.servicePrefixLength)
-                .release(address: address)
-            logger.notice("service address released (\(reason))", metadata: ["address": "\(address)", "result": "\(result)"])
+            let result = try AddressClaim(
+                interface: configuration.interface,
+                prefixLength: configuration.servicePrefixLength
+            )
+            .release(address: address)
+            logger.notice(
+                "service address released (\(reason))",
+                metadata: ["address": "\(address)", "result": "\(result)"]
+            )
         } catch {
-            logger.critical("""
+            logger.critical(
+                """
                 releasing the service address failed (\(error)): remove it by hand: ip addr del \(address)/\
                 \(configuration.servicePrefixLength) dev \(configuration.interface)
-                """)
+                """
+            )
         }
     }
 
@@ -458,17 +584,24 @@ public final class PrimaryDaemon {
     /// exits with ``GuardianPolicy/fencedExitCode``.
     private func fence() {
         do {
-            let result = try AddressClaim(interface: configuration.interface, prefixLength: configuration.servicePrefixLength)
-                .release(address: configuration.serviceAddress)
-            logger.critical("""
+            let result = try AddressClaim(
+                interface: configuration.interface,
+                prefixLength: configuration.servicePrefixLength
+            )
+            .release(address: configuration.serviceAddress)
+            logger.critical(
+                """
                 primary fenced: the service address is released (\(result)) and the rules stay. Before this host serves \
                 again: ftcp-bridge rules remove --role primary, then add the address back once the other host has let go
-                """)
+                """
+            )
         } catch {
-            logger.critical("""
+            logger.critical(
+                """
                 primary fenced, but releasing the service address failed (\(error)): remove it by hand: ip addr del \
                 \(configuration.serviceAddress)/\(configuration.servicePrefixLength) dev \(configuration.interface)
-                """)
+                """
+            )
         }
     }
 
@@ -477,7 +610,8 @@ public final class PrimaryDaemon {
     private func handleOwnKernel(_ queue: NetfilterQueue, link: ReplicationLink, now: MonotonicTime) throws {
         try queue.drain { packet in
             var bytes = packet.payload
-            if inherited != nil, let translated = translateInherited(&bytes, fromKernel: true, packet: packet, now: now) {
+            if inherited != nil, let translated = translateInherited(&bytes, fromKernel: true, packet: packet, now: now)
+            {
                 return translated
             }
             let decision: (PrimaryKernelVerdict, BridgeOutput)? = bytes.withUnsafeMutableBytes { buffer in
@@ -501,7 +635,9 @@ public final class PrimaryDaemon {
             learnNextHop(packet)
             if packet.isGSO { count("clientSuperSegments") }
             var bytes = packet.payload
-            if inherited != nil, let translated = translateInherited(&bytes, fromKernel: false, packet: packet, now: now) {
+            if inherited != nil,
+                let translated = translateInherited(&bytes, fromKernel: false, packet: packet, now: now)
+            {
                 return translated
             }
             let decision: (ClientVerdict, BridgeOutput)? = bytes.withUnsafeMutableBytes { buffer in
@@ -529,8 +665,12 @@ public final class PrimaryDaemon {
 
     /// A connection inherited at the takeover: readdressed between the service address and this
     /// node's own (see ``InheritedConnections``), never merged. nil: not one of those.
-    private func translateInherited(_ bytes: inout [UInt8], fromKernel: Bool, packet: NetfilterQueue.Packet,
-                                    now: MonotonicTime) -> NetfilterQueue.VerdictRequest? {
+    private func translateInherited(
+        _ bytes: inout [UInt8],
+        fromKernel: Bool,
+        packet: NetfilterQueue.Packet,
+        now: MonotonicTime
+    ) -> NetfilterQueue.VerdictRequest? {
         let rewritten: Bool? = bytes.withUnsafeMutableBytes { buffer in
             guard let view = try? TCPPacket(validating: buffer) else { return nil }
             if fromKernel {
@@ -541,8 +681,11 @@ public final class PrimaryDaemon {
                 _ = inherited!.kernelSegment(view, now: now)
                 return true
             }
-            let key = ConnectionKey(clientAddress: view.ip.source, clientPort: view.tcp.sourcePort,
-                                    serverPort: view.tcp.destinationPort)
+            let key = ConnectionKey(
+                clientAddress: view.ip.source,
+                clientPort: view.tcp.sourcePort,
+                serverPort: view.tcp.destinationPort
+            )
             guard inherited!.contains(key) else { return nil }
             if packet.checksumNotReady { view.updateChecksums() }
             return inherited!.clientSegment(view, now: now)
@@ -588,7 +731,9 @@ public final class PrimaryDaemon {
                 // A dying application loses every connection at once: one line a second says so.
                 if role == .secondary { toRelease.insert(key) }
                 count(role == .primary ? "replicasLostPrimary" : "replicasLostSecondary")
-                if let left = throttle.admit("replicaLost.\(role)", now: now) { logger.log(event, similarLinesLeftOut: left) }
+                if let left = throttle.admit("replicaLost.\(role)", now: now) {
+                    logger.log(event, similarLinesLeftOut: left)
+                }
                 continue
             case let .divergence(key, _):
                 toRelease.insert(key)
@@ -640,15 +785,23 @@ public final class PrimaryDaemon {
             do {
                 let length = try scratch.withUnsafeMutableBytes { buffer in try packet.fields.build(into: buffer) }
                 try scratch.withUnsafeMutableBytes { buffer in
-                    try offload.send(UnsafeMutableRawBufferPointer(rebasing: buffer[0..<length]), segmentSize: size, to: nextHop)
+                    try offload.send(
+                        UnsafeMutableRawBufferPointer(rebasing: buffer[0..<length]),
+                        segmentSize: size,
+                        to: nextHop
+                    )
                 }
                 counters["sentToClient", default: 0] += UInt64(packet.segmentCount)
                 count("superSegmentsSent")
             } catch {
                 count("superSegmentErrors")
-                throttle.warning("superSegment", "segmentation offload refused a run of segments; sending them one by one",
-                                 metadata: ["client": "\(packet.fields.destination)", "error": "\(error)"],
-                                 logger: logger, now: MonotonicClock.now())
+                throttle.warning(
+                    "superSegment",
+                    "segmentation offload refused a run of segments; sending them one by one",
+                    metadata: ["client": "\(packet.fields.destination)", "error": "\(error)"],
+                    logger: logger,
+                    now: MonotonicClock.now()
+                )
                 for piece in packet.pieces { sendRaw(piece, raw: raw) }
             }
         }
@@ -661,9 +814,13 @@ public final class PrimaryDaemon {
             count("sentToClient")
         } catch {
             count("sendToClientErrors")
-            throttle.warning("sendToClient", "sending to client failed",
-                             metadata: ["client": "\(packet.destination)", "error": "\(error)"],
-                             logger: logger, now: MonotonicClock.now())
+            throttle.warning(
+                "sendToClient",
+                "sending to client failed",
+                metadata: ["client": "\(packet.destination)", "error": "\(error)"],
+                logger: logger,
+                now: MonotonicClock.now()
+            )
         }
     }
 
@@ -672,16 +829,20 @@ public final class PrimaryDaemon {
         do {
             offload = try SegmentationOffloadSocket(interface: configuration.interface, sendBufferBytes: 16 << 20)
         } catch {
-            logger.warning("segmentation offload unavailable: every merged segment goes out on its own (slower, still correct)",
-                           metadata: ["interface": "\(configuration.interface)", "error": "\(error)"])
+            logger.warning(
+                "segmentation offload unavailable: every merged segment goes out on its own (slower, still correct)",
+                metadata: ["interface": "\(configuration.interface)", "error": "\(error)"]
+            )
         }
     }
 
     /// Remembers which neighbour a client's frames come from, so that runs of segments to it
     /// can leave through the offload socket, which needs the next hop's hardware address.
     private func learnNextHop(_ packet: NetfilterQueue.Packet) {
-        guard let offload, let neighbour = packet.linkLayerSource, packet.inputInterface == UInt32(bitPattern: offload.interfaceIndex),
-              packet.payload.count >= 20 else { return }
+        guard let offload, let neighbour = packet.linkLayerSource,
+            packet.inputInterface == UInt32(bitPattern: offload.interfaceIndex),
+            packet.payload.count >= 20
+        else { return }
         let client = IPv4Address(packet.payload[12], packet.payload[13], packet.payload[14], packet.payload[15])
         if nextHops[client] == neighbour { return }
         if nextHops.count >= Self.maximumNextHops { nextHops.removeAll(keepingCapacity: true) }
@@ -693,13 +854,26 @@ public final class PrimaryDaemon {
     /// The inherited connections for `status`: served, unprotected.
     private var inheritedStatuses: [DaemonStatus.ConnectionEntry] {
         let entries = inherited?.entries ?? [:]
-        return entries.keys.sorted { ($0.clientAddress.value, $0.clientPort) < ($1.clientAddress.value, $1.clientPort) }.map { key in
-            DaemonStatus.ConnectionEntry(
-                client: "\(key.clientAddress)", clientPort: key.clientPort, serverPort: key.serverPort,
-                phase: entries[key]?.isClosing == true ? "inherited-closing" : "inherited", protected: false, delta: nil, timestampDelta: nil,
-                queuedPrimaryBytes: nil, queuedSecondaryBytes: nil, bytesSentToClient: nil, bytesFromClient: nil,
-                bytesRelayedToPrimary: nil, retransmissionsForwarded: nil, divergences: nil, sequence: nil)
-        }
+        return entries.keys.sorted { ($0.clientAddress.value, $0.clientPort) < ($1.clientAddress.value, $1.clientPort) }
+            .map { key in
+                DaemonStatus.ConnectionEntry(
+                    client: "\(key.clientAddress)",
+                    clientPort: key.clientPort,
+                    serverPort: key.serverPort,
+                    phase: entries[key]?.isClosing == true ? "inherited-closing" : "inherited",
+                    protected: false,
+                    delta: nil,
+                    timestampDelta: nil,
+                    queuedPrimaryBytes: nil,
+                    queuedSecondaryBytes: nil,
+                    bytesSentToClient: nil,
+                    bytesFromClient: nil,
+                    bytesRelayedToPrimary: nil,
+                    retransmissionsForwarded: nil,
+                    divergences: nil,
+                    sequence: nil
+                )
+            }
     }
 
     func status(link: ReplicationLink, now: MonotonicTime) -> DaemonStatus {
@@ -715,16 +889,26 @@ public final class PrimaryDaemon {
         all["refusedBySecondary"] = c.refusedBySecondary
         all["droppedForSecondaryOnly"] = c.droppedForSecondaryOnly
         all["expired"] = c.expired
-        let connections = bridge.connectionStatuses.map { entry in
-            DaemonStatus.ConnectionEntry(
-                client: "\(entry.key.clientAddress)", clientPort: entry.key.clientPort, serverPort: entry.key.serverPort,
-                phase: entry.phase, protected: entry.phase == "replicating" || entry.phase == "handshake",
-                delta: entry.delta, timestampDelta: entry.timestampDelta,
-                queuedPrimaryBytes: entry.queuedPrimaryBytes, queuedSecondaryBytes: entry.queuedSecondaryBytes,
-                bytesSentToClient: entry.statistics.bytesSent, bytesFromClient: nil, bytesRelayedToPrimary: nil,
-                retransmissionsForwarded: entry.statistics.retransmissionsForwarded,
-                divergences: entry.statistics.divergences, sequence: entry.sequence)
-        } + inheritedStatuses
+        let connections =
+            bridge.connectionStatuses.map { entry in
+                DaemonStatus.ConnectionEntry(
+                    client: "\(entry.key.clientAddress)",
+                    clientPort: entry.key.clientPort,
+                    serverPort: entry.key.serverPort,
+                    phase: entry.phase,
+                    protected: entry.phase == "replicating" || entry.phase == "handshake",
+                    delta: entry.delta,
+                    timestampDelta: entry.timestampDelta,
+                    queuedPrimaryBytes: entry.queuedPrimaryBytes,
+                    queuedSecondaryBytes: entry.queuedSecondaryBytes,
+                    bytesSentToClient: entry.statistics.bytesSent,
+                    bytesFromClient: nil,
+                    bytesRelayedToPrimary: nil,
+                    retransmissionsForwarded: entry.statistics.retransmissionsForwarded,
+                    divergences: entry.statistics.divergences,
+                    sequence: entry.sequence
+                )
+            } + inheritedStatuses
         if let inherited {
             all["inheritedConnections"] = UInt64(inherited.count)
             all["inheritedOpen"] = UInt64(inherited.openCount)
@@ -732,10 +916,15 @@ public final class PrimaryDaemon {
             all["inheritedTranslatedOut"] = inherited.translatedFromKernel
         }
         return DaemonStatus(
-            role: "primary", state: node.stateName, stateReason: node.reason,
+            role: "primary",
+            state: node.stateName,
+            stateReason: node.reason,
             stateSinceSeconds: Double(now.milliseconds(since: node.roleSince)) / 1000,
             uptimeSeconds: Double(now.milliseconds(since: started)) / 1000,
             peer: link.peerStatus(now: now, detector: node.detector),
-            counters: all, replication: link.counters, connections: connections)
+            counters: all,
+            replication: link.counters,
+            connections: connections
+        )
     }
 }

@@ -34,8 +34,11 @@ let turnBudgetMilliseconds: UInt64 = 4
 /// The rules and the control socket, set up in the order every bridge needs: rules first
 /// (the queues are already bound, so nothing is dropped for want of a reader), the control
 /// socket last, so that once `status` answers, the bridge is in the path.
-func installRulesAndControlSocket(_ configuration: DaemonConfiguration, plan: FirewallPlan? = nil,
-                                  firewall: Firewall) throws -> ControlSocket {
+func installRulesAndControlSocket(
+    _ configuration: DaemonConfiguration,
+    plan: FirewallPlan? = nil,
+    firewall: Firewall
+) throws -> ControlSocket {
     let plan = plan ?? configuration.firewallPlan
     try firewall.install(plan)
     do {

@@ -20,7 +20,10 @@ final class ReplicationLink {
     private var receiveBuffer = [UInt8](repeating: 0, count: 70_000)
     private let logger: Logger
     /// Recently sent datagrams by counter, kept to answer the peer's resend requests.
-    private var history: [(counter: UInt64, datagram: [UInt8])?] = Array(repeating: nil, count: ReplicationLink.historySize)
+    private var history: [(counter: UInt64, datagram: [UInt8])?] = Array(
+        repeating: nil,
+        count: ReplicationLink.historySize
+    )
     /// With bundles of up to 16 KB this holds at most 32 MiB; at full speed about half a second.
     static let historySize = 2048
     /// Which of the peer's datagrams were lost, and when to ask for them again.
@@ -32,9 +35,16 @@ final class ReplicationLink {
     init(configuration: DaemonConfiguration, logger: Logger, socket existing: UDPSocket? = nil) throws {
         // Large buffers: the secondary relays every segment its kernel sends, in bursts as
         // large as a congestion window, and a datagram lost here costs a retransmission timeout.
-        socket = try existing ?? UDPSocket(address: configuration.ownAddress, port: configuration.replicationPort,
-                                           receiveBufferBytes: 64 << 20, sendBufferBytes: 16 << 20,
-                                           mark: configuration.bypassMark, reuseAddress: false)
+        socket =
+            try existing
+            ?? UDPSocket(
+                address: configuration.ownAddress,
+                port: configuration.replicationPort,
+                receiveBufferBytes: 64 << 20,
+                sendBufferBytes: 16 << 20,
+                mark: configuration.bypassMark,
+                reuseAddress: false
+            )
         peerAddress = configuration.peerAddress
         port = configuration.replicationPort
         sealer = ReplicationSealer(key: configuration.key, role: configuration.role, epoch: MonotonicClock.epoch())
@@ -58,8 +68,13 @@ final class ReplicationLink {
             sent += 1
         } catch {
             sendErrors += 1
-            throttle.warning("send", "replication send failed", metadata: ["peer": "\(peerAddress)", "error": "\(error)"],
-                             logger: logger, now: now)
+            throttle.warning(
+                "send",
+                "replication send failed",
+                metadata: ["peer": "\(peerAddress)", "error": "\(error)"],
+                logger: logger,
+                now: now
+            )
         }
     }
 
@@ -75,12 +90,17 @@ final class ReplicationLink {
                 return
             }
             guard let received else { return }
-            let result = receiveBuffer.withUnsafeBytes { opener.open(UnsafeRawBufferPointer(rebasing: $0[0..<received.length])) }
+            let result = receiveBuffer.withUnsafeBytes {
+                opener.open(UnsafeRawBufferPointer(rebasing: $0[0..<received.length]))
+            }
             switch result {
             case let .success(message):
                 lastHeard = now
-                for counters in resends.received(epoch: message.epoch, counter: message.counter,
-                                                 nowMilliseconds: now.nanoseconds / 1_000_000) {
+                for counters in resends.received(
+                    epoch: message.epoch,
+                    counter: message.counter,
+                    nowMilliseconds: now.nanoseconds / 1_000_000
+                ) {
                     request(counters, now: now)
                 }
                 if case let .resendRequest(first, count) = message.message {
@@ -89,7 +109,10 @@ final class ReplicationLink {
                     body(message.message)
                 }
             case let .failure(reason):
-                logger.debug("replication datagram dropped", metadata: ["from": "\(received.from)", "reason": "\(reason)"])
+                logger.debug(
+                    "replication datagram dropped",
+                    metadata: ["from": "\(received.from)", "reason": "\(reason)"]
+                )
             }
         }
     }
@@ -114,7 +137,9 @@ final class ReplicationLink {
     private func resend(first: UInt64, count: UInt32) {
         for offset in 0..<UInt64(count) {
             let counter = first &+ offset
-            guard let entry = history[Int(counter % UInt64(Self.historySize))], entry.counter == counter else { continue }
+            guard let entry = history[Int(counter % UInt64(Self.historySize))], entry.counter == counter else {
+                continue
+            }
             do {
                 try entry.datagram.withUnsafeBytes { try socket.send($0, to: peerAddress, port: port) }
                 resendsAnswered += 1
@@ -126,9 +151,13 @@ final class ReplicationLink {
 
     func peerStatus(now: MonotonicTime, detector: FaultDetector) -> DaemonStatus.PeerStatus {
         let ago = lastHeard.map { now.milliseconds(since: $0) }
-        return DaemonStatus.PeerStatus(address: "\(peerAddress)", state: detector.state.rawValue,
-                                       alive: detector.state == .alive, lastHeardMillisecondsAgo: ago,
-                                       epoch: opener.peerEpoch)
+        return DaemonStatus.PeerStatus(
+            address: "\(peerAddress)",
+            state: detector.state.rawValue,
+            alive: detector.state == .alive,
+            lastHeardMillisecondsAgo: ago,
+            epoch: opener.peerEpoch
+        )
     }
 
     var counters: [String: UInt64] {

@@ -39,14 +39,23 @@ public final class SecondaryDaemon {
 
     /// - Parameter node: the node's control plane as the role before left it (a switchover);
     ///   nil for a node that starts as secondary.
-    public init(configuration: DaemonConfiguration, logger: Logger, guardian: GuardianLink? = nil,
-                node: NodeController? = nil) {
+    public init(
+        configuration: DaemonConfiguration,
+        logger: Logger,
+        guardian: GuardianLink? = nil,
+        node: NodeController? = nil
+    ) {
         self.configuration = configuration
         self.logger = logger
         self.guardian = guardian
         bridge = SecondaryBridge(configuration: configuration.bridgeConfiguration)
-        self.node = node ?? NodeController(role: .secondary, configuration: configuration.nodeConfiguration,
-                                           now: MonotonicClock.now())
+        self.node =
+            node
+            ?? NodeController(
+                role: .secondary,
+                configuration: configuration.nodeConfiguration,
+                now: MonotonicClock.now()
+            )
     }
 
     private var takeover: TakeoverCoordinator { node.takeover }
@@ -64,9 +73,15 @@ public final class SecondaryDaemon {
     @discardableResult
     func run() throws -> TakeoverHandOff? {
         try TerminationSignals.install()
-        let outbound = try NetfilterQueue.open(queue: configuration.outboundQueue, options: configuration.superPacketQueueOptions)
+        let outbound = try NetfilterQueue.open(
+            queue: configuration.outboundQueue,
+            options: configuration.superPacketQueueOptions
+        )
         let inbound = try NetfilterQueue.open(queue: configuration.inboundQueue, options: Self.queueOptions)
-        var capture: PacketCapture? = try PacketCapture(interface: configuration.interface, filter: configuration.captureFilter)
+        var capture: PacketCapture? = try PacketCapture(
+            interface: configuration.interface,
+            filter: configuration.captureFilter
+        )
         let arp = try ARPSocket(interface: configuration.interface)
         let claim = AddressClaim(interface: configuration.interface, prefixLength: configuration.servicePrefixLength)
         let raw = try RawIPv4Socket(mark: configuration.bypassMark)
@@ -83,7 +98,8 @@ public final class SecondaryDaemon {
                 link.close()
             }
         }
-        func closeEverything(claim: AddressClaim, firewall: Firewall, outbound: NetfilterQueue, inbound: NetfilterQueue) {
+        func closeEverything(claim: AddressClaim, firewall: Firewall, outbound: NetfilterQueue, inbound: NetfilterQueue)
+        {
             if addressClaimed {
                 // Not serving any more: leave the address to whoever serves next.
                 _ = try? claim.release(address: configuration.serviceAddress)
@@ -93,17 +109,22 @@ public final class SecondaryDaemon {
             try? inbound.close()
             logger.info("secondary stopped; rules removed")
         }
-        logger.info("secondary running", metadata: [
-            "own": "\(configuration.ownAddress)", "primary": "\(configuration.peerAddress)",
-            "interface": "\(configuration.interface)", "control": "\(configuration.controlPath)",
-            "key": "\(configuration.key.fingerprint)",
-            "detection": "\(configuration.heartbeatIntervalMilliseconds) ms × \(configuration.missedHeartbeats)",
-            "segmentation_offload": "\(configuration.segmentationOffload ? "on" : "off")",
-            "relay_bundle_bytes": "\(configuration.relayBundleBytes)",
-        ])
+        logger.info(
+            "secondary running",
+            metadata: [
+                "own": "\(configuration.ownAddress)", "primary": "\(configuration.peerAddress)",
+                "interface": "\(configuration.interface)", "control": "\(configuration.controlPath)",
+                "key": "\(configuration.key.fingerprint)",
+                "detection": "\(configuration.heartbeatIntervalMilliseconds) ms × \(configuration.missedHeartbeats)",
+                "segmentation_offload": "\(configuration.segmentationOffload ? "on" : "off")",
+                "relay_bundle_bytes": "\(configuration.relayBundleBytes)",
+            ]
+        )
 
         let poller = Poller()
-        for descriptor in [outbound.fileDescriptor, inbound.fileDescriptor, link.fileDescriptor, control.fileDescriptor] {
+        for descriptor in [
+            outbound.fileDescriptor, inbound.fileDescriptor, link.fileDescriptor, control.fileDescriptor,
+        ] {
             poller.register(descriptor)
         }
         poller.register(arp.fileDescriptor)
@@ -121,8 +142,16 @@ public final class SecondaryDaemon {
                 guardian?.report(state: node.stateName)
             }
             guardian?.keepAlive(nowMilliseconds: now.nanoseconds / 1_000_000)
-            let context = Context(arp: arp, claim: claim, raw: raw, poller: poller, link: link, outbound: outbound,
-                                  inbound: inbound, control: control)
+            let context = Context(
+                arp: arp,
+                claim: claim,
+                raw: raw,
+                poller: poller,
+                link: link,
+                outbound: outbound,
+                inbound: inbound,
+                control: control
+            )
             // First in the turn: a heartbeat never waits behind the work of the turn.
             perform(node.beginTurn(now: now), context, capture: &capture, now: now)
             if let current = capture, ready.contains(current.fileDescriptor) {
@@ -138,7 +167,9 @@ public final class SecondaryDaemon {
                 var heard: [NodeController.Action] = []
                 link.receiveAll(now: now) { message in
                     var signal: HeartbeatSignal?
-                    if case let .heartbeat(heartbeat) = message { signal = HeartbeatSignal(rawValue: heartbeat.state) ?? .normal }
+                    if case let .heartbeat(heartbeat) = message {
+                        signal = HeartbeatSignal(rawValue: heartbeat.state) ?? .normal
+                    }
                     heard += node.peerMessage(heartbeat: signal, epoch: link.opener.peerEpoch, now: now)
                     handleReplication(message, raw: raw, now: now)
                 }
@@ -154,7 +185,12 @@ public final class SecondaryDaemon {
             if node.watchesAddress || ready.contains(arp.fileDescriptor) {
                 do {
                     if let owner = try arp.receiveConflict(for: configuration.serviceAddress) {
-                        perform(node.addressUsedElsewhere(by: owner.description, now: now), context, capture: &capture, now: now)
+                        perform(
+                            node.addressUsedElsewhere(by: owner.description, now: now),
+                            context,
+                            capture: &capture,
+                            now: now
+                        )
                     }
                 } catch {
                     count("arpReceiveErrors")
@@ -163,10 +199,16 @@ public final class SecondaryDaemon {
             perform(node.tick(now: MonotonicClock.now()), context, capture: &capture, now: now)
         }
         if let handOff {
-            logger.notice("takeover complete: going on as primary", metadata: ["inherited": "\(handOff.inherited.count)"])
+            logger.notice(
+                "takeover complete: going on as primary",
+                metadata: ["inherited": "\(handOff.inherited.count)"]
+            )
             return handOff
         }
-        logger.notice("secondary stopping", metadata: ["signal": "\(TerminationSignals.received ?? 0)", "state": "\(takeover.state.name)"])
+        logger.notice(
+            "secondary stopping",
+            metadata: ["signal": "\(TerminationSignals.received ?? 0)", "state": "\(takeover.state.name)"]
+        )
         return nil
     }
 
@@ -183,15 +225,26 @@ public final class SecondaryDaemon {
     }
 
     /// Carries out what the node's control plane decided.
-    private func perform(_ actions: [NodeController.Action], _ context: Context, capture: inout PacketCapture?,
-                         now: MonotonicTime) {
+    private func perform(
+        _ actions: [NodeController.Action],
+        _ context: Context,
+        capture: inout PacketCapture?,
+        now: MonotonicTime
+    ) {
         for action in actions {
             switch action {
             case let .sendHeartbeat(signal):
-                context.link.send(.heartbeat(ReplicationHeartbeat(
-                    sentAtMilliseconds: now.nanoseconds / 1_000_000, state: signal.rawValue,
-                    connectionCount: UInt32(clamping: bridge.connections.count),
-                    sawPeerTrafficAtMilliseconds: (node.detector.lastEvidence?.nanoseconds ?? 0) / 1_000_000)), now: now)
+                context.link.send(
+                    .heartbeat(
+                        ReplicationHeartbeat(
+                            sentAtMilliseconds: now.nanoseconds / 1_000_000,
+                            state: signal.rawValue,
+                            connectionCount: UInt32(clamping: bridge.connections.count),
+                            sawPeerTrafficAtMilliseconds: (node.detector.lastEvidence?.nanoseconds ?? 0) / 1_000_000
+                        )
+                    ),
+                    now: now
+                )
             case .probeServiceAddress:
                 do {
                     try context.arp.sendProbe(address: configuration.serviceAddress)
@@ -201,23 +254,34 @@ public final class SecondaryDaemon {
                     // An unanswered probe counts as "nobody holds it" only if it left: a probe
                     // that could not be sent proves nothing, so the round starts over.
                     count("arpProbeErrors")
-                    logger.error("ARP probe for the service address failed; not taking over on this round",
-                                 metadata: ["error": "\(error)"])
+                    logger.error(
+                        "ARP probe for the service address failed; not taking over on this round",
+                        metadata: ["error": "\(error)"]
+                    )
                     node.probeFailed(error: "\(error)", now: now)
                 }
             case .startTranslating:
                 let inherited = bridge.promote()
-                logger.notice("taking over the service address", metadata: [
-                    "service": "\(configuration.serviceAddress)", "inherited_connections": "\(inherited.count)",
-                    "reason": "\(takeover.reason)",
-                ])
+                logger.notice(
+                    "taking over the service address",
+                    metadata: [
+                        "service": "\(configuration.serviceAddress)", "inherited_connections": "\(inherited.count)",
+                        "reason": "\(takeover.reason)",
+                    ]
+                )
             case .claimServiceAddress:
                 do {
                     let result = try context.claim.claim(address: configuration.serviceAddress)
                     addressClaimed = true
-                    logger.notice("service address claimed", metadata: ["address": "\(configuration.serviceAddress)", "result": "\(result)"])
+                    logger.notice(
+                        "service address claimed",
+                        metadata: ["address": "\(configuration.serviceAddress)", "result": "\(result)"]
+                    )
                 } catch {
-                    logger.critical("could not claim the service address: clients cannot reach this host", metadata: ["error": "\(error)"])
+                    logger.critical(
+                        "could not claim the service address: clients cannot reach this host",
+                        metadata: ["error": "\(error)"]
+                    )
                 }
             case .announceServiceAddress:
                 do {
@@ -245,20 +309,25 @@ public final class SecondaryDaemon {
                     do { try context.raw.send(packet) } catch { failed += 1 }
                 }
                 counters["restartSendErrors", default: 0] += UInt64(failed)
-                logger.notice("restarted inherited flows", metadata: [
-                    "connections": "\(bridge.counters.restartedConnections)", "packets": "\(packets.count)",
-                    "send_errors": "\(failed)",
-                ])
+                logger.notice(
+                    "restarted inherited flows",
+                    metadata: [
+                        "connections": "\(bridge.counters.restartedConnections)", "packets": "\(packets.count)",
+                        "send_errors": "\(failed)",
+                    ]
+                )
             case let .primarySilent(milliseconds):
                 logger.warning("primary bridge silent", metadata: ["silence_ms": "\(milliseconds)"])
             case let .primaryHeard(whilePromoted, wasSuspected):
                 reportedAddressHeld = false
                 if whilePromoted {
-                    logger.critical("""
+                    logger.critical(
+                        """
                         the primary's bridge is speaking again while this host holds the service address: it yields as \
                         soon as it finds the address held (its ARP probe); this bridge keeps serving and announces the \
                         address again
-                        """)
+                        """
+                    )
                 } else if wasSuspected {
                     logger.notice("primary bridge heard again; no takeover")
                 }
@@ -268,17 +337,29 @@ public final class SecondaryDaemon {
                 // A service address of its own: this node now serves as primary (and takes its
                 // repaired peer back as the secondary), its queues, rules and sockets handed on.
                 handOff = TakeoverHandOff(
-                    inherited: InheritedConnections(serviceAddress: configuration.serviceAddress,
-                                                    nodeAddress: configuration.ownAddress, keys: bridge.inherited,
-                                                    closing: bridge.inheritedClosing, now: now),
-                    outbound: context.outbound, inbound: context.inbound, since: now,
-                    sockets: .init(replication: context.link.socket, arp: context.arp, raw: context.raw,
-                                   control: context.control, captureToClose: captureToClose))
+                    inherited: InheritedConnections(
+                        serviceAddress: configuration.serviceAddress,
+                        nodeAddress: configuration.ownAddress,
+                        keys: bridge.inherited,
+                        closing: bridge.inheritedClosing,
+                        now: now
+                    ),
+                    outbound: context.outbound,
+                    inbound: context.inbound,
+                    since: now,
+                    sockets: .init(
+                        replication: context.link.socket,
+                        arp: context.arp,
+                        raw: context.raw,
+                        control: context.control,
+                        captureToClose: captureToClose
+                    )
+                )
             case .expire:
                 // As long as the primary keeps them: an idle connection must still be inherited.
                 bridge.expire(now: now, idleMilliseconds: configuration.bridgeConfiguration.idleTimeoutMilliseconds)
             case .serveAlone, .replicate, .secondaryRestarted, .fence, .switchoverAskedByPeer, .switchoverRefused,
-                 .releaseServiceAddress, .becomeSecondary:
+                .releaseServiceAddress, .becomeSecondary:
                 break
             }
         }
@@ -290,24 +371,37 @@ public final class SecondaryDaemon {
         switch response {
         case .noTakeover:
             if now.milliseconds(since: takeover.since ?? now) < 1000 {
-                throttle.warning("held", """
+                throttle.warning(
+                    "held",
+                    """
                     primary bridge silent, but \(owner) still answers ARP for \(configuration.serviceAddress): not taking \
                     over (its bridge may be busy, or cut off from this one); asking again, less and less often, up to \
                     every \(configuration.takeoverProbes.reprobeIntervalMilliseconds) ms
-                    """, metadata: [:], logger: logger, now: now)
+                    """,
+                    metadata: [:],
+                    logger: logger,
+                    now: now
+                )
             } else if !reportedAddressHeld {
                 reportedAddressHeld = true
-                logger.error("""
+                logger.error(
+                    """
                     the primary's bridge has been silent for over a second while \(owner) still answers ARP for \
                     \(configuration.serviceAddress): this bridge does not take over, so that two hosts never answer for \
                     it. If the primary is broken, stop its host or remove the address from it, and this bridge takes \
                     over within \(configuration.takeoverProbes.reprobeIntervalMilliseconds + configuration.takeoverProbes.roundMilliseconds) ms.
-                    """)
+                    """
+                )
             }
         case .announcedAgain:
             count("addressConflictsWhilePromoted")
-            throttle.warning("conflict", "\(owner) uses the service address this host serves: announcing it again",
-                             metadata: ["address": "\(configuration.serviceAddress)"], logger: logger, now: now)
+            throttle.warning(
+                "conflict",
+                "\(owner) uses the service address this host serves: announcing it again",
+                metadata: ["address": "\(configuration.serviceAddress)"],
+                logger: logger,
+                now: now
+            )
         default:
             break
         }
@@ -332,7 +426,9 @@ public final class SecondaryDaemon {
                         return
                     }
                     guard bridge.capturedClientSegment(view, now: now) == .inject else { return }
-                    if configuration.segmentationOffload, view.tcp.payloadLength > 0, view.ip.headerLength == IPv4Packet.minimumHeaderLength {
+                    if configuration.segmentationOffload, view.tcp.payloadLength > 0,
+                        view.ip.headerLength == IPv4Packet.minimumHeaderLength
+                    {
                         pendingInjection.append(TCPPacketFields(parsing: view))
                         return
                     }
@@ -359,7 +455,8 @@ public final class SecondaryDaemon {
         defer { pendingInjection.removeAll(keepingCapacity: true) }
         for packet in SegmentCoalescing.coalesce(pendingInjection) {
             if packet.segmentCount > 1 { counters["injectedRuns", default: 0] += 1 }
-            let built: Int? = injectionScratch.withUnsafeMutableBytes { buffer in try? packet.fields.build(into: buffer) }
+            let built: Int? = injectionScratch.withUnsafeMutableBytes { buffer in try? packet.fields.build(into: buffer)
+            }
             guard let length = built else {
                 count("injectErrors")
                 continue
@@ -375,8 +472,13 @@ public final class SecondaryDaemon {
             try raw.send(packet)
         } catch {
             count("injectErrors")
-            throttle.warning("inject", "injecting a client segment failed",
-                             metadata: ["error": "\(error)", "bytes": "\(packet.count)"], logger: logger, now: now)
+            throttle.warning(
+                "inject",
+                "injecting a client segment failed",
+                metadata: ["error": "\(error)", "bytes": "\(packet.count)"],
+                logger: logger,
+                now: now
+            )
         }
     }
 
@@ -433,7 +535,9 @@ public final class SecondaryDaemon {
     private func relay(_ packet: [UInt8], link: ReplicationLink, now: MonotonicTime) {
         let cost = ReplicationSealer.segmentsCost(ofPacket: packet.count)
         if !relayBundle.isEmpty,
-           ReplicationSealer.segmentsDatagramLength(packetCost: relayBundleCost + cost) > configuration.relayBundleBytes {
+            ReplicationSealer.segmentsDatagramLength(packetCost: relayBundleCost + cost)
+                > configuration.relayBundleBytes
+        {
             flushRelayBundle(link: link, now: now)
         }
         relayBundle.append(packet)
@@ -445,7 +549,8 @@ public final class SecondaryDaemon {
     /// is a super-segment and is cut to the client's MSS).
     private var relayPacketLimit: Int {
         guard configuration.relayBundleBytes > 0 else { return 1_500 }
-        return configuration.relayBundleBytes - ReplicationSealer.segmentsDatagramLength(packetCost: ReplicationSealer.segmentsCost(ofPacket: 0))
+        return configuration.relayBundleBytes
+            - ReplicationSealer.segmentsDatagramLength(packetCost: ReplicationSealer.segmentsCost(ofPacket: 0))
     }
 
     private func flushRelayBundle(link: ReplicationLink, now: MonotonicTime) {
@@ -474,20 +579,28 @@ public final class SecondaryDaemon {
     }
 
     /// A control request: `status`, or `switchover` (passed on to the primary in heartbeats).
-    private func answer(_ request: String, link: ReplicationLink, capture: PacketCapture?, now: MonotonicTime) -> String {
+    private func answer(_ request: String, link: ReplicationLink, capture: PacketCapture?, now: MonotonicTime) -> String
+    {
         switch request {
         case "status":
             return status(link: link, capture: capture, now: now).json()
         case "switchover":
-            if let refusal = node.switchoverRequested(by: "the operator", force: false, unreplicatedConnections: 0, now: now) {
+            if let refusal = node.switchoverRequested(
+                by: "the operator",
+                force: false,
+                unreplicatedConnections: 0,
+                now: now
+            ) {
                 return ControlAnswer(request: request, outcome: "refused", detail: refusal).json()
             }
             return ControlAnswer(
-                request: request, outcome: "requested",
+                request: request,
+                outcome: "requested",
                 detail: """
                     asked the primary \(configuration.peerAddress) to hand the service address to this node (it refuses \
                     while it has open connections without a replica here; see its log)
-                    """).json()
+                    """
+            ).json()
         default:
             return ControlAnswer.unknown(request).json()
         }
@@ -495,10 +608,15 @@ public final class SecondaryDaemon {
 
     private func handleReplication(_ message: ReplicationMessage, raw: RawIPv4Socket, now: MonotonicTime) {
         if case let .released(connections) = message {
-            bridge.release(connections.map {
-                ConnectionKey(clientAddress: IPv4Address($0.clientAddress), clientPort: $0.clientPort,
-                              serverPort: $0.serverPort)
-            })
+            bridge.release(
+                connections.map {
+                    ConnectionKey(
+                        clientAddress: IPv4Address($0.clientAddress),
+                        clientPort: $0.clientPort,
+                        serverPort: $0.serverPort
+                    )
+                }
+            )
             return
         }
         guard case let .inject(packet) = message else { return }
@@ -540,18 +658,33 @@ public final class SecondaryDaemon {
         let promoted = bridge.isPromoted
         let connections = bridge.connections.map { entry in
             DaemonStatus.ConnectionEntry(
-                client: "\(entry.key.clientAddress)", clientPort: entry.key.clientPort, serverPort: entry.key.serverPort,
+                client: "\(entry.key.clientAddress)",
+                clientPort: entry.key.clientPort,
+                serverPort: entry.key.serverPort,
                 phase: promoted ? (bridge.inherited.contains(entry.key) ? "inherited" : "native") : "replicating",
-                protected: !promoted, delta: nil, timestampDelta: nil,
-                queuedPrimaryBytes: nil, queuedSecondaryBytes: nil, bytesSentToClient: nil,
-                bytesFromClient: entry.activity.bytesFromClient, bytesRelayedToPrimary: entry.activity.bytesRelayed,
-                retransmissionsForwarded: nil, divergences: nil, sequence: nil)
+                protected: !promoted,
+                delta: nil,
+                timestampDelta: nil,
+                queuedPrimaryBytes: nil,
+                queuedSecondaryBytes: nil,
+                bytesSentToClient: nil,
+                bytesFromClient: entry.activity.bytesFromClient,
+                bytesRelayedToPrimary: entry.activity.bytesRelayed,
+                retransmissionsForwarded: nil,
+                divergences: nil,
+                sequence: nil
+            )
         }
         return DaemonStatus(
-            role: "secondary", state: takeover.state.name, stateReason: takeover.reason,
+            role: "secondary",
+            state: takeover.state.name,
+            stateReason: takeover.reason,
             stateSinceSeconds: Double(now.milliseconds(since: takeover.since ?? started)) / 1000,
             uptimeSeconds: Double(now.milliseconds(since: started)) / 1000,
             peer: link.peerStatus(now: now, detector: node.detector),
-            counters: all, replication: link.counters, connections: connections)
+            counters: all,
+            replication: link.counters,
+            connections: connections
+        )
     }
 }

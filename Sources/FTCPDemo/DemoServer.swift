@@ -45,10 +45,16 @@ public final class DemoServer {
     ///   - maximumConnections: the most connections served at once.
     ///   - log: receives one line per connection opened or closed.
     public init(
-        address: DemoServerAddress, maximumConnections: Int = 1024, log: @escaping (String) -> Void
+        address: DemoServerAddress,
+        maximumConnections: Int = 1024,
+        log: @escaping (String) -> Void
     ) throws(DemoServerError) {
         precondition(maximumConnections > 0, "maximumConnections must be positive")
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue), 0)
+        let descriptor = socket(
+            AF_INET,
+            Int32(SOCK_STREAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue),
+            0
+        )
         guard descriptor >= 0 else { throw DemoServerError(step: "socket", address: address, errno: errno) }
         var on: Int32 = 1
         setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<Int32>.size))
@@ -93,8 +99,10 @@ public final class DemoServer {
         }
         while let connection = connections.popLast() {
             Glibc.close(connection.descriptor)
-            log("close \(connection.peer): server stopping, received \(connection.session.bytesReceived) bytes, "
-                + "sent \(connection.session.bytesSent) bytes")
+            log(
+                "close \(connection.peer): server stopping, received \(connection.session.bytesReceived) bytes, "
+                    + "sent \(connection.session.bytesSent) bytes"
+            )
         }
     }
 
@@ -143,8 +151,10 @@ public final class DemoServer {
             if let reason = serve(&connections[index], events: events, now: now) {
                 closing.append(index)
                 let connection = connections[index]
-                log("close \(connection.peer): \(reason), received \(connection.session.bytesReceived) bytes, "
-                    + "sent \(connection.session.bytesSent) bytes")
+                log(
+                    "close \(connection.peer): \(reason), received \(connection.session.bytesReceived) bytes, "
+                        + "sent \(connection.session.bytesSent) bytes"
+                )
                 Glibc.close(connection.descriptor)
             }
             index += 1
@@ -176,7 +186,9 @@ public final class DemoServer {
             var on: Int32 = 1
             setsockopt(descriptor, Int32(IPPROTO_TCP), TCP_NODELAY, &on, socklen_t(MemoryLayout<Int32>.size))
             let peer = DemoServerAddress(
-                host: UInt32(bigEndian: remote.sin_addr.s_addr), port: UInt16(bigEndian: remote.sin_port))
+                host: UInt32(bigEndian: remote.sin_addr.s_addr),
+                port: UInt16(bigEndian: remote.sin_port)
+            )
             connections.append(Connection(descriptor: descriptor, peer: peer.description))
             log("open \(peer) (\(connections.count) connections)")
         }
@@ -260,7 +272,8 @@ public struct DemoServerAddress: Hashable, Sendable, CustomStringConvertible {
         var host: UInt32 = 0
         for octet in octets {
             guard !octet.isEmpty, octet.count <= 3, octet.allSatisfy({ $0.isASCII && $0.isNumber }),
-                  let value = UInt8(octet) else { return nil }
+                let value = UInt8(octet)
+            else { return nil }
             host = host << 8 | UInt32(value)
         }
         self.init(host: host, port: port)
@@ -296,7 +309,8 @@ public struct DemoServerError: Error, Sendable, CustomStringConvertible {
         var text = "demo server on \(address): \(step) failed: \(String(cString: strerror(errno))) (errno \(errno))"
         switch errno {
         case EADDRINUSE: text += "; another program listens on port \(address.port): stop it or pass another --listen"
-        case EADDRNOTAVAIL: text += "; the address is not assigned here: check `ip -brief addr` in this network namespace"
+        case EADDRNOTAVAIL:
+            text += "; the address is not assigned here: check `ip -brief addr` in this network namespace"
         case EACCES: text += "; ports below 1024 need root (CAP_NET_BIND_SERVICE)"
         case EBADF where step == "serve": text += "; the server was closed"
         default: break

@@ -191,7 +191,8 @@ public struct DemoSession {
     /// Processes buffered input until it runs out or output must drain first.
     private mutating func process() {
         while streamSent == streamLength, output.count - outputStart < Self.outputBacklogLimit,
-              inputStart < input.count {
+            inputStart < input.count
+        {
             switch mode {
             case .quit:
                 inputStart = input.count

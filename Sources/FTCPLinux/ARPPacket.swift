@@ -99,8 +99,11 @@ public struct ARPPacket: Hashable, Sendable {
     public var targetProtocolAddress: IPv4Address
 
     public init(
-        operation: Operation, senderHardwareAddress: MACAddress, senderProtocolAddress: IPv4Address,
-        targetHardwareAddress: MACAddress, targetProtocolAddress: IPv4Address
+        operation: Operation,
+        senderHardwareAddress: MACAddress,
+        senderProtocolAddress: IPv4Address,
+        targetHardwareAddress: MACAddress,
+        targetProtocolAddress: IPv4Address
     ) {
         self.operation = operation
         self.senderHardwareAddress = senderHardwareAddress
@@ -111,23 +114,40 @@ public struct ARPPacket: Hashable, Sendable {
 
     /// A gratuitous ARP for `address` from `hardwareAddress` in the given form.
     public static func gratuitous(
-        address: IPv4Address, hardwareAddress: MACAddress, form: GratuitousARPForm
+        address: IPv4Address,
+        hardwareAddress: MACAddress,
+        form: GratuitousARPForm
     ) -> ARPPacket {
         switch form {
         case .request:
-            ARPPacket(operation: .request, senderHardwareAddress: hardwareAddress, senderProtocolAddress: address,
-                      targetHardwareAddress: .zero, targetProtocolAddress: address)
+            ARPPacket(
+                operation: .request,
+                senderHardwareAddress: hardwareAddress,
+                senderProtocolAddress: address,
+                targetHardwareAddress: .zero,
+                targetProtocolAddress: address
+            )
         case .reply:
-            ARPPacket(operation: .reply, senderHardwareAddress: hardwareAddress, senderProtocolAddress: address,
-                      targetHardwareAddress: hardwareAddress, targetProtocolAddress: address)
+            ARPPacket(
+                operation: .reply,
+                senderHardwareAddress: hardwareAddress,
+                senderProtocolAddress: address,
+                targetHardwareAddress: hardwareAddress,
+                targetProtocolAddress: address
+            )
         }
     }
 
     /// An RFC 5227 ARP probe for `address`: sender protocol address 0.0.0.0, so no receiver's cache
     /// learns anything from it.
     public static func probe(address: IPv4Address, hardwareAddress: MACAddress) -> ARPPacket {
-        ARPPacket(operation: .request, senderHardwareAddress: hardwareAddress, senderProtocolAddress: IPv4Address(0),
-                  targetHardwareAddress: .zero, targetProtocolAddress: address)
+        ARPPacket(
+            operation: .request,
+            senderHardwareAddress: hardwareAddress,
+            senderProtocolAddress: IPv4Address(0),
+            targetHardwareAddress: .zero,
+            targetProtocolAddress: address
+        )
     }
 
     /// Parses received bytes; `nil` for anything that is not a whole Ethernet/IPv4 ARP packet
@@ -155,7 +175,9 @@ public struct ARPPacket: Hashable, Sendable {
 
     /// The 28 bytes on the wire.
     public var bytes: [UInt8] {
-        var result: [UInt8] = [0, 1, 0x08, 0x00, 6, 4, UInt8(operation.code >> 8), UInt8(truncatingIfNeeded: operation.code)]
+        var result: [UInt8] = [
+            0, 1, 0x08, 0x00, 6, 4, UInt8(operation.code >> 8), UInt8(truncatingIfNeeded: operation.code),
+        ]
         result += senderHardwareAddress.octets
         result += senderProtocolAddress.octets
         result += targetHardwareAddress.octets

@@ -55,8 +55,11 @@ public final class ARPSocket {
         do {
             try systemCall("bind(AF_PACKET, \(interface))") {
                 link.withUnsafeMutableBytes { raw in
-                    bind(descriptor, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self),
-                         socklen_t(Self.linkAddressLength))
+                    bind(
+                        descriptor,
+                        raw.baseAddress!.assumingMemoryBound(to: sockaddr.self),
+                        socklen_t(Self.linkAddressLength)
+                    )
                 }
             }
         } catch {
@@ -100,7 +103,8 @@ public final class ARPSocket {
     /// Throws ``LinuxShellError/Code/interfaceDown`` when the interface is down,
     /// ``LinuxShellError/Code/permissionDenied`` when a firewall (arptables/nftables arp) refused it.
     public func send(_ packet: ARPPacket, to destination: MACAddress = .broadcast) throws(LinuxShellError) {
-        let operation = "send ARP \(packet.operation == .reply ? "reply" : "request") for "
+        let operation =
+            "send ARP \(packet.operation == .reply ? "reply" : "request") for "
             + "\(packet.targetProtocolAddress) on \(interface)"
         guard fileDescriptor >= 0 else { throw LinuxShellError(.closed, operation: operation) }
         let descriptor = fileDescriptor
@@ -111,8 +115,14 @@ public final class ARPSocket {
             sent = try systemCall("sendto(AF_PACKET, \(interface))") {
                 link.withUnsafeMutableBytes { raw in
                     payload.withUnsafeBytes { body in
-                        sendto(descriptor, body.baseAddress, body.count, 0,
-                               raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(Self.linkAddressLength))
+                        sendto(
+                            descriptor,
+                            body.baseAddress,
+                            body.count,
+                            0,
+                            raw.baseAddress!.assumingMemoryBound(to: sockaddr.self),
+                            socklen_t(Self.linkAddressLength)
+                        )
                     }
                 }
             }
@@ -120,7 +130,11 @@ public final class ARPSocket {
             throw .classifying(error, operation: operation)
         }
         if sent != payload.count {
-            throw LinuxShellError(.systemCall, operation: operation, detail: "the kernel took \(sent) of \(payload.count) bytes")
+            throw LinuxShellError(
+                .systemCall,
+                operation: operation,
+                detail: "the kernel took \(sent) of \(payload.count) bytes"
+            )
         }
     }
 
@@ -161,8 +175,14 @@ public final class ARPSocket {
                 count = try systemCall("recvfrom(AF_PACKET, \(interface))") {
                     buffer.withUnsafeMutableBytes { body in
                         link.withUnsafeMutableBytes { raw in
-                            recvfrom(descriptor, body.baseAddress, body.count, 0,
-                                     raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), &linkLength)
+                            recvfrom(
+                                descriptor,
+                                body.baseAddress,
+                                body.count,
+                                0,
+                                raw.baseAddress!.assumingMemoryBound(to: sockaddr.self),
+                                &linkLength
+                            )
                         }
                     }
                 }
@@ -175,7 +195,8 @@ public final class ARPSocket {
                 ARPPacket(parsing: UnsafeRawBufferPointer(rebasing: body[0..<min(count, body.count)]))
             }
             guard let packet = parsed else { continue }
-            let source = (linkLength >= 18 && link[11] == 6)
+            let source =
+                (linkLength >= 18 && link[11] == 6)
                 ? link.withUnsafeBytes { MACAddress($0, at: 12) } : packet.senderHardwareAddress
             return Received(packet: packet, linkSource: source)
         }
@@ -215,13 +236,16 @@ public final class ARPSocket {
     ///   as far as this segment can tell. Packets already waiting before the probe are discarded.
     ///   With `holdersOnly`, another host's probe does not count (two nodes starting together
     ///   probe at the same moment, and neither holds the address).
-    public func probe(address: IPv4Address, timeoutMilliseconds: Int, holdersOnly: Bool = false) throws(LinuxShellError) -> MACAddress? {
+    public func probe(address: IPv4Address, timeoutMilliseconds: Int, holdersOnly: Bool = false) throws(LinuxShellError)
+        -> MACAddress?
+    {
         while try receive() != nil {}
         try send(.probe(address: address, hardwareAddress: hardwareAddress))
         let deadline = ContinuousClock.now.advanced(by: .milliseconds(max(0, timeoutMilliseconds)))
         while true {
             while let received = try receive() {
-                let owner = holdersOnly
+                let owner =
+                    holdersOnly
                     ? received.packet.holderHardwareAddress(for: address, ownHardwareAddress: hardwareAddress)
                     : received.packet.conflictingHardwareAddress(for: address, ownHardwareAddress: hardwareAddress)
                 if let owner {
@@ -236,7 +260,10 @@ public final class ARPSocket {
             do {
                 try systemCall("poll(AF_PACKET, \(interface))") { poll(&entry, 1, milliseconds) }
             } catch {
-                throw .classifying(error, operation: "wait for an answer to the ARP probe for \(address) on \(interface)")
+                throw .classifying(
+                    error,
+                    operation: "wait for an answer to the ARP probe for \(address) on \(interface)"
+                )
             }
         }
     }

@@ -40,8 +40,12 @@ public struct AddressClaimError: Error, Sendable, CustomStringConvertible {
     public let equivalentCommand: String?
 
     public init(
-        _ code: Code, operation: String, errno: Int32? = nil, kernelMessage: String? = nil,
-        systemCallError: SystemCallError? = nil, equivalentCommand: String? = nil
+        _ code: Code,
+        operation: String,
+        errno: Int32? = nil,
+        kernelMessage: String? = nil,
+        systemCallError: SystemCallError? = nil,
+        equivalentCommand: String? = nil
     ) {
         self.code = code
         self.operation = operation
@@ -131,8 +135,12 @@ public struct AddressClaim: Sendable {
         }
         let index = try Self.interfaceIndex(interface, operation: operation)
         let request = Netlink.addressRequest(
-            type: Netlink.newAddress, flags: Netlink.create | Netlink.exclusive, address: address,
-            prefixLength: UInt8(prefixLength), interfaceIndex: index)
+            type: Netlink.newAddress,
+            flags: Netlink.create | Netlink.exclusive,
+            address: address,
+            prefixLength: UInt8(prefixLength),
+            interfaceIndex: index
+        )
         let socket = try Netlink.Socket(operation: operation)
         let errno = try socket.acknowledge(request, operation: operation, command: command)
         switch errno {
@@ -152,8 +160,13 @@ public struct AddressClaim: Sendable {
         // Only IFA_LOCAL: the kernel then matches the address whatever prefix it was added with
         // (with IFA_ADDRESS it would also require the same prefix length).
         let request = Netlink.addressRequest(
-            type: Netlink.deleteAddress, flags: 0, address: address, prefixLength: 0, interfaceIndex: index,
-            attributes: [Netlink.attributeLocal])
+            type: Netlink.deleteAddress,
+            flags: 0,
+            address: address,
+            prefixLength: 0,
+            interfaceIndex: index,
+            attributes: [Netlink.attributeLocal]
+        )
         let socket = try Netlink.Socket(operation: operation)
         let errno = try socket.acknowledge(request, operation: operation, command: command)
         switch errno {
@@ -184,15 +197,24 @@ public struct AddressClaim: Sendable {
     ///
     /// A poll loop that must not block drives an ``AnnouncementSchedule`` and
     /// ``ARPSocket/announce(address:)`` itself instead.
-    public func announce(address: IPv4Address, count: Int = 5, intervalMilliseconds: Int = 200) throws(LinuxShellError) {
+    public func announce(address: IPv4Address, count: Int = 5, intervalMilliseconds: Int = 200) throws(LinuxShellError)
+    {
         let socket = try ARPSocket(interface: interface)
         defer { socket.close() }
-        try Self.announce(address: address, on: socket, schedule: AnnouncementSchedule(
-            count: count, intervalMilliseconds: UInt64(max(0, intervalMilliseconds))))
+        try Self.announce(
+            address: address,
+            on: socket,
+            schedule: AnnouncementSchedule(
+                count: count,
+                intervalMilliseconds: UInt64(max(0, intervalMilliseconds))
+            )
+        )
     }
 
     /// Announces `address` on an open socket following `schedule`, sleeping between announcements.
-    public static func announce(address: IPv4Address, on socket: ARPSocket, schedule: AnnouncementSchedule) throws(LinuxShellError) {
+    public static func announce(address: IPv4Address, on socket: ARPSocket, schedule: AnnouncementSchedule)
+        throws(LinuxShellError)
+    {
         let start = ContinuousClock.now
         var sent = 0
         while sent < schedule.count {
@@ -215,8 +237,10 @@ public struct AddressClaim: Sendable {
         let index = if_nametoindex(interface)
         guard index != 0 else {
             throw AddressClaimError(
-                .noSuchInterface, operation: operation,
-                systemCallError: SystemCallError(call: "if_nametoindex(\(interface))", errno: Glibc.errno))
+                .noSuchInterface,
+                operation: operation,
+                systemCallError: SystemCallError(call: "if_nametoindex(\(interface))", errno: Glibc.errno)
+            )
         }
         return index
     }
@@ -330,7 +354,11 @@ enum Netlink {
     /// An `RTM_NEWADDR`/`RTM_DELADDR` request for an IPv4 address, asking for an acknowledgement;
     /// `attributes` says which of `IFA_LOCAL` and `IFA_ADDRESS` carry the address.
     static func addressRequest(
-        type: UInt16, flags: UInt16, address: IPv4Address, prefixLength: UInt8, interfaceIndex: UInt32,
+        type: UInt16,
+        flags: UInt16,
+        address: IPv4Address,
+        prefixLength: UInt8,
+        interfaceIndex: UInt32,
         attributes: [UInt16] = [attributeLocal, attributeAddress]
     ) -> [UInt8] {
         var body: [UInt8] = [UInt8(AF_INET), prefixLength, 0, 0]  // family, prefix, flags, scope universe
@@ -386,14 +414,22 @@ enum Netlink {
     static func messages(in datagram: ArraySlice<UInt8>) -> [Message] {
         var result: [Message] = []
         var offset = 0
-        while let length = read(UInt32.self, datagram, at: offset), let type = read(UInt16.self, datagram, at: offset + 4),
-              let flags = read(UInt16.self, datagram, at: offset + 6),
-              let sequence = read(UInt32.self, datagram, at: offset + 8) {
+        while let length = read(UInt32.self, datagram, at: offset),
+            let type = read(UInt16.self, datagram, at: offset + 4),
+            let flags = read(UInt16.self, datagram, at: offset + 6),
+            let sequence = read(UInt32.self, datagram, at: offset + 8)
+        {
             let size = Int(length)
             guard size >= headerLength, offset + size <= datagram.count else { break }
             let start = datagram.startIndex + offset
-            result.append(Message(type: type, flags: flags, sequence: sequence,
-                                  payload: datagram[(start + headerLength)..<(start + size)]))
+            result.append(
+                Message(
+                    type: type,
+                    flags: flags,
+                    sequence: sequence,
+                    payload: datagram[(start + headerLength)..<(start + size)]
+                )
+            )
             offset += align(size)
         }
         return result
@@ -420,7 +456,13 @@ enum Netlink {
         case ENODEV: code = .noSuchInterface
         default: code = .kernelRefused
         }
-        return AddressClaimError(code, operation: operation, errno: errno, kernelMessage: message, equivalentCommand: command)
+        return AddressClaimError(
+            code,
+            operation: operation,
+            errno: errno,
+            kernelMessage: message,
+            equivalentCommand: command
+        )
     }
 
     /// An IPv4 address of an interface, as a dump reports it.
@@ -445,10 +487,20 @@ enum Netlink {
                 throw Socket.failure(error, operation: operation)
             }
             // Ask for the kernel's error text and a short ack; older kernels lack these: not fatal.
-            try? setIntegerSocketOption(descriptor, level: solNetlink, option: extendedAck, value: 1,
-                                        name: "setsockopt(NETLINK_EXT_ACK)")
-            try? setIntegerSocketOption(descriptor, level: solNetlink, option: capAck, value: 1,
-                                        name: "setsockopt(NETLINK_CAP_ACK)")
+            try? setIntegerSocketOption(
+                descriptor,
+                level: solNetlink,
+                option: extendedAck,
+                value: 1,
+                name: "setsockopt(NETLINK_EXT_ACK)"
+            )
+            try? setIntegerSocketOption(
+                descriptor,
+                level: solNetlink,
+                option: capAck,
+                value: 1,
+                name: "setsockopt(NETLINK_CAP_ACK)"
+            )
             var timeout = timeval(tv_sec: 2, tv_usec: 0)
             _ = setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
             sequence = UInt32(truncatingIfNeeded: UInt64(time(nil)))
@@ -540,15 +592,21 @@ enum Netlink {
                         throw Netlink.refusal(-code, nil, operation: operation, command: "ip -4 addr show")
                     case Netlink.newAddress:
                         guard message.payload.count >= Netlink.addressMessageLength,
-                              message.payload[message.payload.startIndex] == UInt8(AF_INET),
-                              let index = Netlink.read(UInt32.self, message.payload, at: 4) else { continue }
+                            message.payload[message.payload.startIndex] == UInt8(AF_INET),
+                            let index = Netlink.read(UInt32.self, message.payload, at: 4)
+                        else { continue }
                         let attributes = Netlink.attributes(in: message.payload.dropFirst(Netlink.addressMessageLength))
-                        let local = attributes.first { $0.type == Netlink.attributeLocal && $0.value.count == 4 }
+                        let local =
+                            attributes.first { $0.type == Netlink.attributeLocal && $0.value.count == 4 }
                             ?? attributes.first { $0.type == Netlink.attributeAddress && $0.value.count == 4 }
                         if let value = local?.value {
                             let octets = Array(value)
-                            result.append(InterfaceAddress(
-                                interfaceIndex: index, address: IPv4Address(octets[0], octets[1], octets[2], octets[3])))
+                            result.append(
+                                InterfaceAddress(
+                                    interfaceIndex: index,
+                                    address: IPv4Address(octets[0], octets[1], octets[2], octets[3])
+                                )
+                            )
                         }
                     default:
                         continue

@@ -15,10 +15,15 @@ public final class ControlSocket {
     public init(path: String) throws(SystemCallError) {
         self.path = path
         if Self.isAnswering(path: path) {
-            throw SystemCallError(call: "bind(\(path)): another ftcp-bridge answers on this control socket", errno: EADDRINUSE)
+            throw SystemCallError(
+                call: "bind(\(path)): another ftcp-bridge answers on this control socket",
+                errno: EADDRINUSE
+            )
         }
         unlink(path)
-        fd = try systemCall("socket(AF_UNIX)") { socket(AF_UNIX, SocketType.stream | SocketType.nonblocking | SocketType.closeOnExec, 0) }
+        fd = try systemCall("socket(AF_UNIX)") {
+            socket(AF_UNIX, SocketType.stream | SocketType.nonblocking | SocketType.closeOnExec, 0)
+        }
         var address = try Self.address(path)
         let descriptor = fd
         do throws(SystemCallError) {
@@ -134,7 +139,10 @@ public final class ControlSocket {
         let bytes = Array(path.utf8)
         let capacity = MemoryLayout.size(ofValue: address.sun_path)
         guard bytes.count < capacity else {
-            throw SystemCallError(call: "control socket path \(path) is longer than \(capacity - 1) bytes", errno: ENAMETOOLONG)
+            throw SystemCallError(
+                call: "control socket path \(path) is longer than \(capacity - 1) bytes",
+                errno: ENAMETOOLONG
+            )
         }
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
             for (index, byte) in bytes.enumerated() { raw[index] = byte }

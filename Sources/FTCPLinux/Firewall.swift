@@ -24,7 +24,8 @@ public struct Firewall: Sendable {
     /// Chains of `role` that exist now (left over from a run that did not clean up).
     public func existingChains(for role: FirewallPlan.Role) throws(FirewallError) -> [String] {
         var existing: [String] = []
-        for name in FirewallPlan.chainNames(for: role) where try run(["-t", FirewallPlan.table, "-S", name]).status == 0 {
+        for name in FirewallPlan.chainNames(for: role)
+        where try run(["-t", FirewallPlan.table, "-S", name]).status == 0 {
             existing.append(name)
         }
         return existing
@@ -90,7 +91,8 @@ public enum FirewallError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .iptablesMissing(path, reason):
             return "cannot run \(path) (\(reason)); install iptables (Debian: apt-get install iptables)"
         case let .staleRules(role, chains):
-            return "rules from an earlier \(role.rawValue) run are still installed (chains \(chains.joined(separator: ", "))). "
+            return
+                "rules from an earlier \(role.rawValue) run are still installed (chains \(chains.joined(separator: ", "))). "
                 + "If no other ftcp-bridge \(role.rawValue) runs in this network namespace, clear them with: "
                 + "ftcp-bridge rules remove --role \(role.rawValue)"
         case let .commandFailed(command, output):

@@ -38,8 +38,16 @@ public struct FirewallPlan: Equatable, Sendable {
     ///   - inheritedAddress: primary only, on a node that took over and now serves as primary:
     ///     its own address, where the sockets of the connections it inherited are bound; their
     ///     segments go to the outbound queue too, to leave from the service address.
-    public init(role: Role, ownAddress: IPv4Address, serviceAddress: IPv4Address? = nil, ports: [UInt16],
-                outboundQueue: UInt16, inboundQueue: UInt16, bypassMark: UInt32, inheritedAddress: IPv4Address? = nil) {
+    public init(
+        role: Role,
+        ownAddress: IPv4Address,
+        serviceAddress: IPv4Address? = nil,
+        ports: [UInt16],
+        outboundQueue: UInt16,
+        inboundQueue: UInt16,
+        bypassMark: UInt32,
+        inheritedAddress: IPv4Address? = nil
+    ) {
         let serviceAddress = serviceAddress ?? ownAddress
         self.role = role
         let portList = ports.sorted().map(String.init).joined(separator: ",")
@@ -53,18 +61,26 @@ public struct FirewallPlan: Equatable, Sendable {
             ]
         }
         var outRules = [outbound(ownAddress)]
-        if role == .primary, let inheritedAddress, inheritedAddress != ownAddress { outRules.append(outbound(inheritedAddress)) }
+        if role == .primary, let inheritedAddress, inheritedAddress != ownAddress {
+            outRules.append(outbound(inheritedAddress))
+        }
         var chains = [Chain(name: "\(prefix)-OUT", builtIn: "OUTPUT", rules: outRules)]
         // Clients' segments to the service address: on the primary, to move their ACKs into its
         // space; on the secondary, matched only once it holds the service address after a
         // takeover (before that, frames for the primary never reach its IP layer), to move
         // inherited connections to the secondary's own address before routing.
-        chains.append(Chain(
-            name: "\(prefix)-IN", builtIn: role == .primary ? "INPUT" : "PREROUTING",
-            rules: [[
-                "-p", "tcp", "-d", serviceAddress.description, "-m", "multiport", "--dports", portList,
-                "-j", "NFQUEUE", "--queue-num", String(inboundQueue),
-            ]]))
+        chains.append(
+            Chain(
+                name: "\(prefix)-IN",
+                builtIn: role == .primary ? "INPUT" : "PREROUTING",
+                rules: [
+                    [
+                        "-p", "tcp", "-d", serviceAddress.description, "-m", "multiport", "--dports", portList,
+                        "-j", "NFQUEUE", "--queue-num", String(inboundQueue),
+                    ]
+                ]
+            )
+        )
         self.chains = chains
     }
 

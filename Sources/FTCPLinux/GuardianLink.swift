@@ -28,7 +28,8 @@ public final class GuardianLink {
 
     /// The link this process was started with, if a guardian started it.
     public static func fromEnvironment() -> GuardianLink? {
-        guard let text = getenv(environmentVariable), let descriptor = Int32(String(cString: text)), descriptor > 2 else {
+        guard let text = getenv(environmentVariable), let descriptor = Int32(String(cString: text)), descriptor > 2
+        else {
             return nil
         }
         unsetenv(environmentVariable)

@@ -18,8 +18,11 @@ public enum KernelSocketTable {
     static let openStates: Set<UInt8> = [0x01, 0x04, 0x05, 0x08]
 
     /// Connections open on `localAddress` with a local port in `ports`.
-    public static func openConnections(localAddress: IPv4Address, ports: Set<UInt16>,
-                                       path: String = "/proc/net/tcp") throws(SystemCallError) -> [Connection] {
+    public static func openConnections(
+        localAddress: IPv4Address,
+        ports: Set<UInt16>,
+        path: String = "/proc/net/tcp"
+    ) throws(SystemCallError) -> [Connection] {
         parse(try readFile(path), localAddress: localAddress, ports: ports)
     }
 
@@ -29,9 +32,12 @@ public enum KernelSocketTable {
         for line in text.split(separator: "\n").dropFirst() {
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)
             guard fields.count > 3, let state = UInt8(fields[3], radix: 16), openStates.contains(state),
-                  let local = endpoint(fields[1]), let remote = endpoint(fields[2]),
-                  local.address == localAddress, ports.contains(local.port) else { continue }
-            connections.append(Connection(remoteAddress: remote.address, remotePort: remote.port, localPort: local.port))
+                let local = endpoint(fields[1]), let remote = endpoint(fields[2]),
+                local.address == localAddress, ports.contains(local.port)
+            else { continue }
+            connections.append(
+                Connection(remoteAddress: remote.address, remotePort: remote.port, localPort: local.port)
+            )
         }
         return connections
     }
@@ -41,8 +47,14 @@ public enum KernelSocketTable {
     static func endpoint(_ field: Substring) -> (address: IPv4Address, port: UInt16)? {
         let parts = field.split(separator: ":")
         guard parts.count == 2, parts[0].count == 8, let word = UInt32(parts[0], radix: 16),
-              let port = UInt16(parts[1], radix: 16) else { return nil }
-        let address = IPv4Address(UInt8(word & 0xff), UInt8(word >> 8 & 0xff), UInt8(word >> 16 & 0xff), UInt8(word >> 24))
+            let port = UInt16(parts[1], radix: 16)
+        else { return nil }
+        let address = IPv4Address(
+            UInt8(word & 0xff),
+            UInt8(word >> 8 & 0xff),
+            UInt8(word >> 16 & 0xff),
+            UInt8(word >> 24)
+        )
         return (address, port)
     }
 
@@ -52,7 +64,9 @@ public enum KernelSocketTable {
     /// open for ever (nothing reaches them). The address must be gone first: the kernel then
     /// cannot send the RST it sends for each. Returns how many were open before.
     @discardableResult
-    public static func destroyOpenConnections(localAddress: IPv4Address, ports: Set<UInt16>) throws(SystemCallError) -> Int {
+    public static func destroyOpenConnections(localAddress: IPv4Address, ports: Set<UInt16>) throws(SystemCallError)
+        -> Int
+    {
         let open = try openConnections(localAddress: localAddress, ports: ports)
         guard !open.isEmpty else { return 0 }
         let candidates: [String] = ["/usr/bin/ss", "/bin/ss", "/usr/sbin/ss", "/sbin/ss"]

@@ -129,15 +129,17 @@ public enum KeyFileError: Error, Equatable, Sendable, CustomStringConvertible {
 /// `path` as one word for a POSIX shell: unchanged if it holds only characters that need no
 /// quoting, otherwise single-quoted.
 private func shellQuoted(_ path: String) -> String {
-    let plain = !path.isEmpty && path.utf8.allSatisfy { byte in
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-             UInt8(ascii: "0")...UInt8(ascii: "9"):
-            true
-        default:
-            "/._-+:,@%".utf8.contains(byte)
+    let plain =
+        !path.isEmpty
+        && path.utf8.allSatisfy { byte in
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"):
+                true
+            default:
+                "/._-+:,@%".utf8.contains(byte)
+            }
         }
-    }
     if plain { return path }
     var quoted = "'"
     for character in path {

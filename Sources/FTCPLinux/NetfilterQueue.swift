@@ -152,7 +152,12 @@ public final class NetfilterQueue {
                 socket(AF_NETLINK, SocketType.raw | SocketType.closeOnExec, NETLINK_NETFILTER)
             }
         } catch {
-            throw NetfilterQueueError(.systemCall, queue: queue, operation: "open netlink socket", systemCallError: error)
+            throw NetfilterQueueError(
+                .systemCall,
+                queue: queue,
+                operation: "open netlink socket",
+                systemCallError: error
+            )
         }
         let instance = NetfilterQueue(queue: queue, options: options, fd: fd)
         try instance.configureSocket()
@@ -176,7 +181,7 @@ public final class NetfilterQueue {
                 try systemCall("setsockopt(SO_RCVBUFFORCE)") {
                     setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, socklen_t(MemoryLayout<Int32>.size))
                 }
-            } catch where error.errno == EPERM {
+            } catch  where error.errno == EPERM {
                 // Without CAP_NET_ADMIN the kernel caps the buffer at net.core.rmem_max.
                 try systemCall("setsockopt(SO_RCVBUF)") {
                     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
@@ -193,7 +198,12 @@ public final class NetfilterQueue {
                 setsockopt(fd, SOL_NETLINK, NETLINK_NO_ENOBUFS, &on, socklen_t(MemoryLayout<Int32>.size))
             }
         } catch {
-            throw NetfilterQueueError(.systemCall, queue: queue, operation: "configure netlink socket", systemCallError: error)
+            throw NetfilterQueueError(
+                .systemCall,
+                queue: queue,
+                operation: "configure netlink socket",
+                systemCallError: error
+            )
         }
     }
 
@@ -203,7 +213,9 @@ public final class NetfilterQueue {
     }
 
     /// Starts a queue message at `offset` in the send buffer and returns its header.
-    private func startMessage(at offset: Int, type: nfqnl_msg_types, acknowledge: Bool) -> UnsafeMutablePointer<nlmsghdr> {
+    private func startMessage(at offset: Int, type: nfqnl_msg_types, acknowledge: Bool) -> UnsafeMutablePointer<
+        nlmsghdr
+    > {
         let base = sendBuffer.baseAddress!.advanced(by: offset).assumingMemoryBound(to: CChar.self)
         let header = nfq_nlmsg_put(base, Int32(type.rawValue), UInt32(queue))!
         header.pointee.nlmsg_seq = nextSequence()
@@ -236,7 +248,9 @@ public final class NetfilterQueue {
         header = startMessage(at: offset, type: NFQNL_MSG_CONFIG, acknowledge: true)
         ftcp_nlmsg_put_be32(header, UInt16(NFQA_CFG_FLAGS.rawValue), flags)
         ftcp_nlmsg_put_be32(header, UInt16(NFQA_CFG_MASK.rawValue), mask)
-        steps.append((header.pointee.nlmsg_seq, "set queue flags (GSO \(options.acceptGSO), fail-open \(options.failOpen))"))
+        steps.append(
+            (header.pointee.nlmsg_seq, "set queue flags (GSO \(options.acceptGSO), fail-open \(options.failOpen))")
+        )
         offset += Self.aligned(Int(header.pointee.nlmsg_len))
 
         if let length = options.maximumQueueLength {
@@ -317,16 +331,20 @@ public final class NetfilterQueue {
                 received = try systemCall("recv(netlink)") {
                     recv(fd, receiveBuffer.baseAddress, receiveBuffer.count, Int32(MSG_DONTWAIT) | Int32(MSG_TRUNC))
                 }
-            } catch where error.errno == EAGAIN || error.errno == EWOULDBLOCK {
+            } catch  where error.errno == EAGAIN || error.errno == EWOULDBLOCK {
                 return
-            } catch where error.errno == ENOBUFS {
+            } catch  where error.errno == ENOBUFS {
                 // Only possible if NETLINK_NO_ENOBUFS was refused: packets were dropped by the kernel.
                 continue
             } catch {
                 throw NetfilterQueueError(.systemCall, queue: queue, operation: "receive", systemCallError: error)
             }
             if received > receiveBuffer.count {
-                throw NetfilterQueueError(.malformedMessage, queue: queue, operation: "receive (datagram of \(received) bytes truncated)")
+                throw NetfilterQueueError(
+                    .malformedMessage,
+                    queue: queue,
+                    operation: "receive (datagram of \(received) bytes truncated)"
+                )
             }
             try parseDatagram(length: received, onAnswer: onAnswer)
         }
@@ -372,7 +390,11 @@ public final class NetfilterQueue {
             return UInt32(bigEndian: ftcp_nla_data(a)!.loadUnaligned(as: UInt32.self))
         }
         guard let packetHeader = attribute(NFQA_PACKET_HDR), ftcp_nla_payload_len(packetHeader) >= 7 else {
-            throw NetfilterQueueError(.malformedMessage, queue: queue, operation: "parse queued packet (no packet header)")
+            throw NetfilterQueueError(
+                .malformedMessage,
+                queue: queue,
+                operation: "parse queued packet (no packet header)"
+            )
         }
         let raw = ftcp_nla_data(packetHeader)!
         let id = UInt32(bigEndian: raw.loadUnaligned(as: UInt32.self))
@@ -404,7 +426,9 @@ public final class NetfilterQueue {
     /// `struct nfqnl_msg_packet_hw`: a 16-bit length, padding, eight address bytes; only a
     /// six-byte (Ethernet) address is kept.
     private func linkLayerSource(_ attribute: UnsafeMutablePointer<nlattr>?) -> MACAddress? {
-        guard let attribute, ftcp_nla_payload_len(attribute) >= 12, let data = ftcp_nla_data(attribute) else { return nil }
+        guard let attribute, ftcp_nla_payload_len(attribute) >= 12, let data = ftcp_nla_data(attribute) else {
+            return nil
+        }
         let length = UInt16(bigEndian: data.loadUnaligned(as: UInt16.self))
         guard length == 6 else { return nil }
         return MACAddress(UnsafeRawBufferPointer(start: data, count: 12), at: 4)
@@ -440,7 +464,10 @@ public final class NetfilterQueue {
 
     /// Gives one packet its verdict, optionally with a new mark and a replacement payload.
     public func setVerdict(
-        id: UInt32, _ verdict: Verdict, mark: UInt32? = nil, replacementPayload: [UInt8]? = nil
+        id: UInt32,
+        _ verdict: Verdict,
+        mark: UInt32? = nil,
+        replacementPayload: [UInt8]? = nil
     ) throws(NetfilterQueueError) {
         try setVerdicts([VerdictRequest(id: id, verdict, mark: mark, replacementPayload: replacementPayload)])
     }

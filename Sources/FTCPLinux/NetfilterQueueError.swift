@@ -46,7 +46,10 @@ public struct NetfilterQueueError: Error, Sendable, CustomStringConvertible {
     public let systemCallError: SystemCallError?
 
     public init(
-        _ code: Code, queue: UInt16, operation: String, errno: Int32? = nil,
+        _ code: Code,
+        queue: UInt16,
+        operation: String,
+        errno: Int32? = nil,
         systemCallError: SystemCallError? = nil
     ) {
         self.code = code

@@ -51,7 +51,14 @@ public final class PacketCapture {
     private var handle: OpaquePointer?
     private let scratch: UnsafeMutableRawBufferPointer
     private var counters = Statistics(
-        received: 0, dropped: 0, interfaceDropped: 0, truncated: 0, nonIPv4: 0, malformed: 0, delivered: 0)
+        received: 0,
+        dropped: 0,
+        interfaceDropped: 0,
+        truncated: 0,
+        nonIPv4: 0,
+        malformed: 0,
+        delivered: 0
+    )
     /// The closure of the `dispatch` in progress; set only while libpcap calls back.
     private var deliver: ((UnsafeMutableRawBufferPointer) -> Void)?
     private var deliveredInDispatch = 0
@@ -66,7 +73,10 @@ public final class PacketCapture {
     ///   - snapshotLength: the most bytes captured per frame; must cover 64 KiB super-frames
     ///     plus the link-layer header.
     public init(
-        interface: String, filter: String, promiscuous: Bool = true, bufferBytes: Int = 64 << 20,
+        interface: String,
+        filter: String,
+        promiscuous: Bool = true,
+        bufferBytes: Int = 64 << 20,
         snapshotLength: Int32 = 262_144
     ) throws(LinuxShellError) {
         let operation = "open capture on \(interface)"
@@ -81,8 +91,10 @@ public final class PacketCapture {
         func check(_ status: Int32, _ step: String) throws(LinuxShellError) {
             guard status != 0 else { return }
             throw LinuxShellError(
-                .captureFailed, operation: "\(operation): \(step)",
-                detail: String(cString: pcap_statustostr(status)))
+                .captureFailed,
+                operation: "\(operation): \(step)",
+                detail: String(cString: pcap_statustostr(status))
+            )
         }
         try check(pcap_set_promisc(handle, promiscuous ? 1 : 0), "pcap_set_promisc")
         try check(pcap_set_buffer_size(handle, Int32(clamping: bufferBytes)), "pcap_set_buffer_size")
@@ -108,31 +120,43 @@ public final class PacketCapture {
         default:
             let name = pcap_datalink_val_to_name(linkType).map { String(cString: $0) } ?? "unknown"
             throw LinuxShellError(
-                .unsupportedLinkType, operation: operation, detail: "link-layer type \(linkType) (\(name))")
+                .unsupportedLinkType,
+                operation: operation,
+                detail: "link-layer type \(linkType) (\(name))"
+            )
         }
 
         var program = bpf_program()
         guard pcap_compile(handle, &program, filter, 1, PCAP_NETMASK_UNKNOWN) == 0 else {
             throw LinuxShellError(
-                .invalidFilter, operation: "\(operation): compile filter \"\(filter)\"",
-                detail: String(cString: pcap_geterr(handle)))
+                .invalidFilter,
+                operation: "\(operation): compile filter \"\(filter)\"",
+                detail: String(cString: pcap_geterr(handle))
+            )
         }
         let installed = pcap_setfilter(handle, &program)
         pcap_freecode(&program)
         guard installed == 0 else {
             throw LinuxShellError(
-                .invalidFilter, operation: "\(operation): install filter \"\(filter)\"",
-                detail: String(cString: pcap_geterr(handle)))
+                .invalidFilter,
+                operation: "\(operation): install filter \"\(filter)\"",
+                detail: String(cString: pcap_geterr(handle))
+            )
         }
         guard pcap_setnonblock(handle, 1, &errorText) == 0 else {
             throw LinuxShellError(
-                .captureFailed, operation: "\(operation): pcap_setnonblock", detail: Self.text(errorText))
+                .captureFailed,
+                operation: "\(operation): pcap_setnonblock",
+                detail: Self.text(errorText)
+            )
         }
         let selectable = pcap_get_selectable_fd(handle)
         guard selectable >= 0 else {
             throw LinuxShellError(
-                .captureFailed, operation: "\(operation): pcap_get_selectable_fd",
-                detail: "the capture has no descriptor to poll")
+                .captureFailed,
+                operation: "\(operation): pcap_get_selectable_fd",
+                detail: "the capture has no descriptor to poll"
+            )
         }
 
         activated = true
@@ -161,7 +185,9 @@ public final class PacketCapture {
     ///
     /// - Parameter maxPackets: the most frames to process; 0 or less processes one buffer-full.
     /// - Returns: how many packets were handed to `body` (0 when nothing was waiting).
-    public func dispatch(maxPackets: Int, _ body: (UnsafeMutableRawBufferPointer) -> Void) throws(LinuxShellError) -> Int {
+    public func dispatch(maxPackets: Int, _ body: (UnsafeMutableRawBufferPointer) -> Void) throws(LinuxShellError)
+        -> Int
+    {
         guard let handle else { throw LinuxShellError(.closed, operation: "capture on \(interface)") }
         let context = Unmanaged.passUnretained(self).toOpaque().assumingMemoryBound(to: UInt8.self)
         let count = Int32(clamping: maxPackets <= 0 ? -1 : maxPackets)
@@ -173,7 +199,10 @@ public final class PacketCapture {
         }
         if status == PCAP_ERROR {
             throw LinuxShellError(
-                .captureFailed, operation: "capture on \(interface)", detail: String(cString: pcap_geterr(handle)))
+                .captureFailed,
+                operation: "capture on \(interface)",
+                detail: String(cString: pcap_geterr(handle))
+            )
         }
         return deliveredInDispatch
     }
@@ -185,8 +214,10 @@ public final class PacketCapture {
             var kernel = pcap_stat()
             guard pcap_stats(handle, &kernel) == 0 else {
                 throw LinuxShellError(
-                    .captureFailed, operation: "capture statistics on \(interface)",
-                    detail: String(cString: pcap_geterr(handle)))
+                    .captureFailed,
+                    operation: "capture statistics on \(interface)",
+                    detail: String(cString: pcap_geterr(handle))
+                )
             }
             var result = counters
             result.received = UInt64(kernel.ps_recv)

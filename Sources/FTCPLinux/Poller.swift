@@ -61,8 +61,10 @@ public final class Poller {
             descriptors[index].revents = 0
             if events & Int16(POLLNVAL) != 0 {
                 throw LinuxShellError(
-                    .invalidDescriptor, operation: "wait for descriptors",
-                    detail: "descriptor \(descriptors[index].fd) is not open")
+                    .invalidDescriptor,
+                    operation: "wait for descriptors",
+                    detail: "descriptor \(descriptors[index].fd) is not open"
+                )
             }
             ready.append(descriptors[index].fd)
         }

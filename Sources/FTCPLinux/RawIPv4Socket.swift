@@ -40,8 +40,12 @@ public final class RawIPv4Socket {
         do {
             if let mark {
                 try setIntegerSocketOption(
-                    descriptor, level: SOL_SOCKET, option: SO_MARK, value: Int32(bitPattern: mark),
-                    name: "setsockopt(SO_MARK)")
+                    descriptor,
+                    level: SOL_SOCKET,
+                    option: SO_MARK,
+                    value: Int32(bitPattern: mark),
+                    name: "setsockopt(SO_MARK)"
+                )
             }
             if let sendBufferBytes {
                 try setSocketBufferSize(descriptor, receive: false, bytes: sendBufferBytes)
@@ -73,10 +77,13 @@ public final class RawIPv4Socket {
         guard fileDescriptor >= 0 else { throw LinuxShellError(.closed, operation: "send raw packet") }
         guard packet.count >= 20, let base = packet.baseAddress, packet[0] >> 4 == 4, packet[0] & 0x0f >= 5 else {
             throw LinuxShellError(
-                .malformedPacket, operation: "send raw packet",
-                detail: "\(packet.count) bytes that do not start with an IPv4 header")
+                .malformedPacket,
+                operation: "send raw packet",
+                detail: "\(packet.count) bytes that do not start with an IPv4 header"
+            )
         }
-        let destination = UInt32(packet[16]) << 24 | UInt32(packet[17]) << 16 | UInt32(packet[18]) << 8
+        let destination =
+            UInt32(packet[16]) << 24 | UInt32(packet[17]) << 16 | UInt32(packet[18]) << 8
             | UInt32(packet[19])
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -93,13 +100,16 @@ public final class RawIPv4Socket {
                 }
             }
         } catch {
-            let text = "\(destination >> 24).\(destination >> 16 & 0xff).\(destination >> 8 & 0xff).\(destination & 0xff)"
+            let text =
+                "\(destination >> 24).\(destination >> 16 & 0xff).\(destination >> 8 & 0xff).\(destination & 0xff)"
             throw .classifying(error, operation: "send raw packet of \(packet.count) bytes to \(text)")
         }
         if sent != packet.count {
             throw LinuxShellError(
-                .systemCall, operation: "send raw packet",
-                detail: "the kernel took \(sent) of \(packet.count) bytes")
+                .systemCall,
+                operation: "send raw packet",
+                detail: "the kernel took \(sent) of \(packet.count) bytes"
+            )
         }
     }
 

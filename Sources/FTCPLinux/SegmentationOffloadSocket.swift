@@ -51,15 +51,24 @@ public final class SegmentationOffloadSocket {
         }
         let found: EthernetInterface
         do {
-            found = try EthernetInterface.lookUp(interface, through: descriptor, operation: operation,
-                                                 purpose: "segmentation offload")
+            found = try EthernetInterface.lookUp(
+                interface,
+                through: descriptor,
+                operation: operation,
+                purpose: "segmentation offload"
+            )
         } catch {
             Glibc.close(descriptor)
             throw error
         }
         do {
-            try setIntegerSocketOption(descriptor, level: Self.solPacket, option: Self.packetVnetHeader, value: 1,
-                                       name: "setsockopt(PACKET_VNET_HDR)")
+            try setIntegerSocketOption(
+                descriptor,
+                level: Self.solPacket,
+                option: Self.packetVnetHeader,
+                value: 1,
+                name: "setsockopt(PACKET_VNET_HDR)"
+            )
             if let sendBufferBytes {
                 try setSocketBufferSize(descriptor, receive: false, bytes: sendBufferBytes)
             }
@@ -89,7 +98,9 @@ public final class SegmentationOffloadSocket {
     /// Throws ``LinuxShellError/Code/malformedPacket`` when the bytes are not a TCP/IPv4 packet
     /// whose total length matches, and the classified system call error when the kernel refuses
     /// the frame (``LinuxShellError/Code/noBufferSpace``, ``LinuxShellError/Code/interfaceDown``, …).
-    public func send(_ packet: UnsafeMutableRawBufferPointer, segmentSize: Int, to nextHop: MACAddress) throws(LinuxShellError) {
+    public func send(_ packet: UnsafeMutableRawBufferPointer, segmentSize: Int, to nextHop: MACAddress)
+        throws(LinuxShellError)
+    {
         let operation = "send super-segment of \(packet.count) bytes on \(interface)"
         guard fileDescriptor >= 0 else { throw LinuxShellError(.closed, operation: operation) }
         guard packet.count >= 40, packet[0] >> 4 == 4, packet[9] == 6 else {
@@ -98,14 +109,21 @@ public final class SegmentationOffloadSocket {
         let ipHeaderLength = Int(packet[0] & 0x0f) * 4
         let totalLength = Int(packet[2]) << 8 | Int(packet[3])
         guard ipHeaderLength >= 20, totalLength == packet.count, packet.count >= ipHeaderLength + 20 else {
-            throw LinuxShellError(.malformedPacket, operation: operation,
-                                  detail: "IP header length \(ipHeaderLength), total length \(totalLength)")
+            throw LinuxShellError(
+                .malformedPacket,
+                operation: operation,
+                detail: "IP header length \(ipHeaderLength), total length \(totalLength)"
+            )
         }
         let tcpHeaderLength = Int(packet[ipHeaderLength + 12] >> 4) * 4
         guard tcpHeaderLength >= 20, ipHeaderLength + tcpHeaderLength <= packet.count,
-              (1...Int(UInt16.max)).contains(segmentSize) else {
-            throw LinuxShellError(.malformedPacket, operation: operation,
-                                  detail: "TCP header length \(tcpHeaderLength), segment size \(segmentSize)")
+            (1...Int(UInt16.max)).contains(segmentSize)
+        else {
+            throw LinuxShellError(
+                .malformedPacket,
+                operation: operation,
+                detail: "TCP header length \(tcpHeaderLength), segment size \(segmentSize)"
+            )
         }
         // The offload sums the TCP header and payload onto what the checksum field holds: the
         // pseudo-header sum, folded, not complemented.
@@ -167,7 +185,11 @@ public final class SegmentationOffloadSocket {
             throw .classifying(error, operation: operation)
         }
         if sent != expected {
-            throw LinuxShellError(.systemCall, operation: operation, detail: "the kernel took \(sent) of \(expected) bytes")
+            throw LinuxShellError(
+                .systemCall,
+                operation: operation,
+                detail: "the kernel took \(sent) of \(expected) bytes"
+            )
         }
     }
 }

@@ -50,7 +50,11 @@ public func systemCall<Result: BinaryInteger>(
 /// Sets an integer socket option through ``systemCall(_:_:)``; `name` labels the error,
 /// e.g. `"setsockopt(SO_MARK)"`.
 func setIntegerSocketOption(
-    _ descriptor: Int32, level: Int32, option: Int32, value: Int32, name: String
+    _ descriptor: Int32,
+    level: Int32,
+    option: Int32,
+    value: Int32,
+    name: String
 ) throws(SystemCallError) {
     var value = value
     try systemCall(name) {

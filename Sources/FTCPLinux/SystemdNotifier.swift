@@ -16,7 +16,8 @@ public final class SystemdNotifier {
     /// Reads `NOTIFY_SOCKET` and `WATCHDOG_USEC` from `environment`.
     public init(environment: [String: String]) {
         if let text = environment["WATCHDOG_USEC"], let value = UInt64(text), value > 0,
-           environment["WATCHDOG_PID"].map({ $0 == String(getpid()) }) ?? true {
+            environment["WATCHDOG_PID"].map({ $0 == String(getpid()) }) ?? true
+        {
             watchdogMicroseconds = value
         } else {
             watchdogMicroseconds = nil

@@ -32,8 +32,12 @@ public final class UDPSocket {
     ///     sets it bind the same address and port, and the two then share the datagrams; pass
     ///     false to have such a second bind fail with ``LinuxShellError/Code/addressInUse``.
     public init(
-        address: IPv4Address, port: UInt16, receiveBufferBytes: Int? = nil, sendBufferBytes: Int? = nil,
-        mark: UInt32? = nil, reuseAddress: Bool = true
+        address: IPv4Address,
+        port: UInt16,
+        receiveBufferBytes: Int? = nil,
+        sendBufferBytes: Int? = nil,
+        mark: UInt32? = nil,
+        reuseAddress: Bool = true
     ) throws(LinuxShellError) {
         let operation = "open UDP socket on \(address):\(port)"
         let descriptor: Int32
@@ -48,7 +52,12 @@ public final class UDPSocket {
         do {
             if reuseAddress {
                 try setIntegerSocketOption(
-                    descriptor, level: SOL_SOCKET, option: SO_REUSEADDR, value: 1, name: "setsockopt(SO_REUSEADDR)")
+                    descriptor,
+                    level: SOL_SOCKET,
+                    option: SO_REUSEADDR,
+                    value: 1,
+                    name: "setsockopt(SO_REUSEADDR)"
+                )
             }
             if let receiveBufferBytes {
                 try setSocketBufferSize(descriptor, receive: true, bytes: receiveBufferBytes)
@@ -58,8 +67,12 @@ public final class UDPSocket {
             }
             if let mark {
                 try setIntegerSocketOption(
-                    descriptor, level: SOL_SOCKET, option: SO_MARK, value: Int32(bitPattern: mark),
-                    name: "setsockopt(SO_MARK)")
+                    descriptor,
+                    level: SOL_SOCKET,
+                    option: SO_MARK,
+                    value: Int32(bitPattern: mark),
+                    name: "setsockopt(SO_MARK)"
+                )
             }
             var local = socketAddress(address, port)
             _ = try withUnsafePointer(to: &local) { pointer throws(SystemCallError) in
@@ -98,7 +111,9 @@ public final class UDPSocket {
     ///
     /// Throws ``LinuxShellError/Code/wouldBlock`` when the send buffer is full,
     /// ``LinuxShellError/Code/packetTooLarge`` for a datagram over 65,507 bytes.
-    public func send(_ bytes: UnsafeRawBufferPointer, to destination: IPv4Address, port destinationPort: UInt16) throws(LinuxShellError) {
+    public func send(_ bytes: UnsafeRawBufferPointer, to destination: IPv4Address, port destinationPort: UInt16)
+        throws(LinuxShellError)
+    {
         guard fileDescriptor >= 0 else { throw LinuxShellError(.closed, operation: "send UDP datagram") }
         var remote = socketAddress(destination, destinationPort)
         let descriptor = fileDescriptor
@@ -113,7 +128,10 @@ public final class UDPSocket {
                 }
             }
         } catch {
-            throw .classifying(error, operation: "send UDP datagram of \(bytes.count) bytes to \(destination):\(destinationPort)")
+            throw .classifying(
+                error,
+                operation: "send UDP datagram of \(bytes.count) bytes to \(destination):\(destinationPort)"
+            )
         }
     }
 
@@ -122,7 +140,9 @@ public final class UDPSocket {
     /// - Returns: the datagram's length and sender, or nil when none is waiting (EAGAIN).
     /// - Throws: ``LinuxShellError/Code/datagramTruncated`` when the datagram was longer than
     ///   `buffer` (the datagram is consumed).
-    public func receive(into buffer: UnsafeMutableRawBufferPointer) throws(LinuxShellError) -> (length: Int, from: IPv4Address, port: UInt16)? {
+    public func receive(into buffer: UnsafeMutableRawBufferPointer) throws(LinuxShellError) -> (
+        length: Int, from: IPv4Address, port: UInt16
+    )? {
         guard fileDescriptor >= 0 else { throw LinuxShellError(.closed, operation: "receive UDP datagram") }
         var remote = sockaddr_in()
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
@@ -144,8 +164,11 @@ public final class UDPSocket {
         let senderPort = UInt16(bigEndian: remote.sin_port)
         if received > buffer.count {
             throw LinuxShellError(
-                .datagramTruncated, operation: "receive UDP datagram on \(address):\(port)",
-                detail: "a \(received)-byte datagram from \(sender):\(senderPort) did not fit into \(buffer.count) bytes")
+                .datagramTruncated,
+                operation: "receive UDP datagram on \(address):\(port)",
+                detail:
+                    "a \(received)-byte datagram from \(sender):\(senderPort) did not fit into \(buffer.count) bytes"
+            )
         }
         return (received, sender, senderPort)
     }

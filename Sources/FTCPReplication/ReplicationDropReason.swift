@@ -62,7 +62,8 @@ public enum ReplicationDropReason: Error, Equatable, Hashable, Sendable, CustomS
             case .emptyPacket: "empty packet"
             case let .badHeartbeat(version, length): "heartbeat version \(version) with a \(length)-byte body"
             case let .badResendRequest(length): "malformed resend request (\(length)-byte body or count out of range)"
-            case let .badSegments(length): "malformed segments message (\(length)-byte body whose packet lengths do not add up)"
+            case let .badSegments(length):
+                "malformed segments message (\(length)-byte body whose packet lengths do not add up)"
             case let .badReleased(length): "malformed released message (\(length)-byte body)"
             }
         }

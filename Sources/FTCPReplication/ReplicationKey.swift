@@ -126,7 +126,9 @@ public struct ReplicationKey: Equatable, @unchecked Sendable, CustomStringConver
 
     /// Decodes one key line whose first non-space byte is at `start`.
     private static func parseKeyLine(
-        _ line: ArraySlice<UInt8>, from start: Int, lineNumber: Int
+        _ line: ArraySlice<UInt8>,
+        from start: Int,
+        lineNumber: Int
     ) throws(ReplicationKeyError) -> [UInt8] {
         let column = { (index: Int) in index - line.startIndex + 1 }
         let headerEnd = line[start...].firstIndex(where: isSpace) ?? line.endIndex

@@ -30,7 +30,8 @@ public enum ReplicationKeyError: Error, Equatable, Hashable, Sendable, CustomStr
         case let .multipleKeyLines(first, second):
             return "line \(second): a second key line (the first is line \(first)); keep exactly one"
         case let .wrongHeader(line):
-            return "line \(line): does not start with `\(ReplicationKey.fileHeader)` (\(expected); lines starting with # are comments)"
+            return
+                "line \(line): does not start with `\(ReplicationKey.fileHeader)` (\(expected); lines starting with # are comments)"
         case let .missingKey(line):
             return "line \(line): the key is missing after `\(ReplicationKey.fileHeader)`"
         case let .unexpectedText(line, column):
@@ -40,7 +41,8 @@ public enum ReplicationKeyError: Error, Equatable, Hashable, Sendable, CustomStr
         case let .nonHexCharacter(line, column):
             return "line \(line), column \(column): not a hexadecimal digit"
         case let .tooShort(bytes, minimum):
-            return "the key is \(bytes) bytes long; at least \(minimum) bytes (\(minimum * 2) hexadecimal digits) are needed"
+            return
+                "the key is \(bytes) bytes long; at least \(minimum) bytes (\(minimum * 2) hexadecimal digits) are needed"
         case let .tooLong(bytes, maximum):
             return "the key is \(bytes) bytes long; at most \(maximum) bytes are allowed"
         }

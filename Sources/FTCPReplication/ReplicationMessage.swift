@@ -50,7 +50,8 @@ public enum ReplicationMessage: Equatable, Hashable, Sendable {
         /// Whether a bridge in `role` ever sends this kind of message.
         public func isSent(by role: ReplicationRole) -> Bool {
             switch (self, role) {
-            case (.heartbeat, _), (.resendRequest, _), (.segment, .secondary), (.segments, .secondary), (.inject, .primary),
+            case (.heartbeat, _), (.resendRequest, _), (.segment, .secondary), (.segments, .secondary),
+                (.inject, .primary),
                 (.released, .primary):
                 true
             case (.segment, .primary), (.segments, .primary), (.inject, .secondary), (.released, .secondary): false

@@ -32,7 +32,9 @@ public struct ReplicationOpener: Sendable {
     }
 
     /// Checks and opens one received datagram.
-    public mutating func open(_ datagram: UnsafeRawBufferPointer) -> Result<ReceivedReplicationMessage, ReplicationDropReason> {
+    public mutating func open(_ datagram: UnsafeRawBufferPointer) -> Result<
+        ReceivedReplicationMessage, ReplicationDropReason
+    > {
         let result = check(datagram)
         switch result {
         case .success: statistics.accepted &+= 1
@@ -42,7 +44,9 @@ public struct ReplicationOpener: Sendable {
     }
 
     /// Checks and opens one received datagram held in any collection of bytes.
-    public mutating func open<Bytes: Collection<UInt8>>(_ datagram: Bytes) -> Result<ReceivedReplicationMessage, ReplicationDropReason> {
+    public mutating func open<Bytes: Collection<UInt8>>(_ datagram: Bytes) -> Result<
+        ReceivedReplicationMessage, ReplicationDropReason
+    > {
         let count = datagram.count
         guard count <= ReplicationWireFormat.maximumDatagramLength else {
             // Refused before copying anything.
@@ -60,7 +64,9 @@ public struct ReplicationOpener: Sendable {
 
     private typealias Format = ReplicationWireFormat
 
-    private mutating func check(_ datagram: UnsafeRawBufferPointer) -> Result<ReceivedReplicationMessage, ReplicationDropReason> {
+    private mutating func check(_ datagram: UnsafeRawBufferPointer) -> Result<
+        ReceivedReplicationMessage, ReplicationDropReason
+    > {
         // 1. Fixed header.
         let length = datagram.count
         guard length >= Format.minimumDatagramLength, length <= Format.maximumDatagramLength else {
@@ -79,7 +85,7 @@ public struct ReplicationOpener: Sendable {
         }
         let declared = datagram.readBigEndian(Format.Field.bodyLength, as: UInt32.self)
         guard declared <= UInt32(Format.maximumBodyLength),
-              Format.headerLength + Int(declared) + Format.tagLength == length
+            Format.headerLength + Int(declared) + Format.tagLength == length
         else {
             return .failure(.malformed(.bodyLengthMismatch(declared: declared, datagramLength: length)))
         }
@@ -120,14 +126,22 @@ public struct ReplicationOpener: Sendable {
             statistics.peerEpochChanges &+= 1
         }
         window.accept(counter)
-        return .success(ReceivedReplicationMessage(message: message, senderRole: senderRole, epoch: epoch, counter: counter))
+        return .success(
+            ReceivedReplicationMessage(message: message, senderRole: senderRole, epoch: epoch, counter: counter)
+        )
     }
 
     private static func parseBody(
-        _ body: UnsafeRawBufferPointer, type: UInt8, sender: ReplicationRole
+        _ body: UnsafeRawBufferPointer,
+        type: UInt8,
+        sender: ReplicationRole
     ) -> Result<ReplicationMessage, ReplicationDropReason> {
-        guard let kind = ReplicationMessage.Kind(rawValue: type) else { return .failure(.invalidBody(.unknownMessageType(type))) }
-        guard kind.isSent(by: sender) else { return .failure(.invalidBody(.wrongDirection(kind: kind, sender: sender))) }
+        guard let kind = ReplicationMessage.Kind(rawValue: type) else {
+            return .failure(.invalidBody(.unknownMessageType(type)))
+        }
+        guard kind.isSent(by: sender) else {
+            return .failure(.invalidBody(.wrongDirection(kind: kind, sender: sender)))
+        }
         switch kind {
         case .segment, .inject:
             guard !body.isEmpty else { return .failure(.invalidBody(.emptyPacket)) }
@@ -135,16 +149,21 @@ public struct ReplicationOpener: Sendable {
             return .success(kind == .segment ? .segment(packet: packet) : .inject(packet: packet))
         case .heartbeat:
             guard let version = body.first else { return .failure(.invalidBody(.badHeartbeat(version: 0, length: 0))) }
-            let fits = version == Format.heartbeatVersion
+            let fits =
+                version == Format.heartbeatVersion
                 ? body.count == Format.heartbeatLength
                 : version > Format.heartbeatVersion && body.count >= Format.heartbeatLength
             guard fits else { return .failure(.invalidBody(.badHeartbeat(version: version, length: body.count))) }
-            return .success(.heartbeat(ReplicationHeartbeat(
-                sentAtMilliseconds: body.readBigEndian(Format.HeartbeatField.sentAt),
-                state: body[Format.HeartbeatField.state],
-                connectionCount: body.readBigEndian(Format.HeartbeatField.connectionCount),
-                sawPeerTrafficAtMilliseconds: body.readBigEndian(Format.HeartbeatField.sawPeerTrafficAt)
-            )))
+            return .success(
+                .heartbeat(
+                    ReplicationHeartbeat(
+                        sentAtMilliseconds: body.readBigEndian(Format.HeartbeatField.sentAt),
+                        state: body[Format.HeartbeatField.state],
+                        connectionCount: body.readBigEndian(Format.HeartbeatField.connectionCount),
+                        sawPeerTrafficAtMilliseconds: body.readBigEndian(Format.HeartbeatField.sawPeerTrafficAt)
+                    )
+                )
+            )
         case .resendRequest:
             guard body.count == Format.resendRequestLength else {
                 return .failure(.invalidBody(.badResendRequest(length: body.count)))
@@ -163,27 +182,39 @@ public struct ReplicationOpener: Sendable {
     }
 
     /// A released body: a count, then that many 8-byte connection names, filling it exactly.
-    private static func parseReleased(_ body: UnsafeRawBufferPointer) -> Result<ReplicationMessage, ReplicationDropReason> {
-        let malformed = Result<ReplicationMessage, ReplicationDropReason>.failure(.invalidBody(.badReleased(length: body.count)))
+    private static func parseReleased(_ body: UnsafeRawBufferPointer) -> Result<
+        ReplicationMessage, ReplicationDropReason
+    > {
+        let malformed = Result<ReplicationMessage, ReplicationDropReason>.failure(
+            .invalidBody(.badReleased(length: body.count))
+        )
         guard body.count >= 2 else { return malformed }
         let count = Int(body.readBigEndian(0..<2, as: UInt16.self))
         guard (1...Format.maximumReleasedCount).contains(count),
-              body.count == 2 + Format.releasedEntryLength * count else { return malformed }
+            body.count == 2 + Format.releasedEntryLength * count
+        else { return malformed }
         var connections: [ReplicatedConnectionID] = []
         connections.reserveCapacity(count)
         for index in 0..<count {
             let offset = 2 + index * Format.releasedEntryLength
-            connections.append(ReplicatedConnectionID(
-                clientAddress: body.readBigEndian(offset..<offset + 4),
-                clientPort: body.readBigEndian(offset + 4..<offset + 6),
-                serverPort: body.readBigEndian(offset + 6..<offset + 8)))
+            connections.append(
+                ReplicatedConnectionID(
+                    clientAddress: body.readBigEndian(offset..<offset + 4),
+                    clientPort: body.readBigEndian(offset + 4..<offset + 6),
+                    serverPort: body.readBigEndian(offset + 6..<offset + 8)
+                )
+            )
         }
         return .success(.released(connections: connections))
     }
 
     /// A segments body: a count, then that many length-prefixed packets, filling it exactly.
-    private static func parseSegments(_ body: UnsafeRawBufferPointer) -> Result<ReplicationMessage, ReplicationDropReason> {
-        let malformed = Result<ReplicationMessage, ReplicationDropReason>.failure(.invalidBody(.badSegments(length: body.count)))
+    private static func parseSegments(_ body: UnsafeRawBufferPointer) -> Result<
+        ReplicationMessage, ReplicationDropReason
+    > {
+        let malformed = Result<ReplicationMessage, ReplicationDropReason>.failure(
+            .invalidBody(.badSegments(length: body.count))
+        )
         guard body.count >= Format.segmentsCountLength else { return malformed }
         let count = Int(body.readBigEndian(0..<2, as: UInt16.self))
         guard count >= 1 else { return malformed }

@@ -59,7 +59,10 @@ public struct ReplicationSealer: Sendable {
             bodyLength = try Self.segmentsBodyLength(packets)
         case let .released(connections):
             guard (1...ReplicationWireFormat.maximumReleasedCount).contains(connections.count) else {
-                throw .releasedCountOutOfRange(count: connections.count, limit: ReplicationWireFormat.maximumReleasedCount)
+                throw .releasedCountOutOfRange(
+                    count: connections.count,
+                    limit: ReplicationWireFormat.maximumReleasedCount
+                )
             }
             bodyLength = 2 + ReplicationWireFormat.releasedEntryLength * connections.count
         }
@@ -133,6 +136,7 @@ public struct ReplicationSealer: Sendable {
 
     /// The datagram length of a segments message whose packets cost `packetCost` in all.
     public static func segmentsDatagramLength(packetCost: Int) -> Int {
-        ReplicationWireFormat.headerLength + ReplicationWireFormat.segmentsCountLength + packetCost + ReplicationWireFormat.tagLength
+        ReplicationWireFormat.headerLength + ReplicationWireFormat.segmentsCountLength + packetCost
+            + ReplicationWireFormat.tagLength
     }
 }

@@ -17,7 +17,8 @@ public struct IPv4Address: Hashable, Sendable {
         var result: UInt32 = 0
         for part in parts {
             guard !part.isEmpty, part.count <= 3, part.allSatisfy({ $0.isASCII && $0.isNumber }),
-                  let octet = UInt8(part) else { return nil }
+                let octet = UInt8(part)
+            else { return nil }
             result = result << 8 | UInt32(octet)
         }
         value = result
@@ -25,8 +26,10 @@ public struct IPv4Address: Hashable, Sendable {
 
     /// The four bytes in network order.
     public var octets: [UInt8] {
-        [UInt8(value >> 24), UInt8(truncatingIfNeeded: value >> 16),
-         UInt8(truncatingIfNeeded: value >> 8), UInt8(truncatingIfNeeded: value)]
+        [
+            UInt8(value >> 24), UInt8(truncatingIfNeeded: value >> 16),
+            UInt8(truncatingIfNeeded: value >> 8), UInt8(truncatingIfNeeded: value),
+        ]
     }
 }
 

@@ -122,8 +122,11 @@ public struct IPv4Packet {
 
     /// Sets the time to live, patching the header checksum.
     public func setTimeToLive(_ ttl: UInt8) {
-        bytes.replaceBytes(in: Field.timeToLive..<(Field.timeToLive + 1), with: CollectionOfOne(ttl),
-                           checksumAt: Field.checksum)
+        bytes.replaceBytes(
+            in: Field.timeToLive..<(Field.timeToLive + 1),
+            with: CollectionOfOne(ttl),
+            checksumAt: Field.checksum
+        )
     }
 
     private func setAddress(_ address: IPv4Address, at offset: Int) {

@@ -41,7 +41,7 @@ public struct InternetChecksum: Sendable {
         }
         var folded = Self.fold(native)
         #if _endian(little)
-        folded = folded.byteSwapped
+            folded = folded.byteSwapped
         #endif
         sum &+= UInt64(folded)
         if index < count {
@@ -76,7 +76,8 @@ public struct InternetChecksum: Sendable {
     /// RFC 1624 eqn. 3 for a 32-bit field (two words).
     @inlinable
     public static func update(_ checksum: UInt16, replacing old: UInt32, with new: UInt32) -> UInt16 {
-        let s = UInt64(~checksum)
+        let s =
+            UInt64(~checksum)
             &+ UInt64(~UInt16(old >> 16)) &+ UInt64(~UInt16(truncatingIfNeeded: old))
             &+ UInt64(new >> 16) &+ UInt64(new & 0xFFFF)
         return ~fold(s)

@@ -49,8 +49,15 @@ public enum SegmentCoalescing {
         // the last segment's payload length.
         var run: (index: Int, size: Int, lastLength: Int)?
         for segment in segments {
-            if let open = run, joins(segment, packets[open.index], size: open.size, lastLength: open.lastLength,
-                                     maximumPayload: maximumPayload) {
+            if let open = run,
+                joins(
+                    segment,
+                    packets[open.index],
+                    size: open.size,
+                    lastLength: open.lastLength,
+                    maximumPayload: maximumPayload
+                )
+            {
                 // In place: a copy of the packet would copy the growing payload each time.
                 let psh = segment.flags.contains(.psh)
                 packets[open.index].fields.payload += segment.payload
@@ -74,8 +81,13 @@ public enum SegmentCoalescing {
             && segment.urgentPointer == 0
     }
 
-    private static func joins(_ segment: TCPPacketFields, _ open: Packet, size: Int, lastLength: Int,
-                              maximumPayload: Int) -> Bool {
+    private static func joins(
+        _ segment: TCPPacketFields,
+        _ open: Packet,
+        size: Int,
+        lastLength: Int,
+        maximumPayload: Int
+    ) -> Bool {
         let first = open.fields
         return mayStartRun(segment)
             && lastLength == size

@@ -24,12 +24,21 @@ public struct TCPPacketFields: Hashable, Sendable {
     public var typeOfService: UInt8
 
     public init(
-        source: IPv4Address, destination: IPv4Address,
-        sourcePort: UInt16, destinationPort: UInt16,
-        sequenceNumber: SequenceNumber, acknowledgmentNumber: SequenceNumber = SequenceNumber(0),
-        flags: TCPFlags, window: UInt16 = 65535, urgentPointer: UInt16 = 0,
-        options: [TCPOption] = [], payload: [UInt8] = [],
-        timeToLive: UInt8 = 64, identification: UInt16 = 0, dontFragment: Bool = true, typeOfService: UInt8 = 0
+        source: IPv4Address,
+        destination: IPv4Address,
+        sourcePort: UInt16,
+        destinationPort: UInt16,
+        sequenceNumber: SequenceNumber,
+        acknowledgmentNumber: SequenceNumber = SequenceNumber(0),
+        flags: TCPFlags,
+        window: UInt16 = 65535,
+        urgentPointer: UInt16 = 0,
+        options: [TCPOption] = [],
+        payload: [UInt8] = [],
+        timeToLive: UInt8 = 64,
+        identification: UInt16 = 0,
+        dontFragment: Bool = true,
+        typeOfService: UInt8 = 0
     ) {
         self.source = source
         self.destination = destination
@@ -53,13 +62,22 @@ public struct TCPPacketFields: Hashable, Sendable {
         let ip = packet.ip
         let tcp = packet.tcp
         self.init(
-            source: ip.source, destination: ip.destination,
-            sourcePort: tcp.sourcePort, destinationPort: tcp.destinationPort,
-            sequenceNumber: tcp.sequenceNumber, acknowledgmentNumber: tcp.acknowledgmentNumber,
-            flags: tcp.flags, window: tcp.window, urgentPointer: tcp.urgentPointer,
-            options: tcp.options, payload: Array(tcp.payload),
-            timeToLive: ip.timeToLive, identification: ip.identification,
-            dontFragment: ip.dontFragment, typeOfService: ip.typeOfService)
+            source: ip.source,
+            destination: ip.destination,
+            sourcePort: tcp.sourcePort,
+            destinationPort: tcp.destinationPort,
+            sequenceNumber: tcp.sequenceNumber,
+            acknowledgmentNumber: tcp.acknowledgmentNumber,
+            flags: tcp.flags,
+            window: tcp.window,
+            urgentPointer: tcp.urgentPointer,
+            options: tcp.options,
+            payload: Array(tcp.payload),
+            timeToLive: ip.timeToLive,
+            identification: ip.identification,
+            dontFragment: ip.dontFragment,
+            typeOfService: ip.typeOfService
+        )
     }
 
     /// Validates and parses a packet held in an array.

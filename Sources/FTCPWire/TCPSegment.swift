@@ -149,7 +149,9 @@ public struct TCPSegment {
     }
 
     public var sackBlocks: [SACKBlock] {
-        guard let slot = firstSlot(ofKind: TCPOption.Kind.sack), case let .sack(blocks) = decode(slot) else { return [] }
+        guard let slot = firstSlot(ofKind: TCPOption.Kind.sack), case let .sack(blocks) = decode(slot) else {
+            return []
+        }
         return blocks
     }
 
@@ -192,14 +194,19 @@ public struct TCPSegment {
     public func setSourcePort(_ port: UInt16) { set16(port, at: Field.sourcePort) }
     public func setDestinationPort(_ port: UInt16) { set16(port, at: Field.destinationPort) }
     public func setSequenceNumber(_ number: SequenceNumber) { set32(number.rawValue, at: Field.sequenceNumber) }
-    public func setAcknowledgmentNumber(_ number: SequenceNumber) { set32(number.rawValue, at: Field.acknowledgmentNumber) }
+    public func setAcknowledgmentNumber(_ number: SequenceNumber) {
+        set32(number.rawValue, at: Field.acknowledgmentNumber)
+    }
     /// Sets the raw window field (already shifted by the sender's scale).
     public func setWindow(_ window: UInt16) { set16(window, at: Field.window) }
     public func setUrgentPointer(_ pointer: UInt16) { set16(pointer, at: Field.urgentPointer) }
 
     public func setFlags(_ flags: TCPFlags) {
-        bytes.replaceBytes(in: Field.flags..<(Field.flags + 1), with: CollectionOfOne(flags.rawValue),
-                           checksumAt: Field.checksum)
+        bytes.replaceBytes(
+            in: Field.flags..<(Field.flags + 1),
+            with: CollectionOfOne(flags.rawValue),
+            checksumAt: Field.checksum
+        )
     }
 
     /// Rewrites the MSS option's value; `false` if the segment has none.
@@ -214,8 +221,11 @@ public struct TCPSegment {
     @discardableResult
     public func setWindowScale(_ shift: UInt8) -> Bool {
         guard let slot = firstSlot(ofKind: TCPOption.Kind.windowScale) else { return false }
-        bytes.replaceBytes(in: (slot.offset + 2)..<(slot.offset + 3), with: CollectionOfOne(shift),
-                           checksumAt: Field.checksum)
+        bytes.replaceBytes(
+            in: (slot.offset + 2)..<(slot.offset + 3),
+            with: CollectionOfOne(shift),
+            checksumAt: Field.checksum
+        )
         return true
     }
 
@@ -232,7 +242,10 @@ public struct TCPSegment {
     public func mapSACKBlocks(_ transform: (SACKBlock) -> SACKBlock) {
         guard let slot = firstSlot(ofKind: TCPOption.Kind.sack) else { return }
         for at in stride(from: slot.offset + 2, to: slot.offset + slot.length, by: 8) {
-            let old = SACKBlock(left: SequenceNumber(bytes.uint32(at: at)), right: SequenceNumber(bytes.uint32(at: at + 4)))
+            let old = SACKBlock(
+                left: SequenceNumber(bytes.uint32(at: at)),
+                right: SequenceNumber(bytes.uint32(at: at + 4))
+            )
             let new = transform(old)
             set32(new.left.rawValue, at: at)
             set32(new.right.rawValue, at: at + 4)
@@ -261,8 +274,11 @@ public struct TCPSegment {
             bytes.setUInt16(value, at: offset)
             bytes.setUInt16(InternetChecksum.update(checksum, replacing: old, with: value), at: Field.checksum)
         } else {
-            bytes.replaceBytes(in: offset..<(offset + 2), with: [UInt8(value >> 8), UInt8(truncatingIfNeeded: value)],
-                               checksumAt: Field.checksum)
+            bytes.replaceBytes(
+                in: offset..<(offset + 2),
+                with: [UInt8(value >> 8), UInt8(truncatingIfNeeded: value)],
+                checksumAt: Field.checksum
+            )
         }
     }
 
@@ -272,8 +288,10 @@ public struct TCPSegment {
             bytes.setUInt32(value, at: offset)
             bytes.setUInt16(InternetChecksum.update(checksum, replacing: old, with: value), at: Field.checksum)
         } else {
-            let encoded = [UInt8(value >> 24), UInt8(truncatingIfNeeded: value >> 16),
-                           UInt8(truncatingIfNeeded: value >> 8), UInt8(truncatingIfNeeded: value)]
+            let encoded = [
+                UInt8(value >> 24), UInt8(truncatingIfNeeded: value >> 16),
+                UInt8(truncatingIfNeeded: value >> 8), UInt8(truncatingIfNeeded: value),
+            ]
             bytes.replaceBytes(in: offset..<(offset + 4), with: encoded, checksumAt: Field.checksum)
         }
     }

@@ -13,8 +13,10 @@ struct BridgeCommand: ParsableCommand {
             server that owns the service address and `secondary` on the other, with the same --port list and \
             the same key file (make one with `keygen`). Both need root.
             """,
-        subcommands: [PrimaryCommand.self, SecondaryCommand.self, SwitchoverCommand.self, StatusCommand.self,
-                      CheckConfigCommand.self, RulesCommand.self, KeygenCommand.self]
+        subcommands: [
+            PrimaryCommand.self, SecondaryCommand.self, SwitchoverCommand.self, StatusCommand.self,
+            CheckConfigCommand.self, RulesCommand.self, KeygenCommand.self,
+        ]
     )
 
     /// The config file's settings go in front of the command line's before parsing.

@@ -86,13 +86,17 @@ struct CheckConfigCommand: ParsableCommand {
     @OptionGroup var options: BridgeOptions
 
     func run() throws {
-        guard role == "primary" || role == "secondary" else { throw ValidationError("--role must be primary or secondary") }
+        guard role == "primary" || role == "secondary" else {
+            throw ValidationError("--role must be primary or secondary")
+        }
         let configuration = try options.configuration(role: role == "primary" ? .primary : .secondary)
-        print("""
+        print(
+            """
             ok: \(role) on \(configuration.interface), own address \(configuration.ownAddress), peer \(configuration.peerAddress), \
             service address \(configuration.serviceAddress)\(configuration.separateServiceAddress == nil ? " (the primary's own: roles never swap)" : ""), \
             ports \(configuration.ports.map(String.init).joined(separator: ",")), key \(configuration.key.fingerprint), \
             control \(configuration.controlPath)
-            """)
+            """
+        )
     }
 }

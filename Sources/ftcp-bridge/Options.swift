@@ -1,9 +1,9 @@
 import ArgumentParser
-import Foundation
 import FTCPDaemon
 import FTCPLinux
 import FTCPReplication
 import FTCPWire
+import Foundation
 import Logging
 
 extension IPv4Address: ExpressibleByArgument {
@@ -12,22 +12,32 @@ extension IPv4Address: ExpressibleByArgument {
 
 /// Options both bridge roles take.
 struct BridgeOptions: ParsableArguments {
-    @Option(help: ArgumentHelp(
-        "Config file: one `key = value` per line, the keys being these long options without dashes (default /etc/ftcp/ftcp.conf, when it exists).",
-        discussion: "Options on the command line override the file. `ftcp-bridge check-config` validates it without starting."))
+    @Option(
+        help: ArgumentHelp(
+            "Config file: one `key = value` per line, the keys being these long options without dashes (default /etc/ftcp/ftcp.conf, when it exists).",
+            discussion:
+                "Options on the command line override the file. `ftcp-bridge check-config` validates it without starting."
+        )
+    )
     var config: String?
 
     @Option(help: "Interface on the segment shared with the clients and the other server.")
     var interface: String = "eth0"
 
-    @Option(help: "This server's own IPv4 address (without --service-address, on the primary also the address clients connect to).")
+    @Option(
+        help:
+            "This server's own IPv4 address (without --service-address, on the primary also the address clients connect to)."
+    )
     var address: IPv4Address
 
-    @Option(help: ArgumentHelp(
-        "The address clients connect to, when it is neither server's own (the same on both servers).",
-        discussion: """
-            The node serving as primary adds it to --interface (prefix --service-prefix-length) and announces it;             the secondary never holds it until it takes over. Roles then follow the address, not the command line:             a node that finds its peer answering for it starts as the secondary, whatever its role argument; a             node that took it over goes on as primary and takes its repaired peer back as the secondary (new             connections are protected again from then on; the ones it inherited are served unprotected until they             close). Without it the service address is the primary's own --address and roles never swap. One             service address per pair for now.
-            """))
+    @Option(
+        help: ArgumentHelp(
+            "The address clients connect to, when it is neither server's own (the same on both servers).",
+            discussion: """
+                The node serving as primary adds it to --interface (prefix --service-prefix-length) and announces it;             the secondary never holds it until it takes over. Roles then follow the address, not the command line:             a node that finds its peer answering for it starts as the secondary, whatever its role argument; a             node that took it over goes on as primary and takes its repaired peer back as the secondary (new             connections are protected again from then on; the ones it inherited are served unprotected until they             close). Without it the service address is the primary's own --address and roles never swap. One             service address per pair for now.
+                """
+        )
+    )
     var serviceAddress: [IPv4Address] = []
 
     @Option(help: "The other server's IPv4 address.")
@@ -63,77 +73,100 @@ struct BridgeOptions: ParsableArguments {
     @Option(help: "Heartbeat interval on the replication channel, in milliseconds.")
     var heartbeatInterval: UInt64 = 10
 
-    @Option(help: ArgumentHelp(
-        "Heartbeats missed in a row before the other bridge counts as failed (detection time = interval × this).",
-        discussion: """
-            Default: 8 on the primary (its verdict ends protection for every connection, so it waits longer), \
-            2 on the secondary (its verdict only starts ARP probes; a primary whose host answers them is never taken over).
-            """))
+    @Option(
+        help: ArgumentHelp(
+            "Heartbeats missed in a row before the other bridge counts as failed (detection time = interval × this).",
+            discussion: """
+                Default: 8 on the primary (its verdict ends protection for every connection, so it waits longer), \
+                2 on the secondary (its verdict only starts ARP probes; a primary whose host answers them is never taken over).
+                """
+        )
+    )
     var missedHeartbeats: UInt64?
 
-    @Option(help: "ARP probes for the service address the secondary sends, unanswered, before it takes the address over.")
+    @Option(
+        help: "ARP probes for the service address the secondary sends, unanswered, before it takes the address over."
+    )
     var takeoverProbes: Int = 3
 
     @Option(help: "Milliseconds between takeover probes, and after the last one for an answer to arrive.")
     var probeInterval: UInt64 = 5
 
-    @Flag(help: ArgumentHelp(
-        "Primary: when stopped (SIGINT/SIGTERM) with connections open, release the service address so the secondary takes them over.",
-        discussion: """
-            Without it a primary stopped with connections open keeps its rules (its kernel must not answer those \
-            clients in its own sequence space) and its address, and the connections stall until the address is removed.
-            """))
+    @Flag(
+        help: ArgumentHelp(
+            "Primary: when stopped (SIGINT/SIGTERM) with connections open, release the service address so the secondary takes them over.",
+            discussion: """
+                Without it a primary stopped with connections open keeps its rules (its kernel must not answer those \
+                clients in its own sequence space) and its address, and the connections stall until the address is removed.
+                """
+        )
+    )
     var handOverOnStop = false
 
-    @Flag(help: ArgumentHelp(
-        "Handle one segment at a time: no GSO super-segments from the kernel's queue, none sent by the primary, no coalesced injection on the secondary.",
-        discussion: """
-            By default both bridges take their kernel's segments to clients from NFQUEUE as GSO super-segments of up \
-            to 64 KiB (cut again to fit the client's MSS or a replication datagram before anything leaves); \
-            on the primary a run of full-size segments for one client leaves as one frame of up to 64 KiB \
-            that the kernel (or the card) cuts into segments (generic segmentation offload through a packet socket on \
-            --interface), addressed to the neighbour the client's own frames came from; on the secondary a run of a \
-            client's captured segments enters the local kernel as one segment, as receive offload (GRO) would hand it \
-            over. Turn it off on the primary when replies to a client must take another route than its requests, or \
-            on either to rule it out when debugging.
-            """))
+    @Flag(
+        help: ArgumentHelp(
+            "Handle one segment at a time: no GSO super-segments from the kernel's queue, none sent by the primary, no coalesced injection on the secondary.",
+            discussion: """
+                By default both bridges take their kernel's segments to clients from NFQUEUE as GSO super-segments of up \
+                to 64 KiB (cut again to fit the client's MSS or a replication datagram before anything leaves); \
+                on the primary a run of full-size segments for one client leaves as one frame of up to 64 KiB \
+                that the kernel (or the card) cuts into segments (generic segmentation offload through a packet socket on \
+                --interface), addressed to the neighbour the client's own frames came from; on the secondary a run of a \
+                client's captured segments enters the local kernel as one segment, as receive offload (GRO) would hand it \
+                over. Turn it off on the primary when replies to a client must take another route than its requests, or \
+                on either to rule it out when debugging.
+                """
+        )
+    )
     var noSegmentationOffload = false
 
-    @Option(help: ArgumentHelp(
-        "Secondary: largest replication datagram (UDP payload, bytes); what its kernel sends is relayed in pieces that fit, bundled up to it. 0: each segment in a datagram of its own, cut to the client's MSS.",
-        discussion: """
-            The default, 1472, fills one 1,500-byte frame, so replication datagrams are never IP fragments: a \
-            lost fragment leaves an incomplete datagram in the primary's reassembly memory for 30 s, and once \
-            that memory is full every relayed datagram is dropped (connections hang). Raise it only on a \
-            replication path with a larger MTU (jumbo frames: 8972 for 9000). With 0 a full-size segment no \
-            longer fits one frame and travels in fragments.
-            """))
+    @Option(
+        help: ArgumentHelp(
+            "Secondary: largest replication datagram (UDP payload, bytes); what its kernel sends is relayed in pieces that fit, bundled up to it. 0: each segment in a datagram of its own, cut to the client's MSS.",
+            discussion: """
+                The default, 1472, fills one 1,500-byte frame, so replication datagrams are never IP fragments: a \
+                lost fragment leaves an incomplete datagram in the primary's reassembly memory for 30 s, and once \
+                that memory is full every relayed datagram is dropped (connections hang). Raise it only on a \
+                replication path with a larger MTU (jumbo frames: 8972 for 9000). With 0 a full-size segment no \
+                longer fits one frame and travels in fragments.
+                """
+        )
+    )
     var relayBundleBytes: Int = DaemonConfiguration.defaultRelayBundleBytes
 
-    @Option(help: ArgumentHelp(
-        "Milliseconds the bridge process may go without turning its loop before its guardian kills it; 0: never.",
-        discussion: """
-            Every bridge runs as two processes: a guardian (the one you start, which `lab.sh` and systemd see) and \
-            the bridge process it starts, which handles the packets (`status` shows its pid). When the bridge \
-            process dies (a crash, SIGKILL, an error) or hangs for this long, the guardian undoes what it left on \
-            the host so that clients are no worse off than with one plain server: a primary whose secondary holds \
-            the replicas releases the service address (the secondary takes over); a primary alone, or a secondary, \
-            removes its rules; a promoted secondary does both. SIGINT, SIGTERM and SIGQUIT sent to the guardian are \
-            passed on; SIGHUP is ignored (there is nothing to reload).
-            """))
+    @Option(
+        help: ArgumentHelp(
+            "Milliseconds the bridge process may go without turning its loop before its guardian kills it; 0: never.",
+            discussion: """
+                Every bridge runs as two processes: a guardian (the one you start, which `lab.sh` and systemd see) and \
+                the bridge process it starts, which handles the packets (`status` shows its pid). When the bridge \
+                process dies (a crash, SIGKILL, an error) or hangs for this long, the guardian undoes what it left on \
+                the host so that clients are no worse off than with one plain server: a primary whose secondary holds \
+                the replicas releases the service address (the secondary takes over); a primary alone, or a secondary, \
+                removes its rules; a promoted secondary does both. SIGINT, SIGTERM and SIGQUIT sent to the guardian are \
+                passed on; SIGHUP is ignored (there is nothing to reload).
+                """
+        )
+    )
     var hangTimeout: UInt64 = 1000
 
-    @Option(help: ArgumentHelp(
-        "A program to run on every change of state, with keepalived's notify arguments: INSTANCE ftcp MASTER|BACKUP|FAULT|STOP PRIORITY.",
-        discussion: """
-            MASTER: this node serves the service address; BACKUP: it is the secondary; FAULT: its bridge process \
-            died or gave the address up; STOP: stopped. The environment adds FTCP_ROLE, FTCP_STATE (ftcp's own \
-            state), FTCP_REASON, FTCP_SERVICE_ADDRESS and FTCP_ADDRESS. The guardian runs it, one call at a time, \
-            never on the packet path; a call that takes over 10 s is killed. Not with --no-guardian.
-            """))
+    @Option(
+        help: ArgumentHelp(
+            "A program to run on every change of state, with keepalived's notify arguments: INSTANCE ftcp MASTER|BACKUP|FAULT|STOP PRIORITY.",
+            discussion: """
+                MASTER: this node serves the service address; BACKUP: it is the secondary; FAULT: its bridge process \
+                died or gave the address up; STOP: stopped. The environment adds FTCP_ROLE, FTCP_STATE (ftcp's own \
+                state), FTCP_REASON, FTCP_SERVICE_ADDRESS and FTCP_ADDRESS. The guardian runs it, one call at a time, \
+                never on the packet path; a call that takes over 10 s is killed. Not with --no-guardian.
+                """
+        )
+    )
     var notify: String?
 
-    @Flag(help: "Run without a guardian process (for debugging; a crash then leaves the rules and the address as they were).")
+    @Flag(
+        help:
+            "Run without a guardian process (for debugging; a crash then leaves the rules and the address as they were)."
+    )
     var noGuardian = false
 
     @Option(help: "Prefix length of the service address when the secondary takes it over.")
@@ -149,12 +182,18 @@ struct BridgeOptions: ParsableArguments {
         }
         guard address != peer else { throw ValidationError("--address and --peer must differ") }
         guard serviceAddress.count <= 1 else {
-            throw ValidationError("--service-address is given \(serviceAddress.count) times: one service address per pair for now")
+            throw ValidationError(
+                "--service-address is given \(serviceAddress.count) times: one service address per pair for now"
+            )
         }
         if let service = serviceAddress.first, service == address || service == peer {
-            throw ValidationError("--service-address must differ from both servers' own addresses (--address, --peer); to serve on the primary's own address, leave it out")
+            throw ValidationError(
+                "--service-address must differ from both servers' own addresses (--address, --peer); to serve on the primary's own address, leave it out"
+            )
         }
-        guard outboundQueue != inboundQueue else { throw ValidationError("--outbound-queue and --inbound-queue must differ") }
+        guard outboundQueue != inboundQueue else {
+            throw ValidationError("--outbound-queue and --inbound-queue must differ")
+        }
         guard mark != 0 else { throw ValidationError("--mark must not be 0") }
         guard heartbeatInterval >= 2, heartbeatInterval <= 10_000 else {
             throw ValidationError("--heartbeat-interval must be between 2 and 10000 ms")
@@ -162,9 +201,15 @@ struct BridgeOptions: ParsableArguments {
         if let missedHeartbeats, missedHeartbeats < 2 || missedHeartbeats > 1000 {
             throw ValidationError("--missed-heartbeats must be between 2 and 1000")
         }
-        guard (1...20).contains(takeoverProbes) else { throw ValidationError("--takeover-probes must be between 1 and 20") }
-        guard (1...5000).contains(probeInterval) else { throw ValidationError("--probe-interval must be between 1 and 5000 ms") }
-        guard (1...32).contains(servicePrefixLength) else { throw ValidationError("--service-prefix-length must be 1–32") }
+        guard (1...20).contains(takeoverProbes) else {
+            throw ValidationError("--takeover-probes must be between 1 and 20")
+        }
+        guard (1...5000).contains(probeInterval) else {
+            throw ValidationError("--probe-interval must be between 1 and 5000 ms")
+        }
+        guard (1...32).contains(servicePrefixLength) else {
+            throw ValidationError("--service-prefix-length must be 1–32")
+        }
         guard maxConnections > 0, maxQueuedBytes >= 65_536 else {
             throw ValidationError("--max-connections must be positive and --max-queued-bytes at least 65536")
         }
@@ -172,10 +217,14 @@ struct BridgeOptions: ParsableArguments {
             guard notify.hasPrefix("/"), access(notify, X_OK) == 0 else {
                 throw ValidationError("--notify takes the absolute path of an executable program; \(notify) is not one")
             }
-            guard !noGuardian else { throw ValidationError("--notify needs the guardian (it runs the program): drop --no-guardian") }
+            guard !noGuardian else {
+                throw ValidationError("--notify needs the guardian (it runs the program): drop --no-guardian")
+            }
         }
         guard relayBundleBytes == 0 || (576...65_000).contains(relayBundleBytes) else {
-            throw ValidationError("--relay-bundle-bytes must be 0 (no bundling) or between 576 and 65000 (1472 fits a 1,500-byte MTU)")
+            throw ValidationError(
+                "--relay-bundle-bytes must be 0 (no bundling) or between 576 and 65000 (1472 fits a 1,500-byte MTU)"
+            )
         }
     }
 
@@ -185,7 +234,9 @@ struct BridgeOptions: ParsableArguments {
         guard !parts.isEmpty, ports.count == parts.count else {
             throw ValidationError("--port takes TCP ports 1–65535 separated by commas, e.g. 9999 or 21,179")
         }
-        guard ports.count <= 15 else { throw ValidationError("--port takes at most 15 ports (iptables multiport limit)") }
+        guard ports.count <= 15 else {
+            throw ValidationError("--port takes at most 15 ports (iptables multiport limit)")
+        }
         return Array(Set(ports)).sorted()
     }
 
@@ -198,15 +249,28 @@ struct BridgeOptions: ParsableArguments {
         }
         let controlPath = control ?? "/run/ftcp/ftcp-\(role == .primary ? "primary" : "secondary").sock"
         return DaemonConfiguration(
-            role: role, interface: interface, ownAddress: address, peerAddress: peer, ports: try ports(), key: key,
-            controlPath: controlPath, replicationPort: replicationPort, outboundQueue: outboundQueue,
-            inboundQueue: inboundQueue, bypassMark: mark, heartbeatIntervalMilliseconds: heartbeatInterval,
+            role: role,
+            interface: interface,
+            ownAddress: address,
+            peerAddress: peer,
+            ports: try ports(),
+            key: key,
+            controlPath: controlPath,
+            replicationPort: replicationPort,
+            outboundQueue: outboundQueue,
+            inboundQueue: inboundQueue,
+            bypassMark: mark,
+            heartbeatIntervalMilliseconds: heartbeatInterval,
             missedHeartbeats: missedHeartbeats,
             takeoverProbes: .init(count: takeoverProbes, intervalMilliseconds: probeInterval),
             servicePrefixLength: servicePrefixLength,
-            maximumConnections: maxConnections, maximumQueuedBytesPerServer: maxQueuedBytes,
-            handOverOnStop: handOverOnStop, segmentationOffload: !noSegmentationOffload, relayBundleBytes: relayBundleBytes,
-            separateServiceAddress: serviceAddress.first)
+            maximumConnections: maxConnections,
+            maximumQueuedBytesPerServer: maxQueuedBytes,
+            handOverOnStop: handOverOnStop,
+            segmentationOffload: !noSegmentationOffload,
+            relayBundleBytes: relayBundleBytes,
+            separateServiceAddress: serviceAddress.first
+        )
     }
 
     func makeLogger(role: String) -> Logger {

@@ -11,8 +11,11 @@ func prepareControlDirectory(_ path: String) throws {
     let directory = (path as NSString).deletingLastPathComponent
     guard !directory.isEmpty else { return }
     do {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: 0o755])
+        try FileManager.default.createDirectory(
+            atPath: directory,
+            withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o755]
+        )
     } catch {
         throw ValidationError("cannot create \(directory) for the control socket: \(error.localizedDescription)")
     }
@@ -21,15 +24,23 @@ func prepareControlDirectory(_ path: String) throws {
 /// Runs a bridge role as two processes: the one started by the operator becomes the guardian
 /// and starts this same command again as the bridge process (marked by the guardian's pipe in
 /// its environment), which runs `body`. With `--no-guardian`, `body` runs in this process.
-func runGuarded(_ options: BridgeOptions, configuration: DaemonConfiguration, role: String,
-                _ body: (Logger, GuardianLink?) throws -> Void) throws {
+func runGuarded(
+    _ options: BridgeOptions,
+    configuration: DaemonConfiguration,
+    role: String,
+    _ body: (Logger, GuardianLink?) throws -> Void
+) throws {
     let link = GuardianLink.fromEnvironment()
     if link == nil && !options.noGuardian {
         let logger = options.makeLogger(role: "\(role).guardian")
         let status: Int32
         do {
-            status = try Guardian(configuration: configuration, logger: logger,
-                                  hangTimeoutMilliseconds: options.hangTimeout, notifyProgram: options.notify).run()
+            status = try Guardian(
+                configuration: configuration,
+                logger: logger,
+                hangTimeoutMilliseconds: options.hangTimeout,
+                notifyProgram: options.notify
+            ).run()
         } catch {
             logger.critical("the guardian could not start the bridge process: \(error)")
             throw ExitCode(1)

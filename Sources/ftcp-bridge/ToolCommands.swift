@@ -1,15 +1,16 @@
 import ArgumentParser
-import Foundation
 import FTCPDaemon
 import FTCPLinux
 import FTCPReplication
 import FTCPWire
+import Foundation
 
 struct KeygenCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "keygen",
         abstract: "Print a new replication key (32 random bytes) in the key file's format.",
-        discussion: "Example: umask 077; ftcp-bridge keygen > /etc/ftcp/ftcp.key — then copy the same file to the other server."
+        discussion:
+            "Example: umask 077; ftcp-bridge keygen > /etc/ftcp/ftcp.key — then copy the same file to the other server."
     )
 
     func run() {
@@ -20,7 +21,8 @@ struct KeygenCommand: ParsableCommand {
 struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
-        abstract: "Print a running bridge's state: JSON (role, state, peer liveness, connections), a summary, or a health check.",
+        abstract:
+            "Print a running bridge's state: JSON (role, state, peer liveness, connections), a summary, or a health check.",
         discussion: """
             --check exits 0 when this node serves the service address (primary, alone or replicating), 1 when it \
             is a healthy secondary, 2 when it is failed or not running, and prints one line saying so and how many \
@@ -50,7 +52,9 @@ struct StatusCommand: ParsableCommand {
                 print(HealthCheck.check(nil).line)
                 throw ExitCode(HealthCheck.Verdict.failed.rawValue)
             }
-            throw ValidationError("no bridge answers on \(control) (\(error)); is it running, and is --control the path it was started with?")
+            throw ValidationError(
+                "no bridge answers on \(control) (\(error)); is it running, and is --control the path it was started with?"
+            )
         }
         guard check || brief else {
             print(text, terminator: "")
@@ -63,7 +67,9 @@ struct StatusCommand: ParsableCommand {
             if verdict != .serving { throw ExitCode(verdict.rawValue) }
             return
         }
-        guard let status else { throw ValidationError("the bridge on \(control) answered something that is not a status") }
+        guard let status else {
+            throw ValidationError("the bridge on \(control) answered something that is not a status")
+        }
         print(HealthCheck.brief(status))
     }
 }
@@ -72,7 +78,8 @@ struct RulesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rules",
         abstract: "Install, remove or show a bridge's iptables rules by hand.",
-        discussion: "The bridges install and remove their rules themselves; this is for inspection and for cleaning up after a crash.",
+        discussion:
+            "The bridges install and remove their rules themselves; this is for inspection and for cleaning up after a crash.",
         subcommands: [Install.self, Remove.self, Show.self]
     )
 
@@ -81,7 +88,9 @@ struct RulesCommand: ParsableCommand {
         var role: String
 
         func parsedRole() throws -> FirewallPlan.Role {
-            guard let role = FirewallPlan.Role(rawValue: role) else { throw ValidationError("--role must be primary or secondary") }
+            guard let role = FirewallPlan.Role(rawValue: role) else {
+                throw ValidationError("--role must be primary or secondary")
+            }
             return role
         }
     }
@@ -111,13 +120,22 @@ struct RulesCommand: ParsableCommand {
             }
             // The primary's kernel's protected sockets are on the service address.
             let kernelAddress = role == .primary ? (serviceAddress ?? address) : address
-            return FirewallPlan(role: role, ownAddress: kernelAddress, serviceAddress: serviceAddress, ports: ports,
-                                outboundQueue: outboundQueue, inboundQueue: inboundQueue, bypassMark: mark)
+            return FirewallPlan(
+                role: role,
+                ownAddress: kernelAddress,
+                serviceAddress: serviceAddress,
+                ports: ports,
+                outboundQueue: outboundQueue,
+                inboundQueue: inboundQueue,
+                bypassMark: mark
+            )
         }
     }
 
     struct Install: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Install the rules (a bridge must then bind the queues, or protected traffic is dropped).")
+        static let configuration = CommandConfiguration(
+            abstract: "Install the rules (a bridge must then bind the queues, or protected traffic is dropped)."
+        )
         @OptionGroup var rule: RuleOptions
         @OptionGroup var plan: PlanOptions
         func run() throws {
@@ -126,7 +144,9 @@ struct RulesCommand: ParsableCommand {
     }
 
     struct Remove: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Remove the role's chains and the jumps to them (harmless if absent).")
+        static let configuration = CommandConfiguration(
+            abstract: "Remove the role's chains and the jumps to them (harmless if absent)."
+        )
         @OptionGroup var rule: RuleOptions
         func run() throws {
             let removed = Firewall().remove(role: try rule.parsedRole())
@@ -136,7 +156,8 @@ struct RulesCommand: ParsableCommand {
 
     struct Show: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Print the exact rules: what is installed now, or with --address what install would run.")
+            abstract: "Print the exact rules: what is installed now, or with --address what install would run."
+        )
         @OptionGroup var rule: RuleOptions
         @OptionGroup var plan: PlanOptions
         func run() throws {
@@ -176,18 +197,24 @@ struct SwitchoverCommand: ParsableCommand {
     @Option(help: "Seconds to wait for the roles to swap.")
     var wait: Double = 5
 
-    @Flag(help: "Switch over even if connections without a replica on the peer (inherited at a takeover, or served alone) are open: they are lost.")
+    @Flag(
+        help:
+            "Switch over even if connections without a replica on the peer (inherited at a takeover, or served alone) are open: they are lost."
+    )
     var force = false
 
     private func role() -> String? {
         guard let text = try? ControlSocket.query(path: control),
-              let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else { return nil }
+            let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
+        else { return nil }
         return object["role"] as? String
     }
 
     func run() throws {
         guard let before = role() else {
-            throw ValidationError("no bridge answers on \(control); is it running, and is --control the path it was started with?")
+            throw ValidationError(
+                "no bridge answers on \(control); is it running, and is --control the path it was started with?"
+            )
         }
         let started = Date()
         let answer: String
@@ -197,7 +224,8 @@ struct SwitchoverCommand: ParsableCommand {
             throw ValidationError("the bridge on \(control) did not answer the switchover request: \(error)")
         }
         print(answer, terminator: answer.hasSuffix("\n") ? "" : "\n")
-        let outcome = (try? JSONSerialization.jsonObject(with: Data(answer.utf8)) as? [String: Any])?["outcome"] as? String
+        let outcome =
+            (try? JSONSerialization.jsonObject(with: Data(answer.utf8)) as? [String: Any])?["outcome"] as? String
         guard outcome == "started" || outcome == "requested" else { throw ExitCode(1) }
         while Date().timeIntervalSince(started) < wait {
             if let now = role(), now != before {

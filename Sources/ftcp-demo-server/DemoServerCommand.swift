@@ -18,7 +18,8 @@ struct DemoServerCommand: ParsableCommand {
             deterministic stream), RECV n (then n raw bytes; answers with their SHA-256), QUIT. \
             The same input gives the same output on every replica. SIGTERM or SIGINT stops the \
             server (exit status 0).
-            """)
+            """
+    )
 
     @Option(name: .long, help: ArgumentHelp("Address and port to listen on.", valueName: "address:port"))
     var listen = "0.0.0.0:9999"

@@ -1,6 +1,5 @@
 import ArgumentParser
 import FTCPLinux
-
 import Foundation
 
 /// `ftcp-impair`: delays and reorders the packets of one NFQUEUE queue, for the namespace lab
@@ -34,10 +33,16 @@ struct ImpairCommand: ParsableCommand {
     @Option(name: .customLong("delay-ms"), help: "Hold every packet this many milliseconds.")
     var delayMilliseconds: Double = 0
 
-    @Option(name: .customLong("reorder-percent"), help: "Percentage (0-100) of packets held an extra gap so later ones overtake them.")
+    @Option(
+        name: .customLong("reorder-percent"),
+        help: "Percentage (0-100) of packets held an extra gap so later ones overtake them."
+    )
     var reorderPercent: Double = 0
 
-    @Option(name: .customLong("reorder-gap-ms"), help: "Extra hold for reordered packets in milliseconds (default: max(1, delay)).")
+    @Option(
+        name: .customLong("reorder-gap-ms"),
+        help: "Extra hold for reordered packets in milliseconds (default: max(1, delay))."
+    )
     var reorderGapMilliseconds: Double?
 
     @Option(help: "Seed of the pseudo-random generator; the same seed reproduces the same choices.")
@@ -49,13 +54,19 @@ struct ImpairCommand: ParsableCommand {
     @Option(name: .customLong("stats-interval-ms"), help: "How often to rewrite the statistics file.")
     var statisticsIntervalMilliseconds: Int = 500
 
-    @Option(name: .customLong("max-held"), help: "Most packets held at once; beyond that they are accepted immediately.")
+    @Option(
+        name: .customLong("max-held"),
+        help: "Most packets held at once; beyond that they are accepted immediately."
+    )
     var maximumHeld: Int = 10_000
 
     @Option(name: .customLong("receive-buffer-mib"), help: "Netlink receive buffer in MiB.")
     var receiveBufferMiB: Int = 64
 
-    @Flag(inversion: .prefixedNo, help: "Queue GSO super-packets whole (NFQA_CFG_F_GSO) instead of having the kernel segment them.")
+    @Flag(
+        inversion: .prefixedNo,
+        help: "Queue GSO super-packets whole (NFQA_CFG_F_GSO) instead of having the kernel segment them."
+    )
     var gso = true
 
     func validate() throws {
@@ -102,8 +113,10 @@ struct ImpairCommand: ParsableCommand {
             log("\(error)")
             throw ExitCode(2)
         }
-        log("bound (delay \(delayMilliseconds) ms, reorder \(reorderPercent)% with gap \(gap) ms, seed \(seed), "
-            + "max held \(maximumHeld), GSO \(gso), receive buffer \(netfilterQueue.effectiveReceiveBufferBytes) bytes)")
+        log(
+            "bound (delay \(delayMilliseconds) ms, reorder \(reorderPercent)% with gap \(gap) ms, seed \(seed), "
+                + "max held \(maximumHeld), GSO \(gso), receive buffer \(netfilterQueue.effectiveReceiveBufferBytes) bytes)"
+        )
         var impairer = Impairer(
             configuration: .init(
                 delay: Self.milliseconds(delayMilliseconds),
@@ -131,7 +144,9 @@ struct ImpairCommand: ParsableCommand {
         } catch {
             log("\(error)")
         }
-        log("stopped by signal \(TerminationSignals.received ?? 0): received \(s.received), delayed \(s.delayed), "
-            + "reordered \(s.reordered), overflowed \(s.overflowed), verdict errors \(s.verdictErrors)")
+        log(
+            "stopped by signal \(TerminationSignals.received ?? 0): received \(s.received), delayed \(s.delayed), "
+                + "reordered \(s.reordered), overflowed \(s.overflowed), verdict errors \(s.verdictErrors)"
+        )
     }
 }

@@ -52,12 +52,16 @@ struct Impairer {
                     verdicts.append(.init(id: packet.id, .accept))
                     continue
                 }
-                let late = configuration.reorderProbability > 0
+                let late =
+                    configuration.reorderProbability > 0
                     && random.nextUnit() < configuration.reorderProbability
                 if late {
                     statistics.reordered += 1
                     statistics.delayed += 1
-                    holds.hold(.init(id: packet.id, due: now + configuration.delay + configuration.reorderGap), late: true)
+                    holds.hold(
+                        .init(id: packet.id, due: now + configuration.delay + configuration.reorderGap),
+                        late: true
+                    )
                 } else if configuration.delay > .zero {
                     statistics.delayed += 1
                     holds.hold(.init(id: packet.id, due: now + configuration.delay), late: false)

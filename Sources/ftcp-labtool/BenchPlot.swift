@@ -24,8 +24,10 @@ enum BenchPlot {
 
         // The longest gap between two reads is the stall.
         var gapIndex = 1
-        for index in 1..<samples.count where samples[index].milliseconds - samples[index - 1].milliseconds
-            > samples[gapIndex].milliseconds - samples[gapIndex - 1].milliseconds {
+        for index in 1..<samples.count
+        where samples[index].milliseconds - samples[index - 1].milliseconds
+            > samples[gapIndex].milliseconds - samples[gapIndex - 1].milliseconds
+        {
             gapIndex = index
         }
         let gapStart = samples[gapIndex - 1].milliseconds
@@ -34,7 +36,8 @@ enum BenchPlot {
         // At most about 1500 points, always keeping both ends of the stall.
         let stride = max(1, samples.count / 1500)
         var kept: [(milliseconds: Double, bytes: Double)] = []
-        for (index, sample) in samples.enumerated() where index % stride == 0 || index == gapIndex || index == gapIndex - 1 || index == samples.count - 1 {
+        for (index, sample) in samples.enumerated()
+        where index % stride == 0 || index == gapIndex || index == gapIndex - 1 || index == samples.count - 1 {
             kept.append(sample)
         }
         let points = kept.map { String(format: "%.1f,%.1f", x($0.milliseconds), y($0.bytes)) }.joined(separator: " ")

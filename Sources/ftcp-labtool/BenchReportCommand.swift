@@ -36,8 +36,11 @@ extension LabToolCommand {
             if let trace {
                 let samples = (try? String(contentsOfFile: trace, encoding: .utf8)).map(BenchPlot.parseTrace) ?? []
                 if samples.count >= 2 {
-                    try BenchPlot.svg(samples, title: "Bytes delivered to the client application across a primary cut-off")
-                        .write(toFile: out + "/failover.svg", atomically: true, encoding: .utf8)
+                    try BenchPlot.svg(
+                        samples,
+                        title: "Bytes delivered to the client application across a primary cut-off"
+                    )
+                    .write(toFile: out + "/failover.svg", atomically: true, encoding: .utf8)
                     report.plotted = true
                 }
             }
@@ -46,7 +49,9 @@ extension LabToolCommand {
             print(report.markdown())
             let missing = report.missing(needPlot: trace != nil)
             if !missing.isEmpty {
-                FileHandle.standardError.write(Data("bench-report: missing figures: \(missing.joined(separator: ", "))\n".utf8))
+                FileHandle.standardError.write(
+                    Data("bench-report: missing figures: \(missing.joined(separator: ", "))\n".utf8)
+                )
                 throw ExitCode(1)
             }
         }
@@ -91,7 +96,8 @@ struct BenchSummary {
     static func median(_ values: [Double]) -> Double? {
         guard !values.isEmpty else { return nil }
         let sorted = values.sorted()
-        return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+        return sorted.count % 2 == 1
+            ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
     }
 
     static func percentile(_ values: [Double], _ p: Double) -> Double? {
@@ -101,7 +107,11 @@ struct BenchSummary {
     }
 
     func throughput(_ shaping: String, _ mode: String, _ direction: String) -> Double? {
-        Self.median(all("throughput", ["shaping": shaping, "mode": mode, "direction": direction]).compactMap { $0.number("mbps") })
+        Self.median(
+            all("throughput", ["shaping": shaping, "mode": mode, "direction": direction]).compactMap {
+                $0.number("mbps")
+            }
+        )
     }
 
     func latency(_ kind: String, _ mode: String, _ key: String) -> Double? {
@@ -126,7 +136,9 @@ struct BenchSummary {
             absent.append("pass-through ceiling \(direction)")
         }
         for kind in ["connect", "round-trip"] {
-            for mode in ["clean", "ftcp"] where latency(kind, mode, "p50_us") == nil { absent.append("\(kind) \(mode)") }
+            for mode in ["clean", "ftcp"] where latency(kind, mode, "p50_us") == nil {
+                absent.append("\(kind) \(mode)")
+            }
         }
         if stalls.isEmpty { absent.append("failover stalls") }
         for connections in ["1", "100", "1000"] where all("scale", ["connections": connections]).isEmpty {
@@ -156,18 +168,24 @@ struct BenchSummary {
     func markdown() -> String {
         let m = machine?.fields ?? [:]
         var lines: [String] = []
-        lines.append("Benchmark of \(m["date"] ?? "?") on \(m["cores"] ?? "?") cores, kernel \(m["kernel"] ?? "?")"
-            + " (\(m["mode"] ?? "?") run; clean and ftcp alternate, \(m["rounds"] ?? "?") round\(m["rounds"] == "1" ? "" : "s") of each transfer).")
+        lines.append(
+            "Benchmark of \(m["date"] ?? "?") on \(m["cores"] ?? "?") cores, kernel \(m["kernel"] ?? "?")"
+                + " (\(m["mode"] ?? "?") run; clean and ftcp alternate, \(m["rounds"] ?? "?") round\(m["rounds"] == "1" ? "" : "s") of each transfer)."
+        )
         lines.append("")
         lines.append("| measure | clean TCP | ftcp | ftcp / clean | target |")
         lines.append("|---|---|---|---|---|")
         for shaping in Self.shapings {
             let target = shaping == "100mbit" ? "≥ 0.95" : shaping == "1gbit" ? "≥ 0.60" : "—"
-            let label = shaping == "unshaped" ? "unshaped" : "client link shaped to \(shaping == "1gbit" ? "1 Gbit/s" : "100 Mbit/s")"
+            let label =
+                shaping == "unshaped"
+                ? "unshaped" : "client link shaped to \(shaping == "1gbit" ? "1 Gbit/s" : "100 Mbit/s")"
             for (direction, name) in Self.directions {
                 let clean = throughput(shaping, "clean", direction)
                 let ftcp = throughput(shaping, "ftcp", direction)
-                lines.append("| \(name), \(label), Mbit/s | \(Self.format(clean)) | \(Self.format(ftcp)) | \(Self.ratio(ftcp, clean)) | \(target) |")
+                lines.append(
+                    "| \(name), \(label), Mbit/s | \(Self.format(clean)) | \(Self.format(ftcp)) | \(Self.ratio(ftcp, clean)) | \(target) |"
+                )
             }
         }
         for kind in ["connect", "round-trip"] {
@@ -176,35 +194,47 @@ struct BenchSummary {
                 let clean = latency(kind, "clean", key)
                 let ftcp = latency(kind, "ftcp", key)
                 let shown = kind == "connect" ? target : "—"
-                lines.append("| \(name) \(key.prefix(3)), µs | \(Self.format(clean, 1)) | \(Self.format(ftcp, 1)) | \(Self.difference(ftcp, clean)) | \(shown) |")
+                lines.append(
+                    "| \(name) \(key.prefix(3)), µs | \(Self.format(clean, 1)) | \(Self.format(ftcp, 1)) | \(Self.difference(ftcp, clean)) | \(shown) |"
+                )
             }
         }
         lines.append("")
-        lines.append("| pass-through ceiling (NFQUEUE accept-all, GSO, batched), unshaped | ceiling | ftcp | ftcp / ceiling | target |")
+        lines.append(
+            "| pass-through ceiling (NFQUEUE accept-all, GSO, batched), unshaped | ceiling | ftcp | ftcp / ceiling | target |"
+        )
         lines.append("|---|---|---|---|---|")
         for (direction, name) in Self.directions {
             let ceiling = throughput("unshaped", "passthrough", direction)
             let ftcp = throughput("unshaped", "ftcp", direction)
-            lines.append("| \(name), Mbit/s | \(Self.format(ceiling)) | \(Self.format(ftcp)) | \(Self.ratio(ftcp, ceiling)) | ≥ 0.50 |")
+            lines.append(
+                "| \(name), Mbit/s | \(Self.format(ceiling)) | \(Self.format(ftcp)) | \(Self.ratio(ftcp, ceiling)) | ≥ 0.50 |"
+            )
         }
         lines.append("")
         let detection = all("failover").first?.fields["detection"] ?? "?"
         lines.append("| failover (primary cut off at a random point of a download) | value | target |")
         lines.append("|---|---|---|")
-        lines.append("| trials (byte-exact, no reset) | \(failoverTrials - failoverFailures) of \(failoverTrials) | all |")
+        lines.append(
+            "| trials (byte-exact, no reset) | \(failoverTrials - failoverFailures) of \(failoverTrials) | all |"
+        )
         lines.append("| client-visible stall p50, ms | \(Self.format(Self.percentile(stalls, 0.5), 1)) | ≤ 50 |")
         lines.append("| client-visible stall p99, ms | \(Self.format(Self.percentile(stalls, 0.99), 1)) | ≤ 150 |")
         lines.append("| client-visible stall max, ms | \(Self.format(stalls.max(), 1)) | — |")
         lines.append("| detection settings | \(detection) | — |")
         lines.append("")
-        lines.append("| scale: idle protected connections | primary RSS growth, KiB | secondary RSS growth, KiB | per connection, bytes (primary + secondary) |")
+        lines.append(
+            "| scale: idle protected connections | primary RSS growth, KiB | secondary RSS growth, KiB | per connection, bytes (primary + secondary) |"
+        )
         lines.append("|---|---|---|---|")
         for connections in ["1", "100", "1000", "10000"] {
             guard let entry = all("scale", ["connections": connections]).first else { continue }
             let primary = entry.number("primary_growth_kib") ?? 0
             let secondary = entry.number("secondary_growth_kib") ?? 0
             let count = Double(connections) ?? 1
-            lines.append("| \(connections) | \(Self.format(primary)) | \(Self.format(secondary)) | \(Self.format((primary + secondary) * 1024 / count)) |")
+            lines.append(
+                "| \(connections) | \(Self.format(primary)) | \(Self.format(secondary)) | \(Self.format((primary + secondary) * 1024 / count)) |"
+            )
         }
         lines.append("")
         lines.append("| bridges' CPU time (unshaped transfers) | primary, s per GiB | secondary, s per GiB |")
@@ -214,7 +244,9 @@ struct BenchSummary {
             let gib = entries.compactMap { $0.number("bytes") }.reduce(0, +) / Double(1 << 30)
             let primary = entries.compactMap { $0.number("primary_cpu_s") }.reduce(0, +)
             let secondary = entries.compactMap { $0.number("secondary_cpu_s") }.reduce(0, +)
-            lines.append("| \(name) | \(gib > 0 ? Self.format(primary / gib, 2) : "—") | \(gib > 0 ? Self.format(secondary / gib, 2) : "—") |")
+            lines.append(
+                "| \(name) | \(gib > 0 ? Self.format(primary / gib, 2) : "—") | \(gib > 0 ? Self.format(secondary / gib, 2) : "—") |"
+            )
         }
         return lines.joined(separator: "\n") + "\n"
     }
@@ -231,8 +263,10 @@ struct BenchSummary {
             for (direction, _) in Self.directions {
                 let clean = throughput(shaping, "clean", direction)
                 let ftcp = throughput(shaping, "ftcp", direction)
-                var entry = object([("clean_mbps", clean), ("ftcp_mbps", ftcp),
-                                    ("ratio", clean.flatMap { c in ftcp.map { $0 / c } })])
+                var entry = object([
+                    ("clean_mbps", clean), ("ftcp_mbps", ftcp),
+                    ("ratio", clean.flatMap { c in ftcp.map { $0 / c } }),
+                ])
                 if shaping == "unshaped" {
                     let ceiling = throughput(shaping, "passthrough", direction)
                     entry["passthrough_mbps"] = ceiling ?? NSNull()
@@ -262,7 +296,8 @@ struct BenchSummary {
             "failover": failover, "scale": scale, "cpu": cpu,
             "raw": measurements.map { ["kind": $0.kind, "fields": $0.fields] as [String: Any] },
         ]
-        let data = (try? JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys])) ?? Data()
+        let data =
+            (try? JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys])) ?? Data()
         return String(decoding: data, as: UTF8.self) + "\n"
     }
 }

@@ -8,7 +8,8 @@ extension LabToolCommand {
     struct ConnectTime: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "connect-time",
-            abstract: "Open and close COUNT TCP connections one after another; print p50/p99/max connect() time in microseconds."
+            abstract:
+                "Open and close COUNT TCP connections one after another; print p50/p99/max connect() time in microseconds."
         )
 
         @Option(help: "The server's address and port.")
@@ -35,7 +36,9 @@ extension LabToolCommand {
                 setsockopt(socket.fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
                 let started = ContinuousClock.now
                 if let failure = try socket.connect(server) {
-                    throw ValidationError("connection \(index) to \(server) failed: \(String(cString: strerror(failure)))")
+                    throw ValidationError(
+                        "connection \(index) to \(server) failed: \(String(cString: strerror(failure)))"
+                    )
                 }
                 samples.append(started.duration(to: .now))
             }

@@ -74,7 +74,9 @@ final class LabSocket {
                 }
             }
             return nil
-        } catch let error as SystemCallError where [ECONNREFUSED, EHOSTUNREACH, ENETUNREACH, ETIMEDOUT].contains(error.errno) {
+        } catch let error as SystemCallError
+            where [ECONNREFUSED, EHOSTUNREACH, ENETUNREACH, ETIMEDOUT].contains(error.errno)
+        {
             return error.errno
         }
     }
@@ -89,7 +91,10 @@ final class LabSocket {
         while true {
             let remaining = ContinuousClock.now.duration(to: deadline)
             if remaining <= .zero { return false }
-            let milliseconds = Int32(clamping: remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000 + 1)
+            let milliseconds = Int32(
+                clamping: remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000
+                    + 1
+            )
             let ready = try systemCall("poll") { poll(&descriptor, 1, milliseconds) }
             if ready > 0 { return true }
         }
@@ -130,7 +135,10 @@ final class LabSocket {
 /// Sleeps for `duration` (bounded by the caller).
 func pause(for duration: Duration) {
     guard duration > .zero else { return }
-    var request = timespec(tv_sec: Int(duration.components.seconds), tv_nsec: Int(duration.components.attoseconds / 1_000_000_000))
+    var request = timespec(
+        tv_sec: Int(duration.components.seconds),
+        tv_nsec: Int(duration.components.attoseconds / 1_000_000_000)
+    )
     var remaining = timespec()
     while nanosleep(&request, &remaining) == -1 && errno == EINTR {
         request = remaining

@@ -1,7 +1,7 @@
 import ArgumentParser
 import FTCPDemo
-import Foundation
 import FTCPLinux
+import Foundation
 import Glibc
 
 /// `ftcp-labtool`: deterministic traffic for the namespace lab (TCP byte streams with SHA-256,
@@ -16,7 +16,10 @@ struct LabToolCommand: ParsableCommand {
             "bytes=10000000 sha256=… seconds=0.012". Run each side in its namespace with
             `ip netns exec ftcp-primary ftcp-labtool sink --listen 10.80.0.1:5001`.
             """,
-        subcommands: [Session.self, ConnectTime.self, RoundTrip.self, Hold.self, BenchReport.self, Sink.self, Source.self, UDPSend.self, UDPEcho.self, UDPPing.self]
+        subcommands: [
+            Session.self, ConnectTime.self, RoundTrip.self, Hold.self, BenchReport.self, Sink.self, Source.self,
+            UDPSend.self, UDPEcho.self, UDPPing.self,
+        ]
     )
 }
 
@@ -54,7 +57,9 @@ func seconds(_ duration: Duration) -> String {
 extension LabToolCommand {
     /// Accepts one TCP connection, reads to end of stream, prints the byte count and SHA-256.
     struct Sink: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Receive one TCP stream; print bytes, sha256 and seconds (accept to EOF).")
+        static let configuration = CommandConfiguration(
+            abstract: "Receive one TCP stream; print bytes, sha256 and seconds (accept to EOF)."
+        )
 
         @Option(help: "Address and port to listen on.")
         var listen: String
@@ -92,7 +97,9 @@ extension LabToolCommand {
 
     /// Connects (retrying while refused) and sends a deterministic stream of bytes.
     struct Source: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Send N deterministic bytes over TCP; print bytes, sha256 and seconds.")
+        static let configuration = CommandConfiguration(
+            abstract: "Send N deterministic bytes over TCP; print bytes, sha256 and seconds."
+        )
 
         @Option(help: "Address and port to connect to.")
         var connect: String
@@ -148,7 +155,8 @@ extension LabToolCommand {
     struct UDPSend: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "udp-send",
-            abstract: "Send COUNT numbered UDP datagrams (payload: 'FTCP', run id, sequence, all big-endian).")
+            abstract: "Send COUNT numbered UDP datagrams (payload: 'FTCP', run id, sequence, all big-endian)."
+        )
 
         @Option(help: "Destination address and port.")
         var to: String
@@ -194,7 +202,10 @@ extension LabToolCommand {
 
     /// Echoes every datagram back to its sender until the timeout.
     struct UDPEcho: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "udp-echo", abstract: "Echo UDP datagrams back until --timeout-s.")
+        static let configuration = CommandConfiguration(
+            commandName: "udp-echo",
+            abstract: "Echo UDP datagrams back until --timeout-s."
+        )
 
         @Option(help: "Address and port to listen on.")
         var listen: String
@@ -212,14 +223,18 @@ extension LabToolCommand {
                 let count = try buffer.withUnsafeMutableBytes { bytes in
                     try withUnsafeMutablePointer(to: &peer) { pointer in
                         try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { generic in
-                            try systemCall("recvfrom") { recvfrom(socket.fd, bytes.baseAddress, bytes.count, 0, generic, &peerLength) }
+                            try systemCall("recvfrom") {
+                                recvfrom(socket.fd, bytes.baseAddress, bytes.count, 0, generic, &peerLength)
+                            }
                         }
                     }
                 }
                 _ = try buffer.withUnsafeBytes { bytes in
                     try withUnsafePointer(to: &peer) { pointer in
                         try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { generic in
-                            try systemCall("sendto") { sendto(socket.fd, bytes.baseAddress, count, 0, generic, peerLength) }
+                            try systemCall("sendto") {
+                                sendto(socket.fd, bytes.baseAddress, count, 0, generic, peerLength)
+                            }
                         }
                     }
                 }
@@ -233,7 +248,8 @@ extension LabToolCommand {
     struct UDPPing: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "udp-ping",
-            abstract: "Send COUNT UDP probes to a udp-echo and print round-trip times in milliseconds.")
+            abstract: "Send COUNT UDP probes to a udp-echo and print round-trip times in milliseconds."
+        )
 
         @Option(help: "Address and port of the udp-echo.")
         var to: String
@@ -256,15 +272,21 @@ extension LabToolCommand {
             var buffer = [UInt8](repeating: 0, count: 64)
             for sequence in 0..<count where ContinuousClock.now < deadline {
                 var probe = [UInt8](repeating: 0, count: 16)
-                for index in 0..<4 { probe[index] = UInt8(truncatingIfNeeded: UInt32(sequence) >> UInt32(24 - 8 * index)) }
+                for index in 0..<4 {
+                    probe[index] = UInt8(truncatingIfNeeded: UInt32(sequence) >> UInt32(24 - 8 * index))
+                }
                 let sentAt = ContinuousClock.now
                 _ = try? probe.withUnsafeBytes { try socket.send($0) }
                 let answerDeadline = min(deadline, sentAt + .milliseconds(waitMilliseconds))
                 while try socket.wait(POLLIN, until: answerDeadline) {
-                    guard let received = try? buffer.withUnsafeMutableBytes({ try socket.receive(into: $0) }) else { break }
+                    guard let received = try? buffer.withUnsafeMutableBytes({ try socket.receive(into: $0) }) else {
+                        break
+                    }
                     if received >= 4, buffer[0..<4].elementsEqual(probe[0..<4]) {
                         let rtt = sentAt.duration(to: .now)
-                        samples.append(Double(rtt.components.seconds) * 1000 + Double(rtt.components.attoseconds) / 1e15)
+                        samples.append(
+                            Double(rtt.components.seconds) * 1000 + Double(rtt.components.attoseconds) / 1e15
+                        )
                         break
                     }
                 }
@@ -273,8 +295,17 @@ extension LabToolCommand {
             let sorted = samples.sorted()
             let median = sorted.isEmpty ? 0 : sorted[sorted.count / 2]
             let average = sorted.isEmpty ? 0 : sorted.reduce(0, +) / Double(sorted.count)
-            emit(String(format: "sent=%d received=%d min_ms=%.3f median_ms=%.3f avg_ms=%.3f max_ms=%.3f",
-                        count, sorted.count, sorted.first ?? 0, median, average, sorted.last ?? 0))
+            emit(
+                String(
+                    format: "sent=%d received=%d min_ms=%.3f median_ms=%.3f avg_ms=%.3f max_ms=%.3f",
+                    count,
+                    sorted.count,
+                    sorted.first ?? 0,
+                    median,
+                    average,
+                    sorted.last ?? 0
+                )
+            )
         }
     }
 }

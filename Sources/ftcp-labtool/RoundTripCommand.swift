@@ -8,7 +8,8 @@ extension LabToolCommand {
     struct RoundTrip: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "round-trip",
-            abstract: "Send COUNT 64-byte ECHO requests one after another on one connection; print p50/p99/max round trip in microseconds."
+            abstract:
+                "Send COUNT 64-byte ECHO requests one after another on one connection; print p50/p99/max round trip in microseconds."
         )
 
         @Option(help: "The server's address and port.")
@@ -55,8 +56,10 @@ extension LabToolCommand {
     /// idle for a while: what the bridges hold per protected connection.
     struct Hold: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Open CONNECTIONS sessions (HELLO each), keep them idle for --hold-s seconds, then QUIT them all.",
-            discussion: "Prints 'connections=N ready=1' once every session is open (read it to know when to measure), then a result line."
+            abstract:
+                "Open CONNECTIONS sessions (HELLO each), keep them idle for --hold-s seconds, then QUIT them all.",
+            discussion:
+                "Prints 'connections=N ready=1' once every session is open (read it to know when to measure), then a result line."
         )
 
         @Option(help: "The server's address and port.")
@@ -68,8 +71,12 @@ extension LabToolCommand {
         @OptionGroup var common: Common
 
         func validate() throws {
-            guard connections > 0, connections <= 20_000 else { throw ValidationError("--connections must be between 1 and 20000") }
-            guard holdSeconds >= 0, holdSeconds <= 3600 else { throw ValidationError("--hold-s must be between 0 and 3600") }
+            guard connections > 0, connections <= 20_000 else {
+                throw ValidationError("--connections must be between 1 and 20000")
+            }
+            guard holdSeconds >= 0, holdSeconds <= 3600 else {
+                throw ValidationError("--hold-s must be between 0 and 3600")
+            }
         }
 
         func run() throws {
@@ -79,12 +86,16 @@ extension LabToolCommand {
             for index in 0..<connections {
                 let socket = try LabSocket(type: SocketType.stream)
                 if let failure = try socket.connect(server) {
-                    throw ValidationError("connection \(index) to \(server) failed: \(String(cString: strerror(failure)))")
+                    throw ValidationError(
+                        "connection \(index) to \(server) failed: \(String(cString: strerror(failure)))"
+                    )
                 }
                 var reader = LineReader(socket: socket, deadline: deadline)
                 try sendAll(socket, Array("HELLO h\(index)\n".utf8), deadline: deadline)
                 let answer = try reader.line()
-                guard answer.hasPrefix("WELCOME") else { throw SessionFailure("connection \(index): HELLO answered '\(answer)'") }
+                guard answer.hasPrefix("WELCOME") else {
+                    throw SessionFailure("connection \(index): HELLO answered '\(answer)'")
+                }
                 open.append((socket, reader))
             }
             emit("connections=\(connections) ready=1")
@@ -93,7 +104,9 @@ extension LabToolCommand {
             for index in open.indices {
                 try sendAll(open[index].0, Array("QUIT\n".utf8), deadline: deadline)
                 let answer = try open[index].1.line()
-                guard answer.hasPrefix("BYE") else { throw SessionFailure("connection \(index): QUIT answered '\(answer)'") }
+                guard answer.hasPrefix("BYE") else {
+                    throw SessionFailure("connection \(index): QUIT answered '\(answer)'")
+                }
             }
             emit("ok=1 connections=\(connections)")
         }

@@ -1,7 +1,7 @@
 import ArgumentParser
 import FTCPDemo
-import Foundation
 import FTCPLinux
+import Foundation
 import Glibc
 
 extension LabToolCommand {
@@ -28,11 +28,20 @@ extension LabToolCommand {
         var upload: UInt64 = 0
         @Flag(help: "Print each request and answer.")
         var verbose = false
-        @Option(help: "Write the download's progress to this file: one line per read, milliseconds since the session began and bytes received so far (for a time-sequence plot).")
+        @Option(
+            help:
+                "Write the download's progress to this file: one line per read, milliseconds since the session began and bytes received so far (for a time-sequence plot)."
+        )
         var trace: String?
-        @Flag(help: "Shut down the client's sending side right after asking for the download (half-close); the server must still send every byte, then close.")
+        @Flag(
+            help:
+                "Shut down the client's sending side right after asking for the download (half-close); the server must still send every byte, then close."
+        )
         var halfClose = false
-        @Option(help: "Milliseconds to wait before each step of the session (each request, the half-close, reading the download, QUIT), so that many sessions are caught in every phase at once.")
+        @Option(
+            help:
+                "Milliseconds to wait before each step of the session (each request, the half-close, reading the download, QUIT), so that many sessions are caught in every phase at once."
+        )
         var thinkMs: UInt32 = 0
         @OptionGroup var common: Common
 
@@ -76,7 +85,9 @@ extension LabToolCommand {
                 longestStall = try reader.checkStream(count: download)
                 try reader.expectEndOfStream()
                 if verbose { emit("> SEND \(download), then FIN\n< \(download) bytes, then FIN") }
-                emit("ok=1 downloaded=\(download) uploaded=0 half_closed=1 seconds=\(seconds(started.duration(to: .now)))")
+                emit(
+                    "ok=1 downloaded=\(download) uploaded=0 half_closed=1 seconds=\(seconds(started.duration(to: .now)))"
+                )
                 return
             }
             if download > 0 {
@@ -94,7 +105,9 @@ extension LabToolCommand {
                 var lastProgress = ContinuousClock.now
                 while offset < upload {
                     let count = Int(min(UInt64(chunk.count), upload - offset))
-                    chunk.withUnsafeMutableBytes { DemoByteStream.fill(UnsafeMutableRawBufferPointer(rebasing: $0[0..<count]), from: offset) }
+                    chunk.withUnsafeMutableBytes {
+                        DemoByteStream.fill(UnsafeMutableRawBufferPointer(rebasing: $0[0..<count]), from: offset)
+                    }
                     digest.update(chunk[0..<count])
                     try sendAll(socket, chunk[0..<count], deadline: deadline)
                     // The upload's stall: the longest time the client application could not hand
@@ -107,13 +120,17 @@ extension LabToolCommand {
                 let expected = "RECEIVED \(upload) sha256=\(digest.finalizeHex())"
                 let answer = try reader.line()
                 if verbose { emit("> RECV \(upload) + \(upload) bytes\n< \(answer)") }
-                guard answer == expected else { throw SessionFailure("upload: expected '\(expected)', got '\(answer)'") }
+                guard answer == expected else {
+                    throw SessionFailure("upload: expected '\(expected)', got '\(answer)'")
+                }
             }
             try exchange("QUIT", expect: "BYE total=42")
             try reader.expectEndOfStream()
             let elapsed = started.duration(to: .now)
-            emit("ok=1 downloaded=\(download) uploaded=\(upload) seconds=\(seconds(elapsed)) "
-                + "longest_stall_ms=\(milliseconds(longestStall)) longest_upload_stall_ms=\(milliseconds(longestUploadStall))")
+            emit(
+                "ok=1 downloaded=\(download) uploaded=\(upload) seconds=\(seconds(elapsed)) "
+                    + "longest_stall_ms=\(milliseconds(longestStall)) longest_upload_stall_ms=\(milliseconds(longestUploadStall))"
+            )
         }
     }
 }
@@ -123,7 +140,9 @@ func writeTrace(_ samples: [(Duration, UInt64)], to path: String) {
     var text = "# milliseconds_since_session_start bytes_received\n"
     for (at, bytes) in samples { text += "\(milliseconds(at)) \(bytes)\n" }
     guard let file = fopen(path, "w") else {
-        FileHandle.standardError.write(Data("cannot write the trace to \(path): \(String(cString: strerror(errno)))\n".utf8))
+        FileHandle.standardError.write(
+            Data("cannot write the trace to \(path): \(String(cString: strerror(errno)))\n".utf8)
+        )
         return
     }
     fputs(text, file)
@@ -201,13 +220,19 @@ struct LineReader {
                 let now = ContinuousClock.now
                 longest = max(longest, last.duration(to: now))
                 last = now
-                if let origin = trace?.origin { trace?.samples.append((origin.duration(to: now), offset + UInt64(buffered.count))) }
+                if let origin = trace?.origin {
+                    trace?.samples.append((origin.duration(to: now), offset + UInt64(buffered.count)))
+                }
             }
             let take = Int(min(UInt64(buffered.count), count - offset))
-            expected.withUnsafeMutableBytes { DemoByteStream.fill(UnsafeMutableRawBufferPointer(rebasing: $0[0..<take]), from: offset) }
+            expected.withUnsafeMutableBytes {
+                DemoByteStream.fill(UnsafeMutableRawBufferPointer(rebasing: $0[0..<take]), from: offset)
+            }
             if buffered[0..<take] != expected[0..<take] {
                 let index = (0..<take).first { buffered[$0] != expected[$0] } ?? 0
-                throw SessionFailure("byte \(offset + UInt64(index)) of the stream is \(buffered[index]), expected \(expected[index])")
+                throw SessionFailure(
+                    "byte \(offset + UInt64(index)) of the stream is \(buffered[index]), expected \(expected[index])"
+                )
             }
             buffered.removeFirst(take)
             offset += UInt64(take)

@@ -35,11 +35,17 @@ struct PassThroughCommand: ParsableCommand {
 
     func run() throws {
         try TerminationSignals.install()
-        let options = NetfilterQueue.Options(receiveBufferBytes: 64 << 20, copyRange: copyRange, acceptGSO: gso,
-                                             maximumQueueLength: 16_384)
+        let options = NetfilterQueue.Options(
+            receiveBufferBytes: 64 << 20,
+            copyRange: copyRange,
+            acceptGSO: gso,
+            maximumQueueLength: 16_384
+        )
         let nfq = try NetfilterQueue.open(queue: queue, options: options)
         defer { try? nfq.close() }
-        FileHandle.standardError.write(Data("ftcp-passthrough: bound queue \(queue) (gso \(gso), copy \(copyRange) B)\n".utf8))
+        FileHandle.standardError.write(
+            Data("ftcp-passthrough: bound queue \(queue) (gso \(gso), copy \(copyRange) B)\n".utf8)
+        )
         var packets = 0
         var bytes = 0
         var superPackets = 0

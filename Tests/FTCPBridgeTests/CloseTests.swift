@@ -1,5 +1,6 @@
-import Testing
 import FTCPWire
+import Testing
+
 @testable import FTCPBridge
 
 @Suite("Connection termination (paper §8)")
@@ -15,8 +16,12 @@ struct CloseTests {
     @Test("the servers' FIN first: merged like a byte, only when both sent it at the same place")
     func serversCloseFirst() throws {
         var scenario = try established()
-        try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, flags: [.fin, .ack], payload: numberedBytes(1...5)))
-        let s = try scenario.secondary(S.fromServer(.secondary, seq: 1, ack: 1001, flags: [.ack], payload: numberedBytes(1...5)))
+        try scenario.primary(
+            S.fromServer(.primary, seq: 31, ack: 1001, flags: [.fin, .ack], payload: numberedBytes(1...5))
+        )
+        let s = try scenario.secondary(
+            S.fromServer(.secondary, seq: 1, ack: 1001, flags: [.ack], payload: numberedBytes(1...5))
+        )
         #expect(s.packetsToClient.map(\.flags) == [[.ack, .psh]], "S has not closed yet: no FIN")
         let fin = try scenario.secondary(S.fromServer(.secondary, seq: 6, ack: 1001, flags: [.fin, .ack]))
         #expect(fin.packetsToClient.map(\.flags) == [[.fin, .ack]])

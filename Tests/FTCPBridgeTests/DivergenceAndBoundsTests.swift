@@ -1,5 +1,6 @@
-import Testing
 import FTCPWire
+import Testing
+
 @testable import FTCPBridge
 
 @Suite("Divergence and bounds")
@@ -19,14 +20,22 @@ struct DivergenceAndBoundsTests {
         // From now on P's segments go out at once, translated; S's are dropped.
         let next = try scenario.primary(S.fromServer(.primary, seq: 36, ack: 1001, payload: Array(" world".utf8)))
         #expect(next.packetsToClient.map(\.sequenceNumber) == [SequenceNumber(6)])
-        #expect(try scenario.secondary(S.fromServer(.secondary, seq: 6, ack: 1001, payload: Array(" there".utf8))).packetsToClient.isEmpty)
+        #expect(
+            try scenario.secondary(S.fromServer(.secondary, seq: 6, ack: 1001, payload: Array(" there".utf8)))
+                .packetsToClient.isEmpty
+        )
     }
 
     @Test("a full table drops a new client SYN and says so; existing connections go on")
     func tableFull() throws {
-        var scenario = S(configuration: BridgeConfiguration(
-            serviceAddress: S.serviceAddress, secondaryAddress: S.secondaryAddress, protectedPorts: [S.serverPort],
-            maximumConnections: 2))
+        var scenario = S(
+            configuration: BridgeConfiguration(
+                serviceAddress: S.serviceAddress,
+                secondaryAddress: S.secondaryAddress,
+                protectedPorts: [S.serverPort],
+                maximumConnections: 2
+            )
+        )
         #expect(try scenario.client(S.fromClient(seq: 1, flags: [.syn], port: 1)).delivered != nil)
         #expect(try scenario.client(S.fromClient(seq: 1, flags: [.syn], port: 2)).delivered != nil)
         let (third, out) = try scenario.client(S.fromClient(seq: 1, flags: [.syn], port: 3))
@@ -44,9 +53,14 @@ struct DivergenceAndBoundsTests {
 
     @Test("bytes past the queue bound are refused and counted; the retransmission fills the gap later")
     func queueBound() throws {
-        var scenario = S(configuration: BridgeConfiguration(
-            serviceAddress: S.serviceAddress, secondaryAddress: S.secondaryAddress, protectedPorts: [S.serverPort],
-            maximumQueuedBytesPerServer: 100))
+        var scenario = S(
+            configuration: BridgeConfiguration(
+                serviceAddress: S.serviceAddress,
+                secondaryAddress: S.secondaryAddress,
+                protectedPorts: [S.serverPort],
+                maximumQueuedBytesPerServer: 100
+            )
+        )
         try scenario.handshake(primaryISN: 30, secondaryISN: 0)
         let data = (0..<150).map { UInt8(truncatingIfNeeded: $0) }
         try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, payload: data))
@@ -58,7 +72,9 @@ struct DivergenceAndBoundsTests {
         // The client never acknowledged 101–150, so both kernels retransmit it.
         let tailFromP = try scenario.primary(S.fromServer(.primary, seq: 131, ack: 1001, payload: Array(data[100...])))
         #expect(tailFromP.packetsToClient.flatMap(\.payload).isEmpty)
-        let tailFromS = try scenario.secondary(S.fromServer(.secondary, seq: 101, ack: 1001, payload: Array(data[100...])))
+        let tailFromS = try scenario.secondary(
+            S.fromServer(.secondary, seq: 101, ack: 1001, payload: Array(data[100...]))
+        )
         #expect(tailFromS.packetsToClient.flatMap(\.payload) == Array(data[100...]))
     }
 }

@@ -1,5 +1,6 @@
-import Testing
 import FTCPWire
+import Testing
+
 @testable import FTCPBridge
 
 @Suite("Fault detector")
@@ -71,7 +72,9 @@ struct PrimaryAloneTests {
         #expect(flushed.packetsToClient.map(\.sequenceNumber) == [SequenceNumber(1)])
         #expect(flushed.packetsToClient.flatMap(\.payload) == numberedBytes(1...10))
         #expect(scenario.status?.phase == "primary-only")
-        let next = try scenario.primary(S.fromServer(.primary, seq: 41, ack: 1001, window: 700, payload: numberedBytes(11...15)))
+        let next = try scenario.primary(
+            S.fromServer(.primary, seq: 41, ack: 1001, window: 700, payload: numberedBytes(11...15))
+        )
         #expect(next.packetsToClient.map(\.sequenceNumber) == [SequenceNumber(11)])
         #expect(next.packetsToClient.first?.acknowledgmentNumber == SequenceNumber(1001))
         #expect(next.packetsToClient.first?.window == 700)
@@ -80,16 +83,29 @@ struct PrimaryAloneTests {
         #expect(delivered?.acknowledgmentNumber == SequenceNumber(46))
     }
 
-    @Test("alone, a 4,000-byte super-segment of the primary's kernel (queued whole, GSO) leaves in pieces that fit MSS 1,360")
+    @Test(
+        "alone, a 4,000-byte super-segment of the primary's kernel (queued whole, GSO) leaves in pieces that fit MSS 1,360"
+    )
     func superSegmentCutToTheMSS() throws {
         var scenario = S()
-        try scenario.handshake(primaryISN: 30, secondaryISN: 0, clientOptions: [.maximumSegmentSize(1360)],
-                               primaryOptions: [.maximumSegmentSize(1460)], secondaryOptions: [.maximumSegmentSize(1460)])
+        try scenario.handshake(
+            primaryISN: 30,
+            secondaryISN: 0,
+            clientOptions: [.maximumSegmentSize(1360)],
+            primaryOptions: [.maximumSegmentSize(1460)],
+            secondaryOptions: [.maximumSegmentSize(1460)]
+        )
         _ = scenario.bridge.secondaryFailed(now: scenario.now)
         let data = (0..<4000).map { UInt8(truncatingIfNeeded: $0 * 3) }
-        let out = try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, flags: [.ack, .psh, .fin], payload: data))
+        let out = try scenario.primary(
+            S.fromServer(.primary, seq: 31, ack: 1001, flags: [.ack, .psh, .fin], payload: data)
+        )
         #expect(out.packetsToClient.map(\.payload.count) == [1360, 1360, 1280])
-        #expect(out.packetsToClient.map(\.sequenceNumber) == [SequenceNumber(1), SequenceNumber(1361), SequenceNumber(2721)])
+        #expect(
+            out.packetsToClient.map(\.sequenceNumber) == [
+                SequenceNumber(1), SequenceNumber(1361), SequenceNumber(2721),
+            ]
+        )
         #expect(out.packetsToClient.flatMap(\.payload) == data)
         #expect(out.packetsToClient.map { $0.flags.contains(.fin) } == [false, false, true])
     }
@@ -101,7 +117,9 @@ struct PrimaryAloneTests {
         try scenario.primary(S.fromServer(.primary, seq: 5000, ack: 1001, flags: [.syn, .ack]))
         _ = scenario.bridge.secondaryFailed(now: scenario.now)
         #expect(scenario.status == nil)
-        #expect(try scenario.primaryVerdict(S.fromServer(.primary, seq: 5000, ack: 1001, flags: [.syn, .ack])) == .pass)
+        #expect(
+            try scenario.primaryVerdict(S.fromServer(.primary, seq: 5000, ack: 1001, flags: [.syn, .ack])) == .pass
+        )
     }
 
     @Test("new connections after the secondary failed are the primary's own and are not tracked")
@@ -111,16 +129,21 @@ struct PrimaryAloneTests {
         let (delivered, _) = try scenario.client(S.fromClient(seq: 1000, flags: [.syn]))
         #expect(delivered != nil)
         #expect(scenario.bridge.connectionCount == 0)
-        #expect(try scenario.primaryVerdict(S.fromServer(.primary, seq: 5000, ack: 1001, flags: [.syn, .ack])) == .pass)
+        #expect(
+            try scenario.primaryVerdict(S.fromServer(.primary, seq: 5000, ack: 1001, flags: [.syn, .ack])) == .pass
+        )
     }
 
     @Test("with different window scales, the primary's window is re-expressed in the secondary's shift")
     func windowRescaled() throws {
         var scenario = S()
-        try scenario.handshake(primaryISN: 30, secondaryISN: 0,
-                               clientOptions: [.maximumSegmentSize(1460), .noOperation, .windowScale(7)],
-                               primaryOptions: [.maximumSegmentSize(1460), .noOperation, .windowScale(7)],
-                               secondaryOptions: [.maximumSegmentSize(1460), .noOperation, .windowScale(9)])
+        try scenario.handshake(
+            primaryISN: 30,
+            secondaryISN: 0,
+            clientOptions: [.maximumSegmentSize(1460), .noOperation, .windowScale(7)],
+            primaryOptions: [.maximumSegmentSize(1460), .noOperation, .windowScale(7)],
+            secondaryOptions: [.maximumSegmentSize(1460), .noOperation, .windowScale(9)]
+        )
         _ = scenario.bridge.secondaryFailed(now: scenario.now)
         let out = try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, window: 400, payload: [1]))
         // 400 << 7 = 51,200 bytes = 100 << 9.
@@ -131,8 +154,13 @@ struct PrimaryAloneTests {
 @Suite("The secondary after taking over (paper §5)")
 struct PromotionTests {
     typealias S = PrimaryScenario
-    var bridge = SecondaryBridge(configuration: BridgeConfiguration(
-        serviceAddress: S.serviceAddress, secondaryAddress: S.secondaryAddress, protectedPorts: [S.serverPort]))
+    var bridge = SecondaryBridge(
+        configuration: BridgeConfiguration(
+            serviceAddress: S.serviceAddress,
+            secondaryAddress: S.secondaryAddress,
+            protectedPorts: [S.serverPort]
+        )
+    )
 
     mutating func capture(_ fields: TCPPacketFields) throws {
         var bytes = try fields.build()
@@ -144,13 +172,17 @@ struct PromotionTests {
         try capture(S.fromClient(seq: 1000, flags: [.syn]))
         #expect(bridge.promote().count == 1)
         var inbound = try S.fromClient(seq: 1001, ack: 7, payload: [1, 2]).build()
-        let rewrittenIn = try inbound.withUnsafeMutableBytes { try bridge.promotedClientSegment(TCPPacket(validating: $0), now: .zero) }
+        let rewrittenIn = try inbound.withUnsafeMutableBytes {
+            try bridge.promotedClientSegment(TCPPacket(validating: $0), now: .zero)
+        }
         #expect(rewrittenIn)
         #expect(try TCPPacketFields(parsing: inbound).destination == S.secondaryAddress)
         #expect(try inbound.withUnsafeMutableBytes { try TCPPacket(validating: $0).isChecksumValid })
 
         var outbound = try S.fromServer(.secondary, seq: 7, ack: 1003, payload: [9]).build()
-        let rewrittenOut = try outbound.withUnsafeMutableBytes { try bridge.promotedKernelSegment(TCPPacket(validating: $0), now: .zero) }
+        let rewrittenOut = try outbound.withUnsafeMutableBytes {
+            try bridge.promotedKernelSegment(TCPPacket(validating: $0), now: .zero)
+        }
         #expect(rewrittenOut)
         #expect(try TCPPacketFields(parsing: outbound).source == S.serviceAddress)
         #expect(try outbound.withUnsafeMutableBytes { try TCPPacket(validating: $0).isChecksumValid })
@@ -161,7 +193,9 @@ struct PromotionTests {
         bridge.promote()
         let fields = S.fromClient(seq: 1, flags: [.syn], port: 5555)
         var bytes = try fields.build()
-        let rewritten = try bytes.withUnsafeMutableBytes { try bridge.promotedClientSegment(TCPPacket(validating: $0), now: .zero) }
+        let rewritten = try bytes.withUnsafeMutableBytes {
+            try bridge.promotedClientSegment(TCPPacket(validating: $0), now: .zero)
+        }
         #expect(!rewritten)
         #expect(try TCPPacketFields(parsing: bytes) == fields)
     }
@@ -172,7 +206,9 @@ struct TakeoverCoordinatorTests {
     static let promotion: [TakeoverCoordinator.Action] =
         [.startTranslating, .claimServiceAddress, .announceServiceAddress, .restartFlows, .stopCapture]
 
-    @Test("a silent primary whose address nobody answers for is taken over after a round of three probes, translation before the address")
+    @Test(
+        "a silent primary whose address nobody answers for is taken over after a round of three probes, translation before the address"
+    )
     func takeover() {
         var coordinator = TakeoverCoordinator(probes: .init(count: 3, intervalMilliseconds: 10))
         #expect(coordinator.primaryFailed(silenceMilliseconds: 30, now: .milliseconds(100)) == [.probeServiceAddress])
@@ -188,7 +224,9 @@ struct TakeoverCoordinatorTests {
         #expect(coordinator.tick(now: .milliseconds(300)) == [])
     }
 
-    @Test("a planned switchover: the primary says it released the address, and the takeover happens at once, with no probe")
+    @Test(
+        "a planned switchover: the primary says it released the address, and the takeover happens at once, with no probe"
+    )
     func handedOver() {
         var coordinator = TakeoverCoordinator(probes: .init(count: 3, intervalMilliseconds: 10))
         #expect(coordinator.primaryHandedOver(now: .milliseconds(500)) == Self.promotion)
@@ -198,7 +236,9 @@ struct TakeoverCoordinatorTests {
         #expect(coordinator.tick(now: .milliseconds(600)) == [])
     }
 
-    @Test("a hand-over in the middle of a round of probes (the primary fell silent first) ends the round and takes over")
+    @Test(
+        "a hand-over in the middle of a round of probes (the primary fell silent first) ends the round and takes over"
+    )
     func handedOverWhileProbing() {
         var coordinator = TakeoverCoordinator(probes: .init(count: 3, intervalMilliseconds: 10))
         #expect(coordinator.primaryFailed(silenceMilliseconds: 30, now: .milliseconds(100)) == [.probeServiceAddress])
@@ -217,9 +257,13 @@ struct TakeoverCoordinatorTests {
         #expect(coordinator.tick(now: .milliseconds(109)) == [], "answered: no takeover")
     }
 
-    @Test("a partition: the primary's bridge is silent but its host answers ARP, so the secondary stays put and asks again, less and less often")
+    @Test(
+        "a partition: the primary's bridge is silent but its host answers ARP, so the secondary stays put and asks again, less and less often"
+    )
     func splitBrainGuard() {
-        var coordinator = TakeoverCoordinator(probes: .init(count: 3, intervalMilliseconds: 10, reprobeIntervalMilliseconds: 1000))
+        var coordinator = TakeoverCoordinator(
+            probes: .init(count: 3, intervalMilliseconds: 10, reprobeIntervalMilliseconds: 1000)
+        )
         _ = coordinator.primaryFailed(silenceMilliseconds: 30, now: .milliseconds(0))
         _ = coordinator.tick(now: .milliseconds(10))
         coordinator.probeAnswered(heldBy: "02:00:00:00:00:01", now: .milliseconds(12))
@@ -245,7 +289,9 @@ struct TakeoverCoordinatorTests {
 
     @Test("the primary's host going away later still leads to a takeover")
     func heldThenGone() {
-        var coordinator = TakeoverCoordinator(probes: .init(count: 2, intervalMilliseconds: 10, reprobeIntervalMilliseconds: 1000))
+        var coordinator = TakeoverCoordinator(
+            probes: .init(count: 2, intervalMilliseconds: 10, reprobeIntervalMilliseconds: 1000)
+        )
         _ = coordinator.primaryFailed(silenceMilliseconds: 30, now: .milliseconds(0))
         coordinator.probeAnswered(heldBy: "02:00:00:00:00:01", now: .milliseconds(1))
         // The next round comes 40 ms after the first began (twice a round of 2 × 10 ms).
@@ -270,7 +316,9 @@ struct TakeoverCoordinatorTests {
 
 @Suite("The primary's watch for a second holder of its address")
 struct AddressConflictWatchTests {
-    @Test("serving without a secondary begins with a round of 3 probes 5 ms apart, output held; then every 50 ms for 3 s, then every second")
+    @Test(
+        "serving without a secondary begins with a round of 3 probes 5 ms apart, output held; then every 50 ms for 3 s, then every second"
+    )
     func schedule() {
         var watch = AddressConflictWatch()
         var due: [Bool] = [watch.probeDue(now: .milliseconds(0))]
@@ -283,7 +331,9 @@ struct AddressConflictWatchTests {
         #expect(!confirmed && !watch.holdsOutput && watch.phase == .watching)
         var watching: [Bool] = []
         // The last probe left at 1,010: the next 50 ms after it, and a second apart from 3 s on.
-        for time: UInt64 in [1_016, 1_060, 1_065, 1_110, 4_020, 4_100, 5_020] { watching.append(watch.probeDue(now: .milliseconds(time))) }
+        for time: UInt64 in [1_016, 1_060, 1_065, 1_110, 4_020, 4_100, 5_020] {
+            watching.append(watch.probeDue(now: .milliseconds(time)))
+        }
         #expect(watching == [false, true, false, true, true, false, true])
         watch.stop()
         let afterStop = watch.probeDue(now: .milliseconds(9_000))

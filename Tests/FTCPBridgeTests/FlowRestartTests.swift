@@ -1,5 +1,6 @@
-import Testing
 import FTCPWire
+import Testing
+
 @testable import FTCPBridge
 
 /// The secondary takes over and restarts the flow at once (FT-TCP §6's
@@ -11,19 +12,28 @@ struct FlowRestartTests {
     var bridge: SecondaryBridge
 
     init() {
-        bridge = SecondaryBridge(configuration: BridgeConfiguration(
-            serviceAddress: S.serviceAddress, secondaryAddress: S.secondaryAddress, protectedPorts: [S.serverPort]))
+        bridge = SecondaryBridge(
+            configuration: BridgeConfiguration(
+                serviceAddress: S.serviceAddress,
+                secondaryAddress: S.secondaryAddress,
+                protectedPorts: [S.serverPort]
+            )
+        )
     }
 
     mutating func client(_ fields: TCPPacketFields) throws {
         var bytes = try fields.build()
-        let verdict = try bytes.withUnsafeMutableBytes { try bridge.capturedClientSegment(TCPPacket(validating: $0), now: .zero) }
+        let verdict = try bytes.withUnsafeMutableBytes {
+            try bridge.capturedClientSegment(TCPPacket(validating: $0), now: .zero)
+        }
         #expect(verdict == .inject)
     }
 
     mutating func kernel(_ fields: TCPPacketFields) throws {
         var bytes = try fields.build()
-        let verdict = try bytes.withUnsafeMutableBytes { try bridge.ownKernelSegment(TCPPacket(validating: $0), now: .zero) }
+        let verdict = try bytes.withUnsafeMutableBytes {
+            try bridge.ownKernelSegment(TCPPacket(validating: $0), now: .zero)
+        }
         #expect(verdict == .relayToPrimary)
     }
 
@@ -47,9 +57,15 @@ struct FlowRestartTests {
     mutating func resendUnacknowledged() throws {
         try handshake()
         // S sends bytes 1–30 in three segments; the primary merged only the first before dying.
-        try kernel(S.fromServer(.secondary, seq: 1, ack: 1001, options: Self.ts(71, 501), payload: numberedBytes(1...10)))
-        try kernel(S.fromServer(.secondary, seq: 11, ack: 1001, options: Self.ts(72, 501), payload: numberedBytes(11...20)))
-        try kernel(S.fromServer(.secondary, seq: 21, ack: 1001, options: Self.ts(73, 501), payload: numberedBytes(21...30)))
+        try kernel(
+            S.fromServer(.secondary, seq: 1, ack: 1001, options: Self.ts(71, 501), payload: numberedBytes(1...10))
+        )
+        try kernel(
+            S.fromServer(.secondary, seq: 11, ack: 1001, options: Self.ts(72, 501), payload: numberedBytes(11...20))
+        )
+        try kernel(
+            S.fromServer(.secondary, seq: 21, ack: 1001, options: Self.ts(73, 501), payload: numberedBytes(21...30))
+        )
         try client(S.fromClient(seq: 1001, ack: 11, options: Self.ts(502, 71), payload: numberedBytes(1...5)))
         // S's kernel acknowledges the client's five bytes and advertises a new window.
         try kernel(S.fromServer(.secondary, seq: 31, ack: 1006, window: 900, options: Self.ts(74, 502)))
@@ -72,14 +88,22 @@ struct FlowRestartTests {
         #expect(bridge.retainedBytes == 0, "copies are released once sent")
     }
 
-    @Test("a super-segment the kernel's queue handed over whole is resent in pieces that fit the client's MSS (100 here)")
+    @Test(
+        "a super-segment the kernel's queue handed over whole is resent in pieces that fit the client's MSS (100 here)"
+    )
     mutating func superSegmentResentInPieces() throws {
         try client(S.fromClient(seq: 1000, flags: [.syn], options: [.maximumSegmentSize(100)] + Self.ts(500, 0)))
         try kernel(S.fromServer(.secondary, seq: 0, ack: 1001, flags: [.syn, .ack], options: Self.ts(70, 500)))
         try client(S.fromClient(seq: 1001, ack: 1, options: Self.ts(501, 70)))
-        #expect(bridge.clientMaximumSegmentSize(ConnectionKey(clientAddress: S.clientAddress, clientPort: S.clientPort, serverPort: S.serverPort)) == 100)
+        #expect(
+            bridge.clientMaximumSegmentSize(
+                ConnectionKey(clientAddress: S.clientAddress, clientPort: S.clientPort, serverPort: S.serverPort)
+            ) == 100
+        )
         let data = (0..<250).map { UInt8(truncatingIfNeeded: $0 &* 5) }
-        try kernel(S.fromServer(.secondary, seq: 1, ack: 1001, flags: [.ack, .psh], options: Self.ts(71, 501), payload: data))
+        try kernel(
+            S.fromServer(.secondary, seq: 1, ack: 1001, flags: [.ack, .psh], options: Self.ts(71, 501), payload: data)
+        )
         let restart = try takeOver()
         // 100 bytes of MSS less 12 of timestamps: 88-byte pieces, then the three ACKs.
         #expect(restart.map(\.sequenceNumber.rawValue) == [1, 89, 177, 251, 251, 251])
@@ -99,7 +123,11 @@ struct FlowRestartTests {
         try kernel(S.fromServer(.secondary, seq: 1, ack: 1101, window: 800))
         let restart = try takeOver()
         #expect(restart.count == 3)
-        #expect(restart.allSatisfy { $0.sequenceNumber == SequenceNumber(1) && $0.acknowledgmentNumber == SequenceNumber(1101) })
+        #expect(
+            restart.allSatisfy {
+                $0.sequenceNumber == SequenceNumber(1) && $0.acknowledgmentNumber == SequenceNumber(1101)
+            }
+        )
         #expect(restart.allSatisfy { $0.window == 800 && $0.payload.isEmpty })
     }
 
@@ -108,13 +136,26 @@ struct FlowRestartTests {
         try handshake()
         try kernel(S.fromServer(.secondary, seq: 1, ack: 1001, payload: numberedBytes(1...10)))
         // The client's bytes 1001–1100 were lost on the way to S; 1101–1200 arrived.
-        try kernel(S.fromServer(.secondary, seq: 11, ack: 1001,
-                                options: [.noOperation, .noOperation, .sack([SACKBlock(left: SequenceNumber(1101), right: SequenceNumber(1201))])]))
+        try kernel(
+            S.fromServer(
+                .secondary,
+                seq: 11,
+                ack: 1001,
+                options: [
+                    .noOperation, .noOperation,
+                    .sack([SACKBlock(left: SequenceNumber(1101), right: SequenceNumber(1201))]),
+                ]
+            )
+        )
         let restart = try takeOver()
         #expect(restart.count == 4)
         #expect(restart[0].payload == numberedBytes(1...10))
         #expect(!restart[0].options.contains { if case .sack = $0 { return true } else { return false } })
-        #expect(restart[1...].allSatisfy { $0.options.contains(.sack([SACKBlock(left: SequenceNumber(1101), right: SequenceNumber(1201))])) })
+        #expect(
+            restart[1...].allSatisfy {
+                $0.options.contains(.sack([SACKBlock(left: SequenceNumber(1101), right: SequenceNumber(1201))]))
+            }
+        )
     }
 
     @Test("cut off in the handshake: the SYN-ACK is resent, and no bare ACK follows it")
@@ -124,7 +165,9 @@ struct FlowRestartTests {
         let restart = try takeOver()
         #expect(restart.count == 1)
         #expect(restart[0].flags == [.syn, .ack])
-        #expect(restart[0].sequenceNumber == SequenceNumber(0) && restart[0].acknowledgmentNumber == SequenceNumber(1001))
+        #expect(
+            restart[0].sequenceNumber == SequenceNumber(0) && restart[0].acknowledgmentNumber == SequenceNumber(1001)
+        )
         #expect(restart[0].source == S.serviceAddress)
         #expect(restart[0].options.contains(.timestamps(value: 70, echoReply: 500)))
     }
@@ -132,7 +175,9 @@ struct FlowRestartTests {
     @Test("the client has seen a newer TSval from the primary's merge: the resent segments carry that one")
     mutating func pawsSafe() throws {
         try handshake()
-        try kernel(S.fromServer(.secondary, seq: 1, ack: 1001, options: Self.ts(80, 501), payload: numberedBytes(1...10)))
+        try kernel(
+            S.fromServer(.secondary, seq: 1, ack: 1001, options: Self.ts(80, 501), payload: numberedBytes(1...10))
+        )
         try client(S.fromClient(seq: 1001, ack: 1, options: Self.ts(503, 85)))
         let restart = try takeOver()
         #expect(restart.first?.options.contains(.timestamps(value: 85, echoReply: 503)) == true)
@@ -192,9 +237,14 @@ struct FlowRestartTests {
 
     @Test("past the bound nothing more is kept, and it is counted")
     mutating func bounded() throws {
-        bridge = SecondaryBridge(configuration: BridgeConfiguration(
-            serviceAddress: S.serviceAddress, secondaryAddress: S.secondaryAddress, protectedPorts: [S.serverPort],
-            maximumRetainedBytes: 200))
+        bridge = SecondaryBridge(
+            configuration: BridgeConfiguration(
+                serviceAddress: S.serviceAddress,
+                secondaryAddress: S.secondaryAddress,
+                protectedPorts: [S.serverPort],
+                maximumRetainedBytes: 200
+            )
+        )
         try handshake()
         for index in 0..<5 {
             let start = UInt32(index * 100 + 1)

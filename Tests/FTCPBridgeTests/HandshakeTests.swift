@@ -1,5 +1,6 @@
-import Testing
 import FTCPWire
+import Testing
+
 @testable import FTCPBridge
 
 @Suite("Connection establishment (paper §7.1)")
@@ -9,14 +10,44 @@ struct HandshakeTests {
     @Test("the client sees one SYN-ACK in the secondary's space, only after both kernels answered")
     func mergedSYNACK() throws {
         var scenario = S()
-        try scenario.client(S.fromClient(seq: 1000, flags: [.syn], options: [
-            .maximumSegmentSize(1460), .sackPermitted, .timestamps(value: 777, echoReply: 0), .noOperation, .windowScale(7)]))
-        let fromP = try scenario.primary(S.fromServer(.primary, seq: 5000, ack: 1001, flags: [.syn, .ack], window: 65160, options: [
-            .maximumSegmentSize(1460), .sackPermitted, .timestamps(value: 90_000, echoReply: 777), .noOperation, .windowScale(7)]))
+        try scenario.client(
+            S.fromClient(
+                seq: 1000,
+                flags: [.syn],
+                options: [
+                    .maximumSegmentSize(1460), .sackPermitted, .timestamps(value: 777, echoReply: 0), .noOperation,
+                    .windowScale(7),
+                ]
+            )
+        )
+        let fromP = try scenario.primary(
+            S.fromServer(
+                .primary,
+                seq: 5000,
+                ack: 1001,
+                flags: [.syn, .ack],
+                window: 65160,
+                options: [
+                    .maximumSegmentSize(1460), .sackPermitted, .timestamps(value: 90_000, echoReply: 777), .noOperation,
+                    .windowScale(7),
+                ]
+            )
+        )
         #expect(fromP.packetsToClient.isEmpty)
-        let fromS = try scenario.secondary(S.fromServer(.secondary, seq: 200, ack: 1001, flags: [.syn, .ack], window: 64000, options: [
-            .maximumSegmentSize(1400), .sackPermitted, .timestamps(value: 30_000, echoReply: 777), .noOperation, .windowScale(9),
-            .unknown(kind: 30, data: [0, 1, 2, 3])]))
+        let fromS = try scenario.secondary(
+            S.fromServer(
+                .secondary,
+                seq: 200,
+                ack: 1001,
+                flags: [.syn, .ack],
+                window: 64000,
+                options: [
+                    .maximumSegmentSize(1400), .sackPermitted, .timestamps(value: 30_000, echoReply: 777), .noOperation,
+                    .windowScale(9),
+                    .unknown(kind: 30, data: [0, 1, 2, 3]),
+                ]
+            )
+        )
         #expect(fromS.packetsToClient.count == 1)
         let synAck = try #require(fromS.packetsToClient.first)
         #expect(synAck.source == S.serviceAddress)
@@ -26,8 +57,12 @@ struct HandshakeTests {
         #expect(synAck.acknowledgmentNumber == SequenceNumber(1001))
         #expect(synAck.window == 64000)
         // MSS = min, SACK and timestamps agreed, the secondary's TSval and shift; the unknown option is stripped.
-        #expect(synAck.options == [.maximumSegmentSize(1400), .sackPermitted, .timestamps(value: 30_000, echoReply: 777),
-                                   .noOperation, .windowScale(9)])
+        #expect(
+            synAck.options == [
+                .maximumSegmentSize(1400), .sackPermitted, .timestamps(value: 30_000, echoReply: 777),
+                .noOperation, .windowScale(9),
+            ]
+        )
         #expect(fromS.events == [.connectionReplicated(scenario.key, delta: 4800)])
         let status = try #require(scenario.status)
         #expect(status.delta == 4800)
@@ -47,20 +82,28 @@ struct HandshakeTests {
     func secondaryFirst() throws {
         var scenario = S()
         try scenario.client(S.fromClient(seq: 1000, flags: [.syn], options: [.maximumSegmentSize(1460)]))
-        let s = try scenario.secondary(S.fromServer(.secondary, seq: 200, ack: 1001, flags: [.syn, .ack], options: [.maximumSegmentSize(1460)]))
+        let s = try scenario.secondary(
+            S.fromServer(.secondary, seq: 200, ack: 1001, flags: [.syn, .ack], options: [.maximumSegmentSize(1460)])
+        )
         #expect(s.packetsToClient.isEmpty)
-        let p = try scenario.primary(S.fromServer(.primary, seq: 5000, ack: 1001, flags: [.syn, .ack], options: [.maximumSegmentSize(1460)]))
+        let p = try scenario.primary(
+            S.fromServer(.primary, seq: 5000, ack: 1001, flags: [.syn, .ack], options: [.maximumSegmentSize(1460)])
+        )
         #expect(p.packetsToClient.first?.sequenceNumber == SequenceNumber(200))
     }
 
     @Test("without a client window-scale option no scale is sent, and neither is SACK unless all three offer it")
     func optionsNotOffered() throws {
         var scenario = S()
-        let synAck = try #require(try scenario.handshake(
-            primaryISN: 1, secondaryISN: 2,
-            clientOptions: [.maximumSegmentSize(1460)],
-            primaryOptions: [.maximumSegmentSize(1460), .sackPermitted, .noOperation, .windowScale(7)],
-            secondaryOptions: [.maximumSegmentSize(1460), .sackPermitted, .noOperation, .windowScale(7)]))
+        let synAck = try #require(
+            try scenario.handshake(
+                primaryISN: 1,
+                secondaryISN: 2,
+                clientOptions: [.maximumSegmentSize(1460)],
+                primaryOptions: [.maximumSegmentSize(1460), .sackPermitted, .noOperation, .windowScale(7)],
+                secondaryOptions: [.maximumSegmentSize(1460), .sackPermitted, .noOperation, .windowScale(7)]
+            )
+        )
         #expect(synAck.options == [.maximumSegmentSize(1460)])
     }
 
@@ -68,14 +111,22 @@ struct HandshakeTests {
     func retransmittedSYNACK() throws {
         var scenario = S()
         try scenario.client(S.fromClient(seq: 1000, flags: [.syn], options: [.maximumSegmentSize(1460)]))
-        try scenario.primary(S.fromServer(.primary, seq: 5000, ack: 1001, flags: [.syn, .ack], options: [.maximumSegmentSize(1460)]))
-        try scenario.secondary(S.fromServer(.secondary, seq: 200, ack: 1001, flags: [.syn, .ack], options: [.maximumSegmentSize(1460)]))
-        let again = try scenario.primary(S.fromServer(.primary, seq: 5000, ack: 1001, flags: [.syn, .ack], options: [.maximumSegmentSize(1460)]))
+        try scenario.primary(
+            S.fromServer(.primary, seq: 5000, ack: 1001, flags: [.syn, .ack], options: [.maximumSegmentSize(1460)])
+        )
+        try scenario.secondary(
+            S.fromServer(.secondary, seq: 200, ack: 1001, flags: [.syn, .ack], options: [.maximumSegmentSize(1460)])
+        )
+        let again = try scenario.primary(
+            S.fromServer(.primary, seq: 5000, ack: 1001, flags: [.syn, .ack], options: [.maximumSegmentSize(1460)])
+        )
         #expect(again.packetsToClient.map(\.sequenceNumber) == [SequenceNumber(200)])
         #expect(again.packetsToClient.first?.flags == [.syn, .ack])
     }
 
-    @Test("the secondary refusing a connection (RST): the primary's SYN-ACK goes out as it is and the bridge forgets it")
+    @Test(
+        "the secondary refusing a connection (RST): the primary's SYN-ACK goes out as it is and the bridge forgets it"
+    )
     func secondaryRefuses() throws {
         var scenario = S()
         try scenario.client(S.fromClient(seq: 1000, flags: [.syn]))
@@ -101,13 +152,19 @@ struct HandshakeTests {
 struct HandshakeRaceTests {
     typealias S = PrimaryScenario
 
-    @Test("the secondary's SYN-ACK arriving before the client's SYN is kept, and the handshake completes without a retransmission")
+    @Test(
+        "the secondary's SYN-ACK arriving before the client's SYN is kept, and the handshake completes without a retransmission"
+    )
     func secondarySYNACKOvertakesClientSYN() throws {
         var scenario = S()
-        let early = try scenario.secondary(S.fromServer(.secondary, seq: 200, ack: 1001, flags: [.syn, .ack], options: [.maximumSegmentSize(1460)]))
+        let early = try scenario.secondary(
+            S.fromServer(.secondary, seq: 200, ack: 1001, flags: [.syn, .ack], options: [.maximumSegmentSize(1460)])
+        )
         #expect(early.packetsToClient.isEmpty)
         try scenario.client(S.fromClient(seq: 1000, flags: [.syn], options: [.maximumSegmentSize(1460)]))
-        let out = try scenario.primary(S.fromServer(.primary, seq: 5000, ack: 1001, flags: [.syn, .ack], options: [.maximumSegmentSize(1460)]))
+        let out = try scenario.primary(
+            S.fromServer(.primary, seq: 5000, ack: 1001, flags: [.syn, .ack], options: [.maximumSegmentSize(1460)])
+        )
         #expect(out.packetsToClient.map(\.sequenceNumber) == [SequenceNumber(200)])
         #expect(out.packetsToClient.first?.flags == [.syn, .ack])
     }

@@ -1,5 +1,6 @@
-import Testing
 import FTCPWire
+import Testing
+
 @testable import FTCPBridge
 
 /// A node that took over and then serves as primary: the connections it inherited keep their
@@ -8,11 +9,21 @@ import FTCPWire
 struct InheritedConnectionsTests {
     typealias S = PrimaryScenario
     static let node = S.secondaryAddress
-    static let inheritedKey = ConnectionKey(clientAddress: S.clientAddress, clientPort: S.clientPort, serverPort: S.serverPort)
-    var inherited = InheritedConnections(serviceAddress: S.serviceAddress, nodeAddress: node, keys: [inheritedKey],
-                                         now: .zero)
+    static let inheritedKey = ConnectionKey(
+        clientAddress: S.clientAddress,
+        clientPort: S.clientPort,
+        serverPort: S.serverPort
+    )
+    var inherited = InheritedConnections(
+        serviceAddress: S.serviceAddress,
+        nodeAddress: node,
+        keys: [inheritedKey],
+        now: .zero
+    )
 
-    private mutating func fromClient(_ fields: TCPPacketFields, at milliseconds: UInt64 = 0) throws -> (Bool, TCPPacketFields) {
+    private mutating func fromClient(_ fields: TCPPacketFields, at milliseconds: UInt64 = 0) throws -> (
+        Bool, TCPPacketFields
+    ) {
         var bytes = try fields.build()
         let changed = try bytes.withUnsafeMutableBytes {
             try inherited.clientSegment(TCPPacket(validating: $0), now: .milliseconds(milliseconds))
@@ -24,18 +35,24 @@ struct InheritedConnectionsTests {
 
     private mutating func fromKernel(_ fields: TCPPacketFields) throws -> (Bool, TCPPacketFields) {
         var bytes = try fields.build()
-        let changed = try bytes.withUnsafeMutableBytes { try inherited.kernelSegment(TCPPacket(validating: $0), now: .zero) }
+        let changed = try bytes.withUnsafeMutableBytes {
+            try inherited.kernelSegment(TCPPacket(validating: $0), now: .zero)
+        }
         let valid = try bytes.withUnsafeMutableBytes { try TCPPacket(validating: $0).isChecksumValid }
         #expect(valid)
         return (changed, try TCPPacketFields(parsing: bytes))
     }
 
-    @Test("client seq 5000 to the service address reaches the inherited socket on the node's address; its answer leaves from the service address")
+    @Test(
+        "client seq 5000 to the service address reaches the inherited socket on the node's address; its answer leaves from the service address"
+    )
     mutating func translatesBothWays() throws {
         let (inChanged, delivered) = try fromClient(S.fromClient(seq: 5000, ack: 9000, payload: [1, 2, 3]))
         #expect(inChanged)
         #expect(delivered.destination == Self.node)
-        #expect(delivered.sequenceNumber == SequenceNumber(5000) && delivered.acknowledgmentNumber == SequenceNumber(9000))
+        #expect(
+            delivered.sequenceNumber == SequenceNumber(5000) && delivered.acknowledgmentNumber == SequenceNumber(9000)
+        )
         #expect(delivered.payload == [1, 2, 3])
 
         let (outChanged, sent) = try fromKernel(S.fromServer(.secondary, seq: 9000, ack: 5003, payload: [4]))
@@ -60,8 +77,12 @@ struct InheritedConnectionsTests {
         #expect(changed)
         #expect(inherited.isEmpty && inherited.forgotten == 1)
 
-        var idle = InheritedConnections(serviceAddress: S.serviceAddress, nodeAddress: Self.node,
-                                        keys: [Self.inheritedKey], now: .zero)
+        var idle = InheritedConnections(
+            serviceAddress: S.serviceAddress,
+            nodeAddress: Self.node,
+            keys: [Self.inheritedKey],
+            now: .zero
+        )
         idle.expire(now: .milliseconds(999), idleMilliseconds: 1000)
         #expect(idle.count == 1)
         idle.expire(now: .milliseconds(1000), idleMilliseconds: 1000)
@@ -70,7 +91,9 @@ struct InheritedConnectionsTests {
 }
 
 extension InheritedConnectionsTests {
-    @Test("FIN from the client (seq 5000) and from the kernel (seq 9000): closing, no longer open, forgotten after the linger")
+    @Test(
+        "FIN from the client (seq 5000) and from the kernel (seq 9000): closing, no longer open, forgotten after the linger"
+    )
     mutating func finBothWays() throws {
         _ = try fromClient(S.fromClient(seq: 5000, ack: 9000, flags: [.fin, .ack]))
         #expect(inherited.openCount == 1)
@@ -79,9 +102,15 @@ extension InheritedConnectionsTests {
         #expect(inherited.count == 1, "still translated: the client's last ACK must reach the socket")
         let (changed, _) = try fromClient(S.fromClient(seq: 5001, ack: 9001), at: 0)
         #expect(changed)
-        inherited.expire(now: .milliseconds(InheritedConnections.closingLingerMilliseconds - 1), idleMilliseconds: 7_200_000)
+        inherited.expire(
+            now: .milliseconds(InheritedConnections.closingLingerMilliseconds - 1),
+            idleMilliseconds: 7_200_000
+        )
         #expect(inherited.count == 1)
-        inherited.expire(now: .milliseconds(InheritedConnections.closingLingerMilliseconds), idleMilliseconds: 7_200_000)
+        inherited.expire(
+            now: .milliseconds(InheritedConnections.closingLingerMilliseconds),
+            idleMilliseconds: 7_200_000
+        )
         #expect(inherited.isEmpty)
     }
 }

@@ -1,5 +1,6 @@
-import Testing
 import FTCPWire
+import Testing
+
 @testable import FTCPBridge
 
 /// The four places a segment can be lost (paper §4), with Δ = 30.
@@ -37,11 +38,17 @@ struct LossTests {
     @Test("the secondary misses a client segment: the smaller ACK is S's, and S's retransmission goes out at once")
     func secondaryMissesClientSegment() throws {
         var scenario = try established()
-        let p = try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1101, window: 1000, payload: numberedBytes(1...10)))
+        let p = try scenario.primary(
+            S.fromServer(.primary, seq: 31, ack: 1101, window: 1000, payload: numberedBytes(1...10))
+        )
         #expect(p.packetsToClient.isEmpty)
-        let s = try scenario.secondary(S.fromServer(.secondary, seq: 1, ack: 1001, window: 1000, payload: numberedBytes(1...10)))
+        let s = try scenario.secondary(
+            S.fromServer(.secondary, seq: 1, ack: 1001, window: 1000, payload: numberedBytes(1...10))
+        )
         #expect(s.packetsToClient.map(\.acknowledgmentNumber) == [SequenceNumber(1001)])
-        let retransmission = try scenario.secondary(S.fromServer(.secondary, seq: 1, ack: 1101, window: 1000, payload: numberedBytes(1...10)))
+        let retransmission = try scenario.secondary(
+            S.fromServer(.secondary, seq: 1, ack: 1101, window: 1000, payload: numberedBytes(1...10))
+        )
         #expect(retransmission.packetsToClient.map(\.payload) == [numberedBytes(1...10)])
         #expect(retransmission.packetsToClient.map(\.acknowledgmentNumber) == [SequenceNumber(1101)])
     }
@@ -61,7 +68,10 @@ struct LossTests {
     func secondarySegmentLostThenSecondaryFirst() throws {
         var scenario = try established()
         // P's copy of m (1–10) waits; S's copy never arrives.
-        #expect(try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, payload: numberedBytes(1...10))).packetsToClient.isEmpty)
+        #expect(
+            try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, payload: numberedBytes(1...10)))
+                .packetsToClient.isEmpty
+        )
         // S retransmits m: it matches P's queue and goes out.
         let s = try scenario.secondary(S.fromServer(.secondary, seq: 1, ack: 1001, payload: numberedBytes(1...10)))
         #expect(s.packetsToClient.map(\.payload) == [numberedBytes(1...10)])
@@ -73,9 +83,15 @@ struct LossTests {
     @Test("the secondary's segment is lost on the way to the primary; P's retransmission arrives first")
     func secondarySegmentLostThenPrimaryFirst() throws {
         var scenario = try established()
-        #expect(try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, payload: numberedBytes(1...10))).packetsToClient.isEmpty)
+        #expect(
+            try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, payload: numberedBytes(1...10)))
+                .packetsToClient.isEmpty
+        )
         // P's retransmission finds m in P's queue: the second copy is discarded, nothing goes out.
-        #expect(try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, payload: numberedBytes(1...10))).packetsToClient.isEmpty)
+        #expect(
+            try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, payload: numberedBytes(1...10)))
+                .packetsToClient.isEmpty
+        )
         #expect(scenario.status?.queuedPrimaryBytes == 10)
         let s = try scenario.secondary(S.fromServer(.secondary, seq: 1, ack: 1001, payload: numberedBytes(1...10)))
         #expect(s.packetsToClient.map(\.payload) == [numberedBytes(1...10)])
@@ -85,7 +101,9 @@ struct LossTests {
     func secondaryReordered() throws {
         var scenario = try established()
         try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, payload: numberedBytes(1...20)))
-        let early = try scenario.secondary(S.fromServer(.secondary, seq: 11, ack: 1001, payload: numberedBytes(11...20)))
+        let early = try scenario.secondary(
+            S.fromServer(.secondary, seq: 11, ack: 1001, payload: numberedBytes(11...20))
+        )
         #expect(early.packetsToClient.flatMap(\.payload).isEmpty, "11–20 must wait for 1–10")
         let out = try scenario.secondary(S.fromServer(.secondary, seq: 1, ack: 1001, payload: numberedBytes(1...10)))
         #expect(out.packetsToClient.flatMap(\.payload) == numberedBytes(1...20))
@@ -98,6 +116,8 @@ struct LossTests {
         try scenario.secondary(S.fromServer(.secondary, seq: 1, ack: 1001, payload: numberedBytes(1...10)))
         let s = try scenario.secondary(S.fromServer(.secondary, seq: 1, ack: 1001, payload: numberedBytes(1...10)))
         let p = try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, payload: numberedBytes(1...10)))
-        #expect((s.packetsToClient + p.packetsToClient).map(\.sequenceNumber) == [SequenceNumber(1), SequenceNumber(1)])
+        #expect(
+            (s.packetsToClient + p.packetsToClient).map(\.sequenceNumber) == [SequenceNumber(1), SequenceNumber(1)]
+        )
     }
 }

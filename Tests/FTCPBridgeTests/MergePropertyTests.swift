@@ -1,5 +1,6 @@
-import Testing
 import FTCPWire
+import Testing
+
 @testable import FTCPBridge
 
 /// Random exchanges checked against the invariants the paper's design rests on.
@@ -27,7 +28,9 @@ struct MergePropertyTests {
         var fin: Bool
     }
 
-    func segments(of stream: [UInt8], role: ServerRole, clientISN: UInt32, using rng: inout Generator) -> [KernelSegment] {
+    func segments(of stream: [UInt8], role: ServerRole, clientISN: UInt32, using rng: inout Generator)
+        -> [KernelSegment]
+    {
         var result: [KernelSegment] = []
         var offset = 0
         var ack: UInt32 = 1
@@ -41,7 +44,10 @@ struct MergePropertyTests {
         return result
     }
 
-    @Test("bytes arrive intact and in full; nothing goes out before both servers produced it; no ACK exceeds either server's", arguments: 0..<40)
+    @Test(
+        "bytes arrive intact and in full; nothing goes out before both servers produced it; no ACK exceeds either server's",
+        arguments: 0..<40
+    )
     func invariants(seed: Int) throws {
         var rng = Generator(state: UInt64(seed) &* 7919 &+ 17)
         var scenario = S()
@@ -69,7 +75,10 @@ struct MergePropertyTests {
                     #expect(position >= 0 && position < stream.count)
                     guard position >= 0 && position < stream.count else { continue }
                     #expect(byte == stream[position], "wrong byte at \(position)")
-                    #expect(position < producedByP && position < producedByS, "byte \(position) went out before both produced it")
+                    #expect(
+                        position < producedByP && position < producedByS,
+                        "byte \(position) went out before both produced it"
+                    )
                     covered[position] = true
                 }
                 if packet.flags.contains(.fin) {
@@ -85,13 +94,33 @@ struct MergePropertyTests {
             if segment.role == .primary {
                 producedByP = max(producedByP, segment.offset + segment.length)
                 maxAckP = SequenceNumber.later(SequenceNumber(maxAckP), SequenceNumber(segment.ack)).rawValue
-                check(try scenario.primary(S.fromServer(.primary, seq: primaryISN &+ 1 &+ UInt32(segment.offset), ack: segment.ack,
-                                                         flags: flags, window: 5000, payload: payload)))
+                check(
+                    try scenario.primary(
+                        S.fromServer(
+                            .primary,
+                            seq: primaryISN &+ 1 &+ UInt32(segment.offset),
+                            ack: segment.ack,
+                            flags: flags,
+                            window: 5000,
+                            payload: payload
+                        )
+                    )
+                )
             } else {
                 producedByS = max(producedByS, segment.offset + segment.length)
                 maxAckS = SequenceNumber.later(SequenceNumber(maxAckS), SequenceNumber(segment.ack)).rawValue
-                check(try scenario.secondary(S.fromServer(.secondary, seq: secondaryISN &+ 1 &+ UInt32(segment.offset), ack: segment.ack,
-                                                           flags: flags, window: 5000, payload: payload)))
+                check(
+                    try scenario.secondary(
+                        S.fromServer(
+                            .secondary,
+                            seq: secondaryISN &+ 1 &+ UInt32(segment.offset),
+                            ack: segment.ack,
+                            flags: flags,
+                            window: 5000,
+                            payload: payload
+                        )
+                    )
+                )
             }
         }
 

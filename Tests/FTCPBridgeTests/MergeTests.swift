@@ -1,5 +1,6 @@
-import Testing
 import FTCPWire
+import Testing
+
 @testable import FTCPBridge
 
 @Suite("Merging the two servers' bytes (paper §3.4)")
@@ -27,7 +28,9 @@ struct MergeTests {
         #expect(afterP.packetsToClient.map(\.payload) == [numberedBytes(21...22)])
         #expect(scenario.status?.queuedPrimaryBytes == 2)
 
-        let afterS = try scenario.secondary(S.fromServer(.secondary, seq: 23, ack: 1001, payload: numberedBytes(23...26)))
+        let afterS = try scenario.secondary(
+            S.fromServer(.secondary, seq: 23, ack: 1001, payload: numberedBytes(23...26))
+        )
         #expect(afterS.packetsToClient.count == 1)
         let merged = try #require(afterS.packetsToClient.first)
         #expect(merged.sequenceNumber == SequenceNumber(23))
@@ -55,7 +58,9 @@ struct MergeTests {
         try scenario.handshake(primaryISN: 30, secondaryISN: 0)
         // The client sent 1001–1100; P has all of it, S only up to 1050.
         try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1101, window: 800, payload: numberedBytes(1...5)))
-        let out = try scenario.secondary(S.fromServer(.secondary, seq: 1, ack: 1051, window: 900, payload: numberedBytes(1...5)))
+        let out = try scenario.secondary(
+            S.fromServer(.secondary, seq: 1, ack: 1051, window: 900, payload: numberedBytes(1...5))
+        )
         let merged = try #require(out.packetsToClient.first)
         #expect(merged.acknowledgmentNumber == SequenceNumber(1051))
         // Edges: P 1101 + 800 = 1901, S 1051 + 900 = 1951 → 1901, so the window is 1901 − 1051.
@@ -94,18 +99,35 @@ struct MergeTests {
     @Test("SACK: bytes the leading server holds below its own ACK count as held")
     func sackWithLeaderBeyond() throws {
         var scenario = S()
-        try scenario.handshake(primaryISN: 30, secondaryISN: 0,
-                               clientOptions: [.maximumSegmentSize(1460), .sackPermitted],
-                               primaryOptions: [.maximumSegmentSize(1460), .sackPermitted],
-                               secondaryOptions: [.maximumSegmentSize(1460), .sackPermitted])
+        try scenario.handshake(
+            primaryISN: 30,
+            secondaryISN: 0,
+            clientOptions: [.maximumSegmentSize(1460), .sackPermitted],
+            primaryOptions: [.maximumSegmentSize(1460), .sackPermitted],
+            secondaryOptions: [.maximumSegmentSize(1460), .sackPermitted]
+        )
         // S has all of 1001–1300; P missed 1001–1100.
         try scenario.secondary(S.fromServer(.secondary, seq: 1, ack: 1301, window: 1000))
         try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, window: 1000))
-        let out = try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, window: 1000,
-                                                    options: [.noOperation, .noOperation, .sack([SACKBlock(left: SequenceNumber(1101), right: SequenceNumber(1301))])]))
+        let out = try scenario.primary(
+            S.fromServer(
+                .primary,
+                seq: 31,
+                ack: 1001,
+                window: 1000,
+                options: [
+                    .noOperation, .noOperation,
+                    .sack([SACKBlock(left: SequenceNumber(1101), right: SequenceNumber(1301))]),
+                ]
+            )
+        )
         let dupAck = try #require(out.packetsToClient.first)
         #expect(dupAck.acknowledgmentNumber == SequenceNumber(1001))
-        #expect(dupAck.options == [.noOperation, .noOperation, .sack([SACKBlock(left: SequenceNumber(1101), right: SequenceNumber(1301))])])
+        #expect(
+            dupAck.options == [
+                .noOperation, .noOperation, .sack([SACKBlock(left: SequenceNumber(1101), right: SequenceNumber(1301))]),
+            ]
+        )
     }
 
     @Test("the advertised right edge never moves left")
@@ -127,10 +149,13 @@ struct MergeTests {
     @Test("with window scaling, the merged window is the smaller edge in the secondary's shift")
     func windowScaleTranslation() throws {
         var scenario = S()
-        try scenario.handshake(primaryISN: 30, secondaryISN: 0,
-                               clientOptions: [.maximumSegmentSize(1460), .noOperation, .windowScale(7)],
-                               primaryOptions: [.maximumSegmentSize(1460), .noOperation, .windowScale(7)],
-                               secondaryOptions: [.maximumSegmentSize(1460), .noOperation, .windowScale(9)])
+        try scenario.handshake(
+            primaryISN: 30,
+            secondaryISN: 0,
+            clientOptions: [.maximumSegmentSize(1460), .noOperation, .windowScale(7)],
+            primaryOptions: [.maximumSegmentSize(1460), .noOperation, .windowScale(7)],
+            secondaryOptions: [.maximumSegmentSize(1460), .noOperation, .windowScale(9)]
+        )
         // P: 100 << 7 = 12,800 bytes; S: 50 << 9 = 25,600 bytes → 12,800 bytes = 25 in S's shift.
         try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, window: 100, payload: [7]))
         let out = try scenario.secondary(S.fromServer(.secondary, seq: 1, ack: 1001, window: 50, payload: [7]))
@@ -140,35 +165,106 @@ struct MergeTests {
     @Test("timestamps: the client sees S's clock; P's TSval is moved by Δts, the client's TSecr moved back")
     func timestampTranslation() throws {
         var scenario = S()
-        try scenario.client(S.fromClient(seq: 1000, flags: [.syn], options: [.maximumSegmentSize(1460), .timestamps(value: 5, echoReply: 0)]))
-        try scenario.primary(S.fromServer(.primary, seq: 30, ack: 1001, flags: [.syn, .ack],
-                                          options: [.maximumSegmentSize(1460), .timestamps(value: 100_000, echoReply: 5)]))
-        try scenario.secondary(S.fromServer(.secondary, seq: 0, ack: 1001, flags: [.syn, .ack],
-                                            options: [.maximumSegmentSize(1460), .timestamps(value: 40_000, echoReply: 5)]))
+        try scenario.client(
+            S.fromClient(
+                seq: 1000,
+                flags: [.syn],
+                options: [.maximumSegmentSize(1460), .timestamps(value: 5, echoReply: 0)]
+            )
+        )
+        try scenario.primary(
+            S.fromServer(
+                .primary,
+                seq: 30,
+                ack: 1001,
+                flags: [.syn, .ack],
+                options: [.maximumSegmentSize(1460), .timestamps(value: 100_000, echoReply: 5)]
+            )
+        )
+        try scenario.secondary(
+            S.fromServer(
+                .secondary,
+                seq: 0,
+                ack: 1001,
+                flags: [.syn, .ack],
+                options: [.maximumSegmentSize(1460), .timestamps(value: 40_000, echoReply: 5)]
+            )
+        )
         #expect(scenario.status?.timestampDelta == 60_000)
-        let (delivered, _) = try scenario.client(S.fromClient(seq: 1001, ack: 1, options: [.timestamps(value: 9, echoReply: 40_003)]))
+        let (delivered, _) = try scenario.client(
+            S.fromClient(seq: 1001, ack: 1, options: [.timestamps(value: 9, echoReply: 40_003)])
+        )
         #expect(delivered?.options == [.timestamps(value: 9, echoReply: 100_003)])
-        try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, options: [.timestamps(value: 100_010, echoReply: 9)], payload: [1]))
-        let out = try scenario.secondary(S.fromServer(.secondary, seq: 1, ack: 1001, options: [.timestamps(value: 40_011, echoReply: 9)], payload: [1]))
-        #expect(out.packetsToClient.first?.options == [.noOperation, .noOperation, .timestamps(value: 40_011, echoReply: 9)])
+        try scenario.primary(
+            S.fromServer(
+                .primary,
+                seq: 31,
+                ack: 1001,
+                options: [.timestamps(value: 100_010, echoReply: 9)],
+                payload: [1]
+            )
+        )
+        let out = try scenario.secondary(
+            S.fromServer(
+                .secondary,
+                seq: 1,
+                ack: 1001,
+                options: [.timestamps(value: 40_011, echoReply: 9)],
+                payload: [1]
+            )
+        )
+        #expect(
+            out.packetsToClient.first?.options == [
+                .noOperation, .noOperation, .timestamps(value: 40_011, echoReply: 9),
+            ]
+        )
     }
 
-    @Test("SACK: the client's blocks reach P moved by Δ; the servers' blocks reach the client only where both hold the bytes")
+    @Test(
+        "SACK: the client's blocks reach P moved by Δ; the servers' blocks reach the client only where both hold the bytes"
+    )
     func sackTranslation() throws {
         var scenario = S()
-        try scenario.handshake(primaryISN: 30, secondaryISN: 0,
-                               clientOptions: [.maximumSegmentSize(1460), .sackPermitted],
-                               primaryOptions: [.maximumSegmentSize(1460), .sackPermitted],
-                               secondaryOptions: [.maximumSegmentSize(1460), .sackPermitted])
+        try scenario.handshake(
+            primaryISN: 30,
+            secondaryISN: 0,
+            clientOptions: [.maximumSegmentSize(1460), .sackPermitted],
+            primaryOptions: [.maximumSegmentSize(1460), .sackPermitted],
+            secondaryOptions: [.maximumSegmentSize(1460), .sackPermitted]
+        )
         let block = SACKBlock(left: SequenceNumber(11), right: SequenceNumber(21))
-        let (delivered, _) = try scenario.client(S.fromClient(seq: 1001, ack: 1, options: [.noOperation, .noOperation, .sack([block])]))
-        #expect(delivered?.options == [.noOperation, .noOperation, .sack([SACKBlock(left: SequenceNumber(41), right: SequenceNumber(51))])])
+        let (delivered, _) = try scenario.client(
+            S.fromClient(seq: 1001, ack: 1, options: [.noOperation, .noOperation, .sack([block])])
+        )
+        #expect(
+            delivered?.options == [
+                .noOperation, .noOperation, .sack([SACKBlock(left: SequenceNumber(41), right: SequenceNumber(51))]),
+            ]
+        )
         // Client data 1001–1100 lost, 1101–1300 arrived: P holds 1101–1300, S only 1101–1200.
-        try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, options: [.sack([SACKBlock(left: SequenceNumber(1101), right: SequenceNumber(1301))])]))
-        let out = try scenario.secondary(S.fromServer(.secondary, seq: 1, ack: 1001, options: [.sack([SACKBlock(left: SequenceNumber(1101), right: SequenceNumber(1201))])]))
+        try scenario.primary(
+            S.fromServer(
+                .primary,
+                seq: 31,
+                ack: 1001,
+                options: [.sack([SACKBlock(left: SequenceNumber(1101), right: SequenceNumber(1301))])]
+            )
+        )
+        let out = try scenario.secondary(
+            S.fromServer(
+                .secondary,
+                seq: 1,
+                ack: 1001,
+                options: [.sack([SACKBlock(left: SequenceNumber(1101), right: SequenceNumber(1201))])]
+            )
+        )
         let dupAck = try #require(out.packetsToClient.first)
         #expect(dupAck.acknowledgmentNumber == SequenceNumber(1001))
-        #expect(dupAck.options == [.noOperation, .noOperation, .sack([SACKBlock(left: SequenceNumber(1101), right: SequenceNumber(1201))])])
+        #expect(
+            dupAck.options == [
+                .noOperation, .noOperation, .sack([SACKBlock(left: SequenceNumber(1101), right: SequenceNumber(1201))]),
+            ]
+        )
     }
 
     @Test("sequence numbers wrap past 2^32 in mid-stream on both sides")
@@ -182,8 +278,14 @@ struct MergeTests {
         var sent: [UInt8] = []
         var sequence: [SequenceNumber] = []
         for (start, end) in [(0, 200), (200, 600)] {
-            let out = try scenario.secondary(S.fromServer(.secondary, seq: 0xFFFF_FF01 &+ UInt32(start), ack: 1001,
-                                                          payload: Array(data[start..<end])))
+            let out = try scenario.secondary(
+                S.fromServer(
+                    .secondary,
+                    seq: 0xFFFF_FF01 &+ UInt32(start),
+                    ack: 1001,
+                    payload: Array(data[start..<end])
+                )
+            )
             sent += out.packetsToClient.flatMap(\.payload)
             sequence += out.packetsToClient.map(\.sequenceNumber)
         }
@@ -197,24 +299,39 @@ struct MergeTests {
     @Test("a merged run longer than the client's MSS is cut into segments of at most MSS bytes")
     func segmentation() throws {
         var scenario = S()
-        try scenario.handshake(primaryISN: 30, secondaryISN: 0,
-                               clientOptions: [.maximumSegmentSize(100)])
+        try scenario.handshake(
+            primaryISN: 30,
+            secondaryISN: 0,
+            clientOptions: [.maximumSegmentSize(100)]
+        )
         let data = (0..<250).map { UInt8(truncatingIfNeeded: $0) }
         try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, payload: data))
         let out = try scenario.secondary(S.fromServer(.secondary, seq: 1, ack: 1001, payload: data))
         #expect(out.packetsToClient.map(\.payload.count) == [100, 100, 50])
-        #expect(out.packetsToClient.map(\.sequenceNumber) == [SequenceNumber(1), SequenceNumber(101), SequenceNumber(201)])
+        #expect(
+            out.packetsToClient.map(\.sequenceNumber) == [SequenceNumber(1), SequenceNumber(101), SequenceNumber(201)]
+        )
         #expect(out.packetsToClient.map { $0.flags.contains(.psh) } == [false, false, true])
     }
 
-    @Test("while both servers SACK the client's data, merged segments shrink by the SACK option so each fits the client's MSS")
+    @Test(
+        "while both servers SACK the client's data, merged segments shrink by the SACK option so each fits the client's MSS"
+    )
     func segmentationMakesRoomForSACK() throws {
         var scenario = S()
         let options: [TCPOption] = [.maximumSegmentSize(100), .sackPermitted]
-        try scenario.handshake(primaryISN: 30, secondaryISN: 0, clientOptions: options, primaryOptions: options,
-                               secondaryOptions: options)
+        try scenario.handshake(
+            primaryISN: 30,
+            secondaryISN: 0,
+            clientOptions: options,
+            primaryOptions: options,
+            secondaryOptions: options
+        )
         // Client data 1001–1100 lost, 1101–1200 arrived at both servers: both SACK it.
-        let hole = [TCPOption.noOperation, .noOperation, .sack([SACKBlock(left: SequenceNumber(1101), right: SequenceNumber(1201))])]
+        let hole = [
+            TCPOption.noOperation, .noOperation,
+            .sack([SACKBlock(left: SequenceNumber(1101), right: SequenceNumber(1201))]),
+        ]
         let data = (0..<250).map { UInt8(truncatingIfNeeded: $0) }
         try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, options: hole, payload: data))
         let out = try scenario.secondary(S.fromServer(.secondary, seq: 1, ack: 1001, options: hole, payload: data))
@@ -228,8 +345,13 @@ struct MergeTests {
     @Test("a server on a smaller MTU than the client's MSS bounds the merged segments too")
     func segmentationHonoursTheServersMSS() throws {
         var scenario = S()
-        try scenario.handshake(primaryISN: 30, secondaryISN: 0, clientOptions: [.maximumSegmentSize(1460)],
-                               primaryOptions: [.maximumSegmentSize(1360)], secondaryOptions: [.maximumSegmentSize(1460)])
+        try scenario.handshake(
+            primaryISN: 30,
+            secondaryISN: 0,
+            clientOptions: [.maximumSegmentSize(1460)],
+            primaryOptions: [.maximumSegmentSize(1360)],
+            secondaryOptions: [.maximumSegmentSize(1460)]
+        )
         let data = (0..<3000).map { UInt8(truncatingIfNeeded: $0) }
         try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, payload: data))
         let out = try scenario.secondary(S.fromServer(.secondary, seq: 1, ack: 1001, payload: data))

@@ -39,10 +39,18 @@ struct SimulatedSegment {
 
     init(configuration: NodeController.Configuration = Self.configuration) {
         let start = MonotonicTime.milliseconds(1_000)
-        var a = Node(name: "A", controller: NodeController(role: .primary, configuration: configuration, now: start), epoch: 1)
+        var a = Node(
+            name: "A",
+            controller: NodeController(role: .primary, configuration: configuration, now: start),
+            epoch: 1
+        )
         a.holdsAddress = true
         a.controller?.claimedAtStart(now: start)
-        let b = Node(name: "B", controller: NodeController(role: .secondary, configuration: configuration, now: start), epoch: 2)
+        let b = Node(
+            name: "B",
+            controller: NodeController(role: .secondary, configuration: configuration, now: start),
+            epoch: 2
+        )
         nodes = [a, b]
     }
 
@@ -54,7 +62,11 @@ struct SimulatedSegment {
     func controller(_ name: String) -> NodeController { self[name].controller! }
 
     /// Starts (or restarts) a node's bridge in `role` with a new epoch.
-    mutating func start(_ name: String, as role: NodeController.Role, configuration: NodeController.Configuration = Self.configuration) {
+    mutating func start(
+        _ name: String,
+        as role: NodeController.Role,
+        configuration: NodeController.Configuration = Self.configuration
+    ) {
         self[name].controller = NodeController(role: role, configuration: configuration, now: now)
         self[name].epoch += 10
         self[name].inbox.removeAll()
@@ -123,7 +135,8 @@ struct SimulatedSegment {
             switch action {
             case let .sendHeartbeat(signal):
                 // A hand-over leaves on the primary's channel (its role changes as it is sent).
-                let role = signal == .handingOver ? NodeController.Role.primary : nodes[index].controller?.role ?? .secondary
+                let role =
+                    signal == .handingOver ? NodeController.Role.primary : nodes[index].controller?.role ?? .secondary
                 if bothUp && !channelCut {
                     nodes[other].inbox.append((now.adding(milliseconds: 1), signal, nodes[index].epoch, role))
                 }
@@ -145,7 +158,11 @@ struct SimulatedSegment {
                 return
             case .switchoverAskedByPeer:
                 _ = nodes[index].controller?.switchoverRequested(
-                    by: "the secondary", force: false, unreplicatedConnections: unreplicatedConnections, now: now)
+                    by: "the secondary",
+                    force: false,
+                    unreplicatedConnections: unreplicatedConnections,
+                    now: now
+                )
             default:
                 break
             }
@@ -158,15 +175,20 @@ struct NodePairTests {
     /// A started as primary with the address, B as secondary: both replicating within 50 ms.
     static func replicatingPair() -> SimulatedSegment {
         var segment = SimulatedSegment()
-        let settled = segment.run(until: {
-            $0.controller("A").primaryState == .replicating && $0.controller("B").takeover.state == .replicating
-                && $0.controller("B").detector.state == .alive
-        }, limit: 50)
+        let settled = segment.run(
+            until: {
+                $0.controller("A").primaryState == .replicating && $0.controller("B").takeover.state == .replicating
+                    && $0.controller("B").detector.state == .alive
+            },
+            limit: 50
+        )
         #expect(settled != nil)
         return segment
     }
 
-    @Test("a failover: A's link is cut at t; B judges it silent at t+20, probes 3 times 5 ms apart unanswered, claims the address at about t+35 and serves as primary, alone")
+    @Test(
+        "a failover: A's link is cut at t; B judges it silent at t+20, probes 3 times 5 ms apart unanswered, claims the address at about t+35 and serves as primary, alone"
+    )
     func failover() {
         var segment = Self.replicatingPair()
         let cut = segment.now
@@ -178,13 +200,23 @@ struct NodePairTests {
         #expect(b.role == .primary && b.primaryState == .alone && b.winsAddressConflicts)
         #expect(segment["B"].first({ $0 == .becomePrimary }, after: cut) != nil)
         let order = segment["B"].log.filter { $0.at >= cut }.map(\.action).filter {
-            [.startTranslating, .claimServiceAddress, .announceServiceAddress, .restartFlows, .stopCapture, .becomePrimary].contains($0)
+            [
+                .startTranslating, .claimServiceAddress, .announceServiceAddress, .restartFlows, .stopCapture,
+                .becomePrimary,
+            ].contains($0)
         }
-        #expect(Array(order.prefix(6)) == [.startTranslating, .claimServiceAddress, .announceServiceAddress, .restartFlows,
-                                           .stopCapture, .becomePrimary], "translation before the address, flows restarted")
+        #expect(
+            Array(order.prefix(6)) == [
+                .startTranslating, .claimServiceAddress, .announceServiceAddress, .restartFlows,
+                .stopCapture, .becomePrimary,
+            ],
+            "translation before the address, flows restarted"
+        )
     }
 
-    @Test("the cut primary, still running, comes back on its link: it finds B answering for the address and fences itself within a probe round")
+    @Test(
+        "the cut primary, still running, comes back on its link: it finds B answering for the address and fences itself within a probe round"
+    )
     func oldPrimaryComesBackAndYields() {
         var segment = Self.replicatingPair()
         segment["A"].linkUp = false
@@ -198,13 +230,18 @@ struct NodePairTests {
         #expect(segment.controller("B").role == .primary, "B never yields: it won the takeover")
     }
 
-    @Test("10 failovers in a row, alternating: each cut node restarts as the secondary of the survivor, which then replicates again")
+    @Test(
+        "10 failovers in a row, alternating: each cut node restarts as the secondary of the survivor, which then replicates again"
+    )
     func alternatingFailovers() {
         var segment = Self.replicatingPair()
         var (primary, secondary) = ("A", "B")
         for round in 1...10 {
             segment[primary].linkUp = false
-            let took = segment.run(until: { $0[secondary].holdsAddress && $0.controller(secondary).role == .primary }, limit: 500)
+            let took = segment.run(
+                until: { $0[secondary].holdsAddress && $0.controller(secondary).role == .primary },
+                limit: 500
+            )
             #expect(took != nil, "round \(round): \(secondary) did not take over")
             // The cut host reboots: no address, a new bridge that joins as the secondary (what
             // NodeStartPolicy decides when the peer answers for the address).
@@ -218,11 +255,15 @@ struct NodePairTests {
         }
     }
 
-    @Test("a switchover asked on the primary: it releases the address and says so; the secondary claims it 1 ms later with no probe; the old primary replicates behind it")
+    @Test(
+        "a switchover asked on the primary: it releases the address and says so; the secondary claims it 1 ms later with no probe; the old primary replicates behind it"
+    )
     func switchover() {
         var segment = Self.replicatingPair()
         var a = segment.controller("A")
-        #expect(a.switchoverRequested(by: "the operator", force: false, unreplicatedConnections: 0, now: segment.now) == nil)
+        #expect(
+            a.switchoverRequested(by: "the operator", force: false, unreplicatedConnections: 0, now: segment.now) == nil
+        )
         segment["A"].controller = a
         let asked = segment.now
         let moved = segment.run(until: { $0["B"].holdsAddress }, limit: 50)
@@ -239,51 +280,78 @@ struct NodePairTests {
     func switchoverAskedOnTheSecondary() {
         var segment = Self.replicatingPair()
         var b = segment.controller("B")
-        #expect(b.switchoverRequested(by: "the operator", force: false, unreplicatedConnections: 0, now: segment.now) == nil)
+        #expect(
+            b.switchoverRequested(by: "the operator", force: false, unreplicatedConnections: 0, now: segment.now) == nil
+        )
         segment["B"].controller = b
         let moved = segment.run(until: { $0["B"].holdsAddress && $0.controller("B").role == .primary }, limit: 50)
         #expect(moved != nil && (moved ?? 99) <= 15)
         #expect(segment.controller("A").role == .secondary)
     }
 
-    @Test("a switchover is refused while connections without a replica are open, unless forced; and while no secondary replicates")
+    @Test(
+        "a switchover is refused while connections without a replica are open, unless forced; and while no secondary replicates"
+    )
     func switchoverRefusals() {
         var segment = Self.replicatingPair()
         var a = segment.controller("A")
-        #expect(a.switchoverRequested(by: "the operator", force: false, unreplicatedConnections: 2, now: segment.now) != nil)
-        #expect(a.switchoverRequested(by: "the operator", force: true, unreplicatedConnections: 2, now: segment.now) == nil)
+        #expect(
+            a.switchoverRequested(by: "the operator", force: false, unreplicatedConnections: 2, now: segment.now) != nil
+        )
+        #expect(
+            a.switchoverRequested(by: "the operator", force: true, unreplicatedConnections: 2, now: segment.now) == nil
+        )
         var alone = SimulatedSegment()
         alone["B"].controller = nil
         alone.run(100)
         var lonely = alone.controller("A")
         #expect(lonely.primaryState == .alone)
-        #expect(lonely.switchoverRequested(by: "the operator", force: true, unreplicatedConnections: 0, now: alone.now) != nil)
+        #expect(
+            lonely.switchoverRequested(by: "the operator", force: true, unreplicatedConnections: 0, now: alone.now)
+                != nil
+        )
         var legacy = SimulatedSegment(configuration: .init(rolesSwap: false))
         legacy.run(50)
         var fixed = legacy.controller("A")
-        #expect(fixed.switchoverRequested(by: "the operator", force: true, unreplicatedConnections: 0, now: legacy.now) != nil)
+        #expect(
+            fixed.switchoverRequested(by: "the operator", force: true, unreplicatedConnections: 0, now: legacy.now)
+                != nil
+        )
     }
 
-    @Test("race: a switchover asked on the secondary while it suspects the primary (the channel is cut) is refused; the primary, whose host still answers, is not taken over")
+    @Test(
+        "race: a switchover asked on the secondary while it suspects the primary (the channel is cut) is refused; the primary, whose host still answers, is not taken over"
+    )
     func switchoverWhileSuspected() {
         var segment = Self.replicatingPair()
         segment.channelCut = true
         segment.run(25)
         var b = segment.controller("B")
         #expect(b.takeover.state != .replicating, "B suspects A after 20 ms of silence")
-        #expect(b.switchoverRequested(by: "the operator", force: false, unreplicatedConnections: 0, now: segment.now) != nil)
+        #expect(
+            b.switchoverRequested(by: "the operator", force: false, unreplicatedConnections: 0, now: segment.now) != nil
+        )
         segment.run(300)
         #expect(segment["A"].holdsAddress && !segment["B"].holdsAddress, "A answers B's probes: no takeover")
         segment.channelCut = false
-        let healed = segment.run(until: { $0.controller("A").primaryState == .replicating && $0.controller("B").takeover.state == .replicating }, limit: 100)
+        let healed = segment.run(
+            until: {
+                $0.controller("A").primaryState == .replicating && $0.controller("B").takeover.state == .replicating
+            },
+            limit: 100
+        )
         #expect(healed != nil)
     }
 
-    @Test("race: a switchover accepted by the primary whose hand-over never arrives (the channel fails at that moment): the secondary takes over through its probes, and only one node holds the address")
+    @Test(
+        "race: a switchover accepted by the primary whose hand-over never arrives (the channel fails at that moment): the secondary takes over through its probes, and only one node holds the address"
+    )
     func handOverLost() {
         var segment = Self.replicatingPair()
         var a = segment.controller("A")
-        #expect(a.switchoverRequested(by: "the operator", force: false, unreplicatedConnections: 0, now: segment.now) == nil)
+        #expect(
+            a.switchoverRequested(by: "the operator", force: false, unreplicatedConnections: 0, now: segment.now) == nil
+        )
         segment["A"].controller = a
         segment.channelCut = true
         let moved = segment.run(until: { $0["B"].holdsAddress }, limit: 200)
@@ -294,7 +362,9 @@ struct NodePairTests {
         #expect(segment.longestDoubleHolding == 0)
     }
 
-    @Test("race: the survivor fails during the rejoin (right after it heard the new secondary): the new secondary takes over in turn")
+    @Test(
+        "race: the survivor fails during the rejoin (right after it heard the new secondary): the new secondary takes over in turn"
+    )
     func failureDuringJoin() {
         var segment = Self.replicatingPair()
         segment["A"].linkUp = false
@@ -312,7 +382,9 @@ struct NodePairTests {
         #expect(segment.longestDoubleHolding <= 100)
     }
 
-    @Test("the older form (no service address of its own): the promoted secondary stays the secondary and a primary that hears it fences")
+    @Test(
+        "the older form (no service address of its own): the promoted secondary stays the secondary and a primary that hears it fences"
+    )
     func olderForm() {
         var segment = SimulatedSegment(configuration: .init(rolesSwap: false))
         segment.run(50)

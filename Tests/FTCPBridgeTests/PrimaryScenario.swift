@@ -1,4 +1,5 @@
 import FTCPWire
+
 @testable import FTCPBridge
 
 /// A scripted exchange at the primary bridge with explicit sequence numbers,
@@ -16,27 +17,65 @@ struct PrimaryScenario {
     let key = ConnectionKey(clientAddress: clientAddress, clientPort: clientPort, serverPort: serverPort)
 
     init(configuration: BridgeConfiguration? = nil) {
-        bridge = PrimaryBridge(configuration: configuration ?? BridgeConfiguration(
-            serviceAddress: Self.serviceAddress, secondaryAddress: Self.secondaryAddress,
-            protectedPorts: [Self.serverPort], maximumQueuedBytesPerServer: 1 << 20))
+        bridge = PrimaryBridge(
+            configuration: configuration
+                ?? BridgeConfiguration(
+                    serviceAddress: Self.serviceAddress,
+                    secondaryAddress: Self.secondaryAddress,
+                    protectedPorts: [Self.serverPort],
+                    maximumQueuedBytesPerServer: 1 << 20
+                )
+        )
     }
 
     /// A segment from the client to the service.
-    static func fromClient(seq: UInt32, ack: UInt32 = 0, flags: TCPFlags = [.ack], window: UInt16 = 1000,
-                           options: [TCPOption] = [], payload: [UInt8] = [], port: UInt16 = clientPort) -> TCPPacketFields {
-        TCPPacketFields(source: clientAddress, destination: serviceAddress, sourcePort: port, destinationPort: serverPort,
-                        sequenceNumber: SequenceNumber(seq), acknowledgmentNumber: SequenceNumber(ack),
-                        flags: flags, window: window, options: options, payload: payload)
+    static func fromClient(
+        seq: UInt32,
+        ack: UInt32 = 0,
+        flags: TCPFlags = [.ack],
+        window: UInt16 = 1000,
+        options: [TCPOption] = [],
+        payload: [UInt8] = [],
+        port: UInt16 = clientPort
+    ) -> TCPPacketFields {
+        TCPPacketFields(
+            source: clientAddress,
+            destination: serviceAddress,
+            sourcePort: port,
+            destinationPort: serverPort,
+            sequenceNumber: SequenceNumber(seq),
+            acknowledgmentNumber: SequenceNumber(ack),
+            flags: flags,
+            window: window,
+            options: options,
+            payload: payload
+        )
     }
 
     /// A segment a server's kernel sends to the client (P from the service
     /// address, S from its own).
-    static func fromServer(_ role: ServerRole, seq: UInt32, ack: UInt32, flags: TCPFlags = [.ack], window: UInt16 = 1000,
-                           options: [TCPOption] = [], payload: [UInt8] = [], port: UInt16 = clientPort) -> TCPPacketFields {
-        TCPPacketFields(source: role == .primary ? serviceAddress : secondaryAddress, destination: clientAddress,
-                        sourcePort: serverPort, destinationPort: port,
-                        sequenceNumber: SequenceNumber(seq), acknowledgmentNumber: SequenceNumber(ack),
-                        flags: flags, window: window, options: options, payload: payload)
+    static func fromServer(
+        _ role: ServerRole,
+        seq: UInt32,
+        ack: UInt32,
+        flags: TCPFlags = [.ack],
+        window: UInt16 = 1000,
+        options: [TCPOption] = [],
+        payload: [UInt8] = [],
+        port: UInt16 = clientPort
+    ) -> TCPPacketFields {
+        TCPPacketFields(
+            source: role == .primary ? serviceAddress : secondaryAddress,
+            destination: clientAddress,
+            sourcePort: serverPort,
+            destinationPort: port,
+            sequenceNumber: SequenceNumber(seq),
+            acknowledgmentNumber: SequenceNumber(ack),
+            flags: flags,
+            window: window,
+            options: options,
+            payload: payload
+        )
     }
 
     /// Feeds a client segment; returns the bytes the primary's kernel receives (nil if dropped) and the output.
@@ -58,7 +97,9 @@ struct PrimaryScenario {
     mutating func primary(_ fields: TCPPacketFields) throws -> BridgeOutput {
         var bytes = try fields.build()
         let now = self.now
-        let (verdict, output) = try bytes.withUnsafeMutableBytes { try bridge.primaryKernelSegment(TCPPacket(validating: $0), now: now) }
+        let (verdict, output) = try bytes.withUnsafeMutableBytes {
+            try bridge.primaryKernelSegment(TCPPacket(validating: $0), now: now)
+        }
         precondition(verdict == .consume, "a segment of a connection the bridge tracks is always consumed")
         return output
     }
@@ -67,7 +108,9 @@ struct PrimaryScenario {
     mutating func primaryVerdict(_ fields: TCPPacketFields) throws -> PrimaryKernelVerdict {
         var bytes = try fields.build()
         let now = self.now
-        return try bytes.withUnsafeMutableBytes { try bridge.primaryKernelSegment(TCPPacket(validating: $0), now: now).verdict }
+        return try bytes.withUnsafeMutableBytes {
+            try bridge.primaryKernelSegment(TCPPacket(validating: $0), now: now).verdict
+        }
     }
 
     /// Feeds a segment from S's kernel, as relayed by the secondary bridge.
@@ -75,7 +118,9 @@ struct PrimaryScenario {
     mutating func secondary(_ fields: TCPPacketFields) throws -> BridgeOutput {
         var bytes = try fields.build()
         let now = self.now
-        return try bytes.withUnsafeMutableBytes { try bridge.secondaryKernelSegment(TCPPacket(validating: $0), now: now) }
+        return try bytes.withUnsafeMutableBytes {
+            try bridge.secondaryKernelSegment(TCPPacket(validating: $0), now: now)
+        }
     }
 
     var status: ConnectionStatus? { bridge.connectionStatuses.first { $0.key == key } }
@@ -83,16 +128,36 @@ struct PrimaryScenario {
     /// Runs the three-way handshake with plain options and the given ISNs;
     /// returns the SYN-ACK the client received.
     @discardableResult
-    mutating func handshake(clientISN: UInt32 = 1000, primaryISN: UInt32, secondaryISN: UInt32,
-                            clientOptions: [TCPOption] = [.maximumSegmentSize(1460)],
-                            primaryOptions: [TCPOption] = [.maximumSegmentSize(1460)],
-                            secondaryOptions: [TCPOption] = [.maximumSegmentSize(1460)]) throws -> TCPPacketFields? {
+    mutating func handshake(
+        clientISN: UInt32 = 1000,
+        primaryISN: UInt32,
+        secondaryISN: UInt32,
+        clientOptions: [TCPOption] = [.maximumSegmentSize(1460)],
+        primaryOptions: [TCPOption] = [.maximumSegmentSize(1460)],
+        secondaryOptions: [TCPOption] = [.maximumSegmentSize(1460)]
+    ) throws -> TCPPacketFields? {
         try client(Self.fromClient(seq: clientISN, flags: [.syn], window: 64240, options: clientOptions))
-        let p = try primary(Self.fromServer(.primary, seq: primaryISN, ack: clientISN &+ 1, flags: [.syn, .ack],
-                                            window: 500, options: primaryOptions))
+        let p = try primary(
+            Self.fromServer(
+                .primary,
+                seq: primaryISN,
+                ack: clientISN &+ 1,
+                flags: [.syn, .ack],
+                window: 500,
+                options: primaryOptions
+            )
+        )
         precondition(p.packetsToClient.isEmpty, "the primary's SYN-ACK must wait for the secondary's")
-        let s = try secondary(Self.fromServer(.secondary, seq: secondaryISN, ack: clientISN &+ 1, flags: [.syn, .ack],
-                                              window: 500, options: secondaryOptions))
+        let s = try secondary(
+            Self.fromServer(
+                .secondary,
+                seq: secondaryISN,
+                ack: clientISN &+ 1,
+                flags: [.syn, .ack],
+                window: 500,
+                options: secondaryOptions
+            )
+        )
         try client(Self.fromClient(seq: clientISN &+ 1, ack: secondaryISN &+ 1))
         return s.packetsToClient.first
     }

@@ -24,7 +24,9 @@ struct ReplicaLossTests {
         let out = try scenario.secondary(S.fromServer(.secondary, seq: 0, ack: 1001, flags: [.rst, .ack]))
         #expect(out.packetsToClient.isEmpty)
         #expect(scenario.status == nil)
-        #expect(try scenario.primaryVerdict(S.fromServer(.primary, seq: 5000, ack: 1001, flags: [.syn, .ack])) == .pass)
+        #expect(
+            try scenario.primaryVerdict(S.fromServer(.primary, seq: 5000, ack: 1001, flags: [.syn, .ack])) == .pass
+        )
         #expect(scenario.bridge.counters.refusedBySecondary == 1)
     }
 
@@ -47,8 +49,15 @@ struct ReplicaLossTests {
         let p = try scenario.primary(S.fromServer(.primary, seq: 0, ack: 1001, flags: [.rst, .ack]))
         #expect(p.packetsToClient.isEmpty)
         #expect(p.events == [.replicaLost(scenario.key, role: .primary, cause: .reset)])
-        let s = try scenario.secondary(S.fromServer(.secondary, seq: 200, ack: 1001, flags: [.syn, .ack],
-                                                    options: [.maximumSegmentSize(1400)]))
+        let s = try scenario.secondary(
+            S.fromServer(
+                .secondary,
+                seq: 200,
+                ack: 1001,
+                flags: [.syn, .ack],
+                options: [.maximumSegmentSize(1400)]
+            )
+        )
         #expect(s.packetsToClient.map(\.sequenceNumber) == [SequenceNumber(200)])
         #expect(s.packetsToClient.map(\.flags) == [[.syn, .ack]])
         #expect(scenario.status?.phase == "secondary-only")
@@ -93,7 +102,9 @@ struct ReplicaLossTests {
         #expect(scenario.status?.phase == "secondary-only")
     }
 
-    @Test("an idle connection whose primary application died: the FIN waits, the client's next request resets P, S answers")
+    @Test(
+        "an idle connection whose primary application died: the FIN waits, the client's next request resets P, S answers"
+    )
     func idleConnectionOfADeadPrimary() throws {
         var scenario = try established()
         try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, flags: [.fin, .ack]))
@@ -153,7 +164,8 @@ struct ReplicaLossTests {
         #expect(scenario.status?.phase == "replicating")
         #expect(
             try scenario.primaryVerdict(S.fromServer(.primary, seq: 7, ack: 1001, payload: [1], port: 40_001)) == .pass,
-            "the connection begun while alone stays the primary's own")
+            "the connection begun while alone stays the primary's own"
+        )
     }
 
     @Test("the secondary's bridge restarted: its replicas are gone, P serves them alone; a held handshake goes out")

@@ -1,5 +1,6 @@
-import Testing
 import FTCPWire
+import Testing
+
 @testable import FTCPBridge
 
 @Suite("The byte store behind each server's output queue")
@@ -31,8 +32,10 @@ struct SequenceRangeStoreTests {
                 let ahead = offset + length < stream.count && generator.next() % 4 == 0
                 if ahead {
                     let next = min(1448, stream.count - offset - length)
-                    store.insert(stream[(offset + length)..<(offset + length + next)],
-                                 at: SequenceNumber(4_294_900_000) + UInt32(offset + length))
+                    store.insert(
+                        stream[(offset + length)..<(offset + length + next)],
+                        at: SequenceNumber(4_294_900_000) + UInt32(offset + length)
+                    )
                 }
                 store.insert(stream[offset..<(offset + length)], at: SequenceNumber(4_294_900_000) + UInt32(offset))
                 offset += length
@@ -116,4 +119,3 @@ struct SequenceRangeStoreTests {
         }
     }
 }
-

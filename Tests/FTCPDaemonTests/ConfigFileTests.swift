@@ -22,22 +22,29 @@ struct ConfigFileTests {
             log-level = notice
             """
         let entries = try ConfigFile.parse(text, path: "ftcp.conf", keys: Self.keys)
-        #expect(entries.flatMap(\.arguments) == [
-            "--interface", "eth0", "--address", "192.0.2.10", "--peer", "192.0.2.11",
-            "--service-address", "192.0.2.100", "--hand-over-on-stop", "--log-level", "notice",
-        ])
+        #expect(
+            entries.flatMap(\.arguments) == [
+                "--interface", "eth0", "--address", "192.0.2.10", "--peer", "192.0.2.11",
+                "--service-address", "192.0.2.100", "--hand-over-on-stop", "--log-level", "notice",
+            ]
+        )
         #expect(entries.map(\.line) == [2, 3, 4, 5, 6, 8])
     }
 
-    @Test("errors name the file and the line", arguments: [
-        ("interface = eth0\nadress = 192.0.2.10\n", 2, "unknown key 'adress' (did you mean 'address'?)"),
-        ("interface eth0\n", 1, "expected 'key = value', found 'interface eth0'"),
-        ("port =\n", 1, "'port' has no value"),
-        ("hand-over-on-stop = maybe\n", 1, "'hand-over-on-stop' is a switch: true or false, not 'maybe'"),
-        ("peer = 192.0.2.11\n\npeer = 192.0.2.12\n", 3, "'peer' is set again (first on line 1)"),
-    ])
+    @Test(
+        "errors name the file and the line",
+        arguments: [
+            ("interface = eth0\nadress = 192.0.2.10\n", 2, "unknown key 'adress' (did you mean 'address'?)"),
+            ("interface eth0\n", 1, "expected 'key = value', found 'interface eth0'"),
+            ("port =\n", 1, "'port' has no value"),
+            ("hand-over-on-stop = maybe\n", 1, "'hand-over-on-stop' is a switch: true or false, not 'maybe'"),
+            ("peer = 192.0.2.11\n\npeer = 192.0.2.12\n", 3, "'peer' is set again (first on line 1)"),
+        ]
+    )
     func errors(text: String, line: Int, message: String) {
-        #expect(throws: ConfigFile.ParseError.self) { try ConfigFile.parse(text, path: "/etc/ftcp/ftcp.conf", keys: Self.keys) }
+        #expect(throws: ConfigFile.ParseError.self) {
+            try ConfigFile.parse(text, path: "/etc/ftcp/ftcp.conf", keys: Self.keys)
+        }
         do {
             _ = try ConfigFile.parse(text, path: "/etc/ftcp/ftcp.conf", keys: Self.keys)
         } catch {
@@ -48,14 +55,20 @@ struct ConfigFileTests {
 
     @Test("the command line overrides the file, a repeatable setting as a whole")
     func commandLineWins() throws {
-        let entries = try ConfigFile.parse("""
+        let entries = try ConfigFile.parse(
+            """
             address = 192.0.2.10
             peer = 192.0.2.11
             service-address = 192.0.2.100
             service-address = 192.0.2.101
-            """, path: "f", keys: Self.keys)
-        #expect(ConfigFile.merge(entries, commandLine: ["--peer", "192.0.2.12", "--service-address=192.0.2.200"]) == [
-            "--address", "192.0.2.10", "--peer", "192.0.2.12", "--service-address=192.0.2.200",
-        ])
+            """,
+            path: "f",
+            keys: Self.keys
+        )
+        #expect(
+            ConfigFile.merge(entries, commandLine: ["--peer", "192.0.2.12", "--service-address=192.0.2.200"]) == [
+                "--address", "192.0.2.10", "--peer", "192.0.2.12", "--service-address=192.0.2.200",
+            ]
+        )
     }
 }

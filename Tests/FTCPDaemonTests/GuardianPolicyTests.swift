@@ -7,15 +7,22 @@ import Testing
 struct GuardianPolicyTests {
     @Test("a primary that dies while replicating releases the address (the secondary takes over) and keeps its rules")
     func primaryReplicating() {
-        let decision = GuardianPolicy.decide(role: "primary", lastState: "replicating", end: .died("killed by signal 9"))
+        let decision = GuardianPolicy.decide(
+            role: "primary",
+            lastState: "replicating",
+            end: .died("killed by signal 9")
+        )
         #expect(decision.releaseServiceAddress)
         #expect(!decision.removeRules)
         #expect(!decision.restartBridge, "the host is fenced: the peer serves")
     }
 
-    @Test("a primary that dies alone, or before a secondary spoke, removes its rules and keeps the address", arguments: [
-        "alone", "waiting-for-secondary",
-    ])
+    @Test(
+        "a primary that dies alone, or before a secondary spoke, removes its rules and keeps the address",
+        arguments: [
+            "alone", "waiting-for-secondary",
+        ]
+    )
     func primaryAlone(state: String) {
         let decision = GuardianPolicy.decide(role: "primary", lastState: state, end: .hung(milliseconds: 1500))
         #expect(!decision.releaseServiceAddress)
@@ -23,7 +30,9 @@ struct GuardianPolicyTests {
         #expect(decision.restartBridge, "it serves, and watches the address, again")
     }
 
-    @Test("a promoted secondary that dies removes its rules and keeps serving the address as a plain server: no black hole")
+    @Test(
+        "a promoted secondary that dies removes its rules and keeps serving the address as a plain server: no black hole"
+    )
     func promotedSecondary() {
         let decision = GuardianPolicy.decide(role: "secondary", lastState: "promoted", end: .died("exit status 1"))
         #expect(!decision.releaseServiceAddress)
@@ -31,9 +40,12 @@ struct GuardianPolicyTests {
         #expect(!decision.restartBridge)
     }
 
-    @Test("a secondary that dies before any takeover only removes its rules", arguments: [
-        "replicating", "checking-address", "primary-silent-address-held",
-    ])
+    @Test(
+        "a secondary that dies before any takeover only removes its rules",
+        arguments: [
+            "replicating", "checking-address", "primary-silent-address-held",
+        ]
+    )
     func secondary(state: String) {
         let decision = GuardianPolicy.decide(role: "secondary", lastState: state, end: .died("killed by signal 6"))
         #expect(!decision.releaseServiceAddress)

@@ -6,21 +6,43 @@ import Testing
 struct HealthCheckTests {
     static func status(role: String, state: String, peerAlive: Bool = true, protected: [Bool] = []) -> DaemonStatus {
         DaemonStatus(
-            role: role, state: state, stateReason: "why", stateSinceSeconds: 3.5, uptimeSeconds: 90_000,
-            peer: .init(address: "10.80.0.2", state: peerAlive ? "alive" : "unknown", alive: peerAlive,
-                        lastHeardMillisecondsAgo: peerAlive ? 4 : nil, epoch: nil),
-            counters: ["switchovers": 2], replication: [:],
+            role: role,
+            state: state,
+            stateReason: "why",
+            stateSinceSeconds: 3.5,
+            uptimeSeconds: 90_000,
+            peer: .init(
+                address: "10.80.0.2",
+                state: peerAlive ? "alive" : "unknown",
+                alive: peerAlive,
+                lastHeardMillisecondsAgo: peerAlive ? 4 : nil,
+                epoch: nil
+            ),
+            counters: ["switchovers": 2],
+            replication: [:],
             connections: protected.enumerated().map { index, isProtected in
-                .init(client: "10.80.0.10", clientPort: UInt16(40_000 + index), serverPort: 9999,
-                      phase: isProtected ? "replicating" : "inherited", protected: isProtected)
-            })
+                .init(
+                    client: "10.80.0.10",
+                    clientPort: UInt16(40_000 + index),
+                    serverPort: 9999,
+                    phase: isProtected ? "replicating" : "inherited",
+                    protected: isProtected
+                )
+            }
+        )
     }
 
-    @Test("a primary serves: exit 0, replicating or alone, with how many connections are protected", arguments: [
-        ("replicating", "serving as primary, replicating to 10.80.0.2: 1 of 2 connections protected"),
-        ("alone", "serving as primary, alone (unprotected: no secondary replicates): 1 of 2 connections protected"),
-        ("waiting-for-secondary", "serving as primary, alone (unprotected: no secondary replicates): 1 of 2 connections protected"),
-    ])
+    @Test(
+        "a primary serves: exit 0, replicating or alone, with how many connections are protected",
+        arguments: [
+            ("replicating", "serving as primary, replicating to 10.80.0.2: 1 of 2 connections protected"),
+            ("alone", "serving as primary, alone (unprotected: no secondary replicates): 1 of 2 connections protected"),
+            (
+                "waiting-for-secondary",
+                "serving as primary, alone (unprotected: no secondary replicates): 1 of 2 connections protected"
+            ),
+        ]
+    )
     func primaryServes(state: String, line: String) {
         let result = HealthCheck.check(Self.status(role: "primary", state: state, protected: [true, false]))
         #expect(result.verdict == .serving && result.verdict.rawValue == 0)
@@ -42,7 +64,9 @@ struct HealthCheckTests {
 
     @Test("the brief summary names the state, the peer, the connections by phase and the health line")
     func brief() {
-        let text = HealthCheck.brief(Self.status(role: "primary", state: "replicating", protected: [true, true, false]))
+        let text = HealthCheck.brief(
+            Self.status(role: "primary", state: "replicating", protected: [true, true, false])
+        )
         #expect(text.hasPrefix("primary, replicating for 3.5 s (up 25 h 0 min, pid "))
         #expect(text.contains("peer:        10.80.0.2, alive, last heard 4 ms ago"))
         #expect(text.contains("connections: 1 inherited, 2 replicating; 2 protected"))

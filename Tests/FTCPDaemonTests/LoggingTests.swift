@@ -1,18 +1,22 @@
+import FTCPBridge
 import Foundation
 import Logging
 import Testing
-import FTCPBridge
+
 @testable import FTCPDaemon
 
 @Suite("Log lines")
 struct LoggingTests {
-    @Test("timestamps are UTC to the millisecond, across month, leap-day and year boundaries", arguments: [
-        (Int64(0), "1970-01-01T00:00:00.000Z"),
-        (Int64(951_782_400_123), "2000-02-29T00:00:00.123Z"),
-        (Int64(1_709_251_199_999), "2024-02-29T23:59:59.999Z"),
-        (Int64(1_795_829_126_407), "2026-11-28T01:25:26.407Z"),
-        (Int64(4_102_444_800_000), "2100-01-01T00:00:00.000Z"),
-    ])
+    @Test(
+        "timestamps are UTC to the millisecond, across month, leap-day and year boundaries",
+        arguments: [
+            (Int64(0), "1970-01-01T00:00:00.000Z"),
+            (Int64(951_782_400_123), "2000-02-29T00:00:00.123Z"),
+            (Int64(1_709_251_199_999), "2024-02-29T23:59:59.999Z"),
+            (Int64(1_795_829_126_407), "2026-11-28T01:25:26.407Z"),
+            (Int64(4_102_444_800_000), "2100-01-01T00:00:00.000Z"),
+        ]
+    )
     func timestamps(milliseconds: Int64, expected: String) {
         #expect(BridgeLogHandler.timestamp(millisecondsSinceEpoch: milliseconds) == expected)
     }
@@ -35,7 +39,13 @@ struct LoggingTests {
         let logger = Logger(label: "test") { _ in RecordingLogHandler(lines: lines) }
         var throttle = LogThrottle(intervalMilliseconds: 1000)
         for at in stride(from: UInt64(0), through: 1000, by: 250) {
-            throttle.warning("inject", "injecting failed", metadata: ["bytes": "\(at)"], logger: logger, now: .milliseconds(at))
+            throttle.warning(
+                "inject",
+                "injecting failed",
+                metadata: ["bytes": "\(at)"],
+                logger: logger,
+                now: .milliseconds(at)
+            )
         }
         let written = lines.all
         #expect(written.map(\.message) == ["injecting failed", "injecting failed"])
@@ -68,8 +78,15 @@ struct RecordingLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    func log(level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?,
-             source: String, file: String, function: String, line: UInt) {
+    func log(
+        level: Logger.Level,
+        message: Logger.Message,
+        metadata explicit: Logger.Metadata?,
+        source: String,
+        file: String,
+        function: String,
+        line: UInt
+    ) {
         lines.append((level, message.description, metadata.merging(explicit ?? [:]) { $1 }))
     }
 }
@@ -78,12 +95,18 @@ extension LoggingTests {
     @Test("for the journal a line starts with its syslog priority and carries no timestamp of its own")
     func journalLines() {
         let journal = BridgeLogHandler(label: "ftcp-bridge.primary", level: .info, journal: true)
-        #expect(journal.formatted(level: .warning, message: "secondary failed", fields: "silence_ms=80")
-                == "<4>ftcp-bridge.primary: secondary failed silence_ms=80\n")
-        #expect(journal.formatted(level: .critical, message: "fenced", fields: "") == "<2>ftcp-bridge.primary: fenced\n")
+        #expect(
+            journal.formatted(level: .warning, message: "secondary failed", fields: "silence_ms=80")
+                == "<4>ftcp-bridge.primary: secondary failed silence_ms=80\n"
+        )
+        #expect(
+            journal.formatted(level: .critical, message: "fenced", fields: "") == "<2>ftcp-bridge.primary: fenced\n"
+        )
         let plain = BridgeLogHandler(label: "ftcp-bridge.primary", level: .info)
-        #expect(plain.formatted(level: .notice, message: "claimed", fields: "", millisecondsSinceEpoch: 0)
-                == "1970-01-01T00:00:00.000Z notice ftcp-bridge.primary: claimed\n")
+        #expect(
+            plain.formatted(level: .notice, message: "claimed", fields: "", millisecondsSinceEpoch: 0)
+                == "1970-01-01T00:00:00.000Z notice ftcp-bridge.primary: claimed\n"
+        )
     }
 
     @Test("JOURNAL_STREAM counts only when it names this process's standard error")

@@ -8,12 +8,19 @@ import XCTest
 final class BridgeEndToEndTests: RunningFTCPTestCase {
     /// Runs one checked session from the client; returns its result fields.
     @discardableResult
-    private func session(download: Int, upload: Int, extra: [String] = [], timeout: Int = 120, name: String = "session") throws -> [String: String] {
+    private func session(download: Int, upload: Int, extra: [String] = [], timeout: Int = 120, name: String = "session")
+        throws -> [String: String]
+    {
         let lab = try requireLab()
-        let run = try lab.foreground("client", name, [
-            lab.labtool, "session", "--connect", "10.80.0.1:9999", "--download", String(download),
-            "--upload", String(upload), "--timeout-s", String(timeout),
-        ] + extra, timeout: .seconds(Int64(timeout + 10)))
+        let run = try lab.foreground(
+            "client",
+            name,
+            [
+                lab.labtool, "session", "--connect", "10.80.0.1:9999", "--download", String(download),
+                "--upload", String(upload), "--timeout-s", String(timeout),
+            ] + extra,
+            timeout: .seconds(Int64(timeout + 10))
+        )
         let fields = run.lastLineFields
         XCTAssertEqual(fields["ok"], "1", "session output: \(run.output) \(run.errors)")
         return fields
@@ -26,17 +33,39 @@ final class BridgeEndToEndTests: RunningFTCPTestCase {
     }
 
     /// Every connection the primary tracked was replicated and never diverged.
-    private func assertReplicatedWithoutDivergence(minimumConnections: Int, file: StaticString = #filePath, line: UInt = #line) throws {
+    private func assertReplicatedWithoutDivergence(
+        minimumConnections: Int,
+        file: StaticString = #filePath,
+        line: UInt = #line
+    ) throws {
         let status = try primaryStatus()
         let connections = (status["connections"] as? [[String: Any]]) ?? []
-        XCTAssertGreaterThanOrEqual(connections.count, minimumConnections, "primary status: \(status)", file: file, line: line)
+        XCTAssertGreaterThanOrEqual(
+            connections.count,
+            minimumConnections,
+            "primary status: \(status)",
+            file: file,
+            line: line
+        )
         for connection in connections {
             XCTAssertEqual(connection["divergences"] as? Int, 0, "\(connection)", file: file, line: line)
             XCTAssertNotEqual(connection["phase"] as? String, "handshake", "\(connection)", file: file, line: line)
         }
         let c = counters(status)
-        XCTAssertGreaterThan(c["segmentsFromSecondaryKernel"] ?? 0, 0, "the secondary's segments never reached the primary", file: file, line: line)
-        XCTAssertEqual(c["passedUnprotectedFromPrimary"] ?? -1, 0, "a connection bypassed the merge", file: file, line: line)
+        XCTAssertGreaterThan(
+            c["segmentsFromSecondaryKernel"] ?? 0,
+            0,
+            "the secondary's segments never reached the primary",
+            file: file,
+            line: line
+        )
+        XCTAssertEqual(
+            c["passedUnprotectedFromPrimary"] ?? -1,
+            0,
+            "a connection bypassed the merge",
+            file: file,
+            line: line
+        )
     }
 
     func testOneByteEachWay() throws {
@@ -63,16 +92,22 @@ final class BridgeEndToEndTests: RunningFTCPTestCase {
         let secondary = counters(try status("secondary"))
         XCTAssertGreaterThan(secondary["relayedSuperSegments"] ?? 0, 0, "\(secondary)")
         XCTAssertEqual(secondary["injectErrors"] ?? 0, 0, "\(secondary)")
-        print("secondary: \(secondary["injected"] ?? 0) captured segments injected, \(secondary["injectedRuns"] ?? 0) runs joined")
+        print(
+            "secondary: \(secondary["injected"] ?? 0) captured segments injected, \(secondary["injectedRuns"] ?? 0) runs joined"
+        )
     }
 
     func testFiftyConcurrentConnections() throws {
         let lab = try requireLab()
         let sessions = try (0..<50).map { index in
-            try lab.background("client", "session-\(index)", [
-                lab.labtool, "session", "--connect", "10.80.0.1:9999", "--name", "c\(index)",
-                "--download", "1000000", "--upload", "1000000", "--timeout-s", "120",
-            ])
+            try lab.background(
+                "client",
+                "session-\(index)",
+                [
+                    lab.labtool, "session", "--connect", "10.80.0.1:9999", "--name", "c\(index)",
+                    "--download", "1000000", "--upload", "1000000", "--timeout-s", "120",
+                ]
+            )
         }
         for (index, run) in sessions.enumerated() {
             XCTAssertTrue(run.wait(timeout: .seconds(150)), "session \(index) did not finish")
@@ -119,10 +154,21 @@ final class BridgeEndToEndTests: RunningFTCPTestCase {
         let lab = try requireLab()
         let stop = try lab.labScriptResult(["ftcp", "stop"], environment: ["FTCP_BIN": binaries])
         XCTAssertEqual(stop.status, 0, stop.output)
-        let start = try lab.labScriptResult(["ftcp", "start"], environment: ["FTCP_BIN": binaries, "FTCP_BRIDGE_ARGS": "--relay-bundle-bytes 0"])
+        let start = try lab.labScriptResult(
+            ["ftcp", "start"],
+            environment: ["FTCP_BIN": binaries, "FTCP_BRIDGE_ARGS": "--relay-bundle-bytes 0"]
+        )
         XCTAssertEqual(start.status, 0, start.output)
-        let replication = try lab.startCapture(on: "primary", filter: "udp and src host 10.80.0.2 and dst port 7400", snapLength: 160)
-        let client = try lab.startCapture(on: "client", filter: "tcp and src host 10.80.0.1 and src port 9999", snapLength: 128)
+        let replication = try lab.startCapture(
+            on: "primary",
+            filter: "udp and src host 10.80.0.2 and dst port 7400",
+            snapLength: 160
+        )
+        let client = try lab.startCapture(
+            on: "client",
+            filter: "tcp and src host 10.80.0.1 and src port 9999",
+            snapLength: 128
+        )
         try lab.impair("secondary", "loss 2%")
         try session(download: 2_000_000, upload: 20_000_000, timeout: 180)
         Thread.sleep(forTimeInterval: 0.3)
@@ -142,7 +188,11 @@ final class BridgeEndToEndTests: RunningFTCPTestCase {
             let ack = ip[(tcp + 8)..<(tcp + 12)].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
             secondaryAcks[port, default: []].append((datagram.timestamp, ack))
         }
-        XCTAssertGreaterThan(secondaryAcks.values.map(\.count).reduce(0, +), 100, "too few of the secondary's segments captured")
+        XCTAssertGreaterThan(
+            secondaryAcks.values.map(\.count).reduce(0, +),
+            100,
+            "too few of the secondary's segments captured"
+        )
         XCTAssertGreaterThan(atClient.count, 100)
 
         var checked = 0
@@ -155,7 +205,9 @@ final class BridgeEndToEndTests: RunningFTCPTestCase {
                 violations.append("ACK \(ack) before any of the secondary's")
                 continue
             }
-            if Int32(bitPattern: best &- ack) < 0 { violations.append("ACK \(ack) when the secondary had sent \(best)") }
+            if Int32(bitPattern: best &- ack) < 0 {
+                violations.append("ACK \(ack) when the secondary had sent \(best)")
+            }
             checked += 1
         }
         print("checked \(checked) acknowledgments at the client against \(relayed.count) relayed segments")

@@ -25,7 +25,8 @@ struct ClientConnections {
         var open: [UInt16: Int] = [:]
         for packet in packets where packet.transportProtocol == 6 {
             guard let flags = packet.tcpFlags, let source = packet.sourcePort, let destination = packet.destinationPort,
-                  let sequence = packet.tcpSequence else { continue }
+                let sequence = packet.tcpSequence
+            else { continue }
             let fromClient = destination == serverPort
             let clientPort = fromClient ? source : destination
             if fromClient, flags & 0x02 != 0, flags & 0x10 == 0 {
@@ -39,9 +40,11 @@ struct ClientConnections {
             guard let index = open[clientPort] else { continue }
             if fromClient {
                 if flags & 0x01 != 0 { connections[index].clientSentFIN = true }
-                if flags & 0x10 != 0, let finEnd = connections[index].serverFINEnd, let acknowledgment = packet.tcpAcknowledgment,
-                   connections[index].clientSentFIN, connections[index].closedAt == nil,
-                   Int32(bitPattern: acknowledgment &- finEnd) >= 0 {
+                if flags & 0x10 != 0, let finEnd = connections[index].serverFINEnd,
+                    let acknowledgment = packet.tcpAcknowledgment,
+                    connections[index].clientSentFIN, connections[index].closedAt == nil,
+                    Int32(bitPattern: acknowledgment &- finEnd) >= 0
+                {
                     connections[index].closedAt = packet.timestamp
                 }
             } else {

@@ -8,13 +8,22 @@ final class FailoverEndToEndTests: RunningFTCPTestCase {
     /// Runs a session in the background, cuts `victim` off after `delay`, and returns the
     /// session's result fields.
     @discardableResult
-    private func sessionAcrossFailure(of victim: String, download: Int, upload: Int, after delay: Double,
-                                      name: String = "session") throws -> [String: String] {
+    private func sessionAcrossFailure(
+        of victim: String,
+        download: Int,
+        upload: Int,
+        after delay: Double,
+        name: String = "session"
+    ) throws -> [String: String] {
         let lab = try requireLab()
-        let session = try lab.background("client", name, [
-            lab.labtool, "session", "--connect", "10.80.0.1:9999", "--download", String(download),
-            "--upload", String(upload), "--timeout-s", "120",
-        ])
+        let session = try lab.background(
+            "client",
+            name,
+            [
+                lab.labtool, "session", "--connect", "10.80.0.1:9999", "--download", String(download),
+                "--upload", String(upload), "--timeout-s", "120",
+            ]
+        )
         Thread.sleep(forTimeInterval: delay)
         XCTAssertTrue(session.process.isRunning, "the session ended before \(victim) was cut off: make it longer")
         let cut = try lab.labScriptResult(["fail", victim], environment: ["FTCP_BIN": binaries])
@@ -54,10 +63,14 @@ final class FailoverEndToEndTests: RunningFTCPTestCase {
     /// the session survives.
     func testPartitionLeavesOneOwnerOfTheServiceAddress() throws {
         let lab = try requireLab()
-        let session = try lab.background("client", "session", [
-            lab.labtool, "session", "--connect", "10.80.0.1:9999", "--download", "100000000",
-            "--upload", "20000000", "--timeout-s", "120",
-        ])
+        let session = try lab.background(
+            "client",
+            "session",
+            [
+                lab.labtool, "session", "--connect", "10.80.0.1:9999", "--download", "100000000",
+                "--upload", "20000000", "--timeout-s", "120",
+            ]
+        )
         Thread.sleep(forTimeInterval: 0.3)
         let cut = try lab.labScriptResult(["partition", "on"], environment: [:])
         XCTAssertEqual(cut.status, 0, cut.output)
@@ -91,26 +104,43 @@ final class FailoverEndToEndTests: RunningFTCPTestCase {
             // download segment): both are sized and cut so that the cut always falls well inside
             // the transfer (with the failover, a 250 MB download took about 2.2 s here, a 400 MB upload 1.4–2.2 s).
             let delay = Double.random(in: download ? 0.1...0.9 : 0.1...0.5, using: &generator)
-            let fields = try sessionAcrossFailure(of: "primary", download: download ? 250_000_000 : 0,
-                                                  upload: download ? 0 : 400_000_000, after: delay, name: "trial-\(trial)")
+            let fields = try sessionAcrossFailure(
+                of: "primary",
+                download: download ? 250_000_000 : 0,
+                upload: download ? 0 : 400_000_000,
+                after: delay,
+                name: "trial-\(trial)"
+            )
             let stall = Double(fields[download ? "longest_stall_ms" : "longest_upload_stall_ms"] ?? "") ?? .nan
             stalls.append(stall)
-            XCTAssertEqual(try resets.finish().ipv4Packets.count, 0, "trial \(trial): a server's RST reached the client")
-            print("failover trial \(trial): \(download ? "download" : "upload"), cut after \(String(format: "%.3f", delay)) s, stall \(stall) ms")
+            XCTAssertEqual(
+                try resets.finish().ipv4Packets.count,
+                0,
+                "trial \(trial): a server's RST reached the client"
+            )
+            print(
+                "failover trial \(trial): \(download ? "download" : "upload"), cut after \(String(format: "%.3f", delay)) s, stall \(stall) ms"
+            )
         }
         let sorted = stalls.sorted()
         func percentile(_ p: Double) -> Double { sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] }
-        print("failover stalls over \(trials) trials: median \(percentile(0.5)) ms, p99 \(percentile(0.99)) ms, max \(sorted.last ?? .nan) ms")
+        print(
+            "failover stalls over \(trials) trials: median \(percentile(0.5)) ms, p99 \(percentile(0.99)) ms, max \(sorted.last ?? .nan) ms"
+        )
     }
 
     /// 50 connections in flight when the primary dies: every one finishes, byte-exact.
     func testPrimaryCutOffWithFiftyConnections() throws {
         let lab = try requireLab()
         let sessions = try (0..<50).map { index in
-            try lab.background("client", "session-\(index)", [
-                lab.labtool, "session", "--connect", "10.80.0.1:9999", "--name", "c\(index)",
-                "--download", "20000000", "--upload", "5000000", "--timeout-s", "120",
-            ])
+            try lab.background(
+                "client",
+                "session-\(index)",
+                [
+                    lab.labtool, "session", "--connect", "10.80.0.1:9999", "--name", "c\(index)",
+                    "--download", "20000000", "--upload", "5000000", "--timeout-s", "120",
+                ]
+            )
         }
         Thread.sleep(forTimeInterval: 0.4)
         let cut = try lab.labScriptResult(["fail", "primary"], environment: ["FTCP_BIN": binaries])
@@ -132,10 +162,16 @@ final class FailoverEndToEndTests: RunningFTCPTestCase {
                 let cut = try lab.labScriptResult(["fail", "primary"], environment: ["FTCP_BIN": binaries])
                 XCTAssertEqual(cut.status, 0, cut.output)
             }
-            sessions.append(try lab.background("client", "session-\(index)", [
-                lab.labtool, "session", "--connect", "10.80.0.1:9999", "--name", "h\(index)",
-                "--download", "100000", "--upload", "100000", "--timeout-s", "60",
-            ]))
+            sessions.append(
+                try lab.background(
+                    "client",
+                    "session-\(index)",
+                    [
+                        lab.labtool, "session", "--connect", "10.80.0.1:9999", "--name", "h\(index)",
+                        "--download", "100000", "--upload", "100000", "--timeout-s", "60",
+                    ]
+                )
+            )
             Thread.sleep(forTimeInterval: 0.01)
         }
         for (index, run) in sessions.enumerated() {
@@ -181,10 +217,14 @@ final class FailoverEndToEndTests: RunningFTCPTestCase {
         for packet in toService where (packet.tcpFlags ?? 0) & 0x10 != 0 {
             guard let acknowledgment = packet.tcpAcknowledgment else { continue }
             if let last = lastAcknowledgment, Int32(bitPattern: acknowledgment &- last) < 0 { backwards += 1 }
-            if lastAcknowledgment.map({ Int32(bitPattern: acknowledgment &- $0) > 0 }) ?? true { lastAcknowledgment = acknowledgment }
+            if lastAcknowledgment.map({ Int32(bitPattern: acknowledgment &- $0) > 0 }) ?? true {
+                lastAcknowledgment = acknowledgment
+            }
         }
         XCTAssertEqual(backwards, 0, "the client's acknowledgments moved back")
-        print("sequence continuity: \(fromService.count) segments from the service, \(sequenceBytes) bytes of sequence space, no hole")
+        print(
+            "sequence continuity: \(fromService.count) segments from the service, \(sequenceBytes) bytes of sequence space, no hole"
+        )
     }
 
     /// The primary cut off while the link of the client, of the primary, or of the secondary
@@ -201,9 +241,18 @@ final class FailoverEndToEndTests: RunningFTCPTestCase {
             try lab.impair(link, "loss 1% reorder 5% delay 1ms seed \(index + 7)")
             let resets = try lab.startCapture(on: "client", filter: "tcp and src port 9999 and tcp[13] & 4 != 0")
             let delay = Double.random(in: 0.2...0.5, using: &generator)
-            let fields = try sessionAcrossFailure(of: "primary", download: 80_000_000, upload: 30_000_000,
-                                                  after: delay, name: "impaired-\(link)")
-            XCTAssertEqual(try resets.finish().ipv4Packets.count, 0, "\(link) impaired: a server's RST reached the client")
+            let fields = try sessionAcrossFailure(
+                of: "primary",
+                download: 80_000_000,
+                upload: 30_000_000,
+                after: delay,
+                name: "impaired-\(link)"
+            )
+            XCTAssertEqual(
+                try resets.finish().ipv4Packets.count,
+                0,
+                "\(link) impaired: a server's RST reached the client"
+            )
             print("failover with the \(link) link impaired: \(fields)")
         }
     }
@@ -225,9 +274,15 @@ final class FailoverEndToEndTests: RunningFTCPTestCase {
                 cutWindow.end = Date().timeIntervalSince1970
                 XCTAssertEqual(cut.status, 0, cut.output)
             }
-            var arguments = [lab.labtool, "session", "--connect", "10.80.0.1:9999", "--name", "p\(index)",
-                             "--download", String(200_000 * (index % 7 + 1)), "--think-ms", "40", "--timeout-s", "60"]
-            if index % 2 == 0 { arguments += ["--half-close"] } else { arguments += ["--upload", String(100_000 * (index % 5 + 1))] }
+            var arguments = [
+                lab.labtool, "session", "--connect", "10.80.0.1:9999", "--name", "p\(index)",
+                "--download", String(200_000 * (index % 7 + 1)), "--think-ms", "40", "--timeout-s", "60",
+            ]
+            if index % 2 == 0 {
+                arguments += ["--half-close"]
+            } else {
+                arguments += ["--upload", String(100_000 * (index % 5 + 1))]
+            }
             sessions.append(try lab.background("client", "phase-\(index)", arguments))
             Thread.sleep(forTimeInterval: 0.01)
         }
@@ -239,9 +294,14 @@ final class FailoverEndToEndTests: RunningFTCPTestCase {
         XCTAssertEqual(connections.connections.count, 40, "the capture lost connections")
         let caught = connections.open(throughout: cutWindow.start, cutWindow.end)
         XCTAssertGreaterThanOrEqual(caught.count, 5, "too few sessions were open when the primary was cut off")
-        XCTAssertEqual(connections.resetsWhileOpen.count, 0,
-                       "a server's RST reached an open connection: \(connections.resetsWhileOpen.map { ($0.destinationPort ?? 0, $0.timestamp) })")
-        print("cut-off took \(Int((cutWindow.end - cutWindow.start) * 1000)) ms; sessions open across it: \(caught.count); server RSTs after a connection closed: \(connections.resetsAfterClose.count)")
+        XCTAssertEqual(
+            connections.resetsWhileOpen.count,
+            0,
+            "a server's RST reached an open connection: \(connections.resetsWhileOpen.map { ($0.destinationPort ?? 0, $0.timestamp) })"
+        )
+        print(
+            "cut-off took \(Int((cutWindow.end - cutWindow.start) * 1000)) ms; sessions open across it: \(caught.count); server RSTs after a connection closed: \(connections.resetsAfterClose.count)"
+        )
     }
 
     /// After a takeover the old primary comes back (its link up again) and its bridge is
@@ -251,15 +311,23 @@ final class FailoverEndToEndTests: RunningFTCPTestCase {
         try sessionAcrossFailure(of: "primary", download: 200_000_000, upload: 0, after: 0.1)
         XCTAssertEqual(try status("secondary")["state"] as? String, "promoted")
         _ = try lab.foreground("primary", "link-up", ["ip", "link", "set", "eth0", "up"])
-        let restarted = try lab.background("primary", "bridge-restart", [
-            "\(binaries)/ftcp-bridge", "primary", "--interface", "eth0", "--address", "10.80.0.1", "--peer", "10.80.0.2",
-            "--port", "9999", "--key-file", "/run/ftcp-lab/ftcp.key", "--control", "/run/ftcp-lab/primary-again.sock",
-        ])
+        let restarted = try lab.background(
+            "primary",
+            "bridge-restart",
+            [
+                "\(binaries)/ftcp-bridge", "primary", "--interface", "eth0", "--address", "10.80.0.1", "--peer",
+                "10.80.0.2",
+                "--port", "9999", "--key-file", "/run/ftcp-lab/ftcp.key", "--control",
+                "/run/ftcp-lab/primary-again.sock",
+            ]
+        )
         XCTAssertTrue(restarted.wait(timeout: .seconds(20)), "the old primary's bridge kept running")
         XCTAssertNotEqual(restarted.process.terminationStatus, 0, "the old primary started while its address was held")
         XCTAssertTrue(restarted.errors.contains("10.80.0.1"), restarted.errors)
-        XCTAssertTrue(restarted.errors.lowercased().contains("answers") || restarted.errors.lowercased().contains("held"),
-                      restarted.errors)
+        XCTAssertTrue(
+            restarted.errors.lowercased().contains("answers") || restarted.errors.lowercased().contains("held"),
+            restarted.errors
+        )
         XCTAssertEqual(try status("secondary")["state"] as? String, "promoted", "the secondary keeps serving")
         print("restarted primary said: \(restarted.errors.split(separator: "\n").last ?? "")")
     }
@@ -271,13 +339,21 @@ final class FailoverEndToEndTests: RunningFTCPTestCase {
         let lab = try requireLab()
         let stop = try lab.labScriptResult(["ftcp", "stop"], environment: ["FTCP_BIN": binaries])
         XCTAssertEqual(stop.status, 0, stop.output)
-        let start = try lab.labScriptResult(["ftcp", "start"], environment: ["FTCP_BIN": binaries, "FTCP_BRIDGE_ARGS": "--hand-over-on-stop"])
+        let start = try lab.labScriptResult(
+            ["ftcp", "start"],
+            environment: ["FTCP_BIN": binaries, "FTCP_BRIDGE_ARGS": "--hand-over-on-stop"]
+        )
         XCTAssertEqual(start.status, 0, start.output)
         let resets = try lab.startCapture(on: "client", filter: "tcp and src port 9999 and tcp[13] & 4 != 0")
-        let session = try lab.background("client", "session", [
-            lab.labtool, "session", "--connect", "10.80.0.1:9999", "--download", "100000000", "--upload", "20000000",
-            "--timeout-s", "60",
-        ])
+        let session = try lab.background(
+            "client",
+            "session",
+            [
+                lab.labtool, "session", "--connect", "10.80.0.1:9999", "--download", "100000000", "--upload",
+                "20000000",
+                "--timeout-s", "60",
+            ]
+        )
         Thread.sleep(forTimeInterval: 0.4)
         XCTAssertTrue(session.process.isRunning, "the session ended before the bridge was stopped")
         let pid = try String(contentsOfFile: "/run/ftcp-lab/bridge-primary.pid", encoding: .utf8)
@@ -289,7 +365,10 @@ final class FailoverEndToEndTests: RunningFTCPTestCase {
         let log = (try? String(contentsOfFile: "/run/ftcp-lab/bridge-primary.log", encoding: .utf8)) ?? ""
         XCTAssertTrue(log.contains("handed them over"), log)
         let rules = try lab.foreground("primary", "rules", ["iptables", "-t", "mangle", "-S"])
-        XCTAssertTrue(rules.output.contains("FTCP-PRIMARY-OUT"), "the stopped primary removed its rules: \(rules.output)")
+        XCTAssertTrue(
+            rules.output.contains("FTCP-PRIMARY-OUT"),
+            "the stopped primary removed its rules: \(rules.output)"
+        )
         XCTAssertEqual(try resets.finish().ipv4Packets.count, 0, "a server's RST reached the client")
         print("hand-over: \(session.lastLineFields)")
     }

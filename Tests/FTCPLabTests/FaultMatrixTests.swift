@@ -25,11 +25,18 @@ final class FaultMatrixTests: RunningFTCPTestCase {
         XCTAssertEqual(result.status, 0, "lab.sh \(arguments.joined(separator: " ")): \(result.output)")
     }
 
-    private func session(_ name: String, download: Int, upload: Int, thinkMilliseconds: Int = 0,
-                         halfClose: Bool = false) throws -> LabProcess {
+    private func session(
+        _ name: String,
+        download: Int,
+        upload: Int,
+        thinkMilliseconds: Int = 0,
+        halfClose: Bool = false
+    ) throws -> LabProcess {
         let lab = try requireLab()
-        var arguments = [lab.labtool, "session", "--connect", "10.80.0.1:9999", "--name", name,
-                         "--download", String(download), "--timeout-s", "90"]
+        var arguments = [
+            lab.labtool, "session", "--connect", "10.80.0.1:9999", "--name", name,
+            "--download", String(download), "--timeout-s", "90",
+        ]
         if upload > 0 { arguments += ["--upload", String(upload)] }
         if thinkMilliseconds > 0 { arguments += ["--think-ms", String(thinkMilliseconds)] }
         if halfClose { arguments += ["--half-close"] }
@@ -39,8 +46,13 @@ final class FaultMatrixTests: RunningFTCPTestCase {
     /// Runs one row: sessions in every phase, `inject` at about 0.4 s, new sessions while the
     /// fault lasts, `recover` (if any), new sessions after it; then the client-side checks.
     @discardableResult
-    private func row(_ name: String, stallBoundMilliseconds: Double, inject: () throws -> Void,
-                     duringFault: Double = 0.3, recover: (() throws -> Void)? = nil) throws -> RowResult {
+    private func row(
+        _ name: String,
+        stallBoundMilliseconds: Double,
+        inject: () throws -> Void,
+        duringFault: Double = 0.3,
+        recover: (() throws -> Void)? = nil
+    ) throws -> RowResult {
         let lab = try requireLab()
         let capture = try lab.startCapture(on: "client", filter: "tcp port 9999", snapLength: 96)
         var sessions: [(name: String, run: LabProcess)] = []
@@ -50,7 +62,9 @@ final class FaultMatrixTests: RunningFTCPTestCase {
         try start("bulk-down") { try session("bulk-down", download: 300_000_000, upload: 1_000_000) }
         try start("bulk-up") { try session("bulk-up", download: 1_000, upload: 200_000_000) }
         for index in 0..<3 {
-            try start("idle-\(index)") { try session("idle-\(index)", download: 100_000, upload: 50_000, thinkMilliseconds: 300) }
+            try start("idle-\(index)") {
+                try session("idle-\(index)", download: 100_000, upload: 50_000, thinkMilliseconds: 300)
+            }
         }
         // Short sessions opening, exchanging and closing around the fault, 20 ms apart.
         var cutWindow = (start: 0.0, end: 0.0)
@@ -61,8 +75,13 @@ final class FaultMatrixTests: RunningFTCPTestCase {
                 cutWindow.end = Date().timeIntervalSince1970
             }
             try start("phase-\(index)") {
-                try session("phase-\(index)", download: 100_000 * (index % 5 + 1), upload: 50_000,
-                            thinkMilliseconds: 40, halfClose: index % 2 == 0)
+                try session(
+                    "phase-\(index)",
+                    download: 100_000 * (index % 5 + 1),
+                    upload: 50_000,
+                    thinkMilliseconds: 40,
+                    halfClose: index % 2 == 0
+                )
             }
             Thread.sleep(forTimeInterval: 0.02)
         }
@@ -84,21 +103,35 @@ final class FaultMatrixTests: RunningFTCPTestCase {
             XCTAssertTrue(run.wait(timeout: .seconds(100)), "\(name): session \(sessionName) did not finish")
             let fields = run.lastLineFields
             XCTAssertEqual(fields["ok"], "1", "\(name): session \(sessionName): \(run.output) \(run.errors)")
-            let stall = max(Double(fields["longest_stall_ms"] ?? "") ?? 0, Double(fields["longest_upload_stall_ms"] ?? "") ?? 0)
+            let stall = max(
+                Double(fields["longest_stall_ms"] ?? "") ?? 0,
+                Double(fields["longest_upload_stall_ms"] ?? "") ?? 0
+            )
             result.longestStallMilliseconds = max(result.longestStallMilliseconds, stall)
-            if stall > stallBoundMilliseconds { print("\(name): session \(sessionName) stalled \(stall) ms: \(fields)") }
+            if stall > stallBoundMilliseconds {
+                print("\(name): session \(sessionName) stalled \(stall) ms: \(fields)")
+            }
             result.sessions += 1
         }
         let connections = ClientConnections(try capture.finish().ipv4Packets, serverPort: 9999)
-        XCTAssertEqual(connections.resetsWhileOpen.count, 0,
-                       "\(name): a server's RST reached an open connection: \(connections.resetsWhileOpen.map { ($0.destinationPort ?? 0, $0.timestamp) })")
+        XCTAssertEqual(
+            connections.resetsWhileOpen.count,
+            0,
+            "\(name): a server's RST reached an open connection: \(connections.resetsWhileOpen.map { ($0.destinationPort ?? 0, $0.timestamp) })"
+        )
         result.spanningTheFault = connections.open(throughout: cutWindow.start, cutWindow.end).count
         XCTAssertGreaterThanOrEqual(result.spanningTheFault, 3, "\(name): too few sessions were open across the fault")
-        XCTAssertLessThanOrEqual(result.longestStallMilliseconds, stallBoundMilliseconds,
-                                 "\(name): a session stalled longer than the row allows")
-        print("fault-matrix row=\(name) sessions=\(result.sessions) spanning=\(result.spanningTheFault) longest_stall_ms=\(result.longestStallMilliseconds)")
+        XCTAssertLessThanOrEqual(
+            result.longestStallMilliseconds,
+            stallBoundMilliseconds,
+            "\(name): a session stalled longer than the row allows"
+        )
+        print(
+            "fault-matrix row=\(name) sessions=\(result.sessions) spanning=\(result.spanningTheFault) longest_stall_ms=\(result.longestStallMilliseconds)"
+        )
         if let path = ProcessInfo.processInfo.environment["FTCP_FAULT_MATRIX_RESULTS"] {
-            let line = "{\"row\":\"\(name)\",\"sessions\":\(result.sessions),\"spanning\":\(result.spanningTheFault),\"stall_ms\":\(result.longestStallMilliseconds)}\n"
+            let line =
+                "{\"row\":\"\(name)\",\"sessions\":\(result.sessions),\"spanning\":\(result.spanningTheFault),\"stall_ms\":\(result.longestStallMilliseconds)}\n"
             if let handle = FileHandle(forWritingAtPath: path) {
                 handle.seekToEndOfFile()
                 handle.write(Data(line.utf8))
@@ -126,7 +159,11 @@ final class FaultMatrixTests: RunningFTCPTestCase {
     }
 
     func testSecondaryHostCut() throws {
-        try row("secondary-host-cut", stallBoundMilliseconds: 1_000, inject: { try self.labScript(["fail", "secondary"]) })
+        try row(
+            "secondary-host-cut",
+            stallBoundMilliseconds: 1_000,
+            inject: { try self.labScript(["fail", "secondary"]) }
+        )
         XCTAssertEqual(try status("primary")["state"] as? String, "alone")
     }
 
@@ -135,20 +172,36 @@ final class FaultMatrixTests: RunningFTCPTestCase {
     /// The primary's bridge process is killed while its host and application live: its
     /// guardian releases the service address and the secondary takes over.
     func testPrimaryBridgeKilled() throws {
-        try row("primary-bridge-sigkill", stallBoundMilliseconds: 1_500, inject: { try self.labScript(["kill", "primary", "bridge"]) })
+        try row(
+            "primary-bridge-sigkill",
+            stallBoundMilliseconds: 1_500,
+            inject: { try self.labScript(["kill", "primary", "bridge"]) }
+        )
         XCTAssertEqual(try status("secondary")["state"] as? String, "promoted")
-        XCTAssertFalse(try addresses("primary").contains("10.80.0.1/"), "the primary's guardian kept the service address")
+        XCTAssertFalse(
+            try addresses("primary").contains("10.80.0.1/"),
+            "the primary's guardian kept the service address"
+        )
     }
 
     /// The primary's bridge process is stopped for 2 s: its guardian counts it hung after 1 s,
     /// kills it and releases the address; the secondary takes over.
     func testPrimaryBridgeStoppedForTwoSeconds() throws {
-        try row("primary-bridge-sigstop-2s", stallBoundMilliseconds: 3_000, inject: {
-            try self.labScript(["kill", "primary", "bridge", "STOP"])
-        }, duringFault: 2.0, recover: {
-            // The guardian has killed it by now; a CONT finds nothing, which is fine.
-            _ = try self.requireLab().labScriptResult(["kill", "primary", "bridge", "CONT"], environment: ["FTCP_BIN": self.binaries])
-        })
+        try row(
+            "primary-bridge-sigstop-2s",
+            stallBoundMilliseconds: 3_000,
+            inject: {
+                try self.labScript(["kill", "primary", "bridge", "STOP"])
+            },
+            duringFault: 2.0,
+            recover: {
+                // The guardian has killed it by now; a CONT finds nothing, which is fine.
+                _ = try self.requireLab().labScriptResult(
+                    ["kill", "primary", "bridge", "CONT"],
+                    environment: ["FTCP_BIN": self.binaries]
+                )
+            }
+        )
         XCTAssertEqual(try status("secondary")["state"] as? String, "promoted")
         let log = (try? String(contentsOfFile: "/run/ftcp-lab/bridge-primary.log", encoding: .utf8)) ?? ""
         XCTAssertTrue(log.contains("hung"), "the guardian did not report the hang: \(log.suffix(2000))")
@@ -158,13 +211,29 @@ final class FaultMatrixTests: RunningFTCPTestCase {
     /// serves alone after its detection time, and the guardian starts the bridge again a second
     /// later, which the primary takes back for new connections.
     func testSecondaryBridgeKilled() throws {
-        try row("secondary-bridge-sigkill", stallBoundMilliseconds: 1_000, inject: { try self.labScript(["kill", "secondary", "bridge"]) })
+        try row(
+            "secondary-bridge-sigkill",
+            stallBoundMilliseconds: 1_000,
+            inject: { try self.labScript(["kill", "secondary", "bridge"]) }
+        )
         let log = (try? String(contentsOfFile: "/run/ftcp-lab/bridge-secondary.log", encoding: .utf8)) ?? ""
-        XCTAssertTrue(log.contains("bridge rules removed"), "the secondary's guardian did not remove its rules: \(log.suffix(1500))")
-        XCTAssertTrue(log.contains("starting the bridge process again"), "the guardian did not restart the bridge: \(log.suffix(1500))")
+        XCTAssertTrue(
+            log.contains("bridge rules removed"),
+            "the secondary's guardian did not remove its rules: \(log.suffix(1500))"
+        )
+        XCTAssertTrue(
+            log.contains("starting the bridge process again"),
+            "the guardian did not restart the bridge: \(log.suffix(1500))"
+        )
         let deadline = Date().addingTimeInterval(10)
-        while Date() < deadline, (try? status("primary")["state"] as? String) != "replicating" { Thread.sleep(forTimeInterval: 0.1) }
-        XCTAssertEqual(try status("primary")["state"] as? String, "replicating", "the restarted secondary was not taken back")
+        while Date() < deadline, (try? status("primary")["state"] as? String) != "replicating" {
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        XCTAssertEqual(
+            try status("primary")["state"] as? String,
+            "replicating",
+            "the restarted secondary was not taken back"
+        )
     }
 
     /// After a takeover the promoted secondary's bridge process is killed: its guardian removes
@@ -172,19 +241,33 @@ final class FaultMatrixTests: RunningFTCPTestCase {
     func testPromotedSecondaryBridgeKilled() throws {
         try labScript(["fail", "primary"])
         let deadline = Date().addingTimeInterval(5)
-        while Date() < deadline, (try? status("secondary")["state"] as? String) != "promoted" { Thread.sleep(forTimeInterval: 0.05) }
+        while Date() < deadline, (try? status("secondary")["state"] as? String) != "promoted" {
+            Thread.sleep(forTimeInterval: 0.05)
+        }
         XCTAssertEqual(try status("secondary")["state"] as? String, "promoted")
-        try row("promoted-secondary-bridge-sigkill", stallBoundMilliseconds: 1_000, inject: {
-            try self.labScript(["kill", "secondary", "bridge"])
-        })
+        try row(
+            "promoted-secondary-bridge-sigkill",
+            stallBoundMilliseconds: 1_000,
+            inject: {
+                try self.labScript(["kill", "secondary", "bridge"])
+            }
+        )
         XCTAssertFalse(try rules("secondary").contains("FTCP-SECONDARY"), "the guardian left the rules: a black hole")
         XCTAssertTrue(try addresses("secondary").contains("10.80.0.1/"), "the service address went with the bridge")
     }
 
     /// The primary's bridge gets SIGHUP (keepalived's reload signal): nothing happens.
     func testPrimaryBridgeIgnoresHangUp() throws {
-        try row("primary-bridge-sighup", stallBoundMilliseconds: 1_000, inject: { try self.labScript(["kill", "primary", "bridge", "HUP"]) })
-        try row("primary-guardian-sighup", stallBoundMilliseconds: 1_000, inject: { try self.labScript(["kill", "primary", "guardian", "HUP"]) })
+        try row(
+            "primary-bridge-sighup",
+            stallBoundMilliseconds: 1_000,
+            inject: { try self.labScript(["kill", "primary", "bridge", "HUP"]) }
+        )
+        try row(
+            "primary-guardian-sighup",
+            stallBoundMilliseconds: 1_000,
+            inject: { try self.labScript(["kill", "primary", "guardian", "HUP"]) }
+        )
         XCTAssertEqual(try status("primary")["state"] as? String, "replicating")
         XCTAssertEqual(try status("secondary")["state"] as? String, "replicating")
     }
@@ -195,8 +278,12 @@ final class FaultMatrixTests: RunningFTCPTestCase {
     /// each goes on from the secondary's copy; new connections are served by the secondary
     /// (the primary's kernel refuses them) until the application is back.
     func testPrimaryApplicationKilled() throws {
-        try row("primary-app-sigkill", stallBoundMilliseconds: 1_000, inject: { try self.labScript(["kill", "primary", "app"]) },
-                recover: { try self.labScript(["restart-app", "primary"]) })
+        try row(
+            "primary-app-sigkill",
+            stallBoundMilliseconds: 1_000,
+            inject: { try self.labScript(["kill", "primary", "app"]) },
+            recover: { try self.labScript(["restart-app", "primary"]) }
+        )
         let primary = try status("primary")
         XCTAssertEqual(primary["state"] as? String, "replicating", "\(primary)")
     }
@@ -204,10 +291,18 @@ final class FaultMatrixTests: RunningFTCPTestCase {
     /// The secondary's application is killed: the primary serves its connections alone at
     /// once, and new ones (the secondary's kernel refuses them) unprotected.
     func testSecondaryApplicationKilled() throws {
-        try row("secondary-app-sigkill", stallBoundMilliseconds: 1_000, inject: { try self.labScript(["kill", "secondary", "app"]) },
-                recover: { try self.labScript(["restart-app", "secondary"]) })
+        try row(
+            "secondary-app-sigkill",
+            stallBoundMilliseconds: 1_000,
+            inject: { try self.labScript(["kill", "secondary", "app"]) },
+            recover: { try self.labScript(["restart-app", "secondary"]) }
+        )
         let counters = try XCTUnwrap(try status("primary")["counters"] as? [String: Any])
-        XCTAssertGreaterThan(counters["refusedBySecondary"] as? Int ?? 0, 0, "no new connection met the secondary without its application")
+        XCTAssertGreaterThan(
+            counters["refusedBySecondary"] as? Int ?? 0,
+            0,
+            "no new connection met the secondary without its application"
+        )
     }
 
     // MARK: Links
@@ -216,9 +311,17 @@ final class FaultMatrixTests: RunningFTCPTestCase {
     /// meanwhile, the secondary never takes the address, and afterwards new connections are
     /// protected again.
     func testReplicationPartitionThenHeal() throws {
-        try row("replication-partition-1s", stallBoundMilliseconds: 1_000, inject: { try self.labScript(["partition", "on"]) },
-                duringFault: 1.0, recover: { try self.labScript(["partition", "off"]) })
-        XCTAssertFalse(try addresses("secondary").contains("10.80.0.1/"), "split brain: the secondary claimed the address")
+        try row(
+            "replication-partition-1s",
+            stallBoundMilliseconds: 1_000,
+            inject: { try self.labScript(["partition", "on"]) },
+            duringFault: 1.0,
+            recover: { try self.labScript(["partition", "off"]) }
+        )
+        XCTAssertFalse(
+            try addresses("secondary").contains("10.80.0.1/"),
+            "split brain: the secondary claimed the address"
+        )
         Thread.sleep(forTimeInterval: 0.3)
         XCTAssertEqual(try status("primary")["state"] as? String, "replicating", "the secondary was not taken back")
     }
@@ -227,11 +330,17 @@ final class FaultMatrixTests: RunningFTCPTestCase {
     /// answers its probes); when the link comes back the primary hears that the secondary
     /// serves and yields, so exactly one host keeps the address.
     func testPrimaryInterfaceDownForOneSecond() throws {
-        try row("primary-interface-down-1s", stallBoundMilliseconds: 1_500, inject: {
-            _ = try self.requireLab().foreground("primary", "link-down", ["ip", "link", "set", "eth0", "down"])
-        }, duringFault: 1.0, recover: {
-            _ = try self.requireLab().foreground("primary", "link-up", ["ip", "link", "set", "eth0", "up"])
-        })
+        try row(
+            "primary-interface-down-1s",
+            stallBoundMilliseconds: 1_500,
+            inject: {
+                _ = try self.requireLab().foreground("primary", "link-down", ["ip", "link", "set", "eth0", "down"])
+            },
+            duringFault: 1.0,
+            recover: {
+                _ = try self.requireLab().foreground("primary", "link-up", ["ip", "link", "set", "eth0", "up"])
+            }
+        )
         Thread.sleep(forTimeInterval: 0.5)
         XCTAssertEqual(try status("secondary")["state"] as? String, "promoted")
         XCTAssertFalse(try addresses("primary").contains("10.80.0.1/"), "two hosts hold the service address")
@@ -241,12 +350,21 @@ final class FaultMatrixTests: RunningFTCPTestCase {
     /// secondary does not take over (its own link is down, its probes cannot leave), and
     /// after the link is back it replicates new connections again.
     func testSecondaryInterfaceDownForOneSecond() throws {
-        try row("secondary-interface-down-1s", stallBoundMilliseconds: 1_000, inject: {
-            _ = try self.requireLab().foreground("secondary", "link-down", ["ip", "link", "set", "eth0", "down"])
-        }, duringFault: 1.0, recover: {
-            _ = try self.requireLab().foreground("secondary", "link-up", ["ip", "link", "set", "eth0", "up"])
-        })
-        XCTAssertFalse(try addresses("secondary").contains("10.80.0.1/"), "the secondary took the address over a dead link")
+        try row(
+            "secondary-interface-down-1s",
+            stallBoundMilliseconds: 1_000,
+            inject: {
+                _ = try self.requireLab().foreground("secondary", "link-down", ["ip", "link", "set", "eth0", "down"])
+            },
+            duringFault: 1.0,
+            recover: {
+                _ = try self.requireLab().foreground("secondary", "link-up", ["ip", "link", "set", "eth0", "up"])
+            }
+        )
+        XCTAssertFalse(
+            try addresses("secondary").contains("10.80.0.1/"),
+            "the secondary took the address over a dead link"
+        )
         Thread.sleep(forTimeInterval: 0.3)
         XCTAssertEqual(try status("primary")["state"] as? String, "replicating")
     }
@@ -269,11 +387,20 @@ final class FaultMatrixTests: RunningFTCPTestCase {
         let protected = try session("protected", download: 300_000_000, upload: 1_000)
         Thread.sleep(forTimeInterval: 0.4)
         let connections = try XCTUnwrap(try status("primary")["connections"] as? [[String: Any]])
-        XCTAssertTrue(connections.contains { $0["protected"] as? Bool == true }, "no connection is protected: \(connections)")
+        XCTAssertTrue(
+            connections.contains { $0["protected"] as? Bool == true },
+            "no connection is protected: \(connections)"
+        )
         try labScript(["fail", "primary"])
         XCTAssertTrue(protected.wait(timeout: .seconds(60)))
-        XCTAssertEqual(protected.lastLineFields["ok"], "1", "the session opened after the secondary joined did not survive: \(protected.errors)")
-        print("primary alone, then joined; a session opened after the join survived the primary's cut: \(protected.lastLineFields)")
+        XCTAssertEqual(
+            protected.lastLineFields["ok"],
+            "1",
+            "the session opened after the secondary joined did not survive: \(protected.errors)"
+        )
+        print(
+            "primary alone, then joined; a session opened after the join survived the primary's cut: \(protected.lastLineFields)"
+        )
         _ = lab
     }
 }

@@ -16,18 +16,27 @@ final class HeartbeatUnderLoadTests: RunningFTCPTestCase {
             return
         }
         let transfers = Int(ProcessInfo.processInfo.environment["FTCP_LOAD_TRANSFERS"] ?? "") ?? 5
-        let hog = try lab.background("client", "stress-ng", [
-            stress, "--cpu", "2", "--timeout", "\(transfers * 10 + 30)s", "--quiet",
-        ])
+        let hog = try lab.background(
+            "client",
+            "stress-ng",
+            [
+                stress, "--cpu", "2", "--timeout", "\(transfers * 10 + 30)s", "--quiet",
+            ]
+        )
         defer { hog.stop() }
         Thread.sleep(forTimeInterval: 0.5)
         XCTAssertTrue(hog.process.isRunning, "stress-ng did not start: \(hog.errors)")
         var seconds: [Double] = []
         for index in 0..<transfers {
-            let session = try lab.foreground("client", "transfer-\(index)", [
-                lab.labtool, "session", "--connect", "10.80.0.1:9999", "--name", "load\(index)",
-                "--download", String(100 << 20), "--upload", String(1 << 20), "--timeout-s", "60",
-            ], timeout: .seconds(70))
+            let session = try lab.foreground(
+                "client",
+                "transfer-\(index)",
+                [
+                    lab.labtool, "session", "--connect", "10.80.0.1:9999", "--name", "load\(index)",
+                    "--download", String(100 << 20), "--upload", String(1 << 20), "--timeout-s", "60",
+                ],
+                timeout: .seconds(70)
+            )
             XCTAssertEqual(session.lastLineFields["ok"], "1", "transfer \(index): \(session.output) \(session.errors)")
             seconds.append(Double(session.lastLineFields["seconds"] ?? "") ?? 0)
         }
@@ -40,6 +49,8 @@ final class HeartbeatUnderLoadTests: RunningFTCPTestCase {
         XCTAssertEqual(primaryVerdicts, 0, "the primary declared its healthy secondary failed under load")
         XCTAssertEqual(takeovers, 0, "the secondary took over a healthy primary under load")
         XCTAssertEqual(try status("primary")["state"] as? String, "replicating")
-        print("under a CPU hog: \(transfers) transfers of 100 MiB, \(String(format: "%.2f", seconds.reduce(0, +) / Double(max(1, seconds.count)))) s each on average; false failure verdicts: primary \(primaryVerdicts), takeovers \(takeovers); secondary's suspicions (ARP rounds, answered): \(suspicions)")
+        print(
+            "under a CPU hog: \(transfers) transfers of 100 MiB, \(String(format: "%.2f", seconds.reduce(0, +) / Double(max(1, seconds.count)))) s each on average; false failure verdicts: primary \(primaryVerdicts), takeovers \(takeovers); secondary's suspicions (ARP rounds, answered): \(suspicions)"
+        )
     }
 }

@@ -29,11 +29,14 @@ final class Lab {
 
     /// Binary from the environment variable `variable`, else `.build/release/<name>`.
     static func binary(_ name: String, variable: String) throws -> String {
-        let path = ProcessInfo.processInfo.environment[variable]
+        let path =
+            ProcessInfo.processInfo.environment[variable]
             ?? repositoryRoot.appendingPathComponent(".build/release/\(name)").path
         guard FileManager.default.isExecutableFile(atPath: path) else {
-            throw LabError("\(path) is missing: build it first with `swift build -c release --product \(name)` "
-                + "(in \(repositoryRoot.path)), or set \(variable)=/path/to/\(name)")
+            throw LabError(
+                "\(path) is missing: build it first with `swift build -c release --product \(name)` "
+                    + "(in \(repositoryRoot.path)), or set \(variable)=/path/to/\(name)"
+            )
         }
         return path
     }
@@ -43,7 +46,9 @@ final class Lab {
         impairBinary = try Self.binary("ftcp-impair", variable: "FTCP_IMPAIR")
         labtool = try Self.binary("ftcp-labtool", variable: "FTCP_LABTOOL")
         for tool in ["tcpdump", "tc", "iptables", "timeout"] where LabProcess.locate(tool) == nil {
-            throw LabError("\(tool) is not installed; the lab tests need it (apt-get install tcpdump iproute2 iptables coreutils)")
+            throw LabError(
+                "\(tool) is not installed; the lab tests need it (apt-get install tcpdump iproute2 iptables coreutils)"
+            )
         }
         Self.removeStaleArtifacts()
         let safe = testName.filter { $0.isLetter || $0.isNumber }
@@ -70,8 +75,12 @@ final class Lab {
     private func process(_ name: String, _ executable: String, _ arguments: [String]) throws -> LabProcess {
         counter += 1
         let process = try LabProcess(
-            "\(counter)-\(name)", executable, arguments, directory: artifacts,
-            environment: ["FTCP_IMPAIR": impairBinary])
+            "\(counter)-\(name)",
+            executable,
+            arguments,
+            directory: artifacts,
+            environment: ["FTCP_IMPAIR": impairBinary]
+        )
         started.append(process)
         return process
     }
@@ -82,13 +91,17 @@ final class Lab {
         let run = try process("lab-" + arguments.joined(separator: "-"), script, arguments)
         let status = try run.run(timeout: timeout)
         guard status == 0 else {
-            throw LabError("deploy/lab.sh \(arguments.joined(separator: " ")) failed (status \(status.map(String.init) ?? "timeout")):\n\(run.output)\n\(run.errors)")
+            throw LabError(
+                "deploy/lab.sh \(arguments.joined(separator: " ")) failed (status \(status.map(String.init) ?? "timeout")):\n\(run.output)\n\(run.errors)"
+            )
         }
         return run.output
     }
 
     /// Runs `deploy/lab.sh ARGS` and returns status and output without judging them.
-    func labScriptResult(_ arguments: [String], environment: [String: String]) throws -> (status: Int32?, output: String) {
+    func labScriptResult(_ arguments: [String], environment: [String: String]) throws -> (
+        status: Int32?, output: String
+    ) {
         counter += 1
         let run = try LabProcess("\(counter)-lab", script, arguments, directory: artifacts, environment: environment)
         started.append(run)
@@ -97,7 +110,9 @@ final class Lab {
     }
 
     /// Runs `deploy/bench.sh ARGS` (which brings its own lab up and down) and returns status and output.
-    func benchmark(_ arguments: [String], environment: [String: String], timeout: Duration) throws -> (status: Int32?, output: String) {
+    func benchmark(_ arguments: [String], environment: [String: String], timeout: Duration) throws -> (
+        status: Int32?, output: String
+    ) {
         counter += 1
         let bench = Self.repositoryRoot.appendingPathComponent("deploy/bench.sh").path
         let run = try LabProcess("\(counter)-bench", bench, arguments, directory: artifacts, environment: environment)
@@ -142,7 +157,13 @@ final class Lab {
         }
         started.removeAll()
         do {
-            let down = try LabProcess("teardown-down", script, ["down"], directory: artifacts, environment: ["FTCP_IMPAIR": impairBinary])
+            let down = try LabProcess(
+                "teardown-down",
+                script,
+                ["down"],
+                directory: artifacts,
+                environment: ["FTCP_IMPAIR": impairBinary]
+            )
             if try down.run(timeout: .seconds(30)) != 0 {
                 print("lab.sh down failed during teardown:\n\(down.output)\n\(down.errors)")
             }
@@ -165,17 +186,23 @@ final class Lab {
 
     /// Runs a program in a host's namespace to completion and returns its exit status (nil on
     /// a timeout) with the process, whatever the status.
-    func run(_ host: String, _ name: String, _ arguments: [String], timeout: Duration = .seconds(30)) throws -> (Int32?, LabProcess) {
+    func run(_ host: String, _ name: String, _ arguments: [String], timeout: Duration = .seconds(30)) throws -> (
+        Int32?, LabProcess
+    ) {
         let run = try process(name, "ip", ["netns", "exec", "ftcp-\(host)"] + arguments)
         return (try run.run(timeout: timeout), run)
     }
 
     /// Runs a program in a host's namespace to completion; throws when it fails or times out.
-    func foreground(_ host: String, _ name: String, _ arguments: [String], timeout: Duration = .seconds(30)) throws -> LabProcess {
+    func foreground(_ host: String, _ name: String, _ arguments: [String], timeout: Duration = .seconds(30)) throws
+        -> LabProcess
+    {
         let run = try process(name, "ip", ["netns", "exec", "ftcp-\(host)"] + arguments)
         let status = try run.run(timeout: timeout)
         guard status == 0 else {
-            throw LabError("\(name) in \(host) failed (status \(status.map(String.init) ?? "timeout")): \(run.output) \(run.errors)")
+            throw LabError(
+                "\(name) in \(host) failed (status \(status.map(String.init) ?? "timeout")): \(run.output) \(run.errors)"
+            )
         }
         return run
     }
@@ -200,10 +227,14 @@ final class Lab {
     func startCapture(on host: String, filter: String, snapLength: Int = 256) throws -> Capture {
         counter += 1
         let file = artifacts.appendingPathComponent("\(counter)-\(host).pcap").path
-        let run = try background(host, "tcpdump-\(host)", [
-            "timeout", "120", "tcpdump", "-i", "eth0", "-n", "-U", "--immediate-mode", "-B", "65536",
-            "-s", String(snapLength), "-w", file, filter,
-        ])
+        let run = try background(
+            host,
+            "tcpdump-\(host)",
+            [
+                "timeout", "120", "tcpdump", "-i", "eth0", "-n", "-U", "--immediate-mode", "-B", "65536",
+                "-s", String(snapLength), "-w", file, filter,
+            ]
+        )
         guard run.waitForError(containing: "listening on", timeout: .seconds(10)) else {
             throw LabError("tcpdump in \(host) did not start: \(run.errors)")
         }
@@ -215,14 +246,21 @@ final class Lab {
     /// Sends `count` numbered datagrams client → primary:9000 while capturing on `hosts`;
     /// returns, per host, the sequence numbers of this run in the order they arrived.
     func numberedDatagrams(
-        runID: UInt32, count: Int = 2000, intervalMicroseconds: Int = 200,
-        captureOn hosts: [String] = ["primary"], settle: Duration = .milliseconds(300)
+        runID: UInt32,
+        count: Int = 2000,
+        intervalMicroseconds: Int = 200,
+        captureOn hosts: [String] = ["primary"],
+        settle: Duration = .milliseconds(300)
     ) throws -> [String: [UInt32]] {
         let captures = try hosts.map { try startCapture(on: $0, filter: "udp and dst port 9000") }
-        _ = try foreground("client", "udp-send", [
-            labtool, "udp-send", "--to", "10.80.0.1:9000", "--count", String(count),
-            "--interval-us", String(intervalMicroseconds), "--run-id", String(runID), "--timeout-s", "20",
-        ])
+        _ = try foreground(
+            "client",
+            "udp-send",
+            [
+                labtool, "udp-send", "--to", "10.80.0.1:9000", "--count", String(count),
+                "--interval-us", String(intervalMicroseconds), "--run-id", String(runID), "--timeout-s", "20",
+            ]
+        )
         Thread.sleep(forTimeInterval: Double(settle.components.seconds) + Double(settle.components.attoseconds) / 1e18)
         var result: [String: [UInt32]] = [:]
         for capture in captures {
@@ -240,13 +278,25 @@ final class Lab {
     }
 
     /// Sends `bytes` over kernel TCP client → primary:port; returns the sink's and source's results.
-    func tcpTransfer(bytes: Int, port: Int = 5001, timeout: Int = 60) throws -> (sink: [String: String], source: [String: String]) {
-        let sink = try background("primary", "sink", [
-            labtool, "sink", "--listen", "10.80.0.1:\(port)", "--timeout-s", String(timeout),
-        ])
-        let source = try foreground("client", "source", [
-            labtool, "source", "--connect", "10.80.0.1:\(port)", "--bytes", String(bytes), "--timeout-s", String(timeout),
-        ], timeout: .seconds(Int64(timeout + 5)))
+    func tcpTransfer(bytes: Int, port: Int = 5001, timeout: Int = 60) throws -> (
+        sink: [String: String], source: [String: String]
+    ) {
+        let sink = try background(
+            "primary",
+            "sink",
+            [
+                labtool, "sink", "--listen", "10.80.0.1:\(port)", "--timeout-s", String(timeout),
+            ]
+        )
+        let source = try foreground(
+            "client",
+            "source",
+            [
+                labtool, "source", "--connect", "10.80.0.1:\(port)", "--bytes", String(bytes), "--timeout-s",
+                String(timeout),
+            ],
+            timeout: .seconds(Int64(timeout + 5))
+        )
         guard sink.wait(timeout: .seconds(10)), sink.process.terminationStatus == 0 else {
             throw LabError("sink failed: \(sink.output) \(sink.errors)")
         }
@@ -255,15 +305,25 @@ final class Lab {
 
     /// Median UDP round-trip time client → primary in milliseconds, over `count` probes.
     func udpRoundTrip(count: Int = 20) throws -> (median: Double, received: Int) {
-        let echo = try background("primary", "udp-echo", [labtool, "udp-echo", "--listen", "10.80.0.1:7007", "--timeout-s", "30"])
+        let echo = try background(
+            "primary",
+            "udp-echo",
+            [labtool, "udp-echo", "--listen", "10.80.0.1:7007", "--timeout-s", "30"]
+        )
         defer { echo.stop() }
         // The echo binds asynchronously: the first probes may be refused, so probe more than needed.
         Thread.sleep(forTimeInterval: 0.1)
-        let ping = try foreground("client", "udp-ping", [
-            labtool, "udp-ping", "--to", "10.80.0.1:7007", "--count", String(count), "--interval-ms", "10", "--timeout-s", "20",
-        ])
+        let ping = try foreground(
+            "client",
+            "udp-ping",
+            [
+                labtool, "udp-ping", "--to", "10.80.0.1:7007", "--count", String(count), "--interval-ms", "10",
+                "--timeout-s", "20",
+            ]
+        )
         let fields = ping.lastLineFields
-        guard let median = fields["median_ms"].flatMap(Double.init), let received = fields["received"].flatMap(Int.init) else {
+        guard let median = fields["median_ms"].flatMap(Double.init), let received = fields["received"].flatMap(Int.init)
+        else {
             throw LabError("udp-ping printed no result: \(ping.output)")
         }
         return (median, received)

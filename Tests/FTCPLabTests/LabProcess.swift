@@ -20,7 +20,13 @@ final class LabProcess {
         return nil
     }
 
-    init(_ name: String, _ executable: String, _ arguments: [String], directory: URL, environment: [String: String] = [:]) throws {
+    init(
+        _ name: String,
+        _ executable: String,
+        _ arguments: [String],
+        directory: URL,
+        environment: [String: String] = [:]
+    ) throws {
         self.name = name
         guard let resolved = Self.locate(executable) else {
             throw LabError("\(executable) is not installed (needed for \(name))")

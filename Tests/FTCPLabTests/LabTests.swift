@@ -16,15 +16,22 @@ final class LabTests: LabTestCase {
         XCTAssertEqual(transfer.sink["bytes"], String(size))
         XCTAssertEqual(transfer.source["bytes"], String(size))
         XCTAssertNotNil(transfer.sink["sha256"])
-        XCTAssertEqual(transfer.sink["sha256"], transfer.source["sha256"], "the primary received other bytes than the client sent")
+        XCTAssertEqual(
+            transfer.sink["sha256"],
+            transfer.source["sha256"],
+            "the primary received other bytes than the client sent"
+        )
         Thread.sleep(forTimeInterval: 0.2)
         let pcap = try capture.finish()
         let segments = pcap.ipv4Packets.filter {
-            $0.transportProtocol == 6 && $0.source == "10.80.0.10" && $0.destination == "10.80.0.1" && $0.destinationPort == 5001
+            $0.transportProtocol == 6 && $0.source == "10.80.0.10" && $0.destination == "10.80.0.1"
+                && $0.destinationPort == 5001
         }
         let payload = segments.reduce(0) { $0 + $1.payloadLength }
         let largest = segments.map(\.payloadLength).max() ?? 0
-        print("secondary saw \(segments.count) client→primary frames, \(payload) payload bytes, largest frame payload \(largest)")
+        print(
+            "secondary saw \(segments.count) client→primary frames, \(payload) payload bytes, largest frame payload \(largest)"
+        )
         XCTAssertGreaterThanOrEqual(payload, size, "the secondary's promiscuous capture missed client→primary bytes")
         // The sequence numbers seen must span the whole stream (SYN + data + FIN).
         let sequences = segments.compactMap(\.tcpSequence)
@@ -43,7 +50,9 @@ final class LabTests: LabTestCase {
         let lossy = try lab.numberedDatagrams(runID: 1, count: count, captureOn: ["primary", "secondary"])
         let primary = lossy["primary"] ?? [], secondary = lossy["secondary"] ?? []
         let missing = Arrivals.missing(primary, count: count)
-        print("client loss 10%: primary missed \(missing) of \(count), secondary missed \(Arrivals.missing(secondary, count: count))")
+        print(
+            "client loss 10%: primary missed \(missing) of \(count), secondary missed \(Arrivals.missing(secondary, count: count))"
+        )
         XCTAssertGreaterThanOrEqual(missing, count * 5 / 100)
         XCTAssertLessThanOrEqual(missing, count * 15 / 100)
         XCTAssertEqual(Set(primary), Set(secondary), "a frame lost on the client's link must be lost for both servers")
@@ -61,15 +70,25 @@ final class LabTests: LabTestCase {
         let seen = try lab.numberedDatagrams(runID: 3, count: count, captureOn: ["primary", "secondary"])
         let primary = seen["primary"] ?? [], secondary = seen["secondary"] ?? []
         let secondaryMissing = Arrivals.missing(secondary, count: count)
-        print("secondary loss 10%: primary missed \(Arrivals.missing(primary, count: count)), secondary missed \(secondaryMissing) of \(count)")
-        XCTAssertEqual(Arrivals.missing(primary, count: count), 0, "loss on the secondary's link must not touch the primary's copy")
+        print(
+            "secondary loss 10%: primary missed \(Arrivals.missing(primary, count: count)), secondary missed \(secondaryMissing) of \(count)"
+        )
+        XCTAssertEqual(
+            Arrivals.missing(primary, count: count),
+            0,
+            "loss on the secondary's link must not touch the primary's copy"
+        )
         XCTAssertGreaterThanOrEqual(secondaryMissing, count * 5 / 100)
         XCTAssertLessThanOrEqual(secondaryMissing, count * 15 / 100)
         XCTAssertTrue(Set(secondary).isSubset(of: Set(primary)))
 
         try lab.impair("secondary", "off")
         let clean = try lab.numberedDatagrams(runID: 4, count: count, captureOn: ["primary", "secondary"])
-        XCTAssertEqual(Arrivals.missing(clean["secondary"] ?? [], count: count), 0, "impair secondary off left loss behind")
+        XCTAssertEqual(
+            Arrivals.missing(clean["secondary"] ?? [], count: count),
+            0,
+            "impair secondary off left loss behind"
+        )
     }
 
     // MARK: Delay and reordering
@@ -81,8 +100,14 @@ final class LabTests: LabTestCase {
         let delayed = try lab.udpRoundTrip()
         try lab.impair("client", "off")
         let restored = try lab.udpRoundTrip()
-        print(String(format: "UDP RTT median: baseline %.3f ms, delay 20ms %.3f ms, after off %.3f ms",
-                     baseline.median, delayed.median, restored.median))
+        print(
+            String(
+                format: "UDP RTT median: baseline %.3f ms, delay 20ms %.3f ms, after off %.3f ms",
+                baseline.median,
+                delayed.median,
+                restored.median
+            )
+        )
         XCTAssertGreaterThanOrEqual(baseline.received, 15)
         XCTAssertGreaterThanOrEqual(delayed.received, 15)
         // The client's link is delayed in both directions: the round trip grows by about 40 ms.
@@ -101,7 +126,9 @@ final class LabTests: LabTestCase {
         try lab.impair("client", "delay 5ms reorder 25%")
         let reordered = try lab.numberedDatagrams(runID: 6, count: count)["primary"] ?? []
         let inversions = Arrivals.inversions(reordered)
-        print("reorder 25% with delay 5 ms: \(inversions) inversions, \(Arrivals.missing(reordered, count: count)) missing of \(count)")
+        print(
+            "reorder 25% with delay 5 ms: \(inversions) inversions, \(Arrivals.missing(reordered, count: count)) missing of \(count)"
+        )
         XCTAssertGreaterThan(inversions, 0)
         XCTAssertEqual(Arrivals.missing(reordered, count: count), 0, "reordering must not lose datagrams")
 
@@ -143,7 +170,10 @@ final class LabTests: LabTestCase {
 
     func testImpairWithoutTheBinaryNamesTheBuildCommand() throws {
         let lab = try requireLab()
-        let result = try lab.labScriptResult(["impair", "client", "delay 5ms"], environment: ["FTCP_IMPAIR": "/nonexistent/ftcp-impair"])
+        let result = try lab.labScriptResult(
+            ["impair", "client", "delay 5ms"],
+            environment: ["FTCP_IMPAIR": "/nonexistent/ftcp-impair"]
+        )
         XCTAssertNotEqual(result.status, 0)
         XCTAssertTrue(result.output.contains("swift build -c release --product ftcp-impair"), result.output)
         let badHost = try lab.labScriptResult(["impair", "router", "loss 1%"], environment: [:])

@@ -15,22 +15,31 @@ final class NetfilterQueueTests: LabTestCase {
         XCTAssertGreaterThanOrEqual(queue.effectiveReceiveBufferBytes, 4 << 20)
 
         // A second binding of the same queue is refused with advice.
-        XCTAssertThrowsError(try NetworkNamespace.run(in: "ftcp-hub") { try NetfilterQueue.open(queue: queueNumber) }) { error in
+        XCTAssertThrowsError(try NetworkNamespace.run(in: "ftcp-hub") { try NetfilterQueue.open(queue: queueNumber) }) {
+            error in
             let failure = error as? NetfilterQueueError
             XCTAssertEqual(failure?.code, .queueBusy, "\(error)")
             XCTAssertTrue(failure?.description.contains("another process bound to queue 200") ?? false, "\(error)")
         }
 
         // Client → primary UDP to port 9000 goes through queue 200 (in the lab's per-host chain).
-        _ = try lab.foreground("hub", "iptables", [
-            "iptables", "-w", "5", "-t", "mangle", "-A", "FTCP-PRE-client",
-            "-p", "udp", "--dport", "9000", "-j", "NFQUEUE", "--queue-num", String(queueNumber),
-        ])
+        _ = try lab.foreground(
+            "hub",
+            "iptables",
+            [
+                "iptables", "-w", "5", "-t", "mangle", "-A", "FTCP-PRE-client",
+                "-p", "udp", "--dport", "9000", "-j", "NFQUEUE", "--queue-num", String(queueNumber),
+            ]
+        )
         let capture = try lab.startCapture(on: "primary", filter: "udp and dst port 9000")
-        _ = try lab.foreground("client", "udp-send", [
-            lab.labtool, "udp-send", "--to", "10.80.0.1:9000", "--count", "10", "--interval-us", "1000",
-            "--run-id", "11", "--timeout-s", "10",
-        ])
+        _ = try lab.foreground(
+            "client",
+            "udp-send",
+            [
+                lab.labtool, "udp-send", "--to", "10.80.0.1:9000", "--count", "10", "--interval-us", "1000",
+                "--run-id", "11", "--timeout-s", "10",
+            ]
+        )
 
         var packets: [NetfilterQueue.Packet] = []
         let deadline = ContinuousClock.now + .seconds(3)
@@ -68,7 +77,12 @@ final class NetfilterQueueTests: LabTestCase {
             }
         }
         for verdict in verdicts {
-            try queue.setVerdict(id: verdict.id, verdict.verdict, mark: verdict.mark, replacementPayload: verdict.replacementPayload)
+            try queue.setVerdict(
+                id: verdict.id,
+                verdict.verdict,
+                mark: verdict.mark,
+                replacementPayload: verdict.replacementPayload
+            )
         }
 
         // A second verdict for a packet the kernel no longer holds comes back as an error.
@@ -84,9 +98,15 @@ final class NetfilterQueueTests: LabTestCase {
         let seen = try capture.finish().ipv4Packets.compactMap { packet -> (run: UInt32, number: UInt32)? in
             let payload = Array(packet.capturedPayload)
             guard payload.count >= 12, payload[0..<4] == [0x46, 0x54, 0x43, 0x50] else { return nil }
-            return (payload[4..<8].reduce(0) { $0 << 8 | UInt32($1) }, payload[8..<12].reduce(0) { $0 << 8 | UInt32($1) })
+            return (
+                payload[4..<8].reduce(0) { $0 << 8 | UInt32($1) }, payload[8..<12].reduce(0) { $0 << 8 | UInt32($1) }
+            )
         }
-        XCTAssertEqual(seen.map(\.number), [8, 6, 4, 2, 0], "the primary should see the even datagrams, in verdict order")
+        XCTAssertEqual(
+            seen.map(\.number),
+            [8, 6, 4, 2, 0],
+            "the primary should see the even datagrams, in verdict order"
+        )
         XCTAssertEqual(Set(seen.map(\.run)), [77], "the replacement payloads did not reach the primary")
         try queue.close()
     }

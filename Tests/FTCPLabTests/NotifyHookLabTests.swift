@@ -41,9 +41,13 @@ final class NotifyHookLabTests: RunningFTCPTestCase {
         XCTAssertTrue(waitForLine("10.80.0.2 INSTANCE ftcp BACKUP 50 replicating"), "calls: \(lines())")
         let before = lines().count
         let lab = try requireLab()
-        let (status, run) = try lab.run("primary", "switchover", [
-            "\(binaries)/ftcp-bridge", "switchover", "--control", "/run/ftcp-lab/primary.sock",
-        ])
+        let (status, run) = try lab.run(
+            "primary",
+            "switchover",
+            [
+                "\(binaries)/ftcp-bridge", "switchover", "--control", "/run/ftcp-lab/primary.sock",
+            ]
+        )
         XCTAssertEqual(status, 0, run.output)
         XCTAssertTrue(waitForLine("10.80.0.2 INSTANCE ftcp MASTER 100", after: before), "calls: \(lines())")
         XCTAssertTrue(waitForLine("10.80.0.1 INSTANCE ftcp BACKUP 50", after: before), "calls: \(lines())")

@@ -31,8 +31,10 @@ final class PackageTests: XCTestCase {
         let help = try run(["/usr/sbin/ftcp-bridge", "--help"])
         XCTAssertEqual(help.status, 0, help.output)
         XCTAssertTrue(help.output.contains("switchover"), help.output)
-        for path in ["/lib/systemd/system/ftcp-bridge@.service", "/usr/share/man/man8/ftcp-bridge.8.gz",
-                     "/usr/share/doc/ftcp-bridge/examples/ftcp.conf"] {
+        for path in [
+            "/lib/systemd/system/ftcp-bridge@.service", "/usr/share/man/man8/ftcp-bridge.8.gz",
+            "/usr/share/doc/ftcp-bridge/examples/ftcp.conf",
+        ] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: path), "\(path) not installed")
         }
 
@@ -41,20 +43,29 @@ final class PackageTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let key = try run(["/usr/sbin/ftcp-bridge", "keygen"])
         XCTAssertEqual(key.status, 0)
-        FileManager.default.createFile(atPath: "\(directory)/ftcp.key", contents: Data(key.output.utf8),
-                                       attributes: [.posixPermissions: 0o600])
+        XCTAssertTrue(
+            FileManager.default.createFile(
+                atPath: "\(directory)/ftcp.key",
+                contents: Data(key.output.utf8),
+                attributes: [.posixPermissions: 0o600]
+            )
+        )
         try """
-            interface = eth0
-            address = 192.0.2.10
-            peer = 192.0.2.11
-            service-address = 192.0.2.100
-            port = 21,179
-            key-file = \(directory)/ftcp.key
-            """.write(toFile: "\(directory)/ftcp.conf", atomically: true, encoding: .utf8)
+        interface = eth0
+        address = 192.0.2.10
+        peer = 192.0.2.11
+        service-address = 192.0.2.100
+        port = 21,179
+        key-file = \(directory)/ftcp.key
+        """.write(toFile: "\(directory)/ftcp.conf", atomically: true, encoding: .utf8)
         let check = try run(["/usr/sbin/ftcp-bridge", "check-config", "--config", "\(directory)/ftcp.conf"])
         XCTAssertEqual(check.status, 0, check.output)
         XCTAssertTrue(check.output.hasPrefix("ok: primary on eth0"), check.output)
-        try "interface = eth0\nadress = 192.0.2.10\n".write(toFile: "\(directory)/bad.conf", atomically: true, encoding: .utf8)
+        try "interface = eth0\nadress = 192.0.2.10\n".write(
+            toFile: "\(directory)/bad.conf",
+            atomically: true,
+            encoding: .utf8
+        )
         let bad = try run(["/usr/sbin/ftcp-bridge", "check-config", "--config", "\(directory)/bad.conf"])
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.output.contains("bad.conf:2: unknown key 'adress' (did you mean 'address'?)"), bad.output)

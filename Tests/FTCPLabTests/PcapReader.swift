@@ -61,11 +61,13 @@ struct PcapFile {
             let original = Int(Self.read32(bytes, offset + 12, bigEndian: bigEndian))
             let start = offset + 16
             guard captured <= bytes.count - start else { throw Failure.truncatedRecord(index: records.count) }
-            records.append(Record(
-                timestamp: seconds + fraction / (nanoseconds ? 1e9 : 1e6),
-                originalLength: original,
-                data: bytes[start..<(start + captured)]
-            ))
+            records.append(
+                Record(
+                    timestamp: seconds + fraction / (nanoseconds ? 1e9 : 1e6),
+                    originalLength: original,
+                    data: bytes[start..<(start + captured)]
+                )
+            )
             offset = start + captured
         }
         self.records = records

@@ -18,8 +18,10 @@ final class RejoinTests: RunningFTCPTestCase {
 
     private func session(_ name: String, download: Int, upload: Int, thinkMilliseconds: Int = 0) throws -> LabProcess {
         let lab = try requireLab()
-        var arguments = [lab.labtool, "session", "--connect", "\(serviceAddress):9999", "--name", name,
-                         "--download", String(download), "--upload", String(upload), "--timeout-s", "60"]
+        var arguments = [
+            lab.labtool, "session", "--connect", "\(serviceAddress):9999", "--name", name,
+            "--download", String(download), "--upload", String(upload), "--timeout-s", "60",
+        ]
         if thinkMilliseconds > 0 { arguments += ["--think-ms", String(thinkMilliseconds)] }
         return try lab.background("client", name, arguments)
     }
@@ -36,7 +38,9 @@ final class RejoinTests: RunningFTCPTestCase {
             }
             Thread.sleep(forTimeInterval: 0.1)
         }
-        XCTFail("\(host) did not reach \(role)/\(state) within 10 s: role \(last["role"] ?? "?"), state \(last["state"] ?? "?")")
+        XCTFail(
+            "\(host) did not reach \(role)/\(state) within 10 s: role \(last["role"] ?? "?"), state \(last["state"] ?? "?")"
+        )
         throw LabError("\(host) not \(role)/\(state)")
     }
 
@@ -51,7 +55,10 @@ final class RejoinTests: RunningFTCPTestCase {
             let sessions = [
                 ("down-\(round)", try session("down-\(round)", download: 200_000_000, upload: 1_000_000)),
                 ("up-\(round)", try session("up-\(round)", download: 1_000, upload: 100_000_000)),
-                ("idle-\(round)", try session("idle-\(round)", download: 100_000, upload: 50_000, thinkMilliseconds: 200)),
+                (
+                    "idle-\(round)",
+                    try session("idle-\(round)", download: 100_000, upload: 50_000, thinkMilliseconds: 200)
+                ),
             ]
             Thread.sleep(forTimeInterval: 0.4)
             try labScript(["fail", primary])
@@ -59,17 +66,27 @@ final class RejoinTests: RunningFTCPTestCase {
             for (name, run) in sessions {
                 XCTAssertTrue(run.wait(timeout: .seconds(70)), "round \(round): session \(name) did not finish")
                 let fields = run.lastLineFields
-                XCTAssertEqual(fields["ok"], "1", "round \(round): session \(name) through the cut of \(primary): \(run.output) \(run.errors)")
-                longest = max(longest, Double(fields["longest_stall_ms"] ?? "") ?? 0,
-                              Double(fields["longest_upload_stall_ms"] ?? "") ?? 0)
+                XCTAssertEqual(
+                    fields["ok"],
+                    "1",
+                    "round \(round): session \(name) through the cut of \(primary): \(run.output) \(run.errors)"
+                )
+                longest = max(
+                    longest,
+                    Double(fields["longest_stall_ms"] ?? "") ?? 0,
+                    Double(fields["longest_upload_stall_ms"] ?? "") ?? 0
+                )
             }
             stalls.append(longest)
             XCTAssertLessThanOrEqual(longest, 1_500, "round \(round): a session stalled longer than a takeover allows")
             // The survivor took the address over and serves as primary, alone, with what it inherited.
             let survivor = try waitFor(secondary, role: "primary", state: "alone")
             let counters = try XCTUnwrap(survivor["counters"] as? [String: Any])
-            XCTAssertGreaterThan(counters["inheritedTranslatedOut"] as? Int ?? 0, 0,
-                                 "round \(round): the survivor translated nothing for its inherited connections")
+            XCTAssertGreaterThan(
+                counters["inheritedTranslatedOut"] as? Int ?? 0,
+                0,
+                "round \(round): the survivor translated nothing for its inherited connections"
+            )
             // The cut host comes back as after a reboot and rejoins as the secondary.
             try labScript(["revive", primary])
             (primary, secondary) = (secondary, primary)

@@ -44,7 +44,8 @@ class RunningFTCPTestCase: LabTestCase {
             // What the bridges said is the first thing to read about a failure; the lab's
             // run directory goes away with the teardown.
             for role in ["primary", "secondary"] {
-                let log = (try? String(contentsOfFile: "/run/ftcp-lab/bridge-\(role).log", encoding: .utf8)) ?? "(no log)"
+                let log =
+                    (try? String(contentsOfFile: "/run/ftcp-lab/bridge-\(role).log", encoding: .utf8)) ?? "(no log)"
                 print("---- last lines of the \(role) bridge's log ----")
                 print(log.split(separator: "\n").suffix(30).joined(separator: "\n"))
             }
@@ -55,9 +56,13 @@ class RunningFTCPTestCase: LabTestCase {
     /// A bridge's `status`, parsed.
     func status(_ role: String) throws -> [String: Any] {
         let lab = try requireLab()
-        let run = try lab.foreground(role, "status-\(role)", [
-            "\(binaries)/ftcp-bridge", "status", "--control", "/run/ftcp-lab/\(role).sock",
-        ])
+        let run = try lab.foreground(
+            role,
+            "status-\(role)",
+            [
+                "\(binaries)/ftcp-bridge", "status", "--control", "/run/ftcp-lab/\(role).sock",
+            ]
+        )
         return try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(run.output.utf8)) as? [String: Any])
     }
 }

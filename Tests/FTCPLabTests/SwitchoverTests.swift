@@ -17,8 +17,10 @@ final class SwitchoverTests: RunningFTCPTestCase {
 
     private func session(_ name: String, download: Int, upload: Int, thinkMilliseconds: Int = 0) throws -> LabProcess {
         let lab = try requireLab()
-        var arguments = [lab.labtool, "session", "--connect", "\(serviceAddress):9999", "--name", name,
-                         "--download", String(download), "--upload", String(upload), "--timeout-s", "60"]
+        var arguments = [
+            lab.labtool, "session", "--connect", "\(serviceAddress):9999", "--name", name,
+            "--download", String(download), "--upload", String(upload), "--timeout-s", "60",
+        ]
         if thinkMilliseconds > 0 { arguments += ["--think-ms", String(thinkMilliseconds)] }
         return try lab.background("client", name, arguments)
     }
@@ -34,7 +36,9 @@ final class SwitchoverTests: RunningFTCPTestCase {
             }
             Thread.sleep(forTimeInterval: 0.05)
         }
-        XCTFail("\(host) did not reach \(role)/\(state) within 10 s: role \(last["role"] ?? "?"), state \(last["state"] ?? "?")")
+        XCTFail(
+            "\(host) did not reach \(role)/\(state) within 10 s: role \(last["role"] ?? "?"), state \(last["state"] ?? "?")"
+        )
         throw LabError("\(host) not \(role)/\(state)")
     }
 
@@ -59,8 +63,11 @@ final class SwitchoverTests: RunningFTCPTestCase {
             XCTAssertTrue(run.wait(timeout: .seconds(70)), "\(context): session \(name) did not finish")
             let fields = run.lastLineFields
             XCTAssertEqual(fields["ok"], "1", "\(context): session \(name): \(run.output) \(run.errors)")
-            longest = max(longest, Double(fields["longest_stall_ms"] ?? "") ?? 0,
-                          Double(fields["longest_upload_stall_ms"] ?? "") ?? 0)
+            longest = max(
+                longest,
+                Double(fields["longest_stall_ms"] ?? "") ?? 0,
+                Double(fields["longest_upload_stall_ms"] ?? "") ?? 0
+            )
         }
         return longest
     }
@@ -75,7 +82,10 @@ final class SwitchoverTests: RunningFTCPTestCase {
             let sessions = [
                 ("down-\(round)", try session("down-\(round)", download: 150_000_000, upload: 1_000_000)),
                 ("up-\(round)", try session("up-\(round)", download: 1_000, upload: 80_000_000)),
-                ("idle-\(round)", try session("idle-\(round)", download: 100_000, upload: 50_000, thinkMilliseconds: 100)),
+                (
+                    "idle-\(round)",
+                    try session("idle-\(round)", download: 100_000, upload: 50_000, thinkMilliseconds: 100)
+                ),
             ]
             Thread.sleep(forTimeInterval: 0.3)
             // Either node may be asked: odd rounds the primary, even rounds the secondary.
@@ -88,7 +98,9 @@ final class SwitchoverTests: RunningFTCPTestCase {
         let sorted = stalls.sorted()
         let median = sorted[sorted.count / 2]
         let p99 = sorted[min(sorted.count - 1, Int((Double(sorted.count) * 0.99).rounded(.up)) - 1)]
-        print("switchover rounds=\(rounds) p50_ms=\(median) p99_ms=\(p99) max_ms=\(sorted.last ?? 0) all=\(stalls.map { String(format: "%.1f", $0) }.joined(separator: ","))")
+        print(
+            "switchover rounds=\(rounds) p50_ms=\(median) p99_ms=\(p99) max_ms=\(sorted.last ?? 0) all=\(stalls.map { String(format: "%.1f", $0) }.joined(separator: ","))"
+        )
         // A failover costs 100–200 ms here (detection, probes); a switchover has neither.
         XCTAssertLessThanOrEqual(median, 60, "the median switchover stall is no better than a failover's")
         XCTAssertLessThanOrEqual(sorted.last ?? 0, 1_000, "a switchover stalled a session for over a second")
@@ -125,7 +137,10 @@ final class SwitchoverTests: RunningFTCPTestCase {
         try switchover(through: "primary")
         try waitFor("secondary", role: "primary", state: "replicating")
         let refused = try switchover(through: "secondary", expectSuccess: false)
-        XCTAssertTrue(refused.contains("refused"), "a switchover with an inherited connection open was not refused: \(refused)")
+        XCTAssertTrue(
+            refused.contains("refused"),
+            "a switchover with an inherited connection open was not refused: \(refused)"
+        )
         XCTAssertLessThanOrEqual(finish([("slow-2", slow)], context: "after the refusal"), 1_000)
         print("rolling upgrade longest_stall_ms=\(longest)")
     }

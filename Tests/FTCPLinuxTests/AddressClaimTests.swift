@@ -27,8 +27,10 @@ extension AddressClaimTests {
             #expect(Self.mac.description == "02:aa:bb:cc:dd:01")
             #expect(MACAddress("0:1:2:a:B:ff")?.description == "00:01:02:0a:0b:ff")
             #expect(MACAddress.broadcast.description == "ff:ff:ff:ff:ff:ff")
-            for bad in ["", "02:aa:bb:cc:dd", "02:aa:bb:cc:dd:01:02", "02:aa:bb:cc:dd:xx", "02:aa:bb:cc:dd:100",
-                        "02::bb:cc:dd:01", "+2:aa:bb:cc:dd:01"] {
+            for bad in [
+                "", "02:aa:bb:cc:dd", "02:aa:bb:cc:dd:01:02", "02:aa:bb:cc:dd:xx", "02:aa:bb:cc:dd:100",
+                "02::bb:cc:dd:01", "+2:aa:bb:cc:dd:01",
+            ] {
                 #expect(MACAddress(bad) == nil, "\(bad)")
             }
             #expect(MACAddress([1, 2, 3]) == nil)
@@ -92,8 +94,13 @@ extension AddressClaimTests {
             #expect(theirs.conflictingHardwareAddress(for: Self.address, ownHardwareAddress: Self.mac) == Self.other)
             #expect(theirs.conflictingHardwareAddress(for: free, ownHardwareAddress: Self.mac) == nil)
             // Linux answers a probe with a reply: sender = the address, target IP 0.0.0.0.
-            let reply = ARPPacket(operation: .reply, senderHardwareAddress: Self.other, senderProtocolAddress: Self.address,
-                                  targetHardwareAddress: Self.mac, targetProtocolAddress: IPv4Address(0))
+            let reply = ARPPacket(
+                operation: .reply,
+                senderHardwareAddress: Self.other,
+                senderProtocolAddress: Self.address,
+                targetHardwareAddress: Self.mac,
+                targetProtocolAddress: IPv4Address(0)
+            )
             #expect(reply.conflictingHardwareAddress(for: Self.address, ownHardwareAddress: Self.mac) == Self.other)
             // Another host probing for the same address conflicts too.
             let rival = ARPPacket.probe(address: Self.address, hardwareAddress: Self.other)
@@ -101,9 +108,13 @@ extension AddressClaimTests {
             // Our own packets, someone else's ordinary request, and unknown operations do not.
             let own = ARPPacket.gratuitous(address: Self.address, hardwareAddress: Self.mac, form: .reply)
             #expect(own.conflictingHardwareAddress(for: Self.address, ownHardwareAddress: Self.mac) == nil)
-            let asking = ARPPacket(operation: .request, senderHardwareAddress: Self.other,
-                                   senderProtocolAddress: IPv4Address("10.96.0.9")!,
-                                   targetHardwareAddress: .zero, targetProtocolAddress: Self.address)
+            let asking = ARPPacket(
+                operation: .request,
+                senderHardwareAddress: Self.other,
+                senderProtocolAddress: IPv4Address("10.96.0.9")!,
+                targetHardwareAddress: .zero,
+                targetProtocolAddress: Self.address
+            )
             #expect(asking.conflictingHardwareAddress(for: Self.address, ownHardwareAddress: Self.mac) == nil)
             var odd = theirs
             odd.operation = .unknown(3)
@@ -119,7 +130,9 @@ extension AddressClaimTests {
             let prefix = try #require(throws: AddressClaimError.self) { try wide.claim(address: Self.address) }
             #expect(prefix.code == .invalidPrefixLength)
             #expect(prefix.equivalentCommand == "ip addr add 10.96.0.5/33 dev lo")
-            let arp = try #require(throws: LinuxShellError.self) { try ARPSocket(interface: "an-interface-name-too-long") }
+            let arp = try #require(throws: LinuxShellError.self) {
+                try ARPSocket(interface: "an-interface-name-too-long")
+            }
             #expect(arp.code == .noSuchDevice)
         }
     }
@@ -133,8 +146,10 @@ extension AddressClaimTests {
             let schedule = AnnouncementSchedule(count: 5, intervalMilliseconds: 200)
             #expect((0..<6).map(schedule.offsetMilliseconds(of:)) == [0, 200, 400, 600, 800, nil])
             #expect(schedule.offsetMilliseconds(of: -1) == nil)
-            #expect([0, 199, 200, 399, 400, 799, 800, 10_000].map { schedule.dueCount(elapsedMilliseconds: $0) }
-                        == [1, 1, 2, 2, 3, 4, 5, 5])
+            #expect(
+                [0, 199, 200, 399, 400, 799, 800, 10_000].map { schedule.dueCount(elapsedMilliseconds: $0) }
+                    == [1, 1, 2, 2, 3, 4, 5, 5]
+            )
             #expect(schedule.due(sent: 0, elapsedMilliseconds: 0) == 0..<1)
             #expect(schedule.due(sent: 1, elapsedMilliseconds: 150).isEmpty)
             #expect(schedule.due(sent: 1, elapsedMilliseconds: 450) == 1..<3)  // a late poll catches up
@@ -193,8 +208,20 @@ private final class ARPLab {
         do {
             try Self.ip("netns", "add", Self.namespaceA)
             try Self.ip("netns", "add", Self.namespaceB)
-            try Self.ip("link", "add", Self.interfaceA, "netns", Self.namespaceA, "type", "veth",
-                        "peer", "name", Self.interfaceB, "netns", Self.namespaceB)
+            try Self.ip(
+                "link",
+                "add",
+                Self.interfaceA,
+                "netns",
+                Self.namespaceA,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                Self.interfaceB,
+                "netns",
+                Self.namespaceB
+            )
             for (namespace, interface, address) in [
                 (Self.namespaceA, Self.interfaceA, "10.96.0.1/24"), (Self.namespaceB, Self.interfaceB, "10.96.0.2/24"),
             ] {
@@ -212,7 +239,8 @@ private final class ARPLab {
     func remove() { Self.removeNamespaces() }
 
     private static func removeNamespaces() {
-        for namespace in [namespaceA, namespaceB] where access("\(NetworkNamespace.directory)/\(namespace)", F_OK) == 0 {
+        for namespace in [namespaceA, namespaceB] where access("\(NetworkNamespace.directory)/\(namespace)", F_OK) == 0
+        {
             _ = try? ip("netns", "delete", namespace)
         }
     }
@@ -254,8 +282,19 @@ private final class ARPLab {
 
     /// Sets B's entry for `address` to a made-up hardware address, state STALE.
     func plantStaleNeighbourInB(_ address: String, lladdr: String) throws {
-        try Self.ip("-n", Self.namespaceB, "neigh", "replace", address, "lladdr", lladdr, "dev", Self.interfaceB,
-                    "nud", "stale")
+        try Self.ip(
+            "-n",
+            Self.namespaceB,
+            "neigh",
+            "replace",
+            address,
+            "lladdr",
+            lladdr,
+            "dev",
+            Self.interfaceB,
+            "nud",
+            "stale"
+        )
     }
 
     func hardwareAddressOfA() throws -> MACAddress {
@@ -264,8 +303,13 @@ private final class ARPLab {
 }
 
 extension AddressClaimTests {
-    @Suite(.serialized, .enabled(if: ARPLab.isAvailable,
-                                 "needs root and the ip tool (namespaces ftcp-arp-a/b): run the tests as root"))
+    @Suite(
+        .serialized,
+        .enabled(
+            if: ARPLab.isAvailable,
+            "needs root and the ip tool (namespaces ftcp-arp-a/b): run the tests as root"
+        )
+    )
     struct Lab {
         static let claimed = IPv4Address("10.96.0.5")!
         static let planted = "02:00:00:00:00:99"
@@ -297,7 +341,9 @@ extension AddressClaimTests {
             let lab = try ARPLab()
             defer { lab.remove() }
             let macA = try lab.hardwareAddressOfA()
-            let claimed = try NetworkNamespace.run(in: ARPLab.namespaceA) { try Self.claim.claim(address: Self.claimed) }
+            let claimed = try NetworkNamespace.run(in: ARPLab.namespaceA) {
+                try Self.claim.claim(address: Self.claimed)
+            }
             #expect(claimed == .added)
             try lab.plantStaleNeighbourInB("10.96.0.5", lladdr: Self.planted)
             let socket = try NetworkNamespace.run(in: ARPLab.namespaceA) { try ARPSocket(interface: ARPLab.interfaceA) }
@@ -311,7 +357,9 @@ extension AddressClaimTests {
             let lab = try ARPLab()
             defer { lab.remove() }
             let macA = try lab.hardwareAddressOfA()
-            let claimed = try NetworkNamespace.run(in: ARPLab.namespaceA) { try Self.claim.claim(address: Self.claimed) }
+            let claimed = try NetworkNamespace.run(in: ARPLab.namespaceA) {
+                try Self.claim.claim(address: Self.claimed)
+            }
             #expect(claimed == .added)
             let socket = try NetworkNamespace.run(in: ARPLab.namespaceB) { try ARPSocket(interface: ARPLab.interfaceB) }
             #expect(socket.hardwareAddress != macA)
@@ -332,7 +380,9 @@ extension AddressClaimTests {
             defer { lab.remove() }
             let address = IPv4Address("10.96.0.66")!  // on nobody's interface: only A's announcement answers
             // Used from one thread at a time: the announcing thread only, while this one waits in the probe.
-            nonisolated(unsafe) let announcer = try NetworkNamespace.run(in: ARPLab.namespaceA) { try ARPSocket(interface: ARPLab.interfaceA) }
+            nonisolated(unsafe) let announcer = try NetworkNamespace.run(in: ARPLab.namespaceA) {
+                try ARPSocket(interface: ARPLab.interfaceA)
+            }
             let prober = try NetworkNamespace.run(in: ARPLab.namespaceB) { try ARPSocket(interface: ARPLab.interfaceB) }
             let announcing = Thread {
                 usleep(100_000)
@@ -345,7 +395,9 @@ extension AddressClaimTests {
         @Test func malformedFramesOnTheWireAreSkipped() throws {
             let lab = try ARPLab()
             defer { lab.remove() }
-            let receiver = try NetworkNamespace.run(in: ARPLab.namespaceB) { try ARPSocket(interface: ARPLab.interfaceB) }
+            let receiver = try NetworkNamespace.run(in: ARPLab.namespaceB) {
+                try ARPSocket(interface: ARPLab.interfaceB)
+            }
             let sender = try NetworkNamespace.run(in: ARPLab.namespaceA) { try ARPSocket(interface: ARPLab.interfaceA) }
             let index = sender.interfaceIndex
             let raw = try NetworkNamespace.run(in: ARPLab.namespaceA) {
@@ -355,8 +407,11 @@ extension AddressClaimTests {
             defer { close(raw) }
             // Ethernet frames with EtherType ARP whose payload is short, not IPv4, or has wrong lengths.
             let header = MACAddress.broadcast.octets + sender.hardwareAddress.octets + [0x08, 0x06]
-            var wrongLengths = ARPPacket.gratuitous(address: Self.claimed, hardwareAddress: sender.hardwareAddress,
-                                                    form: .request).bytes
+            var wrongLengths = ARPPacket.gratuitous(
+                address: Self.claimed,
+                hardwareAddress: sender.hardwareAddress,
+                form: .request
+            ).bytes
             wrongLengths[4] = 200
             for payload in [[UInt8](repeating: 0xff, count: 10), [0, 1, 0x86, 0xdd, 6, 4], wrongLengths] {
                 var frame = header + payload
@@ -369,8 +424,14 @@ extension AddressClaimTests {
                 link[11] = 6
                 let sent = frame.withUnsafeBytes { body in
                     link.withUnsafeBytes { address in
-                        sendto(raw, body.baseAddress, body.count, 0,
-                               address.baseAddress!.assumingMemoryBound(to: sockaddr.self), 20)
+                        sendto(
+                            raw,
+                            body.baseAddress,
+                            body.count,
+                            0,
+                            address.baseAddress!.assumingMemoryBound(to: sockaddr.self),
+                            20
+                        )
                     }
                 }
                 try #require(sent == frame.count, "sendto(AF_PACKET, SOCK_RAW): errno \(errno)")
@@ -396,7 +457,9 @@ extension AddressClaimTests {
                 #expect(try Self.claim.claim(address: Self.claimed) == .added)
                 #expect(try Self.claim.claim(address: Self.claimed) == .alreadyPresent)
                 #expect(try Self.claim.isAddressPresent(address: Self.claimed))
-                #expect(try AddressClaim.isAddressPresent(address: IPv4Address("10.96.0.1")!, interface: ARPLab.interfaceA))
+                #expect(
+                    try AddressClaim.isAddressPresent(address: IPv4Address("10.96.0.1")!, interface: ARPLab.interfaceA)
+                )
                 #expect(try !AddressClaim.isAddressPresent(address: Self.claimed, interface: "lo"))
             }
             let shown = try ARPLab.ip("-n", ARPLab.namespaceA, "-4", "addr", "show", "dev", ARPLab.interfaceA)
@@ -405,7 +468,9 @@ extension AddressClaimTests {
                 #expect(try Self.claim.release(address: Self.claimed) == .removed)
                 #expect(try !Self.claim.isAddressPresent(address: Self.claimed))
                 #expect(try Self.claim.release(address: Self.claimed) == .alreadyAbsent)
-                #expect(try AddressClaim.isAddressPresent(address: IPv4Address("10.96.0.1")!, interface: ARPLab.interfaceA))
+                #expect(
+                    try AddressClaim.isAddressPresent(address: IPv4Address("10.96.0.1")!, interface: ARPLab.interfaceA)
+                )
             }
             let after = try ARPLab.ip("-n", ARPLab.namespaceA, "-4", "addr", "show", "dev", ARPLab.interfaceA)
             #expect(!after.contains("10.96.0.5"), "\(after)")

@@ -47,7 +47,13 @@ import Testing
                 try server.step(timeoutMilliseconds: 2)
                 while !endOfStream {
                     let count = buffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, 0) }
-                    if count > 0 { received += buffer[0..<count] } else if count == 0 { endOfStream = true } else { break }
+                    if count > 0 {
+                        received += buffer[0..<count]
+                    } else if count == 0 {
+                        endOfStream = true
+                    } else {
+                        break
+                    }
                 }
             }
         }
@@ -62,8 +68,9 @@ import Testing
         func exchange(_ text: String) throws -> String {
             let start = received.count
             try pump(sending: Array(text.utf8)) { client in
-                client.endOfStream || client.received[start...].filter { $0 == UInt8(ascii: "\n") }.count
-                    >= text.utf8.filter { $0 == UInt8(ascii: "\n") }.count
+                client.endOfStream
+                    || client.received[start...].filter { $0 == UInt8(ascii: "\n") }.count
+                        >= text.utf8.filter { $0 == UInt8(ascii: "\n") }.count
             }
             return String(decoding: received[start...], as: UTF8.self)
         }
@@ -85,7 +92,9 @@ import Testing
         #expect(streamMatches)
         let upload = DemoByteStream.bytes(from: 12_345, count: 100_000)
         let reply = try client.exchange(Array("RECV 100000\n".utf8) + upload, replyBytes: 88)
-        #expect(String(decoding: reply, as: UTF8.self) == "RECEIVED 100000 sha256=\(ContentDigest.hexDigest(of: upload))\n")
+        #expect(
+            String(decoding: reply, as: UTF8.self) == "RECEIVED 100000 sha256=\(ContentDigest.hexDigest(of: upload))\n"
+        )
         #expect(try client.exchange("QUIT\n") == "BYE total=42\n")
         // The server ends the connection with a FIN (recv returns 0), not an RST.
         try client.pump { $0.endOfStream }
@@ -96,7 +105,9 @@ import Testing
         #expect(client.received.count == sentByServer)
         #expect(logLines.count == 2)
         #expect(logLines.first?.hasPrefix("open 127.0.0.1:") == true)
-        #expect(logLines.last?.hasSuffix("finished, received \(sentByClient) bytes, sent \(sentByServer) bytes") == true)
+        #expect(
+            logLines.last?.hasSuffix("finished, received \(sentByClient) bytes, sent \(sentByServer) bytes") == true
+        )
     }
 
     @Test func halfClosedClientStillGetsItsStream() throws {
@@ -108,7 +119,8 @@ import Testing
         let header = Array("WELCOME h session-1\n".utf8)
         let stream = DemoByteStream.bytes(from: 0, count: 3_000_000)
         #expect(client.received.count == header.count + stream.count + 8)
-        let streamMatches = client.received.count == header.count + stream.count + 8
+        let streamMatches =
+            client.received.count == header.count + stream.count + 8
             && Array(client.received.prefix(header.count)) == header
             && Array(client.received[header.count..<(header.count + stream.count)]) == stream
         #expect(streamMatches)
@@ -126,7 +138,8 @@ import Testing
             let header = "WELCOME c\(index) session-1\nTOTAL \(index)\n"
             try client.pump { $0.received.count >= header.utf8.count + 20_000 }
             #expect(Array(client.received.prefix(header.utf8.count)) == Array(header.utf8))
-            let streamMatches = Array(client.received.dropFirst(header.utf8.count)) == DemoByteStream.bytes(from: 0, count: 20_000)
+            let streamMatches =
+                Array(client.received.dropFirst(header.utf8.count)) == DemoByteStream.bytes(from: 0, count: 20_000)
             #expect(streamMatches, "client \(index)")
         }
         #expect(server.connectionCount == 40)

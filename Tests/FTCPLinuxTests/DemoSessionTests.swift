@@ -27,7 +27,8 @@ import Testing
 
     @Test func scriptedExchange() {
         let input = Array("HELLO ann\nADD 40\nADD 2\nECHO hello world\nNOPE\nHELLO bo\nQUIT\nADD 1\n".utf8)
-        let expected = "WELCOME ann session-1\nTOTAL 40\nTOTAL 42\nhello world\nERROR unknown command\n"
+        let expected =
+            "WELCOME ann session-1\nTOTAL 40\nTOTAL 42\nhello world\nERROR unknown command\n"
             + "WELCOME bo session-2\nBYE total=42\n"
         let result = run(input)
         #expect(String(decoding: result.output, as: UTF8.self) == expected)
@@ -36,7 +37,8 @@ import Testing
 
     @Test func malformedArgumentsAndCarriageReturns() {
         let input = Array("ADD x\r\nSEND -1\nRECV\nHELLO\nECHO\nADD 9223372036854775807\nADD 1\nhello\n".utf8)
-        let expected = "ERROR ADD needs an integer\nERROR SEND needs a byte count\nERROR RECV needs a byte count\n"
+        let expected =
+            "ERROR ADD needs an integer\nERROR SEND needs a byte count\nERROR RECV needs a byte count\n"
             + "ERROR HELLO needs a name\n\nTOTAL 9223372036854775807\nERROR total would overflow\nERROR unknown command\n"
         #expect(String(decoding: run(input).output, as: UTF8.self) == expected)
     }
@@ -60,7 +62,8 @@ import Testing
     @Test func receiveHashesTheRawBytesThenReadsCommandsAgain() {
         let upload = DemoByteStream.bytes(from: 3, count: 70_000)
         let input = Array("RECV 70000\n".utf8) + upload + Array("RECV 0\nQUIT\n".utf8)
-        let expected = "RECEIVED 70000 sha256=\(ContentDigest.hexDigest(of: upload))\n"
+        let expected =
+            "RECEIVED 70000 sha256=\(ContentDigest.hexDigest(of: upload))\n"
             + "RECEIVED 0 sha256=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\nBYE total=0\n"
         #expect(String(decoding: run(input).output, as: UTF8.self) == expected)
     }
@@ -104,7 +107,8 @@ import Testing
 
     @Test func inputIsHeldBackWhileAStreamIsPending() {
         var session = DemoSession()
-        let input = [UInt8](repeating: UInt8(ascii: "\n"), count: 10) + Array("SEND 1000000\n".utf8)
+        let input =
+            [UInt8](repeating: UInt8(ascii: "\n"), count: 10) + Array("SEND 1000000\n".utf8)
             + [UInt8](repeating: UInt8(ascii: "A"), count: 200_000)
         var taken = session.receive(input)
         #expect(taken == DemoSession.inputCapacity)

@@ -15,19 +15,26 @@ struct KernelSocketTableTests {
            5: 6400500A:0016 0A00500A:A744 01 00000000:00000000 00:00000000 00000000     0        0 6 1 0
         """
 
-    @Test("established and close-wait connections on 10.80.0.100:9999 count; listening, TIME_WAIT, other addresses and ports do not")
+    @Test(
+        "established and close-wait connections on 10.80.0.100:9999 count; listening, TIME_WAIT, other addresses and ports do not"
+    )
     func openOnServiceAddress() {
         let open = KernelSocketTable.parse(Self.table, localAddress: IPv4Address(10, 80, 0, 100), ports: [9999])
-        #expect(open == [
-            .init(remoteAddress: IPv4Address(10, 80, 0, 10), remotePort: 0xA740, localPort: 9999),
-            .init(remoteAddress: IPv4Address(10, 80, 0, 10), remotePort: 0xA742, localPort: 9999),
-        ])
+        #expect(
+            open == [
+                .init(remoteAddress: IPv4Address(10, 80, 0, 10), remotePort: 0xA740, localPort: 9999),
+                .init(remoteAddress: IPv4Address(10, 80, 0, 10), remotePort: 0xA742, localPort: 9999),
+            ]
+        )
     }
 
     @Test("a malformed line is skipped")
     func malformed() {
-        let open = KernelSocketTable.parse("header\n 0: zz:1 0A00500A:A740 01\n", localAddress: IPv4Address(10, 80, 0, 100),
-                                           ports: [9999])
+        let open = KernelSocketTable.parse(
+            "header\n 0: zz:1 0A00500A:A740 01\n",
+            localAddress: IPv4Address(10, 80, 0, 100),
+            ports: [9999]
+        )
         #expect(open.isEmpty)
     }
 }

@@ -28,8 +28,20 @@ final class NetworkNamespacePair {
         Self.removeNamespaces()
         try Self.ip("netns", "add", Self.namespaceA)
         try Self.ip("netns", "add", Self.namespaceB)
-        try Self.ip("link", "add", Self.interfaceA, "netns", Self.namespaceA, "type", "veth",
-                    "peer", "name", Self.interfaceB, "netns", Self.namespaceB)
+        try Self.ip(
+            "link",
+            "add",
+            Self.interfaceA,
+            "netns",
+            Self.namespaceA,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            Self.interfaceB,
+            "netns",
+            Self.namespaceB
+        )
         for (namespace, interface, address) in [
             (Self.namespaceA, Self.interfaceA, Self.addressA), (Self.namespaceB, Self.interfaceB, Self.addressB),
         ] {

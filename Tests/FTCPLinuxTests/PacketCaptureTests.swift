@@ -15,11 +15,21 @@ final class PacketCaptureTests {
         namespaces = try NetworkNamespacePair()
     }
 
-    private func synPacket(destinationPort: UInt16, payload: [UInt8] = [], identification: UInt16 = 0x1234) throws -> [UInt8] {
+    private func synPacket(destinationPort: UInt16, payload: [UInt8] = [], identification: UInt16 = 0x1234) throws
+        -> [UInt8]
+    {
         let fields = TCPPacketFields(
-            source: addressA, destination: addressB, sourcePort: 40_000, destinationPort: destinationPort,
-            sequenceNumber: SequenceNumber(0x0102_0304), acknowledgmentNumber: SequenceNumber(0),
-            flags: [.syn], options: [.maximumSegmentSize(1460)], payload: payload, identification: identification)
+            source: addressA,
+            destination: addressB,
+            sourcePort: 40_000,
+            destinationPort: destinationPort,
+            sequenceNumber: SequenceNumber(0x0102_0304),
+            acknowledgmentNumber: SequenceNumber(0),
+            flags: [.syn],
+            options: [.maximumSegmentSize(1460)],
+            payload: payload,
+            identification: identification
+        )
         var bytes = [UInt8](repeating: 0, count: fields.totalLength)
         let length = try bytes.withUnsafeMutableBytes { try fields.build(into: $0) }
         return Array(bytes[0..<length])
@@ -92,7 +102,8 @@ final class PacketCaptureTests {
             try PacketCapture(interface: NetworkNamespacePair.interfaceB, filter: "vlan 5 and tcp dst port 7783")
         }
         let packet = try synPacket(destinationPort: 7783, payload: Array("tagged".utf8))
-        let frame: [UInt8] = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0, 0x01, 0x81, 0x00, 0x00, 0x05, 0x08, 0x00]
+        let frame: [UInt8] =
+            [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0, 0, 0, 0, 0x01, 0x81, 0x00, 0x00, 0x05, 0x08, 0x00]
             + packet
         try namespaces.inside(NetworkNamespacePair.namespaceA) {
             let descriptor = socket(AF_PACKET, SocketType.raw, 0)
@@ -110,8 +121,14 @@ final class PacketCaptureTests {
             }
             let sent = frame.withUnsafeBytes { bytes in
                 address.withUnsafeBytes { raw in
-                    sendto(descriptor, bytes.baseAddress, bytes.count, 0,
-                           raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(raw.count))
+                    sendto(
+                        descriptor,
+                        bytes.baseAddress,
+                        bytes.count,
+                        0,
+                        raw.baseAddress!.assumingMemoryBound(to: sockaddr.self),
+                        socklen_t(raw.count)
+                    )
                 }
             }
             try #require(sent == frame.count, "sendto(AF_PACKET) failed: errno \(errno)")
@@ -155,7 +172,11 @@ final class PacketCaptureTests {
 
     @Test func truncatedFramesAreCountedAndNeverHandedOver() throws {
         let capture = try namespaces.inside(NetworkNamespacePair.namespaceB) {
-            try PacketCapture(interface: NetworkNamespacePair.interfaceB, filter: "tcp dst port 7779", snapshotLength: 200)
+            try PacketCapture(
+                interface: NetworkNamespacePair.interfaceB,
+                filter: "tcp dst port 7779",
+                snapshotLength: 200
+            )
         }
         let socket = try namespaces.inside(NetworkNamespacePair.namespaceA) { try RawIPv4Socket() }
         try socket.send(try synPacket(destinationPort: 7779, payload: [UInt8](repeating: 0xAB, count: 1000)))
@@ -178,14 +199,20 @@ final class PacketCaptureTests {
         let listener = try namespaces.inside(NetworkNamespacePair.namespaceB) { try tcpSocket() }
         defer { close(listener) }
         var local = socketAddress(addressB, port)
-        try #require(withUnsafePointer(to: &local) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        } == 0)
+        try #require(
+            withUnsafePointer(to: &local) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            } == 0
+        )
         try #require(listen(listener, 4) == 0)
         let client = try namespaces.inside(NetworkNamespacePair.namespaceA) { try tcpSocket() }
         defer { close(client) }
         _ = withUnsafePointer(to: &local) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(client, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(client, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
 
         let total = 4 << 20
@@ -222,7 +249,9 @@ final class PacketCaptureTests {
                 if server >= 0 { _ = fcntl(server, F_SETFL, O_NONBLOCK) }
             }
             if sent < total {
-                let count = data.withUnsafeBytes { send(client, $0.baseAddress! + sent, total - sent, Int32(MSG_NOSIGNAL)) }
+                let count = data.withUnsafeBytes {
+                    send(client, $0.baseAddress! + sent, total - sent, Int32(MSG_NOSIGNAL))
+                }
                 if count > 0 { sent += count }
             }
             if server >= 0 {

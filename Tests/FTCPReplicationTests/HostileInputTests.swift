@@ -8,7 +8,8 @@ struct HostileInputTests {
     @Test("a flipped bit anywhere is dropped as malformed or bad MAC", arguments: ReplicationRole.allCases)
     func everyBitFlip(sender: ReplicationRole) throws {
         var sealer = Fixtures.sealer(sender)
-        let message: ReplicationMessage = sender == .secondary
+        let message: ReplicationMessage =
+            sender == .secondary
             ? .segment(packet: [0x45, 0, 0, 20]) : .heartbeat(Fixtures.heartbeat)
         let datagram = try sealer.seal(message)
         var opener = Fixtures.opener(sender.peer)
@@ -41,8 +42,10 @@ struct HostileInputTests {
         var opener = Fixtures.opener(.primary)
         for length in 0..<datagram.count {
             let reason = opener.open(datagram[0..<length]).failure
-            #expect(reason == .malformed(.badLength(length)) || isBodyLengthMismatch(reason),
-                    "prefix of \(length) bytes gave \(String(describing: reason))")
+            #expect(
+                reason == .malformed(.badLength(length)) || isBodyLengthMismatch(reason),
+                "prefix of \(length) bytes gave \(String(describing: reason))"
+            )
         }
         #expect(isBodyLengthMismatch(opener.open(datagram + [0]).failure))
         #expect(opener.statistics.droppedMalformed == UInt64(datagram.count + 1))
@@ -61,7 +64,9 @@ struct HostileInputTests {
                 datagram = HandmadeDatagram(
                     type: UInt8.random(in: 0...4, using: &generator),
                     role: UInt8.random(in: 1...2, using: &generator),
-                    epoch: generator.next(), counter: generator.next(), body: body
+                    epoch: generator.next(),
+                    counter: generator.next(),
+                    body: body
                 ).bytes(key: generator.bytes(32))
             }
             #expect(opener.open(datagram).success == nil)
@@ -94,46 +99,79 @@ struct HostileInputTests {
         #expect(opener.peerEpoch == nil, "a reflection must not set the peer's epoch")
     }
 
-    @Test("header defects are named", arguments: [
-        (HandmadeDatagram(magic: [0x46, 0x54, 0x43, 0x53]), ReplicationDropReason.malformed(.badMagic)),
-        (HandmadeDatagram(version: 2), .malformed(.unsupportedVersion(2))),
-        (HandmadeDatagram(version: 0), .malformed(.unsupportedVersion(0))),
-        (HandmadeDatagram(reserved: 1), .malformed(.reservedNotZero(1))),
-        (HandmadeDatagram(role: 0), .malformed(.unknownRole(0))),
-        (HandmadeDatagram(role: 3), .malformed(.unknownRole(3))),
-        (HandmadeDatagram(body: [1, 2, 3], declaredLength: 2), .malformed(.bodyLengthMismatch(declared: 2, datagramLength: 63))),
-        (HandmadeDatagram(body: [1, 2, 3], declaredLength: .max), .malformed(.bodyLengthMismatch(declared: .max, datagramLength: 63))),
-    ])
+    @Test(
+        "header defects are named",
+        arguments: [
+            (HandmadeDatagram(magic: [0x46, 0x54, 0x43, 0x53]), ReplicationDropReason.malformed(.badMagic)),
+            (HandmadeDatagram(version: 2), .malformed(.unsupportedVersion(2))),
+            (HandmadeDatagram(version: 0), .malformed(.unsupportedVersion(0))),
+            (HandmadeDatagram(reserved: 1), .malformed(.reservedNotZero(1))),
+            (HandmadeDatagram(role: 0), .malformed(.unknownRole(0))),
+            (HandmadeDatagram(role: 3), .malformed(.unknownRole(3))),
+            (
+                HandmadeDatagram(body: [1, 2, 3], declaredLength: 2),
+                .malformed(.bodyLengthMismatch(declared: 2, datagramLength: 63))
+            ),
+            (
+                HandmadeDatagram(body: [1, 2, 3], declaredLength: .max),
+                .malformed(.bodyLengthMismatch(declared: .max, datagramLength: 63))
+            ),
+        ]
+    )
     func headerDefects(datagram: HandmadeDatagram, expected: ReplicationDropReason) {
         var opener = Fixtures.opener(.primary)
         #expect(opener.open(datagram.bytes()).failure == expected)
         #expect(opener.statistics.droppedMalformed == 1)
     }
 
-    @Test("authentic datagrams with bodies the receiver cannot use are dropped", arguments: [
-        (HandmadeDatagram(type: 0, body: heartbeatBody), ReplicationDropReason.invalidBody(.unknownMessageType(0))),
-        (HandmadeDatagram(type: 7, body: heartbeatBody), .invalidBody(.unknownMessageType(7))),
-        // A released message only ever comes from the primary.
-        (HandmadeDatagram(type: 6, body: [0, 1, 1, 2, 3, 4, 5, 6, 7, 8]), .invalidBody(.wrongDirection(kind: .released, sender: .secondary))),
-        // Segments: no packet, an empty packet, a length past the end, bytes left over.
-        (HandmadeDatagram(type: 5, body: [0, 0]), .invalidBody(.badSegments(length: 2))),
-        (HandmadeDatagram(type: 5, body: [0]), .invalidBody(.badSegments(length: 1))),
-        (HandmadeDatagram(type: 5, body: [0, 1, 0, 0]), .invalidBody(.badSegments(length: 4))),
-        (HandmadeDatagram(type: 5, body: [0, 1, 0, 3, 0x45, 0]), .invalidBody(.badSegments(length: 6))),
-        (HandmadeDatagram(type: 5, body: [0, 2, 0, 1, 0x45]), .invalidBody(.badSegments(length: 5))),
-        (HandmadeDatagram(type: 5, body: [0, 1, 0, 1, 0x45, 0]), .invalidBody(.badSegments(length: 6))),
-        (HandmadeDatagram(type: 5, body: [0xff, 0xff] + Array(repeating: 0, count: 20)), .invalidBody(.badSegments(length: 22))),
-        (HandmadeDatagram(type: 4, body: heartbeatBody), .invalidBody(.badResendRequest(length: 22))),
-        (HandmadeDatagram(type: 4, body: [0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0]), .invalidBody(.badResendRequest(length: 12))),
-        (HandmadeDatagram(type: 1, body: []), .invalidBody(.emptyPacket)),
-        (HandmadeDatagram(type: 3, body: []), .invalidBody(.badHeartbeat(version: 0, length: 0))),
-        (HandmadeDatagram(type: 3, body: Array(heartbeatBody.dropLast())), .invalidBody(.badHeartbeat(version: 1, length: 21))),
-        (HandmadeDatagram(type: 3, body: heartbeatBody + [0]), .invalidBody(.badHeartbeat(version: 1, length: 23))),
-        (HandmadeDatagram(type: 3, body: [0] + heartbeatBody.dropFirst()), .invalidBody(.badHeartbeat(version: 0, length: 22))),
-        (HandmadeDatagram(type: 3, body: [2] + heartbeatBody.dropFirst(2)), .invalidBody(.badHeartbeat(version: 2, length: 21))),
-        // An inject message only ever comes from the primary.
-        (HandmadeDatagram(type: 2, body: Fixtures.packet), .invalidBody(.wrongDirection(kind: .inject, sender: .secondary))),
-    ])
+    @Test(
+        "authentic datagrams with bodies the receiver cannot use are dropped",
+        arguments: [
+            (HandmadeDatagram(type: 0, body: heartbeatBody), ReplicationDropReason.invalidBody(.unknownMessageType(0))),
+            (HandmadeDatagram(type: 7, body: heartbeatBody), .invalidBody(.unknownMessageType(7))),
+            // A released message only ever comes from the primary.
+            (
+                HandmadeDatagram(type: 6, body: [0, 1, 1, 2, 3, 4, 5, 6, 7, 8]),
+                .invalidBody(.wrongDirection(kind: .released, sender: .secondary))
+            ),
+            // Segments: no packet, an empty packet, a length past the end, bytes left over.
+            (HandmadeDatagram(type: 5, body: [0, 0]), .invalidBody(.badSegments(length: 2))),
+            (HandmadeDatagram(type: 5, body: [0]), .invalidBody(.badSegments(length: 1))),
+            (HandmadeDatagram(type: 5, body: [0, 1, 0, 0]), .invalidBody(.badSegments(length: 4))),
+            (HandmadeDatagram(type: 5, body: [0, 1, 0, 3, 0x45, 0]), .invalidBody(.badSegments(length: 6))),
+            (HandmadeDatagram(type: 5, body: [0, 2, 0, 1, 0x45]), .invalidBody(.badSegments(length: 5))),
+            (HandmadeDatagram(type: 5, body: [0, 1, 0, 1, 0x45, 0]), .invalidBody(.badSegments(length: 6))),
+            (
+                HandmadeDatagram(type: 5, body: [0xff, 0xff] + Array(repeating: 0, count: 20)),
+                .invalidBody(.badSegments(length: 22))
+            ),
+            (HandmadeDatagram(type: 4, body: heartbeatBody), .invalidBody(.badResendRequest(length: 22))),
+            (
+                HandmadeDatagram(type: 4, body: [0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0]),
+                .invalidBody(.badResendRequest(length: 12))
+            ),
+            (HandmadeDatagram(type: 1, body: []), .invalidBody(.emptyPacket)),
+            (HandmadeDatagram(type: 3, body: []), .invalidBody(.badHeartbeat(version: 0, length: 0))),
+            (
+                HandmadeDatagram(type: 3, body: Array(heartbeatBody.dropLast())),
+                .invalidBody(.badHeartbeat(version: 1, length: 21))
+            ),
+            (HandmadeDatagram(type: 3, body: heartbeatBody + [0]), .invalidBody(.badHeartbeat(version: 1, length: 23))),
+            (
+                HandmadeDatagram(type: 3, body: [0] + heartbeatBody.dropFirst()),
+                .invalidBody(.badHeartbeat(version: 0, length: 22))
+            ),
+            (
+                HandmadeDatagram(type: 3, body: [2] + heartbeatBody.dropFirst(2)),
+                .invalidBody(.badHeartbeat(version: 2, length: 21))
+            ),
+            // An inject message only ever comes from the primary.
+            (
+                HandmadeDatagram(type: 2, body: Fixtures.packet),
+                .invalidBody(.wrongDirection(kind: .inject, sender: .secondary))
+            ),
+        ]
+    )
     func invalidBodies(datagram: HandmadeDatagram, expected: ReplicationDropReason) {
         var opener = Fixtures.opener(.primary)
         #expect(opener.open(datagram.bytes()).failure == expected)
@@ -141,8 +179,13 @@ struct HostileInputTests {
         #expect(opener.peerEpoch == nil, "an unusable datagram must not change the replay state")
     }
 
-    @Test("released messages that name no connection, or whose length is not 2 + 8 × count, are dropped by the secondary",
-          arguments: [[0, 0], [0, 1, 1, 2, 3], [0, 1] + Array(repeating: 1, count: 9), [0x04, 0x01] + Array(repeating: 1, count: 8 * 1025)] as [[UInt8]])
+    @Test(
+        "released messages that name no connection, or whose length is not 2 + 8 × count, are dropped by the secondary",
+        arguments: [
+            [0, 0], [0, 1, 1, 2, 3], [0, 1] + Array(repeating: 1, count: 9),
+            [0x04, 0x01] + Array(repeating: 1, count: 8 * 1025),
+        ] as [[UInt8]]
+    )
     func malformedReleased(body: [UInt8]) {
         var opener = Fixtures.opener(.secondary)
         let datagram = HandmadeDatagram(type: 6, role: ReplicationRole.primary.rawValue, body: body)
@@ -153,7 +196,9 @@ struct HostileInputTests {
     func segmentsFromThePrimary() {
         var opener = Fixtures.opener(.secondary)
         let datagram = HandmadeDatagram(type: 5, role: ReplicationRole.primary.rawValue, body: [0, 1, 0, 1, 0x45])
-        #expect(opener.open(datagram.bytes()).failure == .invalidBody(.wrongDirection(kind: .segments, sender: .primary)))
+        #expect(
+            opener.open(datagram.bytes()).failure == .invalidBody(.wrongDirection(kind: .segments, sender: .primary))
+        )
         #expect(opener.statistics.droppedInvalidBody == 1)
     }
 

@@ -39,8 +39,10 @@ struct KeyFileTests {
         #expect(try KeyFile.load(path: path) == key)
     }
 
-    @Test("a key file others can read or write is refused with the chmod that fixes it",
-          arguments: [0o644 as mode_t, 0o640, 0o604, 0o602, 0o620, 0o660, 0o601])
+    @Test(
+        "a key file others can read or write is refused with the chmod that fixes it",
+        arguments: [0o644 as mode_t, 0o640, 0o604, 0o602, 0o620, 0o660, 0o601]
+    )
     func openPermissions(mode: mode_t) throws {
         let directory = try temporaryDirectory()
         let path = directory + "/replication.key"

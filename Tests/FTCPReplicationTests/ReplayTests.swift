@@ -46,9 +46,10 @@ struct ReplayTests {
         let size = ReplayWindow.size
         let sent = try datagrams(size + 1)
         var opener = Fixtures.opener(.primary)
-        #expect(opener.open(sent[size]).success != nil)                // newest: counter 1024
-        #expect(opener.open(sent[1]).success != nil)                   // 1023 behind: inside
-        #expect(opener.open(sent[0]).failure == .replay(epoch: 1_000, counter: 0)) // 1024 behind: never seen, but outside
+        #expect(opener.open(sent[size]).success != nil)  // newest: counter 1024
+        #expect(opener.open(sent[1]).success != nil)  // 1023 behind: inside
+        // 1024 behind: never seen, but outside
+        #expect(opener.open(sent[0]).failure == .replay(epoch: 1_000, counter: 0))
     }
 
     @Test("a datagram far behind the window is a replay even if never seen")
@@ -136,7 +137,7 @@ struct ReplayTests {
         for _ in 0..<20_000 {
             let base = newest ?? 0
             let counter = base &+ UInt64.random(in: 0...80, using: &generator) &- 60
-            guard counter <= base + 80 else { continue } // wrapped below zero
+            guard counter <= base + 80 else { continue }  // wrapped below zero
             let expected: Bool
             if let newest, counter < newest, newest - counter >= UInt64(ReplayWindow.size) {
                 expected = false

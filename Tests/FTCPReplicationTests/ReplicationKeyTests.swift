@@ -29,24 +29,32 @@ struct ReplicationKeyTests {
         let text = "# a comment\r\n\r\n   \t# indented comment\n  ftcp-key-v1 \t\(Self.hex64.uppercased())  \r\n\n# end"
         let key = try ReplicationKey(fileContents: text)
         #expect(key == (try ReplicationKey(fileContents: "ftcp-key-v1 \(Self.hex64)")))
-        #expect(key == (try ReplicationKey(bytes: (0..<32).map { [0x01, 0x23, 0x45, 0x67, 0x89, 0xAB, 0xCD, 0xEF][$0 % 8] })))
+        #expect(
+            key
+                == (try ReplicationKey(
+                    bytes: (0..<32).map { [0x01, 0x23, 0x45, 0x67, 0x89, 0xAB, 0xCD, 0xEF][$0 % 8] }
+                ))
+        )
     }
 
-    @Test("each defect in a key file is named", arguments: [
-        ("", ReplicationKeyError.noKeyLine),
-        ("# only a comment\n\n", .noKeyLine),
-        ("ftcp-key-v2 \(hex64)", .wrongHeader(line: 1)),
-        ("# key:\n\(hex64)", .wrongHeader(line: 2)),
-        ("ftcp-key-v1", .missingKey(line: 1)),
-        ("ftcp-key-v1   ", .missingKey(line: 1)),
-        ("ftcp-key-v1 \(hex64)0", .oddHexLength(line: 1, digits: 65)),
-        ("ftcp-key-v1 \(hex64.dropLast())g", .nonHexCharacter(line: 1, column: 76)),
-        ("ftcp-key-v1 0x\(hex64)", .nonHexCharacter(line: 1, column: 14)),
-        ("ftcp-key-v1 \(hex64.prefix(62))", .tooShort(bytes: 31, minimum: 32)),
-        ("ftcp-key-v1 \(String(repeating: "ab", count: 1_025))", .tooLong(bytes: 1_025, maximum: 1_024)),
-        ("ftcp-key-v1 \(hex64) # trailing", .unexpectedText(line: 1, column: 78)),
-        ("ftcp-key-v1 \(hex64)\nftcp-key-v1 \(hex64)", .multipleKeyLines(first: 1, second: 2)),
-    ])
+    @Test(
+        "each defect in a key file is named",
+        arguments: [
+            ("", ReplicationKeyError.noKeyLine),
+            ("# only a comment\n\n", .noKeyLine),
+            ("ftcp-key-v2 \(hex64)", .wrongHeader(line: 1)),
+            ("# key:\n\(hex64)", .wrongHeader(line: 2)),
+            ("ftcp-key-v1", .missingKey(line: 1)),
+            ("ftcp-key-v1   ", .missingKey(line: 1)),
+            ("ftcp-key-v1 \(hex64)0", .oddHexLength(line: 1, digits: 65)),
+            ("ftcp-key-v1 \(hex64.dropLast())g", .nonHexCharacter(line: 1, column: 76)),
+            ("ftcp-key-v1 0x\(hex64)", .nonHexCharacter(line: 1, column: 14)),
+            ("ftcp-key-v1 \(hex64.prefix(62))", .tooShort(bytes: 31, minimum: 32)),
+            ("ftcp-key-v1 \(String(repeating: "ab", count: 1_025))", .tooLong(bytes: 1_025, maximum: 1_024)),
+            ("ftcp-key-v1 \(hex64) # trailing", .unexpectedText(line: 1, column: 78)),
+            ("ftcp-key-v1 \(hex64)\nftcp-key-v1 \(hex64)", .multipleKeyLines(first: 1, second: 2)),
+        ]
+    )
     func parseErrors(text: String, expected: ReplicationKeyError) {
         #expect(throws: expected) { try ReplicationKey(fileContents: text) }
     }
@@ -62,7 +70,8 @@ struct ReplicationKeyTests {
     @Test("descriptions never show the key")
     func redaction() throws {
         let key = try ReplicationKey(fileContents: "ftcp-key-v1 \(Self.hex64)")
-        for text in [key.description, key.debugDescription, String(describing: key), String(reflecting: key), "\(key)"] {
+        for text in [key.description, key.debugDescription, String(describing: key), String(reflecting: key), "\(key)"]
+        {
             #expect(!text.contains("0123456789abcdef"), "\(text)")
             #expect(!text.contains("89abcdef01234567"), "\(text)")
             #expect(text.contains(key.fingerprint))

@@ -16,7 +16,9 @@ struct ResendTrackerTests {
         #expect(tracker.missingCount == 1)
     }
 
-    @Test("a counter still missing is asked for again after 15 ms, then 30, 60, 120, 240, 480, and given up after 7 attempts")
+    @Test(
+        "a counter still missing is asked for again after 15 ms, then 30, 60, 120, 240, 480, and given up after 7 attempts"
+    )
     mutating func backoff() {
         _ = tracker.received(epoch: 9, counter: 1, nowMilliseconds: 0)
         #expect(tracker.received(epoch: 9, counter: 3, nowMilliseconds: 0) == [2..<3])
@@ -40,7 +42,10 @@ struct ResendTrackerTests {
         _ = tracker.received(epoch: 9, counter: 1, nowMilliseconds: 0)
         #expect(tracker.received(epoch: 9, counter: 50, nowMilliseconds: 100).isEmpty)
         #expect(tracker.resynchronizations == 1)
-        #expect(tracker.received(epoch: 9, counter: 52, nowMilliseconds: 101) == [51..<52], "and gaps after it count again")
+        #expect(
+            tracker.received(epoch: 9, counter: 52, nowMilliseconds: 101) == [51..<52],
+            "and gaps after it count again"
+        )
     }
 
     @Test("a new epoch (the peer's process restarted) starts over: nothing of the old one is asked for")

@@ -10,8 +10,15 @@ struct RoundTripTests {
         let datagram = try sealer.seal(.segment(packet: Fixtures.packet))
         #expect(datagram.count == 28 + Fixtures.packet.count + 32)
         let received = try opener.open(datagram).get()
-        #expect(received == ReceivedReplicationMessage(
-            message: .segment(packet: Fixtures.packet), senderRole: .secondary, epoch: 42, counter: 0))
+        #expect(
+            received
+                == ReceivedReplicationMessage(
+                    message: .segment(packet: Fixtures.packet),
+                    senderRole: .secondary,
+                    epoch: 42,
+                    counter: 0
+                )
+        )
     }
 
     @Test("a burst of segments from the secondary arrives as one datagram, in order, each packet intact")
@@ -41,7 +48,9 @@ struct RoundTripTests {
         #expect(sealer.nextCounter == 0 && primary.nextCounter == 0)
     }
 
-    @Test("released connections from the primary reach the secondary, 1 and 1,024 of them; 0, 1,025 or from a secondary are refused")
+    @Test(
+        "released connections from the primary reach the secondary, 1 and 1,024 of them; 0, 1,025 or from a secondary are refused"
+    )
     func released() throws {
         var sealer = Fixtures.sealer(.primary, epoch: 9)
         var opener = Fixtures.opener(.secondary)
@@ -49,8 +58,12 @@ struct RoundTripTests {
         let datagram = try sealer.seal(.released(connections: one))
         #expect(datagram.count == 28 + 2 + 8 + 32)
         #expect(try opener.open(datagram).get().message == .released(connections: one))
-        let many = (0..<1024).map { ReplicatedConnectionID(clientAddress: UInt32($0) << 8, clientPort: UInt16($0), serverPort: 21) }
-        #expect(try opener.open(try sealer.seal(.released(connections: many))).get().message == .released(connections: many))
+        let many = (0..<1024).map {
+            ReplicatedConnectionID(clientAddress: UInt32($0) << 8, clientPort: UInt16($0), serverPort: 21)
+        }
+        #expect(
+            try opener.open(try sealer.seal(.released(connections: many))).get().message == .released(connections: many)
+        )
         #expect(throws: ReplicationError.self) { try sealer.seal(.released(connections: [])) }
         #expect(throws: ReplicationError.self) { try sealer.seal(.released(connections: many + one)) }
         var secondary = Fixtures.sealer(.secondary)
@@ -75,7 +88,10 @@ struct RoundTripTests {
         #expect(received.message == .heartbeat(Fixtures.heartbeat))
     }
 
-    @Test("resend requests travel both ways; a count of 0 or over 1024 is refused at seal time", arguments: ReplicationRole.allCases)
+    @Test(
+        "resend requests travel both ways; a count of 0 or over 1024 is refused at seal time",
+        arguments: ReplicationRole.allCases
+    )
     func resendRequest(sender: ReplicationRole) throws {
         var sealer = Fixtures.sealer(sender)
         var opener = Fixtures.opener(sender.peer)
@@ -108,7 +124,11 @@ struct RoundTripTests {
         _ = try sealer.seal(.heartbeat(Fixtures.heartbeat))
         let datagram = try sealer.seal(.heartbeat(Fixtures.heartbeat))
         let expected = HandmadeDatagram(
-            type: 3, role: 2, epoch: 0x1122_3344_5566_7788, counter: 1, body: heartbeatBody
+            type: 3,
+            role: 2,
+            epoch: 0x1122_3344_5566_7788,
+            counter: 1,
+            body: heartbeatBody
         ).bytes()
         #expect(datagram == expected)
         #expect(Array(datagram[0..<8]) == [0x46, 0x54, 0x43, 0x52, 1, 3, 2, 0])

@@ -75,7 +75,8 @@ func bigEndian<T: FixedWidthInteger>(_ value: T) -> [UInt8] {
 }
 
 /// The heartbeat body of `Fixtures.heartbeat`, as the format documents it.
-let heartbeatBody: [UInt8] = [1, 7] + bigEndian(UInt64(0x0102_0304_0506_0708)) + bigEndian(UInt32(0xDEAD_BEEF))
+let heartbeatBody: [UInt8] =
+    [1, 7] + bigEndian(UInt64(0x0102_0304_0506_0708)) + bigEndian(UInt32(0xDEAD_BEEF))
     + bigEndian(UInt64(0xFFFF_FFFF_FFFF_FFFE))
 
 extension Result {

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import FTCPWire
 
 @Suite("Internet checksum: full (RFC 1071) and incremental (RFC 1624)")
@@ -64,7 +65,9 @@ struct ChecksumTests {
                     if apply(edit, value: value, to: view) { editsApplied += 1 }
                 }
                 let ipValid = view.ip.headerChecksum == view.ip.computeHeaderChecksum()
-                let tcpValid = view.tcp.checksum == view.tcp.computeChecksum(source: view.ip.source, destination: view.ip.destination)
+                let tcpValid =
+                    view.tcp.checksum
+                    == view.tcp.computeChecksum(source: view.ip.source, destination: view.ip.destination)
                 return ipValid && tcpValid
             }
             #expect(valid, "edits \(edits) on \(fields)")
@@ -87,7 +90,8 @@ struct ChecksumTests {
         case .sequence:
             view.tcp.setSequenceNumber(SequenceNumber(value)); return view.tcp.sequenceNumber.rawValue == value
         case .acknowledgment:
-            view.tcp.setAcknowledgmentNumber(SequenceNumber(value)); return view.tcp.acknowledgmentNumber.rawValue == value
+            view.tcp.setAcknowledgmentNumber(SequenceNumber(value));
+            return view.tcp.acknowledgmentNumber.rawValue == value
         case .window:
             view.tcp.setWindow(low16); return view.tcp.window == low16
         case .urgent:
@@ -96,7 +100,8 @@ struct ChecksumTests {
             view.tcp.setFlags(TCPFlags(rawValue: UInt8(truncatingIfNeeded: value)))
             return view.tcp.flags.rawValue == UInt8(truncatingIfNeeded: value)
         case .timeToLive:
-            view.ip.setTimeToLive(UInt8(truncatingIfNeeded: value)); return view.ip.timeToLive == UInt8(truncatingIfNeeded: value)
+            view.ip.setTimeToLive(UInt8(truncatingIfNeeded: value));
+            return view.ip.timeToLive == UInt8(truncatingIfNeeded: value)
         case .mss:
             return view.tcp.setMaximumSegmentSize(low16) && view.tcp.maximumSegmentSize == low16
         case .windowScale:

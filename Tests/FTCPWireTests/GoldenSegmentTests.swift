@@ -1,4 +1,5 @@
 import Testing
+
 @testable import FTCPWire
 
 /// Segments captured from a real Linux 6.18 connection (client 10.99.0.10,
@@ -33,10 +34,12 @@ struct GoldenSegmentTests {
             #expect(packet.tcp.headerLength == 40)
             #expect(packet.tcp.payloadLength == 0)
             #expect(packet.tcp.sequenceLength == 1)
-            #expect(packet.tcp.options == [
-                .maximumSegmentSize(1460), .sackPermitted,
-                .timestamps(value: 1_228_401_393, echoReply: 0), .noOperation, .windowScale(10),
-            ])
+            #expect(
+                packet.tcp.options == [
+                    .maximumSegmentSize(1460), .sackPermitted,
+                    .timestamps(value: 1_228_401_393, echoReply: 0), .noOperation, .windowScale(10),
+                ]
+            )
             #expect(packet.tcp.maximumSegmentSize == 1460)
             #expect(packet.tcp.windowScale == 10)
             #expect(packet.tcp.isSACKPermitted)
@@ -57,10 +60,12 @@ struct GoldenSegmentTests {
             #expect(packet.tcp.sequenceNumber == serverISN)
             #expect(packet.tcp.acknowledgmentNumber == clientISN + 1)
             #expect(packet.tcp.window == 65160)
-            #expect(packet.tcp.options == [
-                .maximumSegmentSize(1460), .sackPermitted,
-                .timestamps(value: 4_158_437_298, echoReply: 1_228_401_393), .noOperation, .windowScale(10),
-            ])
+            #expect(
+                packet.tcp.options == [
+                    .maximumSegmentSize(1460), .sackPermitted,
+                    .timestamps(value: 4_158_437_298, echoReply: 1_228_401_393), .noOperation, .windowScale(10),
+                ]
+            )
             #expect(packet.isChecksumValid)
         }
     }
@@ -74,9 +79,11 @@ struct GoldenSegmentTests {
             #expect(packet.tcp.acknowledgmentNumber == serverISN + 1)
             #expect(packet.tcp.window == 63)
             #expect(packet.tcp.headerLength == 32)
-            #expect(packet.tcp.options == [
-                .noOperation, .noOperation, .timestamps(value: 1_228_401_395, echoReply: 4_158_437_298),
-            ])
+            #expect(
+                packet.tcp.options == [
+                    .noOperation, .noOperation, .timestamps(value: 1_228_401_395, echoReply: 4_158_437_298),
+                ]
+            )
             #expect(packet.tcp.payloadLength == 1448)
             #expect(Array(packet.tcp.payload) == (0..<1448).map { UInt8($0 * 7 % 251) })
             #expect(packet.isChecksumValid)
@@ -92,10 +99,12 @@ struct GoldenSegmentTests {
             #expect(packet.tcp.window == 75)
             #expect(packet.tcp.headerLength == 44)
             #expect(packet.tcp.sackBlocks == [SACKBlock(left: clientISN + 5793, right: clientISN + 7241)])
-            #expect(packet.tcp.options == [
-                .noOperation, .noOperation, .timestamps(value: 4_158_437_300, echoReply: 1_228_401_395),
-                .noOperation, .noOperation, .sack([SACKBlock(left: clientISN + 5793, right: clientISN + 7241)]),
-            ])
+            #expect(
+                packet.tcp.options == [
+                    .noOperation, .noOperation, .timestamps(value: 4_158_437_300, echoReply: 1_228_401_395),
+                    .noOperation, .noOperation, .sack([SACKBlock(left: clientISN + 5793, right: clientISN + 7241)]),
+                ]
+            )
             #expect(packet.isChecksumValid)
         }
     }

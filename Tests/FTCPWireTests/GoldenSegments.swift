@@ -5,15 +5,20 @@ import Testing
 
 /// Golden IPv4/TCP packets captured from Linux, one per segment kind.
 enum GoldenSegments {
-    static let syn = bytes("""
+    static let syn = bytes(
+        """
         4500003c9e674000400687840a63000a0a630001a04613899e0c136100000000a002faf09ed50000020405b40402080a
         4937eaf1000000000103030a
-        """)
-    static let synAck = bytes("""
+        """
+    )
+    static let synAck = bytes(
+        """
         4500003c00004000400625ec0a6300010a63000a1389a046aa732a1d9e0c1362a012fe88170c0000020405b40402080a
         f7dcb7b24937eaf10103030a
-        """)
-    static let data = bytes("""
+        """
+    )
+    static let data = bytes(
+        """
         450005dc9e694000400681e20a63000a0a630001a04613899e0c1362aa732a1e8010003f99a600000101080a4937eaf3
         f7dcb7b200070e151c232a31383f464d545b626970777e858c939aa1a8afb6bdc4cbd2d9e0e7eef501080f161d242b32
         3940474e555c636a71787f868d949ba2a9b0b7bec5ccd3dae1e8eff6020910171e252c333a41484f565d646b72798087
@@ -46,18 +51,25 @@ enum GoldenSegments {
         5d646b727980878e959ca3aab1b8bfc6cdd4dbe2e9f0f7030a11181f262d343b424950575e656c737a81888f969da4ab
         b2b9c0c7ced5dce3eaf1f8040b121920272e353c434a51585f666d747b828990979ea5acb3bac1c8cfd6dde4ebf2f905
         0c131a21282f363d444b5259
-        """)
-    static let sackAck = bytes("""
+        """
+    )
+    static let sackAck = bytes(
+        """
         45000040eb66400040063a810a6300010a63000a1389a046aa732a1e9e0c245ab010004b674000000101080af7dcb7b4
         4937eaf30101050a9e0c2a029e0c2faa
-        """)
-    static let finAck = bytes("""
+        """
+    )
+    static let finAck = bytes(
+        """
         450000349e7840004006877b0a63000a0a630001a04613899e0c6182aa732a1e8011003ff5ff00000101080a4937eaf3
         f7dcb7b4
-        """)
-    static let rstAck = bytes("""
+        """
+    )
+    static let rstAck = bytes(
+        """
         4500002800004000400626000a6300010a63000a138ac4540000000008875a085014000060920000
-        """)
+        """
+    )
 }
 
 /// A golden packet with a short name, so parameterised tests print the name, not the bytes.

@@ -1,5 +1,5 @@
-import Testing
 import FTCPWire
+import Testing
 
 /// Malformed input must become a `WireError`, never a crash or an
 /// out-of-bounds read. Offsets below refer to the golden SYN: IPv4 header at
@@ -44,7 +44,10 @@ struct MalformedInputTests {
 
     @Test("IHL pointing past the buffer")
     func ihlBeyondBuffer() {
-        #expect(validationError(Array(syn { $0[0] = 0x4F }[0..<40])) == .truncated(layer: .ipv4Header, needed: 60, available: 40))
+        #expect(
+            validationError(Array(syn { $0[0] = 0x4F }[0..<40]))
+                == .truncated(layer: .ipv4Header, needed: 60, available: 40)
+        )
     }
 
     @Test("total length larger than the buffer")
@@ -60,9 +63,27 @@ struct MalformedInputTests {
 
     @Test("first fragment, middle fragment and last fragment")
     func fragments() {
-        #expect(validationError(syn { $0[6] = 0x20; $0[7] = 0 }) == .fragmented(offset: 0, moreFragments: true))
-        #expect(validationError(syn { $0[6] = 0x20; $0[7] = 2 }) == .fragmented(offset: 16, moreFragments: true))
-        #expect(validationError(syn { $0[6] = 0x00; $0[7] = 2 }) == .fragmented(offset: 16, moreFragments: false))
+        #expect(
+            validationError(
+                syn {
+                    $0[6] = 0x20; $0[7] = 0
+                }
+            ) == .fragmented(offset: 0, moreFragments: true)
+        )
+        #expect(
+            validationError(
+                syn {
+                    $0[6] = 0x20; $0[7] = 2
+                }
+            ) == .fragmented(offset: 16, moreFragments: true)
+        )
+        #expect(
+            validationError(
+                syn {
+                    $0[6] = 0x00; $0[7] = 2
+                }
+            ) == .fragmented(offset: 16, moreFragments: false)
+        )
     }
 
     @Test("a UDP datagram")
@@ -83,14 +104,18 @@ struct MalformedInputTests {
     @Test("an option whose length byte is missing")
     func optionLengthByteMissing() {
         // Window scale (kind 3) moved to the last byte of the option space.
-        let packet = syn { $0[57] = 1; $0[58] = 1; $0[59] = 3 }
+        let packet = syn {
+            $0[57] = 1; $0[58] = 1; $0[59] = 3
+        }
         #expect(validationError(packet) == .optionOverrun(kind: 3, offset: 39))
     }
 
     @Test("an option whose declared length runs past the header")
     func optionOverrun() {
         // An unknown option of length 6 starting 3 bytes before the end.
-        let packet = syn { $0[57] = 99; $0[58] = 6 }
+        let packet = syn {
+            $0[57] = 99; $0[58] = 6
+        }
         #expect(validationError(packet) == .optionOverrun(kind: 99, offset: 37))
     }
 
@@ -119,7 +144,9 @@ struct MalformedInputTests {
 
     @Test("End of Option List ends the walk: garbage after it is padding")
     func eolEndsOptions() throws {
-        let packet = syn { $0[40] = 0; $0[41] = 0xFF; $0[42] = 0xFF }
+        let packet = syn {
+            $0[40] = 0; $0[41] = 0xFF; $0[42] = 0xFF
+        }
         let (_, options) = try withTCPPacket(packet) { $0.tcp.options }
         #expect(options.isEmpty)
     }

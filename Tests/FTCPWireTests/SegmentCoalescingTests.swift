@@ -1,5 +1,5 @@
-import Testing
 import FTCPWire
+import Testing
 
 /// The primary's merged data leaves as super-segments the kernel cuts up again:
 /// what may be joined, and what the joined segment says.
@@ -8,12 +8,27 @@ struct SegmentCoalescingTests {
     static let server = IPv4Address(10, 80, 0, 1)
     static let client = IPv4Address(10, 80, 0, 10)
 
-    static func data(seq: UInt32, ack: UInt32 = 500, length: Int, flags: TCPFlags = [.ack], window: UInt16 = 100,
-                     tsval: UInt32 = 7, port: UInt16 = 40000) -> TCPPacketFields {
-        TCPPacketFields(source: server, destination: client, sourcePort: 9999, destinationPort: port,
-                        sequenceNumber: SequenceNumber(seq), acknowledgmentNumber: SequenceNumber(ack), flags: flags,
-                        window: window, options: [.noOperation, .noOperation, .timestamps(value: tsval, echoReply: 3)],
-                        payload: (0..<length).map { UInt8(truncatingIfNeeded: Int(seq) + $0) })
+    static func data(
+        seq: UInt32,
+        ack: UInt32 = 500,
+        length: Int,
+        flags: TCPFlags = [.ack],
+        window: UInt16 = 100,
+        tsval: UInt32 = 7,
+        port: UInt16 = 40000
+    ) -> TCPPacketFields {
+        TCPPacketFields(
+            source: server,
+            destination: client,
+            sourcePort: 9999,
+            destinationPort: port,
+            sequenceNumber: SequenceNumber(seq),
+            acknowledgmentNumber: SequenceNumber(ack),
+            flags: flags,
+            window: window,
+            options: [.noOperation, .noOperation, .timestamps(value: tsval, echoReply: 3)],
+            payload: (0..<length).map { UInt8(truncatingIfNeeded: Int(seq) + $0) }
+        )
     }
 
     @Test("three full segments and a short one become one super-segment carrying the last one's ACK, window and TSval")
@@ -59,7 +74,9 @@ struct SegmentCoalescingTests {
         #expect(SegmentCoalescing.coalesce([Self.data(seq: 1000, length: 100), fin]).map(\.segmentCount) == [1, 1])
 
         let pureAck = Self.data(seq: 1100, length: 0)
-        let afterAck = SegmentCoalescing.coalesce([Self.data(seq: 1000, length: 100), pureAck, Self.data(seq: 1100, length: 100)])
+        let afterAck = SegmentCoalescing.coalesce([
+            Self.data(seq: 1000, length: 100), pureAck, Self.data(seq: 1100, length: 100),
+        ])
         #expect(afterAck.map(\.segmentCount) == [1, 1, 1])
     }
 
@@ -76,7 +93,9 @@ struct SegmentCoalescingTests {
     @Test("a segment with a longer option block (SACK) does not join: every piece must fit the same size")
     func differentOptionLength() {
         var sack = Self.data(seq: 1100, length: 100)
-        sack.options += [.noOperation, .noOperation, .sack([SACKBlock(left: SequenceNumber(600), right: SequenceNumber(700))])]
+        sack.options += [
+            .noOperation, .noOperation, .sack([SACKBlock(left: SequenceNumber(600), right: SequenceNumber(700))]),
+        ]
         #expect(SegmentCoalescing.coalesce([Self.data(seq: 1000, length: 100), sack]).map(\.segmentCount) == [1, 1])
     }
 
@@ -89,9 +108,13 @@ struct SegmentCoalescingTests {
         #expect(packets.flatMap(\.fields.payload) == segments.flatMap(\.payload))
     }
 
-    @Test("cut again without the offload, a super-segment gives back the bytes at their sequence numbers, PSH on the last")
+    @Test(
+        "cut again without the offload, a super-segment gives back the bytes at their sequence numbers, PSH on the last"
+    )
     func piecesWithoutOffload() {
-        let segments = (0..<4).map { Self.data(seq: 1000 + UInt32($0) * 100, length: $0 == 3 ? 30 : 100, flags: $0 == 3 ? [.ack, .psh] : [.ack]) }
+        let segments = (0..<4).map {
+            Self.data(seq: 1000 + UInt32($0) * 100, length: $0 == 3 ? 30 : 100, flags: $0 == 3 ? [.ack, .psh] : [.ack])
+        }
         let joined = SegmentCoalescing.coalesce(segments)
         #expect(joined.count == 1)
         let pieces = joined[0].pieces

@@ -1,20 +1,34 @@
-import Testing
 import FTCPWire
+import Testing
 
 /// A super-segment queued whole (NFQUEUE with GSO) is cut into segments that fit
 /// the path, as the kernel's own segmentation would cut it.
 @Suite("Splitting a super-segment")
 struct SegmentSplittingTests {
-    static func superSegment(seq: UInt32 = 1000, length: Int, flags: TCPFlags = [.ack, .psh, .fin],
-                             urgentPointer: UInt16 = 0) -> TCPPacketFields {
-        TCPPacketFields(source: IPv4Address(10, 80, 0, 2), destination: IPv4Address(10, 80, 0, 10),
-                        sourcePort: 9999, destinationPort: 40000, sequenceNumber: SequenceNumber(seq),
-                        acknowledgmentNumber: SequenceNumber(500), flags: flags, window: 300, urgentPointer: urgentPointer,
-                        options: [.noOperation, .noOperation, .timestamps(value: 9, echoReply: 4)],
-                        payload: (0..<length).map { UInt8(truncatingIfNeeded: $0 * 7) })
+    static func superSegment(
+        seq: UInt32 = 1000,
+        length: Int,
+        flags: TCPFlags = [.ack, .psh, .fin],
+        urgentPointer: UInt16 = 0
+    ) -> TCPPacketFields {
+        TCPPacketFields(
+            source: IPv4Address(10, 80, 0, 2),
+            destination: IPv4Address(10, 80, 0, 10),
+            sourcePort: 9999,
+            destinationPort: 40000,
+            sequenceNumber: SequenceNumber(seq),
+            acknowledgmentNumber: SequenceNumber(500),
+            flags: flags,
+            window: 300,
+            urgentPointer: urgentPointer,
+            options: [.noOperation, .noOperation, .timestamps(value: 9, echoReply: 4)],
+            payload: (0..<length).map { UInt8(truncatingIfNeeded: $0 * 7) }
+        )
     }
 
-    @Test("2,500 bytes with FIN at MSS 1,012 (12 option bytes): pieces of 1,000, 1,000, 500; FIN and PSH on the last only")
+    @Test(
+        "2,500 bytes with FIN at MSS 1,012 (12 option bytes): pieces of 1,000, 1,000, 500; FIN and PSH on the last only"
+    )
     func piecesFitTheMSS() throws {
         let whole = Self.superSegment(length: 2500)
         let pieces = whole.split(maximumSegmentSize: 1012)
@@ -22,7 +36,11 @@ struct SegmentSplittingTests {
         #expect(pieces.map(\.sequenceNumber.rawValue) == [1000, 2000, 3000])
         #expect(pieces.map(\.flags) == [[.ack], [.ack], [.ack, .psh, .fin]])
         #expect(pieces.flatMap(\.payload) == whole.payload)
-        #expect(pieces.allSatisfy { $0.acknowledgmentNumber.rawValue == 500 && $0.window == 300 && $0.options == whole.options })
+        #expect(
+            pieces.allSatisfy {
+                $0.acknowledgmentNumber.rawValue == 500 && $0.window == 300 && $0.options == whole.options
+            }
+        )
         // The pieces cover exactly the sequence space of the whole, FIN included.
         #expect(pieces.reduce(UInt32(0)) { $0 + $1.sequenceLength } == whole.sequenceLength)
         for piece in pieces { #expect(try piece.build().count == 20 + 32 + piece.payload.count) }

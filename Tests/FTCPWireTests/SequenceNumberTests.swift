@@ -1,5 +1,5 @@
-import Testing
 import FTCPWire
+import Testing
 
 @Suite("Sequence numbers compare modulo 2^32 (RFC 9293 §3.4)")
 struct SequenceNumberTests {
@@ -70,7 +70,12 @@ struct IPv4AddressTests {
         #expect(IPv4Address(text)?.description == text)
     }
 
-    @Test("anything but four decimal octets is rejected", arguments: ["", "10.80.0", "10.80.0.1.2", "256.1.1.1", "a.b.c.d", "10..0.1", "1.2.3.-4", " 1.2.3.4", "1.2.3.0004"])
+    @Test(
+        "anything but four decimal octets is rejected",
+        arguments: [
+            "", "10.80.0", "10.80.0.1.2", "256.1.1.1", "a.b.c.d", "10..0.1", "1.2.3.-4", " 1.2.3.4", "1.2.3.0004",
+        ]
+    )
     func rejects(text: String) {
         #expect(IPv4Address(text) == nil)
     }

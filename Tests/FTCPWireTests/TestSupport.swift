@@ -18,7 +18,9 @@ func bytes(_ hex: String) -> [UInt8] {
 /// Runs `body` on a validated view of a copy of `packet`, returning the
 /// (possibly rewritten) bytes and whatever `body` returned.
 func withTCPPacket<T>(
-    _ packet: [UInt8], allowTrailingBytes: Bool = false, _ body: (TCPPacket) throws -> T
+    _ packet: [UInt8],
+    allowTrailingBytes: Bool = false,
+    _ body: (TCPPacket) throws -> T
 ) throws -> (bytes: [UInt8], result: T) {
     var copy = packet
     let result = try copy.withUnsafeMutableBytes { buffer in
@@ -65,14 +67,23 @@ extension TCPPacketFields {
                 .maximumSegmentSize(UInt16.random(in: 0...UInt16.max, using: &rng)),
                 .windowScale(UInt8.random(in: 0...14, using: &rng)),
                 .sackPermitted,
-                .timestamps(value: UInt32.random(in: 0...UInt32.max, using: &rng),
-                            echoReply: UInt32.random(in: 0...UInt32.max, using: &rng)),
-                .sack((0..<Int.random(in: 1...3, using: &rng)).map { _ in
-                    let left = UInt32.random(in: 0...UInt32.max, using: &rng)
-                    return SACKBlock(left: SequenceNumber(left), right: SequenceNumber(left &+ UInt32.random(in: 1...65535, using: &rng)))
-                }),
-                .unknown(kind: UInt8.random(in: 9...253, using: &rng),
-                         data: (0..<Int.random(in: 0...6, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }),
+                .timestamps(
+                    value: UInt32.random(in: 0...UInt32.max, using: &rng),
+                    echoReply: UInt32.random(in: 0...UInt32.max, using: &rng)
+                ),
+                .sack(
+                    (0..<Int.random(in: 1...3, using: &rng)).map { _ in
+                        let left = UInt32.random(in: 0...UInt32.max, using: &rng)
+                        return SACKBlock(
+                            left: SequenceNumber(left),
+                            right: SequenceNumber(left &+ UInt32.random(in: 1...65535, using: &rng))
+                        )
+                    }
+                ),
+                .unknown(
+                    kind: UInt8.random(in: 9...253, using: &rng),
+                    data: (0..<Int.random(in: 0...6, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+                ),
             ]
             let option = candidates.randomElement(using: &rng)!
             if option.encodedLength <= room {
@@ -91,10 +102,12 @@ extension TCPPacketFields {
             window: UInt16.random(in: 0...UInt16.max, using: &rng),
             urgentPointer: UInt16.random(in: 0...UInt16.max, using: &rng),
             options: options,
-            payload: (0..<Int.random(in: 0...maxPayload, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) },
+            payload: (0..<Int.random(in: 0...maxPayload, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng)
+            },
             timeToLive: UInt8.random(in: 1...255, using: &rng),
             identification: UInt16.random(in: 0...UInt16.max, using: &rng),
             dontFragment: Bool.random(using: &rng),
-            typeOfService: UInt8.random(in: 0...255, using: &rng))
+            typeOfService: UInt8.random(in: 0...255, using: &rng)
+        )
     }
 }
