@@ -2,6 +2,7 @@ import FTCPBridge
 import FTCPLinux
 import FTCPReplication
 import FTCPWire
+import Logging
 
 /// Everything a running bridge needs, resolved from the command line.
 public struct DaemonConfiguration: Sendable {
@@ -215,5 +216,29 @@ extension DaemonConfiguration {
         var options = NetfilterQueue.Options.bridge
         options.acceptGSO = segmentationOffload
         return options
+    }
+}
+
+extension DaemonConfiguration {
+    /// Removes the service address from the interface and says so; if that fails, says what it
+    /// costs (`unlessReleased`) and the command that does it by hand.
+    func releaseServiceAddress(reason: String, logger: Logger, unlessReleased: String? = nil) {
+        let address = serviceAddress
+        do {
+            let result = try AddressClaim(interface: interface, prefixLength: servicePrefixLength).release(
+                address: address
+            )
+            logger.notice(
+                "service address released (\(reason))",
+                metadata: ["address": "\(address)", "result": "\(result)"]
+            )
+        } catch {
+            logger.critical(
+                """
+                releasing the service address failed (\(error))\(unlessReleased.map { ": \($0)" } ?? ""). Remove it by \
+                hand: ip addr del \(address)/\(servicePrefixLength) dev \(interface)
+                """
+            )
+        }
     }
 }

@@ -176,23 +176,11 @@ public final class Guardian {
 
     private func carryOut(_ decision: GuardianPolicy.Decision) {
         if decision.releaseServiceAddress {
-            let address = configuration.serviceAddress
-            do {
-                let result = try AddressClaim(
-                    interface: configuration.interface,
-                    prefixLength: configuration.servicePrefixLength
-                )
-                .release(address: address)
-                logger.notice("service address released", metadata: ["address": "\(address)", "result": "\(result)"])
-            } catch {
-                logger.critical(
-                    """
-                    releasing the service address failed (\(error)): the peer cannot take over while this host answers \
-                    for it. Remove it by hand: ip addr del \(address)/\(configuration.servicePrefixLength) dev \
-                    \(configuration.interface)
-                    """
-                )
-            }
+            configuration.releaseServiceAddress(
+                reason: "the bridge process is gone",
+                logger: logger,
+                unlessReleased: "the peer cannot take over while this host answers for it"
+            )
         }
         if decision.removeRules {
             // Both roles' chains: a node whose role changed may have left either.

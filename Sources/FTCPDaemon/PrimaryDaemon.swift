@@ -558,25 +558,7 @@ public final class PrimaryDaemon {
     }
 
     private func releaseServiceAddress(reason: String) {
-        let address = configuration.serviceAddress
-        do {
-            let result = try AddressClaim(
-                interface: configuration.interface,
-                prefixLength: configuration.servicePrefixLength
-            )
-            .release(address: address)
-            logger.notice(
-                "service address released (\(reason))",
-                metadata: ["address": "\(address)", "result": "\(result)"]
-            )
-        } catch {
-            logger.critical(
-                """
-                releasing the service address failed (\(error)): remove it by hand: ip addr del \(address)/\
-                \(configuration.servicePrefixLength) dev \(configuration.interface)
-                """
-            )
-        }
+        configuration.releaseServiceAddress(reason: reason, logger: logger)
     }
 
     /// Gives the service address up after the secondary took it over: the rules stay, so

@@ -19,30 +19,6 @@ final class FaultMatrixTests: RunningFTCPTestCase {
         var spanningTheFault = 0
     }
 
-    private func labScript(_ arguments: [String]) throws {
-        let lab = try requireLab()
-        let result = try lab.labScriptResult(arguments, environment: ["FTCP_BIN": binaries])
-        XCTAssertEqual(result.status, 0, "lab.sh \(arguments.joined(separator: " ")): \(result.output)")
-    }
-
-    private func session(
-        _ name: String,
-        download: Int,
-        upload: Int,
-        thinkMilliseconds: Int = 0,
-        halfClose: Bool = false
-    ) throws -> LabProcess {
-        let lab = try requireLab()
-        var arguments = [
-            lab.labtool, "session", "--connect", "10.80.0.1:9999", "--name", name,
-            "--download", String(download), "--timeout-s", "90",
-        ]
-        if upload > 0 { arguments += ["--upload", String(upload)] }
-        if thinkMilliseconds > 0 { arguments += ["--think-ms", String(thinkMilliseconds)] }
-        if halfClose { arguments += ["--half-close"] }
-        return try lab.background("client", name, arguments)
-    }
-
     /// Runs one row: sessions in every phase, `inject` at about 0.4 s, new sessions while the
     /// fault lasts, `recover` (if any), new sessions after it; then the client-side checks.
     @discardableResult

@@ -11,39 +11,6 @@ import XCTest
 final class RejoinTests: RunningFTCPTestCase {
     override class var serviceAddress: String? { "10.80.0.100" }
 
-    private func labScript(_ arguments: [String]) throws {
-        let result = try requireLab().labScriptResult(arguments, environment: labEnvironment)
-        XCTAssertEqual(result.status, 0, "lab.sh \(arguments.joined(separator: " ")): \(result.output)")
-    }
-
-    private func session(_ name: String, download: Int, upload: Int, thinkMilliseconds: Int = 0) throws -> LabProcess {
-        let lab = try requireLab()
-        var arguments = [
-            lab.labtool, "session", "--connect", "\(serviceAddress):9999", "--name", name,
-            "--download", String(download), "--upload", String(upload), "--timeout-s", "60",
-        ]
-        if thinkMilliseconds > 0 { arguments += ["--think-ms", String(thinkMilliseconds)] }
-        return try lab.background("client", name, arguments)
-    }
-
-    /// Waits until `host` serves in `role` in `state` (up to 10 s); returns its status.
-    @discardableResult
-    private func waitFor(_ host: String, role: String, state: String) throws -> [String: Any] {
-        let deadline = Date().addingTimeInterval(10)
-        var last: [String: Any] = [:]
-        while Date() < deadline {
-            if let current = try? status(host) {
-                last = current
-                if current["role"] as? String == role && current["state"] as? String == state { return current }
-            }
-            Thread.sleep(forTimeInterval: 0.1)
-        }
-        XCTFail(
-            "\(host) did not reach \(role)/\(state) within 10 s: role \(last["role"] ?? "?"), state \(last["state"] ?? "?")"
-        )
-        throw LabError("\(host) not \(role)/\(state)")
-    }
-
     func testAlternatingFailoversWithRejoin() throws {
         let rounds = Int(ProcessInfo.processInfo.environment["FTCP_REJOIN_ROUNDS"] ?? "") ?? 4
         var (primary, secondary) = ("primary", "secondary")

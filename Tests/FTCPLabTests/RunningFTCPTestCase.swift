@@ -53,6 +53,51 @@ class RunningFTCPTestCase: LabTestCase {
         super.tearDown()
     }
 
+    /// Runs `deploy/lab.sh ARGUMENTS` as this test runs the bridges; a failure is a test failure.
+    func labScript(_ arguments: [String]) throws {
+        let result = try requireLab().labScriptResult(arguments, environment: labEnvironment)
+        XCTAssertEqual(result.status, 0, "lab.sh \(arguments.joined(separator: " ")): \(result.output)")
+    }
+
+    /// A checked client session to the service address, in the background: `download` bytes
+    /// from the server, `upload` to it, `thinkMilliseconds` before each step, the client's
+    /// sending side shut down after its requests with `halfClose`.
+    func session(
+        _ name: String,
+        download: Int,
+        upload: Int,
+        thinkMilliseconds: Int = 0,
+        halfClose: Bool = false
+    ) throws -> LabProcess {
+        let lab = try requireLab()
+        var arguments = [
+            lab.labtool, "session", "--connect", "\(serviceAddress):9999", "--name", name,
+            "--download", String(download), "--timeout-s", "90",
+        ]
+        if upload > 0 { arguments += ["--upload", String(upload)] }
+        if thinkMilliseconds > 0 { arguments += ["--think-ms", String(thinkMilliseconds)] }
+        if halfClose { arguments += ["--half-close"] }
+        return try lab.background("client", name, arguments)
+    }
+
+    /// Waits until `host`'s bridge plays `role` in `state` (up to 10 s); returns its status.
+    @discardableResult
+    func waitFor(_ host: String, role: String, state: String) throws -> [String: Any] {
+        let deadline = Date().addingTimeInterval(10)
+        var last: [String: Any] = [:]
+        while Date() < deadline {
+            if let current = try? status(host) {
+                last = current
+                if current["role"] as? String == role && current["state"] as? String == state { return current }
+            }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        XCTFail(
+            "\(host) did not reach \(role)/\(state) within 10 s: role \(last["role"] ?? "?"), state \(last["state"] ?? "?")"
+        )
+        throw LabError("\(host) not \(role)/\(state)")
+    }
+
     /// A bridge's `status`, parsed.
     func status(_ role: String) throws -> [String: Any] {
         let lab = try requireLab()
