@@ -306,6 +306,14 @@ public struct NodeController: Sendable {
         }
     }
 
+    /// The shell's loop for the present role begins to listen (after setting up its queues,
+    /// rules and sockets): a peer counted alive is counted so from now, since it could not be
+    /// heard while the loop was not there.
+    public mutating func loopStarted(now: MonotonicTime) {
+        guard detector.state == .alive else { return }
+        _ = detector.heard(now: now)
+    }
+
     /// The probe asked for left at `now` (read after the send).
     public mutating func probeSent(now: MonotonicTime) {
         if role == .secondary { takeover.probeSent(now: now) }
@@ -493,6 +501,10 @@ public struct NodeController: Sendable {
     private mutating func becomeSecondary(now: MonotonicTime, reason: String) {
         role = .secondary
         detector = FaultDetector(configuration: configuration.detection(for: .secondary))
+        // The peer was heard a moment ago and is about to claim the address: counted alive, so
+        // that if it dies before it does (or after), its silence starts a takeover back here.
+        // A detector that had never heard it would wait for it for ever, and nobody would serve.
+        _ = detector.heard(now: now)
         takeover = TakeoverCoordinator(probes: configuration.takeoverProbes)
         conflictWatch = AddressConflictWatch()
         winsAddressConflicts = false

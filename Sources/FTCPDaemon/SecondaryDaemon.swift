@@ -130,6 +130,7 @@ public final class SecondaryDaemon {
         poller.register(arp.fileDescriptor)
         if let capture { poller.register(capture.fileDescriptor) }
         var ready: [Int32] = []
+        node.loopStarted(now: MonotonicClock.now())
 
         while TerminationSignals.received == nil && handOff == nil {
             // While probing, the deadline is the next probe: the round's length is the takeover's delay.

@@ -363,6 +363,27 @@ struct NodePairTests {
     }
 
     @Test(
+        "race: the secondary dies just as the primary hands the address over: the old primary, now secondary, takes it back"
+    )
+    func peerDiesDuringHandOver() {
+        var segment = Self.replicatingPair()
+        var a = segment.controller("A")
+        #expect(
+            a.switchoverRequested(by: "the operator", force: false, unreplicatedConnections: 0, now: segment.now) == nil
+        )
+        segment["A"].controller = a
+        // B dies now: nothing more of it arrives (its last heartbeat crossed before the request).
+        segment["B"].linkUp = false
+        segment["B"].controller = nil
+        segment["A"].inbox.removeAll()
+        segment.run(2)
+        #expect(segment.controller("A").role == .secondary && !segment["A"].holdsAddress, "A handed the address over")
+        let back = segment.run(until: { $0["A"].holdsAddress && $0.controller("A").role == .primary }, limit: 200)
+        #expect(back != nil, "nobody would serve the address")
+        #expect((back ?? 999) <= 60, "detection and a probe round: \(back ?? 0) ms")
+    }
+
+    @Test(
         "race: the survivor fails during the rejoin (right after it heard the new secondary): the new secondary takes over in turn"
     )
     func failureDuringJoin() {
