@@ -26,8 +26,7 @@ public final class SecondaryDaemon {
     private var throttle = LogThrottle()
     /// Segments drained from the kernel's queue and not yet relayed, and what they cost in a
     /// segments message: relayed together once the queue is drained or the datagram is full.
-    private var relayBundle: [[UInt8]] = []
-    private var relayBundleCost = 0
+    private var relayBundle: RelayBundler
     /// Captured client data segments, readdressed, waiting to be injected: a run of one
     /// connection's contiguous segments enters the kernel as one segment (see `injectPending`).
     private var pendingInjection: [TCPPacketFields] = []
@@ -49,6 +48,7 @@ public final class SecondaryDaemon {
         self.logger = logger
         self.guardian = guardian
         bridge = SecondaryBridge(configuration: configuration.bridgeConfiguration)
+        relayBundle = RelayBundler(maximumDatagramBytes: configuration.relayBundleBytes)
         self.node =
             node
             ?? NodeController(
@@ -508,8 +508,10 @@ public final class SecondaryDaemon {
                 guard let view = try? TCPPacket(validating: buffer) else { return nil }
                 if packet.checksumNotReady { view.updateChecksums() }
                 let verdict = bridge.ownKernelSegment(view, now: now)
-                guard verdict == .relayToPrimary, view.bytes.count > relayPacketLimit else { return (verdict, nil) }
-                let limit = configuration.relayBundleBytes == 0 ? nil : relayPacketLimit
+                guard verdict == .relayToPrimary, view.bytes.count > relayBundle.maximumPacketBytes else {
+                    return (verdict, nil)
+                }
+                let limit = configuration.relayBundleBytes == 0 ? nil : relayBundle.maximumPacketBytes
                 return (verdict, bridge.relayPackets(view, maximumPacketBytes: limit))
             }
             switch handled {
@@ -534,34 +536,11 @@ public final class SecondaryDaemon {
     /// Adds one of the kernel's segments to the bundle for the primary, sending the bundle
     /// first if this segment would take it past the configured datagram size.
     private func relay(_ packet: [UInt8], link: ReplicationLink, now: MonotonicTime) {
-        let cost = ReplicationSealer.segmentsCost(ofPacket: packet.count)
-        if !relayBundle.isEmpty,
-            ReplicationSealer.segmentsDatagramLength(packetCost: relayBundleCost + cost)
-                > configuration.relayBundleBytes
-        {
-            flushRelayBundle(link: link, now: now)
-        }
-        relayBundle.append(packet)
-        relayBundleCost += cost
-    }
-
-    /// The longest packet relayed as it is: one that fits a bundle datagram of
-    /// `relayBundleBytes` on its own, or with bundling off a full-size frame (anything longer
-    /// is a super-segment and is cut to the client's MSS).
-    private var relayPacketLimit: Int {
-        guard configuration.relayBundleBytes > 0 else { return 1_500 }
-        return configuration.relayBundleBytes
-            - ReplicationSealer.segmentsDatagramLength(packetCost: ReplicationSealer.segmentsCost(ofPacket: 0))
+        if let full = relayBundle.add(packet) { link.send(full, now: now) }
     }
 
     private func flushRelayBundle(link: ReplicationLink, now: MonotonicTime) {
-        switch relayBundle.count {
-        case 0: return
-        case 1: link.send(.segment(packet: relayBundle[0]), now: now)
-        default: link.send(.segments(packets: relayBundle), now: now)
-        }
-        relayBundle.removeAll(keepingCapacity: true)
-        relayBundleCost = 0
+        if let pending = relayBundle.flush() { link.send(pending, now: now) }
     }
 
     /// Clients' segments to the service address, which only reach this host after the
