@@ -29,21 +29,7 @@ final class RejoinTests: RunningFTCPTestCase {
             ]
             Thread.sleep(forTimeInterval: 0.4)
             try labScript(["fail", primary])
-            var longest = 0.0
-            for (name, run) in sessions {
-                XCTAssertTrue(run.wait(timeout: .seconds(70)), "round \(round): session \(name) did not finish")
-                let fields = run.lastLineFields
-                XCTAssertEqual(
-                    fields["ok"],
-                    "1",
-                    "round \(round): session \(name) through the cut of \(primary): \(run.output) \(run.errors)"
-                )
-                longest = max(
-                    longest,
-                    Double(fields["longest_stall_ms"] ?? "") ?? 0,
-                    Double(fields["longest_upload_stall_ms"] ?? "") ?? 0
-                )
-            }
+            let longest = finish(sessions, context: "round \(round), through the cut of \(primary)")
             stalls.append(longest)
             XCTAssertLessThanOrEqual(longest, 1_500, "round \(round): a session stalled longer than a takeover allows")
             // The survivor took the address over and serves as primary, alone, with what it inherited.

@@ -80,6 +80,23 @@ class RunningFTCPTestCase: LabTestCase {
         return try lab.background("client", name, arguments)
     }
 
+    /// Waits for sessions to end (70 s each), checks that each ended right (every byte once,
+    /// by the lab tool's SHA-256), and returns the longest stall any of them saw, either way.
+    func finish(_ sessions: [(String, LabProcess)], context: String) -> Double {
+        var longest = 0.0
+        for (name, run) in sessions {
+            XCTAssertTrue(run.wait(timeout: .seconds(70)), "\(context): session \(name) did not finish")
+            let fields = run.lastLineFields
+            XCTAssertEqual(fields["ok"], "1", "\(context): session \(name): \(run.output) \(run.errors)")
+            longest = max(
+                longest,
+                Double(fields["longest_stall_ms"] ?? "") ?? 0,
+                Double(fields["longest_upload_stall_ms"] ?? "") ?? 0
+            )
+        }
+        return longest
+    }
+
     /// Waits until `host`'s bridge plays `role` in `state` (up to 10 s); returns its status.
     @discardableResult
     func waitFor(_ host: String, role: String, state: String) throws -> [String: Any] {

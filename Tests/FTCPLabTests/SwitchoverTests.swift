@@ -25,21 +25,6 @@ final class SwitchoverTests: RunningFTCPTestCase {
         return run.output
     }
 
-    private func finish(_ sessions: [(String, LabProcess)], context: String) -> Double {
-        var longest = 0.0
-        for (name, run) in sessions {
-            XCTAssertTrue(run.wait(timeout: .seconds(70)), "\(context): session \(name) did not finish")
-            let fields = run.lastLineFields
-            XCTAssertEqual(fields["ok"], "1", "\(context): session \(name): \(run.output) \(run.errors)")
-            longest = max(
-                longest,
-                Double(fields["longest_stall_ms"] ?? "") ?? 0,
-                Double(fields["longest_upload_stall_ms"] ?? "") ?? 0
-            )
-        }
-        return longest
-    }
-
     func testSwitchoversDuringTransfers() throws {
         let rounds = Int(ProcessInfo.processInfo.environment["FTCP_SWITCHOVER_ROUNDS"] ?? "") ?? 6
         var (primary, secondary) = ("primary", "secondary")
