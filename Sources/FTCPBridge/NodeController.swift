@@ -133,6 +133,11 @@ public struct NodeController: Sendable {
         case ignored
     }
 
+    /// How long a secondary with a service address of its own waits for a first primary before
+    /// it checks whether anybody serves the address: long enough for a primary started at the
+    /// same moment to be up and speaking (its own start-up probe alone takes 200 ms).
+    public static let neverHeardPrimaryMilliseconds: UInt64 = 2_000
+
     public let configuration: Configuration
     public private(set) var role: Role
     public private(set) var primaryState: PrimaryState = .waiting
@@ -345,6 +350,18 @@ public struct NodeController: Sendable {
                 let silence = detector.silenceMilliseconds(now: now) ?? 0
                 actions.append(.primarySilent(milliseconds: silence))
                 actions += takeOver(takeover.primaryFailed(silenceMilliseconds: silence, now: now), now: now)
+            }
+            // With a service address of its own, a secondary that never hears a primary does not
+            // wait for one for ever (its peer down when it starts, or dead just after answering
+            // its start-up probe): after ``neverHeardPrimaryMilliseconds`` it runs a probe round,
+            // and takes the address over if nobody answers for it.
+            if configuration.rolesSwap, detector.state == .unknown, takeover.state == .replicating,
+                now.milliseconds(since: roleSince) >= Self.neverHeardPrimaryMilliseconds
+            {
+                actions += takeOver(
+                    takeover.primaryFailed(silenceMilliseconds: now.milliseconds(since: roleSince), now: now),
+                    now: now
+                )
             }
             actions += takeOver(takeover.tick(now: now), now: now)
         }

@@ -362,6 +362,28 @@ struct NodePairTests {
         #expect(segment.longestDoubleHolding == 0)
     }
 
+    @Test("a secondary started alone (no primary anywhere) takes the address over after 2 s and a probe round")
+    func secondaryStartedAlone() {
+        var segment = SimulatedSegment()
+        segment["A"].controller = nil
+        segment["A"].holdsAddress = false
+        segment["A"].linkUp = false
+        segment.start("B", as: .secondary)
+        let took = segment.run(until: { $0["B"].holdsAddress && $0.controller("B").role == .primary }, limit: 3_000)
+        #expect(took != nil, "nobody would ever serve the address")
+        #expect((2_000...2_100).contains(took ?? 0))
+    }
+
+    @Test("a secondary started while a primary holds the address but is not heard yet does not take it over")
+    func secondaryStartedBesideASilentHolder() {
+        var segment = SimulatedSegment()
+        segment.channelCut = true
+        segment.start("B", as: .secondary)
+        segment.run(3_000)
+        #expect(!segment["B"].holdsAddress && segment.controller("B").role == .secondary, "A answers the probes")
+        #expect(segment.longestDoubleHolding == 0)
+    }
+
     @Test(
         "race: the secondary dies just as the primary hands the address over: the old primary, now secondary, takes it back"
     )
