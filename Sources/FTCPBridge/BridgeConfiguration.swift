@@ -3,8 +3,12 @@ import FTCPWire
 /// Settings both bridge cores share: who is who, which ports are protected,
 /// and the bounds that keep a bridge's memory finite under load or attack.
 public struct BridgeConfiguration: Sendable {
-    /// The address clients connect to: the primary's own address.
-    public var serviceAddress: IPv4Address
+    /// The addresses clients connect to (the first is the pair's main one; without service
+    /// addresses of its own, the primary's own address). Each connection keeps the one its
+    /// client's SYN was sent to.
+    public var serviceAddresses: [IPv4Address]
+    /// The main service address.
+    public var serviceAddress: IPv4Address { serviceAddresses[0] }
     /// The secondary's own address (its sockets are bound to it).
     public var secondaryAddress: IPv4Address
     /// Server ports whose connections are replicated.
@@ -31,8 +35,10 @@ public struct BridgeConfiguration: Sendable {
     /// its state is dropped (both kernels have then forgotten it too).
     public var idleTimeoutMilliseconds: UInt64
 
+    /// - Parameter additionalServiceAddresses: more addresses served beside `serviceAddress`.
     public init(
         serviceAddress: IPv4Address,
+        additionalServiceAddresses: [IPv4Address] = [],
         secondaryAddress: IPv4Address,
         protectedPorts: Set<UInt16>,
         maximumConnections: Int = 16_384,
@@ -42,7 +48,7 @@ public struct BridgeConfiguration: Sendable {
         handshakeTimeoutMilliseconds: UInt64 = 75_000,
         idleTimeoutMilliseconds: UInt64 = 7_200_000
     ) {
-        self.serviceAddress = serviceAddress
+        serviceAddresses = [serviceAddress] + additionalServiceAddresses.filter { $0 != serviceAddress }
         self.secondaryAddress = secondaryAddress
         self.protectedPorts = protectedPorts
         self.maximumConnections = maximumConnections
@@ -52,4 +58,7 @@ public struct BridgeConfiguration: Sendable {
         self.handshakeTimeoutMilliseconds = handshakeTimeoutMilliseconds
         self.idleTimeoutMilliseconds = idleTimeoutMilliseconds
     }
+
+    /// Whether `address` is one of the service addresses.
+    public func serves(_ address: IPv4Address) -> Bool { serviceAddresses.contains(address) }
 }

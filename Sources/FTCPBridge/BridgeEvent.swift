@@ -14,6 +14,9 @@ public enum BridgeEvent: Equatable, Sendable {
     case connectionExpired(ConnectionKey, phase: String)
     /// A client SYN was dropped because the connection table is full.
     case tableFull(ConnectionKey, limit: Int)
+    /// A new connection to service address `refused` was passed unprotected: its client
+    /// endpoint and port already have an open connection to `served`.
+    case collidingServiceAddress(ConnectionKey, served: IPv4Address, refused: IPv4Address)
     /// One server's kernel reset or ended a connection the other's still serves (its
     /// application died or is not listening): the other serves it alone from now on.
     case replicaLost(ConnectionKey, role: ServerRole, cause: ReplicaLossCause)

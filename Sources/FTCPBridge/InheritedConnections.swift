@@ -9,11 +9,14 @@ import FTCPWire
 /// unprotected, as after any takeover. Connections opened after the node became primary are
 /// on the service address and go through the merge.
 public struct InheritedConnections: Sendable {
+    /// The main service address: where a connection whose own is not known was opened.
     public let serviceAddress: IPv4Address
     /// The node's own address, where the inherited sockets are bound.
     public let nodeAddress: IPv4Address
     /// What is known of one inherited connection.
     public struct Entry: Equatable, Sendable {
+        /// The service address its client knows.
+        public var serviceAddress: IPv4Address
         /// When a segment of it was last translated.
         public var lastSeen: MonotonicTime
         public var finFromClient = false
@@ -31,11 +34,14 @@ public struct InheritedConnections: Sendable {
     /// Connections forgotten after a reset or after going idle.
     public private(set) var forgotten: UInt64 = 0
 
-    /// - Parameter closing: those of `keys` whose both FINs were already seen.
+    /// - Parameters:
+    ///   - closing: those of `keys` whose both FINs were already seen.
+    ///   - serviceAddresses: the service address of each key opened to another than `serviceAddress`.
     public init(
         serviceAddress: IPv4Address,
         nodeAddress: IPv4Address,
         keys: some Sequence<ConnectionKey>,
+        serviceAddresses: [ConnectionKey: IPv4Address] = [:],
         closing: Set<ConnectionKey> = [],
         now: MonotonicTime
     ) {
@@ -44,7 +50,13 @@ public struct InheritedConnections: Sendable {
         entries = Dictionary(
             keys.map { key in
                 let closed = closing.contains(key)
-                return (key, Entry(lastSeen: now, finFromClient: closed, finFromKernel: closed))
+                let entry = Entry(
+                    serviceAddress: serviceAddresses[key] ?? serviceAddress,
+                    lastSeen: now,
+                    finFromClient: closed,
+                    finFromKernel: closed
+                )
+                return (key, entry)
             },
             uniquingKeysWith: { first, _ in first }
         )
@@ -64,7 +76,7 @@ public struct InheritedConnections: Sendable {
             clientPort: packet.tcp.sourcePort,
             serverPort: packet.tcp.destinationPort
         )
-        guard packet.ip.destination == serviceAddress, entries[key] != nil else { return false }
+        guard let entry = entries[key], packet.ip.destination == entry.serviceAddress else { return false }
         packet.setDestination(nodeAddress)
         translatedFromClients += 1
         noteSegment(key, flags: packet.tcp.flags, fromClient: true, now: now)
@@ -80,8 +92,8 @@ public struct InheritedConnections: Sendable {
             clientPort: packet.tcp.destinationPort,
             serverPort: packet.tcp.sourcePort
         )
-        guard packet.ip.source == nodeAddress, entries[key] != nil else { return false }
-        packet.setSource(serviceAddress)
+        guard packet.ip.source == nodeAddress, let entry = entries[key] else { return false }
+        packet.setSource(entry.serviceAddress)
         translatedFromKernel += 1
         noteSegment(key, flags: packet.tcp.flags, fromClient: false, now: now)
         return true

@@ -44,7 +44,7 @@ public struct PrimaryBridge: Sendable {
             clientPort: packet.tcp.destinationPort,
             serverPort: packet.tcp.sourcePort
         )
-        guard connections[key] != nil else {
+        guard connections[key]?.serviceAddress == packet.ip.source else {
             counters.passedUnprotectedFromPrimary += 1
             return (.pass, output)
         }
@@ -103,7 +103,7 @@ public struct PrimaryBridge: Sendable {
             // Both kernels refused: the client learns it as it would from one server.
             output.send(
                 TCPPacketFields(
-                    source: configuration.serviceAddress,
+                    source: connection.serviceAddress,
                     destination: key.clientAddress,
                     sourcePort: key.serverPort,
                     destinationPort: key.clientPort,
@@ -130,6 +130,16 @@ public struct PrimaryBridge: Sendable {
         let key = key(clientAddress: packet.ip.source, clientPort: tcp.sourcePort, serverPort: tcp.destinationPort)
         let flags = tcp.flags
         let isNewSYN = flags.contains(.syn) && !flags.contains(.ack)
+        let service = packet.ip.destination
+        if isNewSYN, let existing = connections[key], existing.serviceAddress != service, existing.phase != .closed {
+            // The same client endpoint and port on another service address, still open: both
+            // would be the one socket in the secondary's kernel (which knows them under its own
+            // address), so this one is the primary's alone, unprotected; the secondary's bridge
+            // does not feed its SYN to its kernel either.
+            counters.passedCollidingAddress += 1
+            output.event(.collidingServiceAddress(key, served: existing.serviceAddress, refused: service))
+            return (.accept(modified: false), output)
+        }
         if isNewSYN && isAlone {
             // Alone, a new connection is the primary's own: nothing to merge or translate
             // (and an old tombstone with the same ports must not translate it).
@@ -139,7 +149,7 @@ public struct PrimaryBridge: Sendable {
         }
         if isNewSYN {
             if let existing = connections[key], existing.phase != .closed,
-                existing.client.initialSequence == tcp.sequenceNumber
+                existing.serviceAddress == service, existing.client.initialSequence == tcp.sequenceNumber
             {
                 return (.accept(modified: false), output)  // a retransmitted SYN
             }
@@ -150,7 +160,7 @@ public struct PrimaryBridge: Sendable {
             }
             var connection = MergedConnection(
                 key: key,
-                serviceAddress: configuration.serviceAddress,
+                serviceAddress: service,
                 clientSYN: tcp,
                 capacity: configuration.maximumQueuedBytesPerServer,
                 now: now
@@ -167,7 +177,7 @@ public struct PrimaryBridge: Sendable {
             connections[key] = connection
             return (.accept(modified: false), output)
         }
-        guard connections[key] != nil else {
+        guard connections[key]?.serviceAddress == service else {
             counters.passedUnknownFromClient += 1
             return (.accept(modified: false), output)
         }
@@ -273,6 +283,7 @@ public struct PrimaryBridge: Sendable {
         connections.values.map { connection in
             ConnectionStatus(
                 key: connection.key,
+                serviceAddress: connection.serviceAddress,
                 phase: connection.phase.name,
                 delta: connection.delta,
                 timestampDelta: connection.timestampDelta,
@@ -327,6 +338,9 @@ public struct PrimaryCounters: Equatable, Sendable {
     public var droppedUnprotectedFromSecondary: UInt64 = 0
     public var passedUnknownFromClient: UInt64 = 0
     public var droppedTableFull: UInt64 = 0
+    /// New connections passed unprotected: their client endpoint and port were in use on
+    /// another service address (see ``PrimaryBridge/clientSegment(_:now:)``).
+    public var passedCollidingAddress: UInt64 = 0
     /// Handshakes the secondary's kernel reset (nothing listening there): served by the primary alone.
     public var refusedBySecondary: UInt64 = 0
     /// Client segments of connections served by the secondary alone, kept from the primary's kernel.
@@ -337,6 +351,7 @@ public struct PrimaryCounters: Equatable, Sendable {
 /// One connection as `status` shows it.
 public struct ConnectionStatus: Equatable, Sendable {
     public var key: ConnectionKey
+    public var serviceAddress: IPv4Address
     public var phase: String
     public var delta: UInt32
     public var timestampDelta: UInt32

@@ -26,7 +26,7 @@ public struct SecondaryBridge: Sendable {
     public mutating func capturedClientSegment(_ packet: TCPPacket, now: MonotonicTime) -> CaptureVerdict {
         let ip = packet.ip
         let tcp = packet.tcp
-        guard ip.destination == configuration.serviceAddress else {
+        guard configuration.serves(ip.destination) else {
             counters.ignoredNotForService += 1
             return .ignore
         }
@@ -34,11 +34,27 @@ public struct SecondaryBridge: Sendable {
             counters.ignoredUnprotectedPort += 1
             return .ignore
         }
-        guard ip.source != configuration.secondaryAddress, ip.source != configuration.serviceAddress else {
+        guard ip.source != configuration.secondaryAddress, !configuration.serves(ip.source) else {
             counters.ignoredFromServers += 1
             return .ignore
         }
         let key = ConnectionKey(clientAddress: ip.source, clientPort: tcp.sourcePort, serverPort: tcp.destinationPort)
+        let begins = tcp.flags.contains(.syn) && !tcp.flags.contains(.ack)
+        let service = ip.destination
+        if let known = seen[key] {
+            if known.serviceAddress != service && !(begins && known.isFinished) {
+                // Another service address, same client endpoint and port: this kernel knows
+                // both under its own address, so only the first is fed to it; the primary
+                // serves the other alone.
+                counters.ignoredCollidingAddress += 1
+                return .ignore
+            }
+            if begins && known.isFinished {
+                // The ports used again for a new connection: nothing of the old one applies.
+                seen[key] = nil
+                if let flight = flights.removeValue(forKey: key) { retainedBytes -= flight.retainedBytes }
+            }
+        }
         if let released = flights[key]?.clientSent(tcp) { retainedBytes -= released }
         ip.setDestination(configuration.secondaryAddress)
         packet.updateChecksums()
@@ -47,8 +63,7 @@ public struct SecondaryBridge: Sendable {
         // State only for connections whose handshake this bridge saw: one it joined half-way
         // (started after it began, or restarted) has no replica here worth inheriting, and
         // random segments must not fill the table.
-        let begins = tcp.flags.contains(.syn) && !tcp.flags.contains(.ack)
-        note(key, now: now, creating: begins) {
+        note(key, now: now, creating: begins ? service : nil) {
             $0.segmentsFromClient += 1
             $0.bytesFromClient += UInt64(tcp.payloadLength)
             if let announced { $0.clientMaximumSegmentSize = Int(announced) }
@@ -157,6 +172,8 @@ public struct SecondaryBridge: Sendable {
     /// them are bound to its own address, so after the takeover their
     /// segments are translated between the service address and its own.
     public private(set) var inherited: Set<ConnectionKey> = []
+    /// The service address each inherited connection's client knows.
+    public private(set) var inheritedServiceAddresses: [ConnectionKey: IPv4Address] = [:]
 
     /// The primary failed and this host now owns the service address.
     /// Returns the inherited connections.
@@ -166,6 +183,9 @@ public struct SecondaryBridge: Sendable {
             isPromoted = true
             // A reset connection has nothing left to serve.
             inherited = Set(seen.filter { !$0.value.reset }.keys)
+            inheritedServiceAddresses = Dictionary(
+                uniqueKeysWithValues: inherited.map { ($0, seen[$0]?.serviceAddress ?? configuration.serviceAddress) }
+            )
         }
         return inherited
     }
@@ -188,7 +208,7 @@ public struct SecondaryBridge: Sendable {
             guard let flight = flights[key] else { continue }
             let restart = flight.restartPackets(
                 for: key,
-                serviceAddress: configuration.serviceAddress,
+                serviceAddress: serviceAddress(of: key),
                 maximumSegmentSize: clientMaximumSegmentSize(key)
             )
             counters.restartPackets += UInt64(restart.count)
@@ -211,7 +231,7 @@ public struct SecondaryBridge: Sendable {
             clientPort: tcp.sourcePort,
             serverPort: tcp.destinationPort
         )
-        guard isPromoted, packet.ip.destination == configuration.serviceAddress, inherited.contains(key) else {
+        guard isPromoted, inherited.contains(key), packet.ip.destination == serviceAddress(of: key) else {
             counters.promotedPassed += 1
             return false
         }
@@ -237,12 +257,17 @@ public struct SecondaryBridge: Sendable {
             counters.promotedPassed += 1
             return false
         }
-        packet.setSource(configuration.serviceAddress)
+        packet.setSource(serviceAddress(of: key))
         counters.promotedTranslatedOut += 1
         note(key, now: now) {
             $0.segmentsRelayed += 1; $0.bytesRelayed += UInt64(tcp.payloadLength)
         }
         return true
+    }
+
+    /// The service address a connection's client sent its SYN to.
+    public func serviceAddress(of key: ConnectionKey) -> IPv4Address {
+        seen[key]?.serviceAddress ?? inheritedServiceAddresses[key] ?? configuration.serviceAddress
     }
 
     /// Forgets connections not seen for `idleMilliseconds`.
@@ -262,16 +287,16 @@ public struct SecondaryBridge: Sendable {
     private mutating func note(
         _ key: ConnectionKey,
         now: MonotonicTime,
-        creating: Bool = false,
+        creating serviceAddress: IPv4Address? = nil,
         _ body: (inout SecondaryConnectionActivity) -> Void
     ) {
         if seen[key] == nil {
-            guard creating else { return }
+            guard let serviceAddress else { return }
             guard seen.count < configuration.maximumConnections else {
                 counters.untrackedConnections += 1
                 return
             }
-            seen[key] = SecondaryConnectionActivity(lastSeen: now)
+            seen[key] = SecondaryConnectionActivity(lastSeen: now, serviceAddress: serviceAddress)
         }
         seen[key]!.lastSeen = now
         body(&seen[key]!)
@@ -297,6 +322,8 @@ public enum KernelVerdict: Equatable, Sendable {
 /// What the secondary has seen of one connection, for `status`.
 public struct SecondaryConnectionActivity: Equatable, Sendable {
     public var lastSeen: MonotonicTime
+    /// Where the client's SYN went.
+    public var serviceAddress: IPv4Address
     public var segmentsFromClient: UInt64 = 0
     public var bytesFromClient: UInt64 = 0
     public var segmentsRelayed: UInt64 = 0
@@ -306,6 +333,8 @@ public struct SecondaryConnectionActivity: Equatable, Sendable {
     public var finFromClient = false
     public var finFromKernel = false
     public var reset = false
+    /// Reset, or this kernel has sent its FIN: a SYN on the same ports begins a new connection.
+    var isFinished: Bool { reset || finFromKernel }
 }
 
 /// Bridge-wide counters of the secondary.
@@ -319,6 +348,9 @@ public struct SecondaryCounters: Equatable, Sendable {
     public var injectedFromPrimary: UInt64 = 0
     public var refusedFromPrimary: UInt64 = 0
     public var untrackedConnections: UInt64 = 0
+    /// Client segments not fed to the kernel: their client endpoint and port have a connection
+    /// open to another service address (the primary serves theirs alone).
+    public var ignoredCollidingAddress: UInt64 = 0
     /// Connections the primary said it no longer replicates.
     public var releasedByPrimary: UInt64 = 0
     public var promotedTranslatedIn: UInt64 = 0

@@ -17,6 +17,9 @@ public struct DaemonConfiguration: Sendable {
     /// never holds it until it takes over, and roles can swap (a node that took over serves as
     /// primary, and its repaired peer rejoins as the secondary).
     public var separateServiceAddress: IPv4Address?
+    /// More service addresses of its own (`--service-address` given again): they move with the
+    /// first, which alone is probed for and watched.
+    public var additionalServiceAddresses: [IPv4Address]
     /// `--missed-heartbeats` as given (nil: the role's default), kept for a change of role.
     public var missedHeartbeatsGiven: UInt64?
     /// The other bridge's address.
@@ -77,9 +80,12 @@ public struct DaemonConfiguration: Sendable {
         handOverOnStop: Bool = false,
         segmentationOffload: Bool = true,
         relayBundleBytes: Int = DaemonConfiguration.defaultRelayBundleBytes,
-        separateServiceAddress: IPv4Address? = nil
+        separateServiceAddress: IPv4Address? = nil,
+        additionalServiceAddresses: [IPv4Address] = []
     ) {
         self.separateServiceAddress = separateServiceAddress
+        self.additionalServiceAddresses =
+            separateServiceAddress == nil ? [] : additionalServiceAddresses.filter { $0 != separateServiceAddress }
         self.role = role
         self.interface = interface
         self.ownAddress = ownAddress
@@ -120,6 +126,8 @@ public struct DaemonConfiguration: Sendable {
 
     /// The service address clients connect to.
     public var serviceAddress: IPv4Address { separateServiceAddress ?? (role == .primary ? ownAddress : peerAddress) }
+    /// Every address clients connect to, the main one first.
+    public var serviceAddresses: [IPv4Address] { [serviceAddress] + additionalServiceAddresses }
     public var secondaryAddress: IPv4Address { role == .primary ? peerAddress : ownAddress }
     /// Where this host's kernel's protected sockets are bound: the service address on the
     /// primary, its own address on the secondary (its kernel gets clients' segments readdressed).
@@ -136,6 +144,7 @@ public struct DaemonConfiguration: Sendable {
     public var bridgeConfiguration: BridgeConfiguration {
         BridgeConfiguration(
             serviceAddress: serviceAddress,
+            additionalServiceAddresses: additionalServiceAddresses,
             secondaryAddress: secondaryAddress,
             protectedPorts: Set(ports),
             maximumConnections: maximumConnections,
@@ -151,7 +160,7 @@ public struct DaemonConfiguration: Sendable {
         FirewallPlan(
             role: role == .primary ? .primary : .secondary,
             ownAddress: kernelAddress,
-            serviceAddress: serviceAddress,
+            serviceAddresses: serviceAddresses,
             ports: ports,
             outboundQueue: outboundQueue,
             inboundQueue: inboundQueue,
@@ -165,8 +174,9 @@ public struct DaemonConfiguration: Sendable {
     public var captureFilter: String {
         let toService = ports.sorted().map { "dst port \($0)" }.joined(separator: " or ")
         let fromService = ports.sorted().map { "src port \($0)" }.joined(separator: " or ")
+        let hosts = serviceAddresses.map(\.description).joined(separator: " or ")
         return "ip and tcp and not src host \(ownAddress) and "
-            + "((dst host \(serviceAddress) and (\(toService))) or (src host \(serviceAddress) and (\(fromService))))"
+            + "((dst host (\(hosts)) and (\(toService))) or (src host (\(hosts)) and (\(fromService))))"
     }
 
     /// The node's control plane: detection in each role, the takeover's probes, whether roles swap.
@@ -220,10 +230,20 @@ extension DaemonConfiguration {
 }
 
 extension DaemonConfiguration {
-    /// Removes the service address from the interface and says so; if that fails, says what it
-    /// costs (`unlessReleased`) and the command that does it by hand.
+    /// Removes every service address from the interface and says so; if that fails, says what
+    /// it costs (`unlessReleased`) and the command that does it by hand.
     func releaseServiceAddress(reason: String, logger: Logger, unlessReleased: String? = nil) {
-        let address = serviceAddress
+        for address in serviceAddresses {
+            releaseServiceAddress(address, reason: reason, logger: logger, unlessReleased: unlessReleased)
+        }
+    }
+
+    private func releaseServiceAddress(
+        _ address: IPv4Address,
+        reason: String,
+        logger: Logger,
+        unlessReleased: String?
+    ) {
         do {
             let result = try AddressClaim(interface: interface, prefixLength: servicePrefixLength).release(
                 address: address

@@ -47,6 +47,8 @@ public struct DaemonStatus: Codable, Sendable {
         public var retransmissionsForwarded: UInt64?
         public var divergences: UInt64?
         public var sequence: ConnectionStatus.Sequence?
+        /// The service address the client connected to.
+        public var service: String? = nil
     }
 
     static func replicationCounters(_ statistics: ReplicationStatistics, sent: UInt64, sendErrors: UInt64) -> [String:

@@ -22,6 +22,14 @@ extension Logger {
                 "connection table full: client SYN dropped (raise --max-connections?)",
                 metadata: ["connection": "\(key)", "limit": "\(limit)"]
             )
+        case let .collidingServiceAddress(key, served, refused):
+            warning(
+                """
+                new connection to \(refused) served unprotected: the same client address and port has a connection \
+                open to \(served), and the secondary's kernel knows both under its own address
+                """,
+                metadata: ["connection": "\(key)", "similar_lines_left_out": "\(similarLinesLeftOut ?? 0)"]
+            )
         case let .replicaLost(key, role, cause):
             let other = role == .primary ? "secondary" : "primary"
             error(

@@ -105,8 +105,13 @@ public enum NodeRunner {
             )
         }
         if decision.releaseLocalServiceAddress {
-            let result = try claim.release(address: service)
-            logger.notice("service address released on this host", metadata: ["result": "\(result)"])
+            for address in configuration.serviceAddresses {
+                let result = try claim.release(address: address)
+                logger.notice(
+                    "service address released on this host",
+                    metadata: ["address": "\(address)", "result": "\(result)"]
+                )
+            }
         }
         if decision.removeStalePrimaryRules, Firewall().remove(role: .primary) > 0 {
             logger.notice(
@@ -126,9 +131,15 @@ public enum NodeRunner {
 /// would hold them open for ever). Safe only once the address is gone: the kernel cannot send
 /// the RST it sends for each.
 func endStaleCopies(logger: Logger, configuration: DaemonConfiguration) {
-    guard let service = configuration.separateServiceAddress else { return }
+    guard configuration.separateServiceAddress != nil else { return }
     do {
-        let ended = try KernelSocketTable.destroyOpenConnections(localAddress: service, ports: Set(configuration.ports))
+        var ended = 0
+        for service in configuration.serviceAddresses {
+            ended += try KernelSocketTable.destroyOpenConnections(
+                localAddress: service,
+                ports: Set(configuration.ports)
+            )
+        }
         if ended > 0 {
             logger.notice(
                 """

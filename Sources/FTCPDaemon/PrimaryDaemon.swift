@@ -156,7 +156,8 @@ public final class PrimaryDaemon {
         logger.info(
             tookOver ? "primary running (took the service address over)" : "primary running",
             metadata: [
-                "service": "\(configuration.serviceAddress)", "secondary": "\(configuration.peerAddress)",
+                "service": "\(configuration.serviceAddresses.map(\.description).joined(separator: ","))",
+                "secondary": "\(configuration.peerAddress)",
                 "ports": "\(configuration.ports.map(String.init).joined(separator: ","))",
                 "control": "\(configuration.controlPath)", "key": "\(configuration.key.fingerprint)",
                 "detection": "\(configuration.heartbeatIntervalMilliseconds) ms × \(configuration.missedHeartbeats)",
@@ -286,7 +287,7 @@ public final class PrimaryDaemon {
             case .announceServiceAddress:
                 guard !fenced else { continue }
                 do {
-                    try arp.announce(address: configuration.serviceAddress)
+                    for address in configuration.serviceAddresses { try arp.announce(address: address) }
                     count("gratuitousARPs")
                 } catch {
                     count("gratuitousARPErrors")
@@ -429,10 +430,10 @@ public final class PrimaryDaemon {
     private var unreplicatedOpenConnections: Int {
         var count = inherited?.openCount ?? 0
         do {
-            let open = try KernelSocketTable.openConnections(
-                localAddress: configuration.serviceAddress,
-                ports: Set(configuration.ports)
-            )
+            var open: [KernelSocketTable.Connection] = []
+            for address in configuration.serviceAddresses {
+                open += try KernelSocketTable.openConnections(localAddress: address, ports: Set(configuration.ports))
+            }
             count +=
                 open.filter {
                     !bridge.isReplicated(
@@ -507,8 +508,9 @@ public final class PrimaryDaemon {
             logger.info("primary stopped; rules removed")
             return
         }
-        let address =
-            "\(configuration.serviceAddress)/\(configuration.servicePrefixLength) dev \(configuration.interface)"
+        let address = configuration.serviceAddresses.map {
+            "\($0)/\(configuration.servicePrefixLength) dev \(configuration.interface)"
+        }.joined(separator: "; ip addr del ")
         guard configuration.handOverOnStop else {
             logger.critical(
                 """
@@ -522,11 +524,16 @@ public final class PrimaryDaemon {
             return
         }
         do {
-            let result = try AddressClaim(
-                interface: configuration.interface,
-                prefixLength: configuration.servicePrefixLength
-            )
-            .release(address: configuration.serviceAddress)
+            var result: [AddressClaim.ReleaseResult] = []
+            for service in configuration.serviceAddresses {
+                result.append(
+                    try AddressClaim(
+                        interface: configuration.interface,
+                        prefixLength: configuration.servicePrefixLength
+                    )
+                    .release(address: service)
+                )
+            }
             logger.notice(
                 """
                 primary stopped with \(open) connections open and handed them over: the service address is released \
@@ -547,13 +554,14 @@ public final class PrimaryDaemon {
     /// A service address of its own: added to the interface (once the rules are in place, so no
     /// client meets this kernel unbridged) and announced.
     private func claimServiceAddress() throws {
-        let address = configuration.serviceAddress
-        let result = try AddressClaim(
-            interface: configuration.interface,
-            prefixLength: configuration.servicePrefixLength
-        )
-        .claim(address: address)
-        logger.notice("service address claimed", metadata: ["address": "\(address)", "result": "\(result)"])
+        for address in configuration.serviceAddresses {
+            let result = try AddressClaim(
+                interface: configuration.interface,
+                prefixLength: configuration.servicePrefixLength
+            )
+            .claim(address: address)
+            logger.notice("service address claimed", metadata: ["address": "\(address)", "result": "\(result)"])
+        }
         node.claimedAtStart(now: MonotonicClock.now())
     }
 
@@ -566,11 +574,16 @@ public final class PrimaryDaemon {
     /// exits with ``GuardianPolicy/fencedExitCode``.
     private func fence() {
         do {
-            let result = try AddressClaim(
-                interface: configuration.interface,
-                prefixLength: configuration.servicePrefixLength
-            )
-            .release(address: configuration.serviceAddress)
+            var result: [AddressClaim.ReleaseResult] = []
+            for service in configuration.serviceAddresses {
+                result.append(
+                    try AddressClaim(
+                        interface: configuration.interface,
+                        prefixLength: configuration.servicePrefixLength
+                    )
+                    .release(address: service)
+                )
+            }
             logger.critical(
                 """
                 primary fenced: the service address is released (\(result)) and the rules stay. Before this host serves \
@@ -581,7 +594,8 @@ public final class PrimaryDaemon {
             logger.critical(
                 """
                 primary fenced, but releasing the service address failed (\(error)): remove it by hand: ip addr del \
-                \(configuration.serviceAddress)/\(configuration.servicePrefixLength) dev \(configuration.interface)
+                \(configuration.serviceAddresses.map { "\($0)/\(configuration.servicePrefixLength)" }.joined(separator: ", ")) \
+                dev \(configuration.interface)
                 """
             )
         }
@@ -719,6 +733,11 @@ public final class PrimaryDaemon {
                 continue
             case let .divergence(key, _):
                 toRelease.insert(key)
+            case .collidingServiceAddress:
+                if let left = throttle.admit("collidingServiceAddress", now: now) {
+                    logger.log(event, similarLinesLeftOut: left)
+                }
+                continue
             default:
                 break
             }
@@ -853,7 +872,8 @@ public final class PrimaryDaemon {
                     bytesRelayedToPrimary: nil,
                     retransmissionsForwarded: nil,
                     divergences: nil,
-                    sequence: nil
+                    sequence: nil,
+                    service: entries[key].map { "\($0.serviceAddress)" }
                 )
             }
     }
@@ -868,6 +888,7 @@ public final class PrimaryDaemon {
         all["droppedUnknownFromSecondary"] = c.droppedUnknownFromSecondary
         all["heldEarlySYNACKs"] = c.heldEarlySYNACKs
         all["droppedTableFull"] = c.droppedTableFull
+        all["passedCollidingAddress"] = c.passedCollidingAddress
         all["refusedBySecondary"] = c.refusedBySecondary
         all["droppedForSecondaryOnly"] = c.droppedForSecondaryOnly
         all["expired"] = c.expired
@@ -888,7 +909,8 @@ public final class PrimaryDaemon {
                     bytesRelayedToPrimary: nil,
                     retransmissionsForwarded: entry.statistics.retransmissionsForwarded,
                     divergences: entry.statistics.divergences,
-                    sequence: entry.sequence
+                    sequence: entry.sequence,
+                    service: "\(entry.serviceAddress)"
                 )
             } + inheritedStatuses
         if let inherited {

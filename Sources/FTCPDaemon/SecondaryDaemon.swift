@@ -102,7 +102,7 @@ public final class SecondaryDaemon {
         {
             if addressClaimed {
                 // Not serving any more: leave the address to whoever serves next.
-                _ = try? claim.release(address: configuration.serviceAddress)
+                for address in configuration.serviceAddresses { _ = try? claim.release(address: address) }
             }
             firewall.remove(role: .secondary)
             try? outbound.close()
@@ -271,25 +271,32 @@ public final class SecondaryDaemon {
                     ]
                 )
             case .claimServiceAddress:
-                do {
-                    let result = try context.claim.claim(address: configuration.serviceAddress)
-                    addressClaimed = true
-                    logger.notice(
-                        "service address claimed",
-                        metadata: ["address": "\(configuration.serviceAddress)", "result": "\(result)"]
-                    )
-                } catch {
-                    logger.critical(
-                        "could not claim the service address: clients cannot reach this host",
-                        metadata: ["error": "\(error)"]
-                    )
+                for address in configuration.serviceAddresses {
+                    do {
+                        let result = try context.claim.claim(address: address)
+                        addressClaimed = true
+                        logger.notice(
+                            "service address claimed",
+                            metadata: ["address": "\(address)", "result": "\(result)"]
+                        )
+                    } catch {
+                        logger.critical(
+                            "could not claim the service address: clients cannot reach this host on it",
+                            metadata: ["address": "\(address)", "error": "\(error)"]
+                        )
+                    }
                 }
             case .announceServiceAddress:
-                do {
-                    try context.arp.announce(address: configuration.serviceAddress)
-                    count("gratuitousARPs")
-                } catch {
-                    logger.warning("gratuitous ARP failed", metadata: ["error": "\(error)"])
+                for address in configuration.serviceAddresses {
+                    do {
+                        try context.arp.announce(address: address)
+                        count("gratuitousARPs")
+                    } catch {
+                        logger.warning(
+                            "gratuitous ARP failed",
+                            metadata: ["address": "\(address)", "error": "\(error)"]
+                        )
+                    }
                 }
             case .stopCapture:
                 if let current = capture {
@@ -342,6 +349,7 @@ public final class SecondaryDaemon {
                         serviceAddress: configuration.serviceAddress,
                         nodeAddress: configuration.ownAddress,
                         keys: bridge.inherited,
+                        serviceAddresses: bridge.inheritedServiceAddresses,
                         closing: bridge.inheritedClosing,
                         now: now
                     ),
@@ -419,7 +427,7 @@ public final class SecondaryDaemon {
                         count("capturedMalformed")
                         return
                     }
-                    if view.ip.source == configuration.serviceAddress {
+                    if configuration.serviceAddresses.contains(view.ip.source) {
                         // Counted, not believed: an unauthenticated frame is no proof that the
                         // primary lives (a forged one every few milliseconds would block every
                         // takeover). Only its bridge's authenticated messages are.
@@ -626,6 +634,8 @@ public final class SecondaryDaemon {
         all["retainedBytes"] = UInt64(bridge.retainedBytes)
         all["notRetained"] = c.notRetained
         all["releasedByPrimary"] = c.releasedByPrimary
+        all["ignoredCollidingAddress"] = c.ignoredCollidingAddress
+        all["untrackedConnections"] = c.untrackedConnections
         all["restartPackets"] = c.restartPackets
         all["restartedConnections"] = c.restartedConnections
         if let stats = try? capture?.statistics {
@@ -652,7 +662,8 @@ public final class SecondaryDaemon {
                 bytesRelayedToPrimary: entry.activity.bytesRelayed,
                 retransmissionsForwarded: nil,
                 divergences: nil,
-                sequence: nil
+                sequence: nil,
+                service: "\(entry.activity.serviceAddress)"
             )
         }
         return DaemonStatus(

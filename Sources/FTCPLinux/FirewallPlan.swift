@@ -32,6 +32,8 @@ public struct FirewallPlan: Equatable, Sendable {
     /// - Parameters:
     ///   - ownAddress: the address the local kernel's protected sockets use
     ///     (the service address on the primary, its own on the secondary).
+    ///   - serviceAddresses: the addresses clients connect to (none: `ownAddress`). On the
+    ///     primary, whose kernel holds them all, its sockets use each of them.
     ///   - outboundQueue: NFQUEUE number for the local kernel's segments to clients.
     ///   - inboundQueue: NFQUEUE number for clients' segments (primary only).
     ///   - bypassMark: the mark the bridge puts on packets it sends itself.
@@ -41,14 +43,14 @@ public struct FirewallPlan: Equatable, Sendable {
     public init(
         role: Role,
         ownAddress: IPv4Address,
-        serviceAddress: IPv4Address? = nil,
+        serviceAddresses: [IPv4Address] = [],
         ports: [UInt16],
         outboundQueue: UInt16,
         inboundQueue: UInt16,
         bypassMark: UInt32,
         inheritedAddress: IPv4Address? = nil
     ) {
-        let serviceAddress = serviceAddress ?? ownAddress
+        let serviceAddresses = serviceAddresses.isEmpty ? [ownAddress] : serviceAddresses
         self.role = role
         let portList = ports.sorted().map(String.init).joined(separator: ",")
         let mark = "0x" + String(bypassMark, radix: 16) + "/0x" + String(bypassMark, radix: 16)
@@ -60,10 +62,13 @@ public struct FirewallPlan: Equatable, Sendable {
                 "-j", "NFQUEUE", "--queue-num", String(outboundQueue),
             ]
         }
-        var outRules = [outbound(ownAddress)]
-        if role == .primary, let inheritedAddress, inheritedAddress != ownAddress {
-            outRules.append(outbound(inheritedAddress))
+        var sources = [ownAddress]
+        if role == .primary {
+            sources += serviceAddresses
+            if let inheritedAddress { sources.append(inheritedAddress) }
         }
+        var outRules: [[String]] = []
+        for source in sources where !outRules.contains(outbound(source)) { outRules.append(outbound(source)) }
         var chains = [Chain(name: "\(prefix)-OUT", builtIn: "OUTPUT", rules: outRules)]
         // Clients' segments to the service address: on the primary, to move their ACKs into its
         // space; on the secondary, matched only once it holds the service address after a
@@ -73,12 +78,12 @@ public struct FirewallPlan: Equatable, Sendable {
             Chain(
                 name: "\(prefix)-IN",
                 builtIn: role == .primary ? "INPUT" : "PREROUTING",
-                rules: [
+                rules: serviceAddresses.map { serviceAddress in
                     [
                         "-p", "tcp", "-d", serviceAddress.description, "-m", "multiport", "--dports", portList,
                         "-j", "NFQUEUE", "--queue-num", String(inboundQueue),
                     ]
-                ]
+                }
             )
         )
         self.chains = chains

@@ -93,7 +93,7 @@ struct CheckConfigCommand: ParsableCommand {
         print(
             """
             ok: \(role) on \(configuration.interface), own address \(configuration.ownAddress), peer \(configuration.peerAddress), \
-            service address \(configuration.serviceAddress)\(configuration.separateServiceAddress == nil ? " (the primary's own: roles never swap)" : ""), \
+            service address \(configuration.serviceAddresses.map(\.description).joined(separator: ", "))\(configuration.separateServiceAddress == nil ? " (the primary's own: roles never swap)" : ""), \
             ports \(configuration.ports.map(String.init).joined(separator: ",")), key \(configuration.key.fingerprint), \
             control \(configuration.controlPath)
             """

@@ -32,9 +32,20 @@ struct BridgeOptions: ParsableArguments {
 
     @Option(
         help: ArgumentHelp(
-            "The address clients connect to, when it is neither server's own (the same on both servers).",
+            "An address clients connect to, when it is neither server's own (the same on both servers).",
             discussion: """
-                The node serving as primary adds it to --interface (prefix --service-prefix-length) and announces it;             the secondary never holds it until it takes over. Roles then follow the address, not the command line:             a node that finds its peer answering for it starts as the secondary, whatever its role argument; a             node that took it over goes on as primary and takes its repaired peer back as the secondary (new             connections are protected again from then on; the ones it inherited are served unprotected until they             close). Without it the service address is the primary's own --address and roles never swap. One             service address per pair for now.
+                The node serving as primary adds it to --interface (prefix --service-prefix-length) and announces it; \
+                the secondary never holds it until it takes over. Roles then follow the address, not the command line: \
+                a node that finds its peer answering for it starts as the secondary, whatever its role argument; a \
+                node that took it over goes on as primary and takes its repaired peer back as the secondary (new \
+                connections are protected again from then on; the ones it inherited are served unprotected until they \
+                close). Without it the service address is the primary's own --address and roles never swap.
+
+                Give it again for more addresses (the same list, in the same order, on both servers): they move \
+                together; the first is the one probed for and watched. The secondary's kernel knows every protected \
+                connection under its own address, so a client that uses the same address and port towards two \
+                service addresses at once gets the second connection served by the primary alone, unprotected \
+                (counted as passedCollidingAddress).
                 """
         )
     )
@@ -181,14 +192,12 @@ struct BridgeOptions: ParsableArguments {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
         }
         guard address != peer else { throw ValidationError("--address and --peer must differ") }
-        guard serviceAddress.count <= 1 else {
-            throw ValidationError(
-                "--service-address is given \(serviceAddress.count) times: one service address per pair for now"
-            )
+        guard Set(serviceAddress).count == serviceAddress.count else {
+            throw ValidationError("--service-address names the same address twice")
         }
-        if let service = serviceAddress.first, service == address || service == peer {
+        if let service = serviceAddress.first(where: { $0 == address || $0 == peer }) {
             throw ValidationError(
-                "--service-address must differ from both servers' own addresses (--address, --peer); to serve on the primary's own address, leave it out"
+                "--service-address \(service) must differ from both servers' own addresses (--address, --peer); to serve on the primary's own address, leave it out"
             )
         }
         guard outboundQueue != inboundQueue else {
@@ -269,7 +278,8 @@ struct BridgeOptions: ParsableArguments {
             handOverOnStop: handOverOnStop,
             segmentationOffload: !noSegmentationOffload,
             relayBundleBytes: relayBundleBytes,
-            separateServiceAddress: serviceAddress.first
+            separateServiceAddress: serviceAddress.first,
+            additionalServiceAddresses: Array(serviceAddress.dropFirst())
         )
     }
 

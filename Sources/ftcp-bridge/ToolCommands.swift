@@ -98,8 +98,8 @@ struct RulesCommand: ParsableCommand {
     struct PlanOptions: ParsableArguments {
         @Option(help: "This server's address (the service address on the primary).")
         var address: IPv4Address?
-        @Option(help: "The service address (the primary's); needed for the secondary's rules.")
-        var serviceAddress: IPv4Address?
+        @Option(help: "A service address (repeat for several); needed for the secondary's rules.")
+        var serviceAddress: [IPv4Address] = []
         @Option(help: "Protected TCP ports, comma-separated.")
         var port: String = "9999"
         @Option(help: "NFQUEUE number for the local kernel's segments to clients.")
@@ -111,7 +111,7 @@ struct RulesCommand: ParsableCommand {
 
         func plan(role: FirewallPlan.Role) throws -> FirewallPlan {
             guard let address else { throw ValidationError("--address is needed to build the rules") }
-            if role == .secondary && serviceAddress == nil {
+            if role == .secondary && serviceAddress.isEmpty {
                 throw ValidationError("the secondary's rules need --service-address (the primary's address)")
             }
             let ports = port.split(separator: ",").compactMap { UInt16($0) }
@@ -119,11 +119,11 @@ struct RulesCommand: ParsableCommand {
                 throw ValidationError("--port takes TCP ports separated by commas")
             }
             // The primary's kernel's protected sockets are on the service address.
-            let kernelAddress = role == .primary ? (serviceAddress ?? address) : address
+            let kernelAddress = role == .primary ? (serviceAddress.first ?? address) : address
             return FirewallPlan(
                 role: role,
                 ownAddress: kernelAddress,
-                serviceAddress: serviceAddress,
+                serviceAddresses: serviceAddress,
                 ports: ports,
                 outboundQueue: outboundQueue,
                 inboundQueue: inboundQueue,

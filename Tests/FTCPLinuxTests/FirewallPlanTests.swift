@@ -1,0 +1,66 @@
+import FTCPLinux
+import FTCPWire
+import Testing
+
+@Suite("Firewall plan")
+struct FirewallPlanTests {
+    static let first = IPv4Address(10, 80, 0, 100)
+    static let second = IPv4Address(10, 80, 0, 101)
+    static let own = IPv4Address(10, 80, 0, 1)
+
+    @Test("a primary with two service addresses queues its kernel's segments from each, and clients' to each")
+    func primaryWithTwoAddresses() {
+        let plan = FirewallPlan(
+            role: .primary,
+            ownAddress: Self.first,
+            serviceAddresses: [Self.first, Self.second],
+            ports: [9999, 21],
+            outboundQueue: 7401,
+            inboundQueue: 7402,
+            bypassMark: 0x4654,
+            inheritedAddress: Self.own
+        )
+        #expect(
+            plan.scriptLines == [
+                "iptables -t mangle -N FTCP-PRIMARY-OUT",
+                "iptables -t mangle -A FTCP-PRIMARY-OUT -p tcp -s 10.80.0.100 -m multiport --sports 21,9999 -m mark ! --mark 0x4654/0x4654 -j NFQUEUE --queue-num 7401",
+                "iptables -t mangle -A FTCP-PRIMARY-OUT -p tcp -s 10.80.0.101 -m multiport --sports 21,9999 -m mark ! --mark 0x4654/0x4654 -j NFQUEUE --queue-num 7401",
+                "iptables -t mangle -A FTCP-PRIMARY-OUT -p tcp -s 10.80.0.1 -m multiport --sports 21,9999 -m mark ! --mark 0x4654/0x4654 -j NFQUEUE --queue-num 7401",
+                "iptables -t mangle -N FTCP-PRIMARY-IN",
+                "iptables -t mangle -A FTCP-PRIMARY-IN -p tcp -d 10.80.0.100 -m multiport --dports 21,9999 -j NFQUEUE --queue-num 7402",
+                "iptables -t mangle -A FTCP-PRIMARY-IN -p tcp -d 10.80.0.101 -m multiport --dports 21,9999 -j NFQUEUE --queue-num 7402",
+                "iptables -t mangle -I OUTPUT 1 -j FTCP-PRIMARY-OUT",
+                "iptables -t mangle -I INPUT 1 -j FTCP-PRIMARY-IN",
+            ]
+        )
+    }
+
+    @Test("a secondary queues only its own address's segments; clients' to every service address after a takeover")
+    func secondaryWithTwoAddresses() {
+        let plan = FirewallPlan(
+            role: .secondary,
+            ownAddress: Self.own,
+            serviceAddresses: [Self.first, Self.second],
+            ports: [9999],
+            outboundQueue: 7401,
+            inboundQueue: 7402,
+            bypassMark: 0x4654
+        )
+        #expect(plan.chains.map(\.builtIn) == ["OUTPUT", "PREROUTING"])
+        #expect(plan.chains[0].rules.count == 1 && plan.chains[0].rules[0][3] == "10.80.0.1")
+        #expect(plan.chains[1].rules.map { $0[3] } == ["10.80.0.100", "10.80.0.101"])
+    }
+
+    @Test("without service addresses of its own, the primary's own address is the service address")
+    func olderForm() {
+        let plan = FirewallPlan(
+            role: .primary,
+            ownAddress: Self.own,
+            ports: [9999],
+            outboundQueue: 1,
+            inboundQueue: 2,
+            bypassMark: 1
+        )
+        #expect(plan.chains.map { $0.rules.map { $0[3] } } == [["10.80.0.1"], ["10.80.0.1"]])
+    }
+}
