@@ -85,8 +85,8 @@ environment:
   FTCP_BIN          where ftcp-bridge, ftcp-demo-server and ftcp-labtool are (default: <repo>/.build/release)
   FTCP_BRIDGE_ARGS  extra arguments for both bridges (for example --log-level debug)
   FTCP_SERVICE_ADDRESS  a service address of its own for the bridges (--service-address, e.g.
-                    10.80.0.100): roles then follow it and a repaired server rejoins; without it
-                    the service address is the primary's 10.80.0.1
+                    10.80.0.100; several separated by commas): roles then follow it and a repaired
+                    server rejoins; without it the service address is the primary's 10.80.0.1
 
 example:
   deploy/lab.sh up
@@ -524,8 +524,7 @@ cmd_ftcp() {
                 start_background "ftcp-$role" "app-$role" "$FTCP_BIN/ftcp-demo-server" --listen 0.0.0.0:$FTCP_PORT
                 start_background "ftcp-$role" "bridge-$role" "$FTCP_BIN/ftcp-bridge" "$role" --interface eth0 \
                     --address $own --peer $peer --port $FTCP_PORT --key-file "$RUN_DIR/ftcp.key" \
-                    --control "$RUN_DIR/$role.sock" ${FTCP_SERVICE_ADDRESS:+--service-address $FTCP_SERVICE_ADDRESS} \
-                    ${FTCP_BRIDGE_ARGS:-}
+                    --control "$RUN_DIR/$role.sock" $(service_address_arguments) ${FTCP_BRIDGE_ARGS:-}
             done
             for role in "${roles[@]}"; do
                 for waited in $(seq 1 50); do
@@ -604,6 +603,12 @@ cmd_restart_app() {
 # Brings a server that was cut off back as a reboot would: its link up, and nothing left of
 # the run that died (a reboot loses the service address and the iptables chains), then its
 # application and bridge started again.
+# --service-address for each address of FTCP_SERVICE_ADDRESS (none without it).
+service_address_arguments() {
+    local address
+    for address in ${FTCP_SERVICE_ADDRESS//,/ }; do printf -- '--service-address %s ' "$address"; done
+}
+
 cmd_revive() {
     require_root
     local host=${1:-}
@@ -612,9 +617,10 @@ cmd_revive() {
     ns_exists "ftcp-$host" || die "the lab is not up"
     stop_named "bridge-$host"
     stop_named "app-$host"
-    if [[ -n ${FTCP_SERVICE_ADDRESS:-} ]]; then
-        ip -n "ftcp-$host" addr del "$FTCP_SERVICE_ADDRESS/24" dev eth0 2>/dev/null || true
-    fi
+    local address
+    for address in ${FTCP_SERVICE_ADDRESS//,/ }; do
+        ip -n "ftcp-$host" addr del "$address/24" dev eth0 2>/dev/null || true
+    done
     ip netns exec "ftcp-$host" "$FTCP_BIN/ftcp-bridge" rules remove --role primary >/dev/null
     ip netns exec "ftcp-$host" "$FTCP_BIN/ftcp-bridge" rules remove --role secondary >/dev/null
     rm -f "$RUN_DIR/$host.sock"
@@ -651,7 +657,7 @@ cmd_demo() {
     FTCP_BIN=$REPO_ROOT/.build/release
     # A service address of its own, so that roles can swap: 10.80.0.1 and 10.80.0.2 stay the servers'.
     FTCP_SERVICE_ADDRESS=${FTCP_SERVICE_ADDRESS:-10.80.0.100}
-    local service=$FTCP_SERVICE_ADDRESS
+    local service=${FTCP_SERVICE_ADDRESS%%,*}
     trap 'cmd_ftcp stop >/dev/null 2>&1 || true; cmd_down >/dev/null 2>&1 || true' EXIT
     cmd_up
     cmd_ftcp start
@@ -687,7 +693,7 @@ cmd_demo() {
 demo_session_across() {
     local name=$1 bytes=$2
     shift 3
-    ip netns exec ftcp-client "$FTCP_BIN/ftcp-labtool" session --connect $FTCP_SERVICE_ADDRESS:$FTCP_PORT --name "$name" \
+    ip netns exec ftcp-client "$FTCP_BIN/ftcp-labtool" session --connect ${FTCP_SERVICE_ADDRESS%%,*}:$FTCP_PORT --name "$name" \
         --download "$bytes" --upload 10000000 --timeout-s 120 >"$RUN_DIR/$name-session.out" 2>&1 &
     local session=$!
     sleep 0.7

@@ -7,11 +7,11 @@ import XCTest
 class RunningFTCPTestCase: LabTestCase {
     /// The directory holding ftcp-bridge, ftcp-demo-server and ftcp-labtool.
     var binaries = ""
-    /// A service address of its own for both bridges (`--service-address`), or nil for the
-    /// older form (the primary's 10.80.0.1).
+    /// Service addresses of its own for both bridges (`--service-address`, several separated
+    /// by commas), or nil for the older form (the primary's 10.80.0.1).
     class var serviceAddress: String? { nil }
-    /// The address clients connect to.
-    var serviceAddress: String { Self.serviceAddress ?? "10.80.0.1" }
+    /// The address clients connect to (the first of several).
+    var serviceAddress: String { Self.serviceAddress?.split(separator: ",").first.map(String.init) ?? "10.80.0.1" }
     /// More arguments for both bridges (`FTCP_BRIDGE_ARGS`), or nil.
     var extraBridgeArguments: String? { nil }
     /// What `lab.sh` needs to start or revive the bridges as this test runs them.
@@ -59,7 +59,7 @@ class RunningFTCPTestCase: LabTestCase {
         XCTAssertEqual(result.status, 0, "lab.sh \(arguments.joined(separator: " ")): \(result.output)")
     }
 
-    /// A checked client session to the service address, in the background: `download` bytes
+    /// A checked client session to the service address (or `address`), in the background: `download` bytes
     /// from the server, `upload` to it, `thinkMilliseconds` before each step, the client's
     /// sending side shut down after its requests with `halfClose`.
     func session(
@@ -67,11 +67,12 @@ class RunningFTCPTestCase: LabTestCase {
         download: Int,
         upload: Int,
         thinkMilliseconds: Int = 0,
-        halfClose: Bool = false
+        halfClose: Bool = false,
+        to address: String? = nil
     ) throws -> LabProcess {
         let lab = try requireLab()
         var arguments = [
-            lab.labtool, "session", "--connect", "\(serviceAddress):9999", "--name", name,
+            lab.labtool, "session", "--connect", "\(address ?? serviceAddress):9999", "--name", name,
             "--download", String(download), "--timeout-s", "90",
         ]
         if upload > 0 { arguments += ["--upload", String(upload)] }
