@@ -93,7 +93,7 @@ let package = Package(
             name: "FTCPReplicationTests",
             dependencies: ["FTCPReplication", "FTCPLinux", .product(name: "Crypto", package: "swift-crypto")]
         ),
-        .testTarget(name: "FTCPDaemonTests", dependencies: ["FTCPDaemon", "FTCPBridge"]),
+        .testTarget(name: "FTCPDaemonTests", dependencies: ["FTCPDaemon", "FTCPBridge", "FTCPLinux", "FTCPWire"]),
         .testTarget(name: "FTCPLabTests", dependencies: ["FTCPWire", "FTCPLinux"]),
     ]
 )

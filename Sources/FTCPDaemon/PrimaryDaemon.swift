@@ -41,8 +41,7 @@ public final class PrimaryDaemon {
     /// Segmentation offload, when enabled and available.
     private var offload: SegmentationOffloadSocket?
     /// Per client address, the neighbour its frames last came from: where the offload sends.
-    private var nextHops: [IPv4Address: MACAddress] = [:]
-    static let maximumNextHops = 65_536
+    private var nextHops = NextHopTable()
     private let started = MonotonicClock.now()
     /// Set when this node took the service address over as the secondary and now serves as
     /// primary: what it handed over (its queues, and the connections it inherited).
@@ -179,8 +178,15 @@ public final class PrimaryDaemon {
         poller.register(arp.fileDescriptor)
         while TerminationSignals.received == nil && !fenced && !handedOver {
             let wake = MonotonicClock.now()
-            let timeout = min(node.nextDeadline(now: wake).milliseconds(since: wake) + 1, 50)
-            let ready = try poller.wait(timeoutMilliseconds: Int32(timeout))
+            let timeout = LoopWake.timeoutMilliseconds(
+                now: wake,
+                deadlines: [
+                    node.nextDeadline(now: wake), link.nextRetryDeadline,
+                    guardian?.nextAliveMilliseconds.map { .milliseconds($0) },
+                    rulesSwap.map { _ in wake.adding(milliseconds: LoopWake.jobPollMilliseconds) },
+                ]
+            )
+            let ready = try poller.wait(timeoutMilliseconds: timeout)
             let now = MonotonicClock.now()
             guardian?.keepAlive(nowMilliseconds: now.nanoseconds / 1_000_000)
             // First in the turn: a heartbeat never waits behind the work of the turn.
@@ -628,7 +634,6 @@ public final class PrimaryDaemon {
     /// Clients' segments: rewritten in place (ACK, SACK, TSecr into the primary's space).
     private func handleClients(_ queue: NetfilterQueue, link: ReplicationLink, now: MonotonicTime) throws {
         try queue.drain { packet in
-            learnNextHop(packet)
             if packet.isGSO { count("clientSuperSegments") }
             var bytes = packet.payload
             if inherited != nil,
@@ -650,6 +655,7 @@ public final class PrimaryDaemon {
                 count("clientMalformedPassed")
                 return .init(id: packet.id, .accept)
             }
+            if case .accept(modified: true) = verdict { learnNextHop(packet) }
             carryOut(output, link: link, now: now)
             switch verdict {
             case .accept(modified: false): return .init(id: packet.id, .accept)
@@ -779,7 +785,7 @@ public final class PrimaryDaemon {
             return
         }
         for packet in SegmentCoalescing.coalesce(toClients) {
-            guard let size = packet.segmentSize, let nextHop = nextHops[packet.fields.destination] else {
+            guard let size = packet.segmentSize, let nextHop = nextHops.nextHop(to: packet.fields.destination) else {
                 for piece in packet.pieces { sendRaw(piece, raw: raw) }
                 continue
             }
@@ -839,15 +845,14 @@ public final class PrimaryDaemon {
 
     /// Remembers which neighbour a client's frames come from, so that runs of segments to it
     /// can leave through the offload socket, which needs the next hop's hardware address.
+    /// A tracked connection's client segment (translated by the bridge) names its client's next hop.
     private func learnNextHop(_ packet: NetfilterQueue.Packet) {
         guard let offload, let neighbour = packet.linkLayerSource,
             packet.inputInterface == UInt32(bitPattern: offload.interfaceIndex),
             packet.payload.count >= 20
         else { return }
         let client = IPv4Address(packet.payload[12], packet.payload[13], packet.payload[14], packet.payload[15])
-        if nextHops[client] == neighbour { return }
-        if nextHops.count >= Self.maximumNextHops { nextHops.removeAll(keepingCapacity: true) }
-        nextHops[client] = neighbour
+        nextHops.learn(client: client, neighbour: neighbour)
     }
 
     private func count(_ name: String) { counters[name, default: 0] += 1 }
@@ -892,6 +897,8 @@ public final class PrimaryDaemon {
         all["refusedBySecondary"] = c.refusedBySecondary
         all["droppedForSecondaryOnly"] = c.droppedForSecondaryOnly
         all["expired"] = c.expired
+        all["nextHops"] = UInt64(nextHops.hops.count)
+        all["nextHopTableRestarts"] = nextHops.restarts
         let connections =
             bridge.connectionStatuses.map { entry in
                 DaemonStatus.ConnectionEntry(

@@ -118,6 +118,9 @@ final class ReplicationLink {
     }
 
     /// Asks again for what is still missing (see ``ResendTracker``); called on every turn of the loop.
+    /// When ``retryMissing(now:)`` next has something to ask for; nil while nothing is missing.
+    var nextRetryDeadline: MonotonicTime? { resends.nextRetryMilliseconds.map { .milliseconds($0) } }
+
     func retryMissing(now: MonotonicTime) {
         for counters in resends.due(nowMilliseconds: now.nanoseconds / 1_000_000) {
             request(counters, now: now)

@@ -135,8 +135,14 @@ public final class SecondaryDaemon {
         while TerminationSignals.received == nil && handOff == nil {
             // While probing, the deadline is the next probe: the round's length is the takeover's delay.
             let wake = MonotonicClock.now()
-            let timeout = min(node.nextDeadline(now: wake).milliseconds(since: wake) + 1, 50)
-            try poller.wait(timeoutMilliseconds: Int32(timeout), into: &ready)
+            let timeout = LoopWake.timeoutMilliseconds(
+                now: wake,
+                deadlines: [
+                    node.nextDeadline(now: wake), link.nextRetryDeadline,
+                    guardian?.nextAliveMilliseconds.map { .milliseconds($0) },
+                ]
+            )
+            try poller.wait(timeoutMilliseconds: timeout, into: &ready)
             let now = MonotonicClock.now()
             if reportedState != node.stateName {
                 reportedState = node.stateName

@@ -46,6 +46,9 @@ public final class GuardianLink {
         send("role \(role)\n")
     }
 
+    /// When ``keepAlive(nowMilliseconds:)`` next sends (milliseconds of the same clock); nil: at once.
+    public var nextAliveMilliseconds: UInt64? { lastAliveMilliseconds.map { $0 + Self.aliveIntervalMilliseconds } }
+
     /// Tells the guardian the loop is turning; at most once per ``aliveIntervalMilliseconds``.
     public func keepAlive(nowMilliseconds: UInt64) {
         if let last = lastAliveMilliseconds, nowMilliseconds &- last < Self.aliveIntervalMilliseconds { return }

@@ -60,13 +60,24 @@ public struct ResendTracker: Sendable {
         return first < counter ? [first..<counter] : []
     }
 
+    /// When a missing counter is next due to be asked for again (milliseconds, as passed in);
+    /// nil while nothing is missing. The loop sleeps no longer than this.
+    public var nextRetryMilliseconds: UInt64? {
+        missing.values.lazy.map { $0.lastAsked + Self.retryWait(afterAttempts: $0.attempts) }.min()
+    }
+
+    /// How long after its `attempts`-th request a counter is asked for again: 15 ms, doubling up to 480 ms.
+    static func retryWait(afterAttempts attempts: Int) -> UInt64 {
+        firstRetryMilliseconds << UInt64(min(attempts - 1, 5))
+    }
+
     /// The counters to ask for again now, one range per run of consecutive ones; those asked
     /// for ``attempts`` times are given up (counted in ``abandoned``).
     public mutating func due(nowMilliseconds now: UInt64) -> [Range<UInt64>] {
         guard !missing.isEmpty else { return [] }
         var due: [UInt64] = []
         for (counter, entry) in missing where due.count < Self.retryBatch {
-            let wait = Self.firstRetryMilliseconds << UInt64(min(entry.attempts - 1, 5))
+            let wait = Self.retryWait(afterAttempts: entry.attempts)
             guard now >= entry.lastAsked, now - entry.lastAsked >= wait else { continue }
             if entry.attempts >= Self.attempts {
                 missing[counter] = nil

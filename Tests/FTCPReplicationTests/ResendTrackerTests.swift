@@ -29,6 +29,19 @@ struct ResendTrackerTests {
         #expect(tracker.abandoned == 1)
     }
 
+    @Test("the next retry deadline is each ask's time plus its wait: the loop sleeps exactly until then")
+    mutating func nextRetryDeadline() {
+        #expect(tracker.nextRetryMilliseconds == nil)
+        _ = tracker.received(epoch: 9, counter: 1, nowMilliseconds: 0)
+        _ = tracker.received(epoch: 9, counter: 3, nowMilliseconds: 10)
+        #expect(tracker.nextRetryMilliseconds == 25)
+        #expect(tracker.due(nowMilliseconds: 24).isEmpty)
+        #expect(tracker.due(nowMilliseconds: 25) == [2..<3])
+        #expect(tracker.nextRetryMilliseconds == 55)
+        _ = tracker.received(epoch: 9, counter: 2, nowMilliseconds: 30)
+        #expect(tracker.nextRetryMilliseconds == nil)
+    }
+
     @Test("retries of neighbouring counters go out as one range")
     mutating func rangesCoalesce() {
         _ = tracker.received(epoch: 9, counter: 10, nowMilliseconds: 0)
