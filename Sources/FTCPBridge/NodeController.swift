@@ -224,6 +224,11 @@ public struct NodeController: Sendable {
     }
 
     private mutating func primaryHeard(heartbeat: HeartbeatSignal?, epoch: UInt64?, now: MonotonicTime) -> [Action] {
+        // The old primary's last words of a switchover, late (its three hand-overs leave
+        // together, and the first already made this node primary): not a secondary's voice.
+        // Counted as one, its silence while it restarts as the secondary would send this node
+        // alone again, through a confirming round that holds every client's segments back.
+        if heartbeat == .handingOver { return [] }
         var actions: [Action] = []
         if detector.heard(now: now) == .alive {
             conflictWatch.stop()

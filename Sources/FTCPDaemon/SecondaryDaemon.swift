@@ -317,6 +317,10 @@ public final class SecondaryDaemon {
                     capture = nil
                 }
             case .restartFlows:
+                // The client's latest acknowledgments first (the capture may hold some this turn
+                // has not read): the restart then begins where the client stands, not with bytes
+                // it already has, ahead of the ones it waits for.
+                if let current = capture { handleCapture(current, raw: context.raw, now: now) }
                 let packets = bridge.restartPackets()
                 var failed = 0
                 for packet in packets {

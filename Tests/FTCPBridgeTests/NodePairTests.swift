@@ -276,6 +276,36 @@ struct NodePairTests {
         #expect(segment.longestDoubleHolding == 0)
     }
 
+    @Test(
+        "after a switchover the old primary is silent for 200 ms while it restarts as the secondary: the new primary stays alone and never holds its output back"
+    )
+    func switchoverThenSilenceWhileTheOldPrimaryRestarts() {
+        var segment = Self.replicatingPair()
+        var a = segment.controller("A")
+        _ = a.switchoverRequested(by: "the operator", force: false, unreplicatedConnections: 0, now: segment.now)
+        segment["A"].controller = a
+        #expect(segment.run(until: { $0.controller("A").role == .secondary }, limit: 50) != nil)
+        // A's bridge is busy moving its rules: nothing from it for 200 ms, but for a late
+        // hand-over that B's link (the secondary's until a moment ago) still delivers.
+        segment["A"].controller = nil
+        #expect(segment.run(until: { $0.controller("B").role == .primary }, limit: 10) != nil)
+        var b = segment.controller("B")
+        _ = b.peerMessage(heartbeat: .handingOver, epoch: segment["A"].epoch, now: segment.now)
+        segment["B"].controller = b
+        #expect(segment.controller("B").primaryState == .alone)
+        var held = false
+        for _ in 0..<200 {
+            segment.step()
+            held = held || segment.controller("B").holdsOutput
+        }
+        #expect(!held, "the new primary held clients' segments back")
+        #expect(segment.controller("B").primaryState == .alone)
+        #expect(segment["B"].holdsAddress)
+        // A speaks as the secondary: protected again.
+        segment.start("A", as: .secondary)
+        #expect(segment.run(until: { $0.controller("B").primaryState == .replicating }, limit: 100) != nil)
+    }
+
     @Test("a switchover asked on the secondary is passed on in its heartbeats and carried out by the primary")
     func switchoverAskedOnTheSecondary() {
         var segment = Self.replicatingPair()

@@ -29,10 +29,8 @@ final class SwitchoverTests: RunningFTCPTestCase {
         let rounds = Int(ProcessInfo.processInfo.environment["FTCP_SWITCHOVER_ROUNDS"] ?? "") ?? 6
         var (primary, secondary) = ("primary", "secondary")
         var stalls: [Double] = []
-        for round in 1...rounds {
-            try waitFor(primary, role: "primary", state: "replicating")
-            try waitFor(secondary, role: "secondary", state: "replicating")
-            let sessions = [
+        func sessions(_ round: String) throws -> [(String, LabProcess)] {
+            [
                 ("down-\(round)", try session("down-\(round)", download: 150_000_000, upload: 1_000_000)),
                 ("up-\(round)", try session("up-\(round)", download: 1_000, upload: 80_000_000)),
                 (
@@ -40,6 +38,15 @@ final class SwitchoverTests: RunningFTCPTestCase {
                     try session("idle-\(round)", download: 100_000, upload: 50_000, thinkMilliseconds: 100)
                 ),
             ]
+        }
+        // The same sessions with no switchover: the stalls the data path has anyway here.
+        try waitFor(primary, role: "primary", state: "replicating")
+        try waitFor(secondary, role: "secondary", state: "replicating")
+        let baseline = finish(try sessions("baseline"), context: "with no switchover")
+        for round in 1...rounds {
+            try waitFor(primary, role: "primary", state: "replicating")
+            try waitFor(secondary, role: "secondary", state: "replicating")
+            let sessions = try sessions("\(round)")
             Thread.sleep(forTimeInterval: 0.3)
             // Either node may be asked: odd rounds the primary, even rounds the secondary.
             try switchover(through: round % 2 == 1 ? primary : secondary)
@@ -52,7 +59,7 @@ final class SwitchoverTests: RunningFTCPTestCase {
         let median = sorted[sorted.count / 2]
         let p99 = sorted[min(sorted.count - 1, Int((Double(sorted.count) * 0.99).rounded(.up)) - 1)]
         print(
-            "switchover rounds=\(rounds) p50_ms=\(median) p99_ms=\(p99) max_ms=\(sorted.last ?? 0) all=\(stalls.map { String(format: "%.1f", $0) }.joined(separator: ","))"
+            "switchover rounds=\(rounds) baseline_ms=\(baseline) p50_ms=\(median) p99_ms=\(p99) max_ms=\(sorted.last ?? 0) all=\(stalls.map { String(format: "%.1f", $0) }.joined(separator: ","))"
         )
         // A failover costs 100–200 ms here (detection, probes); a switchover has neither.
         XCTAssertLessThanOrEqual(median, 60, "the median switchover stall is no better than a failover's")
