@@ -6,7 +6,7 @@ import XCTest
 /// far below a failover's (nothing to detect, no probes), and the old primary serves as the
 /// new one's secondary at once.
 ///
-/// `FTCP_SWITCHOVER_ROUNDS` sets the rounds of `testSwitchoversDuringTransfers` (default 6).
+/// `FTCP_SWITCHOVER_ROUNDS` sets the rounds of `testSwitchoversDuringTransfers` (default 20).
 final class SwitchoverTests: RunningFTCPTestCase {
     override class var serviceAddress: String? { "10.80.0.100" }
 
@@ -26,7 +26,7 @@ final class SwitchoverTests: RunningFTCPTestCase {
     }
 
     func testSwitchoversDuringTransfers() throws {
-        let rounds = Int(ProcessInfo.processInfo.environment["FTCP_SWITCHOVER_ROUNDS"] ?? "") ?? 6
+        let rounds = Int(ProcessInfo.processInfo.environment["FTCP_SWITCHOVER_ROUNDS"] ?? "") ?? 20
         var (primary, secondary) = ("primary", "secondary")
         var stalls: [Double] = []
         func sessions(_ round: String) throws -> [(String, LabProcess)] {
