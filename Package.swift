@@ -82,7 +82,7 @@ let package = Package(
         .executableTarget(
             name: "ftcp-labtool",
             dependencies: [
-                "FTCPLinux", "FTCPDemo",
+                "FTCPLinux", "FTCPDemo", "FTCPWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -59,6 +59,12 @@ public struct BridgeConfiguration: Sendable {
         self.idleTimeoutMilliseconds = idleTimeoutMilliseconds
     }
 
+    /// The smallest MSS the bridges cut a client's segments to, whatever its SYN announced:
+    /// RFC 9293's default MSS for IPv4 (every IPv4 host must take 576-byte datagrams, RFC 1122
+    /// §3.3.2). A SYN announcing MSS 1 would otherwise make a bridge cut a connection's bytes
+    /// into 1-byte segments, 40 bytes of headers each, on its one thread.
+    public static let minimumClientSegmentSize = 536
+
     /// Whether `address` is one of the service addresses.
     public func serves(_ address: IPv4Address) -> Bool { serviceAddresses.contains(address) }
 }

@@ -21,6 +21,19 @@ public enum BridgeEvent: Equatable, Sendable {
     /// application died or is not listening): the other serves it alone from now on.
     case replicaLost(ConnectionKey, role: ServerRole, cause: ReplicaLossCause)
 
+    /// One name per kind of event, for throttling the log.
+    public var throttleKey: String {
+        switch self {
+        case .connectionReplicated: return "connectionReplicated"
+        case .divergence: return "divergence"
+        case .connectionClosed: return "connectionClosed"
+        case .connectionExpired: return "connectionExpired"
+        case .tableFull: return "tableFull"
+        case .collidingServiceAddress: return "collidingServiceAddress"
+        case .replicaLost: return "replicaLost"
+        }
+    }
+
     /// How a server's copy of a connection was seen to go.
     public enum ReplicaLossCause: String, Sendable {
         /// Its kernel sent a reset (to the SYN: nothing listens; later: the socket is gone).

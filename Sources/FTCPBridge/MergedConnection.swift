@@ -98,11 +98,13 @@ struct MergedConnection: Sendable {
     /// client's MSS, and no more than either server's, whose MSS reflects its own link's MTU
     /// (the merged SYN-ACK told the client the smaller of the two).
     var outputMaximumSegmentSize: Int {
-        let sizes = [
-            client.handshake.maximumSegmentSize ?? 536, primary.handshake?.maximumSegmentSize,
-            secondary.handshake?.maximumSegmentSize,
-        ].compactMap { $0 }
-        return Int(sizes.min() ?? 536)
+        let clientSize = max(
+            Int(client.handshake.maximumSegmentSize ?? 536),
+            BridgeConfiguration.minimumClientSegmentSize
+        )
+        let serverSizes = [primary.handshake?.maximumSegmentSize, secondary.handshake?.maximumSegmentSize]
+            .compactMap { $0.map(Int.init) }
+        return ([clientSize] + serverSizes).min()!
     }
 
     // MARK: Segments from the servers
@@ -674,15 +676,28 @@ struct MergedConnection: Sendable {
         statistics.segmentsFromClient += 1
         let tcp = packet.tcp
         let flags = tcp.flags
+        if flags.contains(.rst) {
+            if phase != .closed && isAcceptableReset(sequence: tcp.sequenceNumber) {
+                close(reason: .resetByClient, now: now, into: &output)
+            } else if phase != .closed {
+                // Passed on: each kernel judges it by RFC 5961 (a challenge ACK, or nothing).
+                statistics.unacceptableResets += 1
+            }
+        } else {
+            let end = tcp.sequenceNumber + tcp.sequenceLength
+            if client.sentUpTo.map({ end > $0 }) ?? true { client.sentUpTo = end }
+        }
         if flags.contains(.fin) {
             client.finAt = tcp.sequenceNumber + UInt32(tcp.payloadLength)
         }
-        if flags.contains(.rst) && phase != .closed {
-            close(reason: .resetByClient, now: now, into: &output)
-        }
         guard phase != .handshake, flags.contains(.ack) else { return false }
         let ack = tcp.acknowledgmentNumber
-        if let old = client.acknowledged {
+        if ack > sentUpTo {
+            // Acknowledges bytes nobody sent: forged, or a stray from an older connection on the
+            // same ports. Each kernel drops it (RFC 5961 §5.2); it must not count as the client's
+            // progress (which ends the connection's state once its FIN is acknowledged).
+            statistics.acknowledgmentsOfUnsentData += 1
+        } else if let old = client.acknowledged {
             client.acknowledged = SequenceNumber.later(old, ack)
         } else {
             client.acknowledged = ack
@@ -695,6 +710,22 @@ struct MergedConnection: Sendable {
         if phase == .replicating || phase == .secondaryOnly { checkClosed(now: now, into: &output) }
         return true
     }
+
+    /// RFC 5961 §3.2: a reset counts only with the sequence number the receiver expects next.
+    /// The bridge cannot know each kernel's exactly, so it takes any of the values the client
+    /// could rightly use: where the client's own sending stands, or either server's (or the
+    /// merged) acknowledgment; in the handshake, the SYN's sequence number plus one. A blind
+    /// reset must guess one of these 32-bit values.
+    func isAcceptableReset(sequence: SequenceNumber) -> Bool {
+        if phase == .handshake { return sequence == client.initialSequence + 1 }
+        let expected = [client.sentUpTo, primary.acknowledged, secondary.acknowledged, lastAcknowledgmentSent]
+            .compactMap { $0 }
+        return expected.isEmpty || expected.contains(sequence)
+    }
+
+    /// Whether a full table may give this connection up for a new one: closed, or its client
+    /// never acknowledged the SYN-ACK (a flood's half-open handshake costs no client anything).
+    var isEvictable: Bool { phase == .closed || client.acknowledged == nil }
 
     // MARK: Closing
 
@@ -734,4 +765,9 @@ public struct ConnectionStatistics: Equatable, Sendable {
     public var droppedBeforeHandshake: UInt64 = 0
     public var droppedFromSecondaryAfterDivergence: UInt64 = 0
     public var droppedFromPrimaryAfterReplicaLost: UInt64 = 0
+    /// Client resets whose sequence number was not one the client could rightly use: the
+    /// connection's state was kept.
+    public var unacceptableResets: UInt64 = 0
+    /// Client ACKs beyond what was ever sent to it: not counted as its progress.
+    public var acknowledgmentsOfUnsentData: UInt64 = 0
 }

@@ -18,6 +18,8 @@ public struct PrimaryBridge: Sendable {
     /// The primary's SYN-ACKs of connections still in their handshake.
     var heldPrimarySYNACKs: [ConnectionKey: TCPPacketFields] = [:]
     static let earlySYNACKLimit = 1024
+    /// Which entry a full table gives up for a new connection.
+    var eviction = EvictionOrder<ConnectionKey>()
 
     public init(configuration: BridgeConfiguration) {
         self.configuration = configuration
@@ -140,6 +142,15 @@ public struct PrimaryBridge: Sendable {
             output.event(.collidingServiceAddress(key, served: existing.serviceAddress, refused: service))
             return (.accept(modified: false), output)
         }
+        if isNewSYN, let existing = connections[key], existing.phase != .closed, existing.client.acknowledged != nil,
+            existing.client.initialSequence != tcp.sequenceNumber
+        {
+            // RFC 5961 §4: a SYN on an established connection does not replace it. Each kernel
+            // answers with a challenge ACK; a client that really lost the connection answers
+            // that with a reset in the window, which ends it, and its SYN then begins a new one.
+            counters.synOnEstablished += 1
+            return (.accept(modified: false), output)
+        }
         if isNewSYN && isAlone {
             // Alone, a new connection is the primary's own: nothing to merge or translate
             // (and an old tombstone with the same ports must not translate it).
@@ -153,11 +164,16 @@ public struct PrimaryBridge: Sendable {
             {
                 return (.accept(modified: false), output)  // a retransmitted SYN
             }
-            if connections[key] == nil && connections.count >= configuration.maximumConnections {
+            if connections[key] == nil && connections.count >= configuration.maximumConnections
+                && !makeRoom(now: now)
+            {
                 counters.droppedTableFull += 1
                 output.event(.tableFull(key, limit: configuration.maximumConnections))
                 return (.drop, output)
             }
+            // Both kernels (the secondary's bridge does the same) never cut this client's
+            // bytes finer than the floor.
+            let clamped = Self.clampMaximumSegmentSize(tcp)
             var connection = MergedConnection(
                 key: key,
                 serviceAddress: service,
@@ -175,7 +191,7 @@ public struct PrimaryBridge: Sendable {
                 }
             }
             connections[key] = connection
-            return (.accept(modified: false), output)
+            return (.accept(modified: clamped), output)
         }
         guard connections[key]?.serviceAddress == service else {
             counters.passedUnknownFromClient += 1
@@ -188,6 +204,35 @@ public struct PrimaryBridge: Sendable {
             return (.drop, output)
         }
         return (.accept(modified: modified), output)
+    }
+
+    /// Raises a SYN's MSS option to ``BridgeConfiguration/minimumClientSegmentSize`` in place;
+    /// returns whether it did.
+    static func clampMaximumSegmentSize(_ segment: TCPSegment) -> Bool {
+        guard let announced = segment.maximumSegmentSize,
+            Int(announced) < BridgeConfiguration.minimumClientSegmentSize
+        else { return false }
+        return segment.setMaximumSegmentSize(UInt16(BridgeConfiguration.minimumClientSegmentSize))
+    }
+
+    /// Gives up the oldest evictable entry (see ``EvictionOrder``); false if none may go.
+    private mutating func makeRoom(now: MonotonicTime) -> Bool {
+        var order = eviction
+        let table = connections
+        let victim = order.next(
+            now: now,
+            candidates: { table.compactMap { $0.value.isEvictable ? ($0.key, $0.value.phaseSince) : nil } },
+            stillEvictable: { table[$0]?.isEvictable == true }
+        )
+        eviction = order
+        guard let victim else { return false }
+        if connections.removeValue(forKey: victim)?.phase == .closed {
+            counters.evictedClosed += 1
+        } else {
+            counters.evictedHandshakes += 1
+        }
+        heldPrimarySYNACKs[victim] = nil
+        return true
     }
 
     /// Whether the primary serves alone (no secondary, or it failed).
@@ -244,7 +289,13 @@ public struct PrimaryBridge: Sendable {
             case .handshake: limit = configuration.handshakeTimeoutMilliseconds; since = connection.phaseSince
             case .closed: limit = configuration.closedLingerMilliseconds; since = connection.phaseSince
             case .replicating, .primaryOnly, .secondaryOnly:
-                limit = configuration.idleTimeoutMilliseconds; since = connection.lastActivity
+                if connection.client.acknowledged == nil {
+                    // Both kernels answered, the client never acknowledged: a half-open handshake
+                    // (a flood's, or a client that gave up), kept no longer than one waiting for answers.
+                    limit = configuration.handshakeTimeoutMilliseconds; since = connection.phaseSince
+                } else {
+                    limit = configuration.idleTimeoutMilliseconds; since = connection.lastActivity
+                }
             }
             if now.milliseconds(since: since) >= limit {
                 connections[key] = nil
@@ -338,6 +389,11 @@ public struct PrimaryCounters: Equatable, Sendable {
     public var droppedUnprotectedFromSecondary: UInt64 = 0
     public var passedUnknownFromClient: UInt64 = 0
     public var droppedTableFull: UInt64 = 0
+    /// Entries a full table gave up for new connections: half-open handshakes, closed connections.
+    public var evictedHandshakes: UInt64 = 0
+    public var evictedClosed: UInt64 = 0
+    /// Client SYNs on established connections (RFC 5961 §4): passed to the kernels, the connection kept.
+    public var synOnEstablished: UInt64 = 0
     /// New connections passed unprotected: their client endpoint and port were in use on
     /// another service address (see ``PrimaryBridge/clientSegment(_:now:)``).
     public var passedCollidingAddress: UInt64 = 0

@@ -12,6 +12,8 @@ public struct SecondaryBridge: Sendable {
     var seen: [ConnectionKey: SecondaryConnectionActivity] = [:]
     /// Per connection, what the local kernel sent that the client has not acknowledged.
     var flights: [ConnectionKey: UnacknowledgedFlight] = [:]
+    /// Which entry a full table gives up for a new connection.
+    var eviction = EvictionOrder<ConnectionKey>()
     /// Bytes held in all `flights`.
     public private(set) var retainedBytes = 0
 
@@ -55,8 +57,12 @@ public struct SecondaryBridge: Sendable {
                 if let flight = flights.removeValue(forKey: key) { retainedBytes -= flight.retainedBytes }
             }
         }
+        let acceptedReset =
+            tcp.flags.contains(.rst) && (flights[key]?.acceptsReset(sequence: tcp.sequenceNumber) ?? true)
+        if tcp.flags.contains(.rst) && !acceptedReset { counters.unacceptableResets += 1 }
         if let released = flights[key]?.clientSent(tcp) { retainedBytes -= released }
         ip.setDestination(configuration.secondaryAddress)
+        if begins { _ = PrimaryBridge.clampMaximumSegmentSize(tcp) }
         packet.updateChecksums()
         counters.injected += 1
         let announced = tcp.flags.contains(.syn) ? tcp.maximumSegmentSize : nil
@@ -68,15 +74,17 @@ public struct SecondaryBridge: Sendable {
             $0.bytesFromClient += UInt64(tcp.payloadLength)
             if let announced { $0.clientMaximumSegmentSize = Int(announced) }
             if tcp.flags.contains(.fin) { $0.finFromClient = true }
-            if tcp.flags.contains(.rst) { $0.reset = true }
+            if acceptedReset { $0.reset = true }
+            if tcp.flags.contains(.ack) && !tcp.flags.contains(.syn) { $0.handshakeCompleted = true }
         }
         return .inject
     }
 
-    /// The MSS the client announced in its SYN (RFC 9293's default of 536 if none was seen):
-    /// what the kernel's segments to it are cut to on the wire.
+    /// The MSS the client announced in its SYN (RFC 9293's default of 536 if none was seen),
+    /// but never below ``minimumClientSegmentSize``: what the kernel's segments to it are cut to
+    /// on the wire.
     public func clientMaximumSegmentSize(_ key: ConnectionKey) -> Int {
-        seen[key]?.clientMaximumSegmentSize ?? 536
+        max(seen[key]?.clientMaximumSegmentSize ?? 536, BridgeConfiguration.minimumClientSegmentSize)
     }
 
     /// One of the kernel's segments (after ``ownKernelSegment(_:now:)`` said to relay it) as
@@ -270,6 +278,24 @@ public struct SecondaryBridge: Sendable {
         seen[key]?.serviceAddress ?? inheritedServiceAddresses[key] ?? configuration.serviceAddress
     }
 
+    /// Gives up the oldest entry whose client never completed its handshake, or that is over
+    /// (see ``EvictionOrder``); false if none may go.
+    private mutating func makeRoom(now: MonotonicTime) -> Bool {
+        var order = eviction
+        let table = seen
+        let victim = order.next(
+            now: now,
+            candidates: { table.compactMap { $0.value.isEvictable ? ($0.key, $0.value.lastSeen) : nil } },
+            stillEvictable: { table[$0]?.isEvictable == true }
+        )
+        eviction = order
+        guard let victim else { return false }
+        seen[victim] = nil
+        if let flight = flights.removeValue(forKey: victim) { retainedBytes -= flight.retainedBytes }
+        counters.evicted += 1
+        return true
+    }
+
     /// Forgets connections not seen for `idleMilliseconds`.
     public mutating func expire(now: MonotonicTime, idleMilliseconds: UInt64) {
         seen = seen.filter { now.milliseconds(since: $0.value.lastSeen) < idleMilliseconds }
@@ -292,7 +318,7 @@ public struct SecondaryBridge: Sendable {
     ) {
         if seen[key] == nil {
             guard let serviceAddress else { return }
-            guard seen.count < configuration.maximumConnections else {
+            guard seen.count < configuration.maximumConnections || makeRoom(now: now) else {
                 counters.untrackedConnections += 1
                 return
             }
@@ -333,8 +359,12 @@ public struct SecondaryConnectionActivity: Equatable, Sendable {
     public var finFromClient = false
     public var finFromKernel = false
     public var reset = false
+    /// The client acknowledged the SYN-ACK (a segment with ACK and no SYN was captured).
+    public var handshakeCompleted = false
     /// Reset, or this kernel has sent its FIN: a SYN on the same ports begins a new connection.
     var isFinished: Bool { reset || finFromKernel }
+    /// Whether a full table may give it up for a new connection.
+    var isEvictable: Bool { !handshakeCompleted || isFinished }
 }
 
 /// Bridge-wide counters of the secondary.
@@ -351,6 +381,10 @@ public struct SecondaryCounters: Equatable, Sendable {
     /// Client segments not fed to the kernel: their client endpoint and port have a connection
     /// open to another service address (the primary serves theirs alone).
     public var ignoredCollidingAddress: UInt64 = 0
+    /// Entries a full table gave up for new connections (half-open handshakes, finished ones).
+    public var evicted: UInt64 = 0
+    /// Client resets whose sequence number the kernel did not expect: the restart copy was kept.
+    public var unacceptableResets: UInt64 = 0
     /// Connections the primary said it no longer replicates.
     public var releasedByPrimary: UInt64 = 0
     public var promotedTranslatedIn: UInt64 = 0

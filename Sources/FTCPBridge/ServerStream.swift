@@ -36,4 +36,6 @@ struct ClientStream: Sendable {
     var acknowledged: SequenceNumber?
     /// Where the client's FIN sits, once it sent one.
     var finAt: SequenceNumber?
+    /// The end of the highest sequence the client has sent (its SND.NXT as far as the bridge saw).
+    var sentUpTo: SequenceNumber?
 }

@@ -39,6 +39,8 @@ public struct UnacknowledgedFlight: Sendable {
     /// What the client last said: its cumulative acknowledgment and timestamps.
     public private(set) var clientAcknowledgment: SequenceNumber?
     private(set) var clientTimestamps: (value: UInt32, echoReply: UInt32)?
+    /// The end of the highest sequence the client has sent, as captured.
+    private(set) var clientSendNext: SequenceNumber?
     /// Where each side's FIN ends in its own sequence space, once seen.
     private var kernelFINEnd: SequenceNumber?
     private var clientFINEnd: SequenceNumber?
@@ -98,6 +100,7 @@ public struct UnacknowledgedFlight: Sendable {
     @discardableResult
     mutating func clientSent(_ segment: TCPSegment) -> Int {
         if segment.flags.contains(.rst) {
+            guard acceptsReset(sequence: segment.sequenceNumber) else { return 0 }
             resetSeen = true
             let released = retainedBytes
             clear()
@@ -105,9 +108,13 @@ public struct UnacknowledgedFlight: Sendable {
         }
         if let timestamps = segment.timestamps { clientTimestamps = timestamps }
         if segment.flags.contains(.fin) { clientFINEnd = segment.sequenceNumber + segment.sequenceLength }
+        let end = segment.sequenceNumber + segment.sequenceLength
+        if clientSendNext.map({ end > $0 }) ?? true { clientSendNext = end }
         guard segment.flags.contains(.ack) else { return 0 }
         let acknowledgment = segment.acknowledgmentNumber
         guard clientAcknowledgment.map({ acknowledgment > $0 }) ?? true else { return 0 }
+        // An ACK of bytes the kernel never sent is forged (or stray): it releases nothing.
+        if let sendNext, acknowledgment > sendNext { return 0 }
         clientAcknowledgment = acknowledgment
         let before = retainedBytes
         while head < retained.count, retained[head].end <= acknowledgment {
@@ -119,6 +126,14 @@ public struct UnacknowledgedFlight: Sendable {
             head = 0
         }
         return before - retainedBytes
+    }
+
+    /// RFC 5961 §3.2, as the primary bridge judges it: a client's reset counts only with the
+    /// sequence number the kernel expects next (its latest acknowledgment) or where the client's
+    /// own sending stands; a blind one must guess a 32-bit value.
+    func acceptsReset(sequence: SequenceNumber) -> Bool {
+        let expected = [latestAcknowledgment, clientSendNext].compactMap { $0 }
+        return expected.isEmpty || expected.contains(sequence)
     }
 
     /// Forgets everything (the connection was reset).

@@ -165,7 +165,8 @@ public struct DaemonConfiguration: Sendable {
             outboundQueue: outboundQueue,
             inboundQueue: inboundQueue,
             bypassMark: bypassMark,
-            inheritedAddress: inheriting ? ownAddress : nil
+            inheritedAddress: inheriting ? ownAddress : nil,
+            replicationChannel: (peer: peerAddress, port: replicationPort)
         )
     }
 

@@ -651,9 +651,10 @@ public final class PrimaryDaemon {
                 return result
             }
             guard let (verdict, output) = decision else {
-                // Not a TCP/IPv4 packet we can read: the kernel will judge it.
-                count("clientMalformedPassed")
-                return .init(id: packet.id, .accept)
+                // Not a TCP/IPv4 packet the bridge can read, for a protected port: dropped, never
+                // passed on untranslated (its ACK would be in the wrong space for this kernel).
+                count("clientMalformedDropped")
+                return .init(id: packet.id, .drop)
             }
             if case .accept(modified: true) = verdict { learnNextHop(packet) }
             carryOut(output, link: link, now: now)
@@ -739,8 +740,9 @@ public final class PrimaryDaemon {
                 continue
             case let .divergence(key, _):
                 toRelease.insert(key)
-            case .collidingServiceAddress:
-                if let left = throttle.admit("collidingServiceAddress", now: now) {
+            case .collidingServiceAddress, .tableFull:
+                // Under a flood, one line a second with the count left out.
+                if let left = throttle.admit(event.throttleKey, now: now) {
                     logger.log(event, similarLinesLeftOut: left)
                 }
                 continue
@@ -894,6 +896,9 @@ public final class PrimaryDaemon {
         all["heldEarlySYNACKs"] = c.heldEarlySYNACKs
         all["droppedTableFull"] = c.droppedTableFull
         all["passedCollidingAddress"] = c.passedCollidingAddress
+        all["evictedHandshakes"] = c.evictedHandshakes
+        all["evictedClosed"] = c.evictedClosed
+        all["synOnEstablished"] = c.synOnEstablished
         all["refusedBySecondary"] = c.refusedBySecondary
         all["droppedForSecondaryOnly"] = c.droppedForSecondaryOnly
         all["expired"] = c.expired

@@ -646,6 +646,8 @@ public final class SecondaryDaemon {
         all["releasedByPrimary"] = c.releasedByPrimary
         all["ignoredCollidingAddress"] = c.ignoredCollidingAddress
         all["untrackedConnections"] = c.untrackedConnections
+        all["evicted"] = c.evicted
+        all["unacceptableResets"] = c.unacceptableResets
         all["restartPackets"] = c.restartPackets
         all["restartedConnections"] = c.restartedConnections
         if let stats = try? capture?.statistics {

@@ -40,6 +40,9 @@ public struct FirewallPlan: Equatable, Sendable {
     ///   - inheritedAddress: primary only, on a node that took over and now serves as primary:
     ///     its own address, where the sockets of the connections it inherited are bound; their
     ///     segments go to the outbound queue too, to leave from the service address.
+    ///   - replicationChannel: the peer's address and the channel's UDP port: datagrams to that
+    ///     port from anyone else are dropped before they share the channel's socket (and its
+    ///     turn budget) with the peer's heartbeats.
     public init(
         role: Role,
         ownAddress: IPv4Address,
@@ -48,7 +51,8 @@ public struct FirewallPlan: Equatable, Sendable {
         outboundQueue: UInt16,
         inboundQueue: UInt16,
         bypassMark: UInt32,
-        inheritedAddress: IPv4Address? = nil
+        inheritedAddress: IPv4Address? = nil,
+        replicationChannel: (peer: IPv4Address, port: UInt16)? = nil
     ) {
         let serviceAddresses = serviceAddresses.isEmpty ? [ownAddress] : serviceAddresses
         self.role = role
@@ -70,6 +74,12 @@ public struct FirewallPlan: Equatable, Sendable {
         var outRules: [[String]] = []
         for source in sources where !outRules.contains(outbound(source)) { outRules.append(outbound(source)) }
         var chains = [Chain(name: "\(prefix)-OUT", builtIn: "OUTPUT", rules: outRules)]
+        var inRules: [[String]] = []
+        if let channel = replicationChannel {
+            inRules.append([
+                "-p", "udp", "--dport", String(channel.port), "!", "-s", channel.peer.description, "-j", "DROP",
+            ])
+        }
         // Clients' segments to the service address: on the primary, to move their ACKs into its
         // space; on the secondary, matched only once it holds the service address after a
         // takeover (before that, frames for the primary never reach its IP layer), to move
@@ -78,12 +88,13 @@ public struct FirewallPlan: Equatable, Sendable {
             Chain(
                 name: "\(prefix)-IN",
                 builtIn: role == .primary ? "INPUT" : "PREROUTING",
-                rules: serviceAddresses.map { serviceAddress in
-                    [
-                        "-p", "tcp", "-d", serviceAddress.description, "-m", "multiport", "--dports", portList,
-                        "-j", "NFQUEUE", "--queue-num", String(inboundQueue),
-                    ]
-                }
+                rules: inRules
+                    + serviceAddresses.map { serviceAddress in
+                        [
+                            "-p", "tcp", "-d", serviceAddress.description, "-m", "multiport", "--dports", portList,
+                            "-j", "NFQUEUE", "--queue-num", String(inboundQueue),
+                        ]
+                    }
             )
         )
         self.chains = chains

@@ -89,25 +89,25 @@ struct FlowRestartTests {
     }
 
     @Test(
-        "a super-segment the kernel's queue handed over whole is resent in pieces that fit the client's MSS (100 here)"
+        "a super-segment the kernel's queue handed over whole is resent in pieces that fit the client's MSS (600 here)"
     )
     mutating func superSegmentResentInPieces() throws {
-        try client(S.fromClient(seq: 1000, flags: [.syn], options: [.maximumSegmentSize(100)] + Self.ts(500, 0)))
+        try client(S.fromClient(seq: 1000, flags: [.syn], options: [.maximumSegmentSize(600)] + Self.ts(500, 0)))
         try kernel(S.fromServer(.secondary, seq: 0, ack: 1001, flags: [.syn, .ack], options: Self.ts(70, 500)))
         try client(S.fromClient(seq: 1001, ack: 1, options: Self.ts(501, 70)))
         #expect(
             bridge.clientMaximumSegmentSize(
                 ConnectionKey(clientAddress: S.clientAddress, clientPort: S.clientPort, serverPort: S.serverPort)
-            ) == 100
+            ) == 600
         )
-        let data = (0..<250).map { UInt8(truncatingIfNeeded: $0 &* 5) }
+        let data = (0..<1250).map { UInt8(truncatingIfNeeded: $0 &* 5) }
         try kernel(
             S.fromServer(.secondary, seq: 1, ack: 1001, flags: [.ack, .psh], options: Self.ts(71, 501), payload: data)
         )
         let restart = try takeOver()
-        // 100 bytes of MSS less 12 of timestamps: 88-byte pieces, then the three ACKs.
-        #expect(restart.map(\.sequenceNumber.rawValue) == [1, 89, 177, 251, 251, 251])
-        #expect(restart[0..<3].map(\.payload.count) == [88, 88, 74])
+        // 600 bytes of MSS less 12 of timestamps: 588-byte pieces, then the three ACKs.
+        #expect(restart.map(\.sequenceNumber.rawValue) == [1, 589, 1177, 1251, 1251, 1251])
+        #expect(restart[0..<3].map(\.payload.count) == [588, 588, 74])
         #expect(restart[0..<3].flatMap(\.payload) == data)
         #expect(restart[0..<3].map { $0.flags.contains(.psh) } == [false, false, true])
         for packet in restart {

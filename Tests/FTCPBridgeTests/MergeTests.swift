@@ -302,14 +302,14 @@ struct MergeTests {
         try scenario.handshake(
             primaryISN: 30,
             secondaryISN: 0,
-            clientOptions: [.maximumSegmentSize(100)]
+            clientOptions: [.maximumSegmentSize(600)]
         )
-        let data = (0..<250).map { UInt8(truncatingIfNeeded: $0) }
+        let data = (0..<1250).map { UInt8(truncatingIfNeeded: $0) }
         try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, payload: data))
         let out = try scenario.secondary(S.fromServer(.secondary, seq: 1, ack: 1001, payload: data))
-        #expect(out.packetsToClient.map(\.payload.count) == [100, 100, 50])
+        #expect(out.packetsToClient.map(\.payload.count) == [600, 600, 50])
         #expect(
-            out.packetsToClient.map(\.sequenceNumber) == [SequenceNumber(1), SequenceNumber(101), SequenceNumber(201)]
+            out.packetsToClient.map(\.sequenceNumber) == [SequenceNumber(1), SequenceNumber(601), SequenceNumber(1201)]
         )
         #expect(out.packetsToClient.map { $0.flags.contains(.psh) } == [false, false, true])
     }

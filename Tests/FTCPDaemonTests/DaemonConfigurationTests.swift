@@ -32,7 +32,13 @@ struct DaemonConfigurationTests {
                 + "or (src host (10.80.0.100 or 10.80.0.101) and (src port 9999)))"
         )
         #expect(secondary.bridgeConfiguration.serviceAddresses == [Self.first, Self.second])
-        #expect(secondary.firewallPlan.chains[1].rules.map { $0[3] } == ["10.80.0.100", "10.80.0.101"])
+        // The channel admits only the peer; then clients' segments to either address.
+        #expect(
+            secondary.firewallPlan.chains[1].rules[0] == [
+                "-p", "udp", "--dport", "7400", "!", "-s", "10.80.0.1", "-j", "DROP",
+            ]
+        )
+        #expect(secondary.firewallPlan.chains[1].rules.dropFirst().map { $0[3] } == ["10.80.0.100", "10.80.0.101"])
         // The node that takes over serves both from its kernel.
         let promoted = secondary.acting(as: .primary)
         #expect(promoted.kernelAddress == Self.first)

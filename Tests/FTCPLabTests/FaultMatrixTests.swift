@@ -341,8 +341,7 @@ final class FaultMatrixTests: RunningFTCPTestCase {
             try addresses("secondary").contains("10.80.0.1/"),
             "the secondary took the address over a dead link"
         )
-        Thread.sleep(forTimeInterval: 0.3)
-        XCTAssertEqual(try status("primary")["state"] as? String, "replicating")
+        try waitFor("primary", role: "primary", state: "replicating")
     }
 
     // MARK: Start-up

@@ -51,6 +51,25 @@ struct FirewallPlanTests {
         #expect(plan.chains[1].rules.map { $0[3] } == ["10.80.0.100", "10.80.0.101"])
     }
 
+    @Test("the replication channel's port admits only the peer, first in the chain of incoming segments")
+    func channelOnlyFromThePeer() {
+        let plan = FirewallPlan(
+            role: .primary,
+            ownAddress: Self.own,
+            ports: [9999],
+            outboundQueue: 1,
+            inboundQueue: 2,
+            bypassMark: 1,
+            replicationChannel: (peer: IPv4Address(10, 80, 0, 2), port: 7400)
+        )
+        #expect(
+            plan.scriptLines.contains(
+                "iptables -t mangle -A FTCP-PRIMARY-IN -p udp --dport 7400 ! -s 10.80.0.2 -j DROP"
+            )
+        )
+        #expect(plan.chains[1].rules.count == 2 && plan.chains[1].rules[0].contains("udp"))
+    }
+
     @Test("without service addresses of its own, the primary's own address is the service address")
     func olderForm() {
         let plan = FirewallPlan(

@@ -1,0 +1,87 @@
+import Foundation
+import XCTest
+
+/// A SYN flood against the protected port, from spoofed sources and from one host that drops
+/// the SYN-ACKs: legitimate clients connect throughout (every connect succeeds), and a session
+/// runs byte-exact; the bridges give half-open entries up for them.
+final class HostileTrafficLabTests: RunningFTCPTestCase {
+    /// `ip` arguments run in a lab namespace; a failure is a test failure.
+    private func ip(_ host: String, _ arguments: [String]) throws {
+        let (status, run) = try requireLab().run(host, "ip-\(host)", ["ip"] + arguments)
+        XCTAssertEqual(status, 0, "ip \(arguments.joined(separator: " ")) in \(host): \(run.errors)")
+    }
+
+    /// Floods `target` from `sources` at `rate` for `seconds` while legitimate clients connect
+    /// and a session runs; checks them and returns the primary's counters.
+    private func floodWhileClientsConnect(sources: String, rate: Int, seconds: Int) throws -> [String: Any] {
+        let lab = try requireLab()
+        try waitFor("primary", role: "primary", state: "replicating")
+        try waitFor("secondary", role: "secondary", state: "replicating")
+        let flood = try lab.background(
+            "client",
+            "synflood",
+            [
+                lab.labtool, "synflood", "--target", "\(serviceAddress):9999", "--rate", String(rate), "--seconds",
+                String(seconds), "--sources", sources,
+            ]
+        )
+        // Long enough for the flood to fill both tables (16,384 entries each) several times.
+        Thread.sleep(forTimeInterval: 3)
+        let session = try session("during-flood", download: 20_000_000, upload: 2_000_000)
+        let (connectStatus, connects) = try lab.run(
+            "client",
+            "connect-time",
+            [
+                lab.labtool, "connect-time", "--connect", "\(serviceAddress):9999", "--count", "200", "--timeout-s",
+                "60",
+            ],
+            timeout: .seconds(70)
+        )
+        XCTAssertEqual(
+            connectStatus,
+            0,
+            "a legitimate connect failed during the flood: \(connects.output) \(connects.errors)"
+        )
+        let longest = finish([("during-flood", session)], context: "during the flood")
+        XCTAssertTrue(flood.wait(timeout: .seconds(Double(seconds) + 30)), "the flood did not end")
+        let sent = Int(flood.lastLineFields["sent"] ?? "") ?? 0
+        XCTAssertGreaterThan(sent, rate * seconds / 2, "the flood sent too little to mean anything: \(flood.output)")
+        print(
+            "synflood sources=\(sources) rate=\(rate) sent=\(sent) connects: \(connects.output.split(separator: "\n").last ?? "") session_longest_stall_ms=\(longest)"
+        )
+        let primary = try status("primary")
+        let counters = try XCTUnwrap(primary["counters"] as? [String: Any])
+        XCTAssertEqual(counters["droppedTableFull"] as? Int, 0, "legitimate SYNs were dropped: \(counters)")
+        XCTAssertGreaterThan(
+            counters["evictedHandshakes"] as? Int ?? 0,
+            0,
+            "the flood never filled the table, so the test proved nothing: \(counters)"
+        )
+        return counters
+    }
+
+    func testSYNFloodFromSpoofedSources() throws {
+        // The servers answer the spoofed sources through the client's host, which drops what
+        // is not its own (it does not forward): their SYN-ACKs go nowhere, as on the Internet.
+        for host in ["primary", "secondary"] {
+            try ip(host, ["route", "add", "198.51.100.0/24", "via", "10.80.0.10"])
+        }
+        _ = try floodWhileClientsConnect(sources: "198.51.100.0/24", rate: 10_000, seconds: 10)
+    }
+
+    func testSYNFloodFromAHostThatDropsTheSYNACKs() throws {
+        // A second address on the client's host, whose SYN-ACKs its firewall drops (no RST
+        // answers them): every handshake from it stays half-open on both servers.
+        try ip("client", ["addr", "add", "10.80.0.11/24", "dev", "eth0"])
+        let (status, run) = try requireLab().run(
+            "client",
+            "drop-synack",
+            [
+                "iptables", "-A", "INPUT", "-d", "10.80.0.11", "-p", "tcp", "--tcp-flags", "SYN,ACK", "SYN,ACK", "-j",
+                "DROP",
+            ]
+        )
+        XCTAssertEqual(status, 0, run.errors)
+        _ = try floodWhileClientsConnect(sources: "10.80.0.11/32", rate: 5_000, seconds: 8)
+    }
+}
