@@ -16,7 +16,8 @@ set -Eeuo pipefail
 #   spin, gcc               model checking of the ownership protocol (model/check.sh)
 #   procps                  pgrep/ps in the lab scripts
 #   stress-ng               the CPU hog of the heartbeat-under-load test
-PACKAGES=(libnetfilter-queue-dev libpcap-dev iptables iproute2 tcpdump ethtool spin gcc procps stress-ng)
+#   prometheus, curl        the metrics test: a real Prometheus scrapes a bridge, curl queries it
+PACKAGES=(libnetfilter-queue-dev libpcap-dev iptables iproute2 tcpdump ethtool spin gcc procps stress-ng prometheus curl)
 
 log() { printf 'setup: %s\n' "$*"; }
 

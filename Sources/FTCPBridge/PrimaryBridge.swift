@@ -326,6 +326,21 @@ public struct PrimaryBridge: Sendable {
     /// the client can talk to this kernel only through the bridge's translation.
     public var openConnectionCount: Int { connections.values.filter { $0.phase != .closed }.count }
 
+    /// Open connections the merge protects (handshake, replicating, or the secondary's copy
+    /// alone), and those served by the primary alone; without building ``connectionStatuses``.
+    public var protectionCounts: (protected: Int, unprotected: Int) {
+        var protected = 0
+        var unprotected = 0
+        for connection in connections.values {
+            switch connection.phase {
+            case .handshake, .replicating, .secondaryOnly: protected += 1
+            case .primaryOnly: unprotected += 1
+            case .closed: break
+            }
+        }
+        return (protected, unprotected)
+    }
+
     /// Number of connections tracked, tombstones included.
     public var connectionCount: Int { connections.count }
 

@@ -303,6 +303,9 @@ public struct SecondaryBridge: Sendable {
         retainedBytes = flights.values.reduce(0) { $0 + $1.retainedBytes }
     }
 
+    /// How many connections are tracked (without building ``connections``).
+    public var connectionCount: Int { seen.count }
+
     /// Connections seen recently, for `status`.
     public var connections: [(key: ConnectionKey, activity: SecondaryConnectionActivity)] {
         seen.map { ($0.key, $0.value) }.sorted {

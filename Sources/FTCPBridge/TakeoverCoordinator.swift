@@ -95,9 +95,13 @@ public struct TakeoverCoordinator: Sendable {
     /// The primary says, over the authenticated channel, that it has released the service
     /// address for a planned switchover: take over at once, with no probe (nothing failed, and
     /// every moment spent checking is stall for the clients).
+    /// Whether the promotion was a planned switchover (the primary handed the address over).
+    public private(set) var wasHandedOver = false
+
     public mutating func primaryHandedOver(now: MonotonicTime) -> [Action] {
         guard state != .promoted else { return [] }
         round = nil
+        wasHandedOver = true
         move(to: .promoted, now: now, reason: "planned switchover: the primary released the service address")
         return Self.takeoverActions
     }

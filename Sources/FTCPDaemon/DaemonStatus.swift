@@ -19,6 +19,8 @@ public struct DaemonStatus: Codable, Sendable {
     public var counters: [String: UInt64]
     public var replication: [String: UInt64]
     public var connections: [ConnectionEntry]
+    /// How many connections are protected (a replica on the peer) and how many not.
+    public var connectionsByKind: [String: Int] = [:]
 
     /// What this bridge knows of the other one.
     public struct PeerStatus: Codable, Sendable {

@@ -12,27 +12,89 @@ public final class Guardian {
     let configuration: DaemonConfiguration
     let logger: Logger
     /// Silence of the child after which it counts as hung and is killed; 0 turns this off.
-    let hangTimeoutMilliseconds: UInt64
+    private(set) var hangTimeoutMilliseconds: UInt64
 
     /// `--notify`: the operator's program, run on every change of state.
-    let notify: NotifyHook?
+    private(set) var notify: NotifyHook?
+
+    /// What a reload (SIGHUP) reads again and applies without a restart: the settings that only
+    /// the guardian uses. Everything else (addresses, ports, queues, key, detection, bounds)
+    /// is in use by the bridge's kernel state and rules, and takes effect at the next start.
+    public struct ReloadableSettings: Equatable, Sendable {
+        public var hangTimeoutMilliseconds: UInt64
+        public var notifyProgram: String?
+
+        public init(hangTimeoutMilliseconds: UInt64, notifyProgram: String?) {
+            self.hangTimeoutMilliseconds = hangTimeoutMilliseconds
+            self.notifyProgram = notifyProgram
+        }
+    }
+
+    /// Reads the configuration again (file and command line, as at the start): the settings a
+    /// reload applies, and the keys that changed but take effect only at a restart. Throws what
+    /// is wrong with the file, and then nothing changes.
+    public typealias Reload = @Sendable () throws -> (settings: ReloadableSettings, needRestart: [String])
+    let reload: Reload?
 
     public init(
         configuration: DaemonConfiguration,
         logger: Logger,
         hangTimeoutMilliseconds: UInt64,
-        notifyProgram: String? = nil
+        notifyProgram: String? = nil,
+        reload: Reload? = nil
     ) {
         self.configuration = configuration
         self.logger = logger
         self.hangTimeoutMilliseconds = hangTimeoutMilliseconds
-        notify = notifyProgram.map {
-            NotifyHook(
-                program: $0,
-                logger: logger,
-                serviceAddress: "\(configuration.serviceAddress)",
-                ownAddress: "\(configuration.ownAddress)"
+        self.reload = reload
+        notify = notifyProgram.map { Self.hook($0, configuration: configuration, logger: logger) }
+    }
+
+    private static func hook(_ program: String, configuration: DaemonConfiguration, logger: Logger) -> NotifyHook {
+        NotifyHook(
+            program: program,
+            logger: logger,
+            serviceAddress: "\(configuration.serviceAddress)",
+            ownAddress: "\(configuration.ownAddress)"
+        )
+    }
+
+    /// SIGHUP: reads the configuration again and applies what can change while running.
+    func reloadConfiguration() {
+        guard let reload else {
+            logger.notice("SIGHUP: nothing to reload (started without a way to read the configuration again)")
+            return
+        }
+        do {
+            let (settings, needRestart) = try reload()
+            var applied: [String] = []
+            if settings.hangTimeoutMilliseconds != hangTimeoutMilliseconds {
+                hangTimeoutMilliseconds = settings.hangTimeoutMilliseconds
+                applied.append("hang-timeout")
+            }
+            if settings.notifyProgram != notify?.program {
+                notify?.flush()
+                notify = settings.notifyProgram.map { Self.hook($0, configuration: configuration, logger: logger) }
+                applied.append("notify")
+            }
+            logger.notice(
+                "configuration reloaded (SIGHUP)",
+                metadata: [
+                    "applied":
+                        "\(applied.isEmpty ? "nothing changed that a reload applies" : applied.joined(separator: ","))",
+                    "needs_restart": "\(needRestart.isEmpty ? "none" : needRestart.joined(separator: ","))",
+                ]
             )
+            if !needRestart.isEmpty {
+                logger.warning(
+                    """
+                    changed settings take effect only when the bridge starts again (a planned switchover first \
+                    keeps the protected connections): \(needRestart.joined(separator: ", "))
+                    """
+                )
+            }
+        } catch {
+            logger.error("configuration reload refused (SIGHUP), the running configuration is unchanged: \(error)")
         }
     }
 
@@ -42,7 +104,7 @@ public final class Guardian {
     /// to use.
     public func run() throws -> Int32 {
         try TerminationSignals.install()
-        signal(SIGHUP, SIG_IGN)
+        try ReloadSignal.install()
         let systemd = SystemdNotifier(environment: ProcessInfo.processInfo.environment)
         var backoffMilliseconds: UInt64 = 1_000
         while true {
@@ -103,6 +165,7 @@ public final class Guardian {
                 systemd.notify("STOPPING=1\nSTATUS=\(role): stopping (signal \(signal))")
                 logger.notice("guardian passed signal \(signal) to the bridge process", metadata: ["pid": "\(child)"])
             }
+            if ReloadSignal.take() { reloadConfiguration() }
             var poll = pollfd(fd: reading, events: Int16(POLLIN), revents: 0)
             let ready = Glibc.poll(&poll, 1, 50)
             let now = MonotonicClock.now()

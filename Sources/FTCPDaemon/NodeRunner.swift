@@ -12,6 +12,8 @@ struct TakeoverHandOff {
     var inbound: NetfilterQueue
     /// When the takeover happened.
     var since: MonotonicTime
+    /// A planned switchover (the primary handed the address over), not a failover.
+    var planned = false
     /// The sockets the primary goes on with (opening them again would keep every inherited
     /// segment waiting meanwhile).
     var sockets: Sockets
@@ -33,8 +35,12 @@ struct TakeoverHandOff {
 public enum NodeRunner {
     /// Runs until stopped; returns the exit status (``GuardianPolicy/fencedExitCode`` when the
     /// node gave the address up to its peer).
-    public static func run(configuration: DaemonConfiguration, logger: Logger, guardian: GuardianLink?) throws -> Int32
-    {
+    public static func run(
+        configuration: DaemonConfiguration,
+        logger: Logger,
+        guardian: GuardianLink?,
+        metrics: BridgeMetrics? = nil
+    ) throws -> Int32 {
         var role = try startRole(configuration, logger: logger)
         if role != configuration.role { guardian?.report(role: role == .primary ? "primary" : "secondary") }
         var handOff: TakeoverHandOff?
@@ -48,7 +54,8 @@ public enum NodeRunner {
                     logger: logger,
                     guardian: guardian,
                     node: node,
-                    handOff: handOff
+                    handOff: handOff,
+                    metrics: metrics
                 )
                 try primary.run()
                 guard primary.handedOver, TerminationSignals.received == nil else {
@@ -67,9 +74,11 @@ public enum NodeRunner {
                     configuration: configuration.acting(as: .secondary),
                     logger: logger,
                     guardian: guardian,
-                    node: node
+                    node: node,
+                    metrics: metrics
                 )
                 guard let next = try secondary.run() else { return 0 }
+                metrics?.noteTakeover(planned: next.planned)
                 handOff = next
                 node = secondary.node
                 role = .primary

@@ -21,6 +21,9 @@ public final class PrimaryDaemon {
     private var reportedState: String?
     /// The parent process that cleans up if this one dies (nil when run without one).
     let guardian: GuardianLink?
+    /// `--metrics`: published once a second.
+    let metrics: BridgeMetrics?
+    private var nextMetrics = MonotonicTime.zero
     /// Set when another host serves the service address after a takeover this node missed:
     /// this bridge gives the address up and ends (``GuardianPolicy/fencedExitCode``).
     public var fenced: Bool { node.fenced }
@@ -65,11 +68,13 @@ public final class PrimaryDaemon {
         logger: Logger,
         guardian: GuardianLink?,
         node: NodeController?,
-        handOff: TakeoverHandOff?
+        handOff: TakeoverHandOff?,
+        metrics: BridgeMetrics? = nil
     ) {
         self.configuration = configuration
         self.logger = logger
         self.guardian = guardian
+        self.metrics = metrics
         self.handOff = handOff
         inherited = handOff?.inherited
         bridge = PrimaryBridge(configuration: configuration.bridgeConfiguration)
@@ -184,6 +189,7 @@ public final class PrimaryDaemon {
                     node.nextDeadline(now: wake), link.nextRetryDeadline,
                     guardian?.nextAliveMilliseconds.map { .milliseconds($0) },
                     rulesSwap.map { _ in wake.adding(milliseconds: LoopWake.jobPollMilliseconds) },
+                    metrics.map { _ in nextMetrics },
                 ]
             )
             let ready = try poller.wait(timeoutMilliseconds: timeout)
@@ -242,6 +248,15 @@ public final class PrimaryDaemon {
             flushToClients(raw: raw, now: now)
             perform(node.endTurn(now: now), link: link, arp: arp, now: now)
             reportState()
+            if let metrics, now >= nextMetrics {
+                nextMetrics = now.adding(milliseconds: 1_000)
+                metrics.publish(
+                    status(link: link, now: now, withConnections: false),
+                    queues: NetfilterQueueStatistics.read(),
+                    outboundQueue: configuration.outboundQueue,
+                    inboundQueue: configuration.inboundQueue
+                )
+            }
         }
         if TerminationSignals.received != nil && configuration.handOverOnStop && !fenced,
             node.switchoverRequested(
@@ -740,6 +755,7 @@ public final class PrimaryDaemon {
                 continue
             case let .divergence(key, _):
                 toRelease.insert(key)
+                count("divergences")
             case .collidingServiceAddress, .tableFull:
                 // Under a flood, one line a second with the count left out.
                 if let left = throttle.admit(event.throttleKey, now: now) {
@@ -752,6 +768,11 @@ public final class PrimaryDaemon {
             logger.log(event)
         }
         toClients += output.packetsToClient
+        if !output.packetsToClient.isEmpty {
+            counters["bytesSentToClients", default: 0] += UInt64(
+                output.packetsToClient.reduce(0) { $0 + $1.payload.count }
+            )
+        }
         for packet in output.packetsToSecondary {
             if let bytes = try? packet.build() {
                 link.send(.inject(packet: bytes), now: now)
@@ -885,7 +906,9 @@ public final class PrimaryDaemon {
             }
     }
 
-    func status(link: ReplicationLink, now: MonotonicTime) -> DaemonStatus {
+    /// The bridge's state; `withConnections: false` leaves the per-connection list out (the
+    /// metrics, published every second, need only the counts).
+    func status(link: ReplicationLink, now: MonotonicTime, withConnections: Bool = true) -> DaemonStatus {
         var all = counters
         let c = bridge.counters
         all["segmentsFromPrimaryKernel"] = c.segmentsFromPrimary
@@ -905,7 +928,9 @@ public final class PrimaryDaemon {
         all["nextHops"] = UInt64(nextHops.hops.count)
         all["nextHopTableRestarts"] = nextHops.restarts
         let connections =
-            bridge.connectionStatuses.map { entry in
+            !withConnections
+            ? []
+            : bridge.connectionStatuses.map { entry in
                 DaemonStatus.ConnectionEntry(
                     client: "\(entry.key.clientAddress)",
                     clientPort: entry.key.clientPort,
@@ -940,7 +965,11 @@ public final class PrimaryDaemon {
             peer: link.peerStatus(now: now, detector: node.detector),
             counters: all,
             replication: link.counters,
-            connections: connections
+            connections: connections,
+            connectionsByKind: [
+                "protected": bridge.protectionCounts.protected,
+                "unprotected": bridge.protectionCounts.unprotected + (inherited?.openCount ?? 0),
+            ]
         )
     }
 }

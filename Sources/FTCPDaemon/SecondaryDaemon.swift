@@ -34,6 +34,9 @@ public final class SecondaryDaemon {
 
     /// The parent process that cleans up if this one dies (nil when run without one).
     let guardian: GuardianLink?
+    /// `--metrics`: published once a second.
+    let metrics: BridgeMetrics?
+    private var nextMetrics = MonotonicTime.zero
     private var reportedState: String?
 
     /// - Parameter node: the node's control plane as the role before left it (a switchover);
@@ -42,11 +45,13 @@ public final class SecondaryDaemon {
         configuration: DaemonConfiguration,
         logger: Logger,
         guardian: GuardianLink? = nil,
-        node: NodeController? = nil
+        node: NodeController? = nil,
+        metrics: BridgeMetrics? = nil
     ) {
         self.configuration = configuration
         self.logger = logger
         self.guardian = guardian
+        self.metrics = metrics
         bridge = SecondaryBridge(configuration: configuration.bridgeConfiguration)
         relayBundle = RelayBundler(maximumDatagramBytes: configuration.relayBundleBytes)
         self.node =
@@ -140,6 +145,7 @@ public final class SecondaryDaemon {
                 deadlines: [
                     node.nextDeadline(now: wake), link.nextRetryDeadline,
                     guardian?.nextAliveMilliseconds.map { .milliseconds($0) },
+                    metrics.map { _ in nextMetrics },
                 ]
             )
             try poller.wait(timeoutMilliseconds: timeout, into: &ready)
@@ -204,6 +210,15 @@ public final class SecondaryDaemon {
                 }
             }
             perform(node.tick(now: MonotonicClock.now()), context, capture: &capture, now: now)
+            if let metrics, now >= nextMetrics {
+                nextMetrics = now.adding(milliseconds: 1_000)
+                metrics.publish(
+                    status(link: link, capture: capture, now: now, withConnections: false),
+                    queues: NetfilterQueueStatistics.read(),
+                    outboundQueue: configuration.outboundQueue,
+                    inboundQueue: configuration.inboundQueue
+                )
+            }
         }
         if let handOff {
             logger.notice(
@@ -366,6 +381,7 @@ public final class SecondaryDaemon {
                     outbound: context.outbound,
                     inbound: context.inbound,
                     since: now,
+                    planned: takeover.wasHandedOver,
                     sockets: .init(
                         replication: context.link.socket,
                         arp: context.arp,
@@ -630,7 +646,13 @@ public final class SecondaryDaemon {
 
     private func count(_ name: String) { counters[name, default: 0] += 1 }
 
-    func status(link: ReplicationLink, capture: PacketCapture?, now: MonotonicTime) -> DaemonStatus {
+    /// The bridge's state; `withConnections: false` leaves the per-connection list out.
+    func status(
+        link: ReplicationLink,
+        capture: PacketCapture?,
+        now: MonotonicTime,
+        withConnections: Bool = true
+    ) -> DaemonStatus {
         var all = counters
         let c = bridge.counters
         all["injected"] = c.injected
@@ -658,26 +680,29 @@ public final class SecondaryDaemon {
             all["captureMalformed"] = stats.malformed
         }
         let promoted = bridge.isPromoted
-        let connections = bridge.connections.map { entry in
-            DaemonStatus.ConnectionEntry(
-                client: "\(entry.key.clientAddress)",
-                clientPort: entry.key.clientPort,
-                serverPort: entry.key.serverPort,
-                phase: promoted ? (bridge.inherited.contains(entry.key) ? "inherited" : "native") : "replicating",
-                protected: !promoted,
-                delta: nil,
-                timestampDelta: nil,
-                queuedPrimaryBytes: nil,
-                queuedSecondaryBytes: nil,
-                bytesSentToClient: nil,
-                bytesFromClient: entry.activity.bytesFromClient,
-                bytesRelayedToPrimary: entry.activity.bytesRelayed,
-                retransmissionsForwarded: nil,
-                divergences: nil,
-                sequence: nil,
-                service: "\(entry.activity.serviceAddress)"
-            )
-        }
+        let connections =
+            !withConnections
+            ? []
+            : bridge.connections.map { entry in
+                DaemonStatus.ConnectionEntry(
+                    client: "\(entry.key.clientAddress)",
+                    clientPort: entry.key.clientPort,
+                    serverPort: entry.key.serverPort,
+                    phase: promoted ? (bridge.inherited.contains(entry.key) ? "inherited" : "native") : "replicating",
+                    protected: !promoted,
+                    delta: nil,
+                    timestampDelta: nil,
+                    queuedPrimaryBytes: nil,
+                    queuedSecondaryBytes: nil,
+                    bytesSentToClient: nil,
+                    bytesFromClient: entry.activity.bytesFromClient,
+                    bytesRelayedToPrimary: entry.activity.bytesRelayed,
+                    retransmissionsForwarded: nil,
+                    divergences: nil,
+                    sequence: nil,
+                    service: "\(entry.activity.serviceAddress)"
+                )
+            }
         return DaemonStatus(
             role: "secondary",
             state: takeover.state.name,
@@ -687,7 +712,11 @@ public final class SecondaryDaemon {
             peer: link.peerStatus(now: now, detector: node.detector),
             counters: all,
             replication: link.counters,
-            connections: connections
+            connections: connections,
+            connectionsByKind: [
+                "protected": promoted ? 0 : bridge.connectionCount,
+                "unprotected": promoted ? bridge.connectionCount : 0,
+            ]
         )
     }
 }

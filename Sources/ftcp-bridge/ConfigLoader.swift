@@ -28,6 +28,40 @@ enum ConfigLoader {
         return keys
     }
 
+    /// Each setting's values in expanded arguments (after the command), by key: what a reload
+    /// compares. A flag given has the value "on"; a key given again keeps every value.
+    static func settings(_ arguments: [String]) -> [String: [String]] {
+        let kinds = keys
+        var result: [String: [String]] = [:]
+        var index = 1
+        while index < arguments.count {
+            let argument = arguments[index]
+            index += 1
+            guard argument.hasPrefix("--") else { continue }
+            var name = String(argument.dropFirst(2))
+            var value: String?
+            if let equals = name.firstIndex(of: "=") {
+                value = String(name[name.index(after: equals)...])
+                name = String(name[..<equals])
+            }
+            guard let kind = kinds[name] else { continue }
+            if kind == .flag {
+                result[name, default: []].append("on")
+            } else {
+                if value == nil, index < arguments.count {
+                    value = arguments[index]
+                    index += 1
+                }
+                if kind == .repeatable {
+                    result[name, default: []].append(value ?? "")
+                } else {
+                    result[name] = [value ?? ""]  // the later one wins, as in parsing
+                }
+            }
+        }
+        return result
+    }
+
     /// The arguments to parse: the file's settings, then the command line's.
     static func expand(_ arguments: [String]) throws -> [String] {
         guard let command = arguments.first, commandsWithConfig.contains(command) else { return arguments }

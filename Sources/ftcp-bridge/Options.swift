@@ -174,6 +174,32 @@ struct BridgeOptions: ParsableArguments {
     )
     var notify: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "Serve Prometheus metrics on ADDRESS:PORT (GET /metrics); off by default.",
+            discussion: """
+                For example 127.0.0.1:9464, or the host's management address. Served by the bridge process \
+                on a thread of its own, never on the packet path; the values are what `status` shows, \
+                refreshed once a second. README's "Metrics" lists the names.
+                """,
+            valueName: "address:port"
+        )
+    )
+    var metrics: String?
+
+    /// `--metrics` as an address and a port.
+    func metricsEndpoint() throws -> (address: IPv4Address, port: UInt16)? {
+        guard let metrics else { return nil }
+        let parts = metrics.split(separator: ":")
+        guard parts.count == 2, let address = IPv4Address(String(parts[0])), let port = UInt16(parts[1]), port != 0
+        else {
+            throw ValidationError(
+                "--metrics must be an IPv4 address and a port such as 127.0.0.1:9464, not '\(metrics)'"
+            )
+        }
+        return (address, port)
+    }
+
     @Flag(
         help:
             "Run without a guardian process (for debugging; a crash then leaves the rules and the address as they were)."
@@ -187,6 +213,7 @@ struct BridgeOptions: ParsableArguments {
     var logLevel: String = "info"
 
     func validate() throws {
+        _ = try metricsEndpoint()
         _ = try ports()
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")

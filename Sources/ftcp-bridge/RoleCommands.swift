@@ -24,6 +24,35 @@ func prepareControlDirectory(_ path: String) throws {
 /// Runs a bridge role as two processes: the one started by the operator becomes the guardian
 /// and starts this same command again as the bridge process (marked by the guardian's pipe in
 /// its environment), which runs `body`. With `--no-guardian`, `body` runs in this process.
+/// `--metrics`: the registry and its HTTP endpoint, in the bridge process (restarted with it).
+func startMetrics(_ options: BridgeOptions, logger: Logger) throws -> (BridgeMetrics, MetricsEndpoint)? {
+    guard let (address, port) = try options.metricsEndpoint() else { return nil }
+    let metrics = BridgeMetrics()
+    let endpoint = try MetricsEndpoint(address: address, port: port) { metrics.exposition() }
+    logger.info("serving metrics", metadata: ["url": "http://\(address):\(endpoint.port)/metrics"])
+    return (metrics, endpoint)
+}
+
+/// SIGHUP's reading of the configuration: the file and the command line expanded again as at
+/// the start (``ConfigLoader/expand(_:)``), checked as at the start, and compared with what the
+/// node started with.
+func reloadFromConfiguration() -> Guardian.Reload? {
+    let commandLine = Array(CommandLine.arguments.dropFirst())
+    guard let initial = try? ConfigLoader.expand(commandLine) else { return nil }
+    let guardianKeys: Set<String> = ["hang-timeout", "notify"]
+    return {
+        let fresh = try ConfigLoader.expand(commandLine)
+        let options = try BridgeOptions.parse(Array(fresh.dropFirst()))
+        let before = ConfigLoader.settings(initial)
+        let after = ConfigLoader.settings(fresh)
+        let changed = Set(before.keys).union(after.keys).filter { before[$0] != after[$0] }
+        return (
+            Guardian.ReloadableSettings(hangTimeoutMilliseconds: options.hangTimeout, notifyProgram: options.notify),
+            changed.subtracting(guardianKeys).sorted()
+        )
+    }
+}
+
 func runGuarded(
     _ options: BridgeOptions,
     configuration: DaemonConfiguration,
@@ -39,7 +68,8 @@ func runGuarded(
                 configuration: configuration,
                 logger: logger,
                 hangTimeoutMilliseconds: options.hangTimeout,
-                notifyProgram: options.notify
+                notifyProgram: options.notify,
+                reload: reloadFromConfiguration()
             ).run()
         } catch {
             logger.critical("the guardian could not start the bridge process: \(error)")
@@ -81,7 +111,14 @@ struct PrimaryCommand: ParsableCommand {
         let configuration = try options.configuration(role: .primary)
         try prepareControlDirectory(configuration.controlPath)
         try runGuarded(options, configuration: configuration, role: "primary") { logger, guardian in
-            let status = try NodeRunner.run(configuration: configuration, logger: logger, guardian: guardian)
+            let metrics = try startMetrics(options, logger: logger)
+            defer { metrics?.1.close() }
+            let status = try NodeRunner.run(
+                configuration: configuration,
+                logger: logger,
+                guardian: guardian,
+                metrics: metrics?.0
+            )
             if status != 0 { throw ExitCode(status) }
         }
     }
@@ -107,7 +144,14 @@ struct SecondaryCommand: ParsableCommand {
         let configuration = try options.configuration(role: .secondary)
         try prepareControlDirectory(configuration.controlPath)
         try runGuarded(options, configuration: configuration, role: "secondary") { logger, guardian in
-            let status = try NodeRunner.run(configuration: configuration, logger: logger, guardian: guardian)
+            let metrics = try startMetrics(options, logger: logger)
+            defer { metrics?.1.close() }
+            let status = try NodeRunner.run(
+                configuration: configuration,
+                logger: logger,
+                guardian: guardian,
+                metrics: metrics?.0
+            )
             if status != 0 { throw ExitCode(status) }
         }
     }

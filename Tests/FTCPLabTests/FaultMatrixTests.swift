@@ -246,6 +246,12 @@ final class FaultMatrixTests: RunningFTCPTestCase {
         )
         XCTAssertEqual(try status("primary")["state"] as? String, "replicating")
         XCTAssertEqual(try status("secondary")["state"] as? String, "replicating")
+        // The guardian took it as a reload: the configuration read again, nothing to change.
+        let log = (try? String(contentsOfFile: "/run/ftcp-lab/bridge-primary.log", encoding: .utf8)) ?? ""
+        XCTAssertTrue(
+            log.contains("configuration reloaded (SIGHUP)") && log.contains("needs_restart=none"),
+            "no reload line in the primary's log"
+        )
     }
 
     // MARK: Applications

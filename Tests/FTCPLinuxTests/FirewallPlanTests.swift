@@ -83,3 +83,19 @@ struct FirewallPlanTests {
         #expect(plan.chains.map { $0.rules.map { $0[3] } } == [["10.80.0.1"], ["10.80.0.1"]])
     }
 }
+
+@Suite("NFQUEUE statistics")
+struct NetfilterQueueStatisticsTests {
+    @Test("the kernel's lines are read by column; others are skipped")
+    func parse() {
+        let text = """
+             7401  31337     5 2 65531     2     7 123456  1
+             7402  31338     0 2 65531     0     0    99  1
+            garbage
+            """
+        let parsed = NetfilterQueueStatistics.parse(text)
+        #expect(parsed.count == 2)
+        #expect(parsed[7401] == NetfilterQueueStatistics(queue: 7401, waiting: 5, queueDropped: 2, userDropped: 7))
+        #expect(parsed[7402]?.waiting == 0)
+    }
+}
