@@ -231,6 +231,14 @@ extension DaemonConfiguration {
 }
 
 extension DaemonConfiguration {
+    /// Removes every service address from the interface; throws at the first that fails.
+    func releaseServiceAddresses() throws(AddressClaimError) -> [AddressClaim.ReleaseResult] {
+        let claim = AddressClaim(interface: interface, prefixLength: servicePrefixLength)
+        var results: [AddressClaim.ReleaseResult] = []
+        for address in serviceAddresses { results.append(try claim.release(address: address)) }
+        return results
+    }
+
     /// Removes every service address from the interface and says so; if that fails, says what
     /// it costs (`unlessReleased`) and the command that does it by hand.
     func releaseServiceAddress(reason: String, logger: Logger, unlessReleased: String? = nil) {

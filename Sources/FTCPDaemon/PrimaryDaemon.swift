@@ -545,16 +545,7 @@ public final class PrimaryDaemon {
             return
         }
         do {
-            var result: [AddressClaim.ReleaseResult] = []
-            for service in configuration.serviceAddresses {
-                result.append(
-                    try AddressClaim(
-                        interface: configuration.interface,
-                        prefixLength: configuration.servicePrefixLength
-                    )
-                    .release(address: service)
-                )
-            }
+            let result = try configuration.releaseServiceAddresses()
             logger.notice(
                 """
                 primary stopped with \(open) connections open and handed them over: the service address is released \
@@ -595,16 +586,7 @@ public final class PrimaryDaemon {
     /// exits with ``GuardianPolicy/fencedExitCode``.
     private func fence() {
         do {
-            var result: [AddressClaim.ReleaseResult] = []
-            for service in configuration.serviceAddresses {
-                result.append(
-                    try AddressClaim(
-                        interface: configuration.interface,
-                        prefixLength: configuration.servicePrefixLength
-                    )
-                    .release(address: service)
-                )
-            }
+            let result = try configuration.releaseServiceAddresses()
             logger.critical(
                 """
                 primary fenced: the service address is released (\(result)) and the rules stay. Before this host serves \

@@ -53,6 +53,21 @@ func reloadFromConfiguration() -> Guardian.Reload? {
     }
 }
 
+/// Runs a node (guarded), with its metrics endpoint if asked for; exits with the node's status.
+func runNode(_ options: BridgeOptions, configuration: DaemonConfiguration, role: String) throws {
+    try runGuarded(options, configuration: configuration, role: role) { logger, guardian in
+        let metrics = try startMetrics(options, logger: logger)
+        defer { metrics?.1.close() }
+        let status = try NodeRunner.run(
+            configuration: configuration,
+            logger: logger,
+            guardian: guardian,
+            metrics: metrics?.0
+        )
+        if status != 0 { throw ExitCode(status) }
+    }
+}
+
 func runGuarded(
     _ options: BridgeOptions,
     configuration: DaemonConfiguration,
@@ -110,17 +125,7 @@ struct PrimaryCommand: ParsableCommand {
     func run() throws {
         let configuration = try options.configuration(role: .primary)
         try prepareControlDirectory(configuration.controlPath)
-        try runGuarded(options, configuration: configuration, role: "primary") { logger, guardian in
-            let metrics = try startMetrics(options, logger: logger)
-            defer { metrics?.1.close() }
-            let status = try NodeRunner.run(
-                configuration: configuration,
-                logger: logger,
-                guardian: guardian,
-                metrics: metrics?.0
-            )
-            if status != 0 { throw ExitCode(status) }
-        }
+        try runNode(options, configuration: configuration, role: "primary")
     }
 }
 
@@ -143,16 +148,6 @@ struct SecondaryCommand: ParsableCommand {
     func run() throws {
         let configuration = try options.configuration(role: .secondary)
         try prepareControlDirectory(configuration.controlPath)
-        try runGuarded(options, configuration: configuration, role: "secondary") { logger, guardian in
-            let metrics = try startMetrics(options, logger: logger)
-            defer { metrics?.1.close() }
-            let status = try NodeRunner.run(
-                configuration: configuration,
-                logger: logger,
-                guardian: guardian,
-                metrics: metrics?.0
-            )
-            if status != 0 { throw ExitCode(status) }
-        }
+        try runNode(options, configuration: configuration, role: "secondary")
     }
 }
