@@ -82,9 +82,11 @@ public final class BridgeMetrics: Sendable {
         _ = counter("ftcp_switchovers_total")
     }
 
-    /// This node took the service address over (a failover) or was handed it (a switchover).
-    public func noteTakeover(planned: Bool) {
+    /// This node took the service address over (a failover) or was handed it (a switchover),
+    /// `silenceMilliseconds` after the old primary's last word.
+    public func noteTakeover(planned: Bool, silenceMilliseconds: UInt64 = 0) {
         counter(planned ? "ftcp_switchovers_total" : "ftcp_takeovers_total").increment()
+        gauge("ftcp_last_takeover_silence_seconds").set(to: Double(silenceMilliseconds) / 1000)
     }
 
     /// Publishes one snapshot of the bridge: `status` without its list of connections, and the
@@ -106,7 +108,7 @@ public final class BridgeMetrics: Sendable {
             gauge("ftcp_peer_up").set(to: status.peer.alive ? 1 : 0)
             gauge("ftcp_state_seconds").set(to: status.stateSinceSeconds)
             gauge("ftcp_uptime_seconds").set(to: status.uptimeSeconds)
-            for kind in ["protected", "unprotected"] {
+            for kind in ["protected", "alone", "inherited"] {
                 gauge("ftcp_connections", labels: [("protection", kind)])
                     .set(to: Double(status.connectionsByKind[kind] ?? 0))
             }
@@ -144,6 +146,8 @@ public final class BridgeMetrics: Sendable {
         "ftcp_connections": "Open connections with and without a replica on the peer",
         "ftcp_takeovers_total": "Times this node took the service address over after a failure",
         "ftcp_switchovers_total": "Times the service address was handed to this node in a planned switchover",
+        "ftcp_last_takeover_silence_seconds":
+            "At this node's last takeover or switchover: from the old primary's last word to the address claimed here",
         "ftcp_divergences_total": "Connections whose two servers produced different bytes",
         "ftcp_replicas_lost_total": "Connections one server's copy of which ended while the other's went on",
         "ftcp_sent_to_clients_bytes_total": "Payload bytes the primary sent to clients",

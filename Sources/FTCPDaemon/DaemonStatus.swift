@@ -19,7 +19,9 @@ public struct DaemonStatus: Codable, Sendable {
     public var counters: [String: UInt64]
     public var replication: [String: UInt64]
     public var connections: [ConnectionEntry]
-    /// How many connections are protected (a replica on the peer) and how many not.
+    /// Open connections by protection: `protected` (a replica on the peer), `alone` (served by
+    /// the primary alone: diverged, or opened while no secondary was heard), `inherited` (taken
+    /// over at a takeover, unprotected until they close).
     public var connectionsByKind: [String: Int] = [:]
 
     /// What this bridge knows of the other one.

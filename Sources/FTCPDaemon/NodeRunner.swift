@@ -14,6 +14,8 @@ struct TakeoverHandOff {
     var since: MonotonicTime
     /// A planned switchover (the primary handed the address over), not a failover.
     var planned = false
+    /// From the old primary's last word to the claim of the address.
+    var silenceMilliseconds: UInt64 = 0
     /// The sockets the primary goes on with (opening them again would keep every inherited
     /// segment waiting meanwhile).
     var sockets: Sockets
@@ -78,7 +80,7 @@ public enum NodeRunner {
                     metrics: metrics
                 )
                 guard let next = try secondary.run() else { return 0 }
-                metrics?.noteTakeover(planned: next.planned)
+                metrics?.noteTakeover(planned: next.planned, silenceMilliseconds: next.silenceMilliseconds)
                 handOff = next
                 node = secondary.node
                 role = .primary

@@ -950,7 +950,8 @@ public final class PrimaryDaemon {
             connections: connections,
             connectionsByKind: [
                 "protected": bridge.protectionCounts.protected,
-                "unprotected": bridge.protectionCounts.unprotected + (inherited?.openCount ?? 0),
+                "alone": bridge.protectionCounts.unprotected,
+                "inherited": inherited?.openCount ?? 0,
             ]
         )
     }

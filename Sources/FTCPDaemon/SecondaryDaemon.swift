@@ -37,6 +37,8 @@ public final class SecondaryDaemon {
     /// `--metrics`: published once a second.
     let metrics: BridgeMetrics?
     private var nextMetrics = MonotonicTime.zero
+    /// At a takeover: from the primary's last word to the claim of the address.
+    private var takeoverSilenceMilliseconds: UInt64 = 0
     private var reportedState: String?
 
     /// - Parameter node: the node's control plane as the role before left it (a switchover);
@@ -292,6 +294,9 @@ public final class SecondaryDaemon {
                     ]
                 )
             case .claimServiceAddress:
+                // How long the service was silent for its clients: from the primary's last word
+                // (heartbeat or segment) to this claim.
+                takeoverSilenceMilliseconds = now.milliseconds(since: node.detector.lastHeard ?? now)
                 for address in configuration.serviceAddresses {
                     do {
                         let result = try context.claim.claim(address: address)
@@ -382,6 +387,7 @@ public final class SecondaryDaemon {
                     inbound: context.inbound,
                     since: now,
                     planned: takeover.wasHandedOver,
+                    silenceMilliseconds: takeoverSilenceMilliseconds,
                     sockets: .init(
                         replication: context.link.socket,
                         arp: context.arp,
@@ -715,7 +721,7 @@ public final class SecondaryDaemon {
             connections: connections,
             connectionsByKind: [
                 "protected": promoted ? 0 : bridge.connectionCount,
-                "unprotected": promoted ? bridge.connectionCount : 0,
+                "inherited": promoted ? bridge.connectionCount : 0,
             ]
         )
     }

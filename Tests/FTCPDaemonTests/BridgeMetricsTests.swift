@@ -21,7 +21,7 @@ struct BridgeMetricsTests {
             counters: counters,
             replication: replication,
             connections: [],
-            connectionsByKind: ["protected": 3, "unprotected": 1]
+            connectionsByKind: ["protected": 3, "alone": 1]
         )
     }
 
@@ -62,11 +62,13 @@ struct BridgeMetricsTests {
             outboundQueue: 1,
             inboundQueue: 2
         )
-        metrics.noteTakeover(planned: true)
+        metrics.noteTakeover(planned: true, silenceMilliseconds: 7)
         let text = Self.text(metrics)
         #expect(text.contains("ftcp_divergences_total 6"))
         #expect(text.contains(#"ftcp_node_state{role="primary",state="replicating"} 0.0"#))
         #expect(text.contains(#"ftcp_node_state{role="secondary",state="replicating"} 1.0"#))
         #expect(text.contains("ftcp_switchovers_total 1"))
+        #expect(text.contains("ftcp_last_takeover_silence_seconds 0.007"))
+        #expect(text.contains(#"ftcp_connections{protection="inherited"} 0.0"#))
     }
 }
