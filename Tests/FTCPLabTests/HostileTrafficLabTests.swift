@@ -60,6 +60,57 @@ final class HostileTrafficLabTests: RunningFTCPTestCase {
         return counters
     }
 
+    /// RFC 5961's blind attacks on live sessions: resets, SYNs and ACKs of unsent data with
+    /// random numbers, as if from each session's client. Every session ends byte-exact.
+    func testBlindResetsSYNsAndACKsOnLiveSessions() throws {
+        let lab = try requireLab()
+        try waitFor("primary", role: "primary", state: "replicating")
+        try waitFor("secondary", role: "secondary", state: "replicating")
+        let sessions = [
+            ("blind-down", try session("blind-down", download: 300_000_000, upload: 2_000_000)),
+            ("blind-slow", try session("blind-slow", download: 200_000, upload: 100_000, thinkMilliseconds: 300)),
+        ]
+        Thread.sleep(forTimeInterval: 0.3)
+        let (_, listing) = try lab.run(
+            "client",
+            "ss",
+            ["ss", "-tnH", "state", "established", "dst", "\(serviceAddress):9999"]
+        )
+        let clients = listing.output.split(separator: "\n").compactMap { line in
+            line.split(whereSeparator: { $0 == " " }).dropFirst(2).first.map(String.init)
+        }
+        XCTAssertEqual(clients.count, 2, "the sessions' connections: \(listing.output)")
+        for client in clients {
+            for kind in ["rst", "syn", "ack"] {
+                let (status, run) = try lab.run(
+                    "client",
+                    "blind-\(kind)",
+                    [
+                        lab.labtool, "blind", "--from", client, "--to", "\(serviceAddress):9999", "--kind", kind,
+                        "--count", "500", "--rate", "5000",
+                    ]
+                )
+                XCTAssertEqual(status, 0, "blind \(kind): \(run.output) \(run.errors)")
+            }
+        }
+        let longest = finish(sessions, context: "under blind attacks")
+        let counters = try XCTUnwrap(try status("primary")["counters"] as? [String: Any])
+        print(
+            "blind attacks: 2 sessions, 3 x 500 segments each; longest stall \(longest) ms; \(counters.filter { ["synOnEstablished"].contains($0.key) })"
+        )
+        XCTAssertGreaterThan(
+            counters["synOnEstablished"] as? Int ?? 0,
+            0,
+            "no blind SYN reached the bridge: \(counters)"
+        )
+        let secondary = try XCTUnwrap(try status("secondary")["counters"] as? [String: Any])
+        XCTAssertGreaterThan(
+            secondary["unacceptableResets"] as? Int ?? 0,
+            0,
+            "the secondary judged no blind reset: \(secondary)"
+        )
+    }
+
     func testSYNFloodFromSpoofedSources() throws {
         // The servers answer the spoofed sources through the client's host, which drops what
         // is not its own (it does not forward): their SYN-ACKs go nowhere, as on the Internet.
