@@ -18,7 +18,7 @@ struct LabToolCommand: ParsableCommand {
             """,
         subcommands: [
             Session.self, ConnectTime.self, RoundTrip.self, Hold.self, BenchReport.self, Sink.self, Source.self,
-            UDPSend.self, UDPEcho.self, UDPPing.self, SYNFlood.self, Blind.self,
+            UDPSend.self, UDPEcho.self, UDPPing.self, SYNFlood.self, Blind.self, FragmentFlood.self,
         ]
     )
 }

@@ -111,6 +111,62 @@ final class HostileTrafficLabTests: RunningFTCPTestCase {
         )
     }
 
+    /// Floods at the replication port from a host that is not the peer: junk UDP datagrams,
+    /// and fragments of datagrams that never complete (they would hold each server's
+    /// reassembly memory for 30 s). Protected sessions go on, and neither bridge takes the
+    /// flood for a failure of its peer.
+    func testFloodsAtTheReplicationPort() throws {
+        let lab = try requireLab()
+        try waitFor("primary", role: "primary", state: "replicating")
+        try waitFor("secondary", role: "secondary", state: "replicating")
+        let sessions = [
+            ("flood-down", try session("flood-down", download: 200_000_000, upload: 5_000_000)),
+            ("flood-slow", try session("flood-slow", download: 200_000, upload: 100_000, thinkMilliseconds: 200)),
+        ]
+        var floods: [LabProcess] = []
+        for server in ["10.80.0.1", "10.80.0.2"] {
+            floods.append(
+                try lab.background(
+                    "client",
+                    "udp-junk-\(server)",
+                    [
+                        lab.labtool, "udp-send", "--to", "\(server):7400", "--count", "100000", "--interval-us", "20",
+                        "--size", "512", "--timeout-s", "60",
+                    ]
+                )
+            )
+            floods.append(
+                try lab.background(
+                    "client",
+                    "fragflood-\(server)",
+                    [
+                        lab.labtool, "fragflood", "--to", server, "--from", "10.80.0.10", "--count", "20000", "--rate",
+                        "5000",
+                    ]
+                )
+            )
+        }
+        let longest = finish(sessions, context: "under floods at the replication port")
+        XCTAssertLessThanOrEqual(longest, 1_000, "a protected session stalled under the floods")
+        for flood in floods {
+            XCTAssertTrue(flood.wait(timeout: .seconds(60)), "a flood did not end: \(flood.output)")
+        }
+        print(
+            "floods at the replication port: longest session stall \(longest) ms; \(floods.map { $0.lastLineFields })"
+        )
+        let primary = try status("primary")
+        XCTAssertEqual(primary["state"] as? String, "replicating")
+        XCTAssertEqual(try status("secondary")["state"] as? String, "replicating")
+        // The junk never reached the channel's socket: the rule admits only the peer.
+        let replication = try XCTUnwrap(primary["replication"] as? [String: Any])
+        XCTAssertEqual(replication["droppedMalformed"] as? Int, 0, "junk reached the channel: \(replication)")
+        for host in ["primary", "secondary"] {
+            let log = (try? String(contentsOfFile: "/run/ftcp-lab/bridge-\(host).log", encoding: .utf8)) ?? ""
+            XCTAssertFalse(log.contains("serving alone"), "\(host): a false failure verdict under the floods")
+            XCTAssertFalse(log.contains("taking over"), "\(host): a false takeover under the floods")
+        }
+    }
+
     func testSYNFloodFromSpoofedSources() throws {
         // The servers answer the spoofed sources through the client's host, which drops what
         // is not its own (it does not forward): their SYN-ACKs go nowhere, as on the Internet.
