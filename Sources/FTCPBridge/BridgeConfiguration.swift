@@ -65,6 +65,15 @@ public struct BridgeConfiguration: Sendable {
     /// into 1-byte segments, 40 bytes of headers each, on its one thread.
     public static let minimumClientSegmentSize = 536
 
+    /// Raises a client SYN's MSS option to ``minimumClientSegmentSize`` in place (checksum
+    /// updated); returns whether it did.
+    static func raiseMaximumSegmentSize(of segment: TCPSegment) -> Bool {
+        guard let announced = segment.maximumSegmentSize, Int(announced) < minimumClientSegmentSize else {
+            return false
+        }
+        return segment.setMaximumSegmentSize(UInt16(minimumClientSegmentSize))
+    }
+
     /// Whether `address` is one of the service addresses.
     public func serves(_ address: IPv4Address) -> Bool { serviceAddresses.contains(address) }
 }

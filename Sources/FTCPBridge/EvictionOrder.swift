@@ -18,6 +18,20 @@ struct EvictionOrder<Key: Hashable & Sendable>: Sendable {
     private var lastFruitlessScan: MonotonicTime?
     private(set) var scans: UInt64 = 0
 
+    /// The next key of `table` to give up, or nil if none may go: `evictableSince` gives an
+    /// entry's age reference if it may go, nil if not.
+    mutating func next<Value>(
+        in table: [Key: Value],
+        now: MonotonicTime,
+        evictableSince: (Value) -> MonotonicTime?
+    ) -> Key? {
+        next(
+            now: now,
+            candidates: { table.compactMap { key, value in evictableSince(value).map { (key, $0) } } },
+            stillEvictable: { table[$0].flatMap(evictableSince) != nil }
+        )
+    }
+
     /// The next entry to give up, or nil if none may go. `candidates` lists every evictable
     /// entry with its age reference; `stillEvictable` checks one again.
     mutating func next(

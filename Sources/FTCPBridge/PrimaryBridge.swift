@@ -173,7 +173,7 @@ public struct PrimaryBridge: Sendable {
             }
             // Both kernels (the secondary's bridge does the same) never cut this client's
             // bytes finer than the floor.
-            let clamped = Self.clampMaximumSegmentSize(tcp)
+            let clamped = BridgeConfiguration.raiseMaximumSegmentSize(of: tcp)
             var connection = MergedConnection(
                 key: key,
                 serviceAddress: service,
@@ -206,26 +206,15 @@ public struct PrimaryBridge: Sendable {
         return (.accept(modified: modified), output)
     }
 
-    /// Raises a SYN's MSS option to ``BridgeConfiguration/minimumClientSegmentSize`` in place;
-    /// returns whether it did.
-    static func clampMaximumSegmentSize(_ segment: TCPSegment) -> Bool {
-        guard let announced = segment.maximumSegmentSize,
-            Int(announced) < BridgeConfiguration.minimumClientSegmentSize
-        else { return false }
-        return segment.setMaximumSegmentSize(UInt16(BridgeConfiguration.minimumClientSegmentSize))
-    }
-
     /// Gives up the oldest evictable entry (see ``EvictionOrder``); false if none may go.
     private mutating func makeRoom(now: MonotonicTime) -> Bool {
-        var order = eviction
-        let table = connections
-        let victim = order.next(
-            now: now,
-            candidates: { table.compactMap { $0.value.isEvictable ? ($0.key, $0.value.phaseSince) : nil } },
-            stillEvictable: { table[$0]?.isEvictable == true }
-        )
-        eviction = order
-        guard let victim else { return false }
+        guard
+            let victim = eviction.next(
+                in: connections,
+                now: now,
+                evictableSince: { $0.isEvictable ? $0.phaseSince : nil }
+            )
+        else { return false }
         if connections.removeValue(forKey: victim)?.phase == .closed {
             counters.evictedClosed += 1
         } else {

@@ -62,7 +62,7 @@ public struct SecondaryBridge: Sendable {
         if tcp.flags.contains(.rst) && !acceptedReset { counters.unacceptableResets += 1 }
         if let released = flights[key]?.clientSent(tcp) { retainedBytes -= released }
         ip.setDestination(configuration.secondaryAddress)
-        if begins { _ = PrimaryBridge.clampMaximumSegmentSize(tcp) }
+        if begins { _ = BridgeConfiguration.raiseMaximumSegmentSize(of: tcp) }
         packet.updateChecksums()
         counters.injected += 1
         let announced = tcp.flags.contains(.syn) ? tcp.maximumSegmentSize : nil
@@ -281,15 +281,8 @@ public struct SecondaryBridge: Sendable {
     /// Gives up the oldest entry whose client never completed its handshake, or that is over
     /// (see ``EvictionOrder``); false if none may go.
     private mutating func makeRoom(now: MonotonicTime) -> Bool {
-        var order = eviction
-        let table = seen
-        let victim = order.next(
-            now: now,
-            candidates: { table.compactMap { $0.value.isEvictable ? ($0.key, $0.value.lastSeen) : nil } },
-            stillEvictable: { table[$0]?.isEvictable == true }
-        )
-        eviction = order
-        guard let victim else { return false }
+        guard let victim = eviction.next(in: seen, now: now, evictableSince: { $0.isEvictable ? $0.lastSeen : nil })
+        else { return false }
         seen[victim] = nil
         if let flight = flights.removeValue(forKey: victim) { retainedBytes -= flight.retainedBytes }
         counters.evicted += 1

@@ -938,6 +938,7 @@ public final class PrimaryDaemon {
             all["inheritedTranslatedIn"] = inherited.translatedFromClients
             all["inheritedTranslatedOut"] = inherited.translatedFromKernel
         }
+        let protection = bridge.protectionCounts
         return DaemonStatus(
             role: "primary",
             state: node.stateName,
@@ -949,8 +950,8 @@ public final class PrimaryDaemon {
             replication: link.counters,
             connections: connections,
             connectionsByKind: [
-                "protected": bridge.protectionCounts.protected,
-                "alone": bridge.protectionCounts.unprotected,
+                "protected": protection.protected,
+                "alone": protection.unprotected,
                 "inherited": inherited?.openCount ?? 0,
             ]
         )

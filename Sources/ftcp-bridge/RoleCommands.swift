@@ -25,12 +25,21 @@ func prepareControlDirectory(_ path: String) throws {
 /// and starts this same command again as the bridge process (marked by the guardian's pipe in
 /// its environment), which runs `body`. With `--no-guardian`, `body` runs in this process.
 /// `--metrics`: the registry and its HTTP endpoint, in the bridge process (restarted with it).
+/// An endpoint that cannot listen (the port taken, the address not on this host) costs the
+/// metrics, never the protection: the bridge runs without them and says so.
 func startMetrics(_ options: BridgeOptions, logger: Logger) throws -> (BridgeMetrics, MetricsEndpoint)? {
     guard let (address, port) = try options.metricsEndpoint() else { return nil }
     let metrics = BridgeMetrics()
-    let endpoint = try MetricsEndpoint(address: address, port: port) { metrics.exposition() }
-    logger.info("serving metrics", metadata: ["url": "http://\(address):\(endpoint.port)/metrics"])
-    return (metrics, endpoint)
+    do {
+        let endpoint = try MetricsEndpoint(address: address, port: port) { metrics.exposition() }
+        logger.info("serving metrics", metadata: ["url": "http://\(address):\(endpoint.port)/metrics"])
+        return (metrics, endpoint)
+    } catch {
+        logger.error(
+            "metrics not served (\(error)); the bridge runs without them. Free the port or fix --metrics, then restart"
+        )
+        return nil
+    }
 }
 
 /// SIGHUP's reading of the configuration: the file and the command line expanded again as at
