@@ -34,6 +34,13 @@ public struct BridgeConfiguration: Sendable {
     /// How long an established connection may see no segment at all before
     /// its state is dropped (both kernels have then forgotten it too).
     public var idleTimeoutMilliseconds: UInt64
+    /// Connections the servers' applications open that are replicated (§7.2); the rest pass.
+    public var outboundSelections: [OutboundSelection]
+    /// How long one server's SYN of a selected outbound connection waits for the other's. The
+    /// other kernel retransmits a SYN whose relay was lost after 1 s (RFC 6298's initial RTO), so
+    /// 2 s covers one loss; past it the primary's connection goes out alone, unprotected, and
+    /// the secondary's is refused (its application sees the connection refused at once).
+    public var outboundPairingTimeoutMilliseconds: UInt64
 
     /// - Parameter additionalServiceAddresses: more addresses served beside `serviceAddress`.
     public init(
@@ -46,7 +53,9 @@ public struct BridgeConfiguration: Sendable {
         maximumRetainedBytes: Int = 64 << 20,
         closedLingerMilliseconds: UInt64 = 60_000,
         handshakeTimeoutMilliseconds: UInt64 = 75_000,
-        idleTimeoutMilliseconds: UInt64 = 7_200_000
+        idleTimeoutMilliseconds: UInt64 = 7_200_000,
+        outboundSelections: [OutboundSelection] = [],
+        outboundPairingTimeoutMilliseconds: UInt64 = 2_000
     ) {
         serviceAddresses = [serviceAddress] + additionalServiceAddresses.filter { $0 != serviceAddress }
         self.secondaryAddress = secondaryAddress
@@ -57,6 +66,17 @@ public struct BridgeConfiguration: Sendable {
         self.closedLingerMilliseconds = closedLingerMilliseconds
         self.handshakeTimeoutMilliseconds = handshakeTimeoutMilliseconds
         self.idleTimeoutMilliseconds = idleTimeoutMilliseconds
+        self.outboundSelections = outboundSelections
+        self.outboundPairingTimeoutMilliseconds = outboundPairingTimeoutMilliseconds
+    }
+
+    /// Whether a connection a server's application opens from `localPort` to the remote
+    /// endpoint is replicated. A protected port is never outbound: its connections are clients'.
+    public func selectsOutbound(localPort: UInt16, remoteAddress: IPv4Address, remotePort: UInt16) -> Bool {
+        !protectedPorts.contains(localPort)
+            && outboundSelections.contains {
+                $0.selects(localPort: localPort, remoteAddress: remoteAddress, remotePort: remotePort)
+            }
     }
 
     /// The smallest MSS the bridges cut a client's segments to, whatever its SYN announced:

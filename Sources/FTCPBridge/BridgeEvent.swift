@@ -20,6 +20,9 @@ public enum BridgeEvent: Equatable, Sendable {
     /// One server's kernel reset or ended a connection the other's still serves (its
     /// application died or is not listening): the other serves it alone from now on.
     case replicaLost(ConnectionKey, role: ServerRole, cause: ReplicaLossCause)
+    /// A server's kernel opened a selected outbound connection (§7.2) and the other's SYN did
+    /// not come in time: the primary's goes on alone, unprotected; the secondary's is refused.
+    case outboundUnpaired(ConnectionKey, role: ServerRole)
 
     /// One name per kind of event, for throttling the log.
     public var throttleKey: String {
@@ -31,6 +34,7 @@ public enum BridgeEvent: Equatable, Sendable {
         case .tableFull: return "tableFull"
         case .collidingServiceAddress: return "collidingServiceAddress"
         case .replicaLost: return "replicaLost"
+        case .outboundUnpaired: return "outboundUnpaired"
         }
     }
 

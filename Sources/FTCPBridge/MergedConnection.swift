@@ -60,6 +60,17 @@ struct MergedConnection: Sendable {
     var lastActivity: MonotonicTime
     var phaseSince: MonotonicTime
     var statistics = ConnectionStatistics()
+    /// The servers opened it (§7.2): their SYNs were merged into one to the remote end, which
+    /// plays the client's part from its SYN-ACK on. `key.serverPort` is the secondary kernel's
+    /// local port, the one the remote end knows.
+    let opensOutbound: Bool
+    /// Where the primary's kernel's socket is: its local address and port, which the remote
+    /// end's segments are readdressed to (its kernel may have chosen another port than the
+    /// secondary's, and its own address rather than the service address).
+    let primaryKernelAddress: IPv4Address
+    let primaryKernelPort: UInt16
+    /// The merged SYN of an outbound connection went out (Δ is set).
+    var mergedSYNSent = false
 
     init(key: ConnectionKey, serviceAddress: IPv4Address, clientSYN: TCPSegment, capacity: Int, now: MonotonicTime) {
         self.key = key
@@ -69,6 +80,40 @@ struct MergedConnection: Sendable {
         secondary = ServerStream(capacity: capacity)
         lastActivity = now
         phaseSince = now
+        opensOutbound = false
+        primaryKernelAddress = serviceAddress
+        primaryKernelPort = key.serverPort
+    }
+
+    /// A connection both servers' applications open (§7.2), before either kernel's SYN is recorded.
+    init(
+        outbound key: ConnectionKey,
+        serviceAddress: IPv4Address,
+        primaryKernelAddress: IPv4Address,
+        primaryKernelPort: UInt16,
+        capacity: Int,
+        now: MonotonicTime
+    ) {
+        self.key = key
+        self.serviceAddress = serviceAddress
+        // The remote end's ISN and options come with its SYN-ACK.
+        client = ClientStream(
+            initialSequence: SequenceNumber(0),
+            handshake: HandshakeOptions(
+                maximumSegmentSize: nil,
+                windowScale: nil,
+                sackPermitted: false,
+                timestamps: nil,
+                window: 0
+            )
+        )
+        primary = ServerStream(capacity: capacity)
+        secondary = ServerStream(capacity: capacity)
+        lastActivity = now
+        phaseSince = now
+        opensOutbound = true
+        self.primaryKernelAddress = primaryKernelAddress
+        self.primaryKernelPort = primaryKernelPort
     }
 
     // MARK: Negotiated parameters
@@ -121,7 +166,7 @@ struct MergedConnection: Sendable {
         }
         switch phase {
         case .handshake:
-            if segment.flags.contains(.rst) {
+            if segment.flags.contains(.rst) && !opensOutbound {
                 // The primary's kernel refused the client (its application is not
                 // listening): the secondary's answer, if it has come, serves alone.
                 primaryRefusedHandshake = true
@@ -159,7 +204,7 @@ struct MergedConnection: Sendable {
         }
         switch phase {
         case .handshake:
-            if flags.contains(.rst) {
+            if flags.contains(.rst) && !opensOutbound {
                 // The secondary's kernel refused the client (its application is not
                 // listening): the bridge forgets the connection and the primary serves it.
                 secondaryRefusedHandshake = true
@@ -189,6 +234,10 @@ struct MergedConnection: Sendable {
         guard let isnP = primary.initialSequence, let isnS = secondary.initialSequence,
             let synP = primary.handshake, let synS = secondary.handshake
         else { return }
+        if opensOutbound {
+            sendMergedSYN(isnP: isnP, isnS: isnS, synP: synP, synS: synS, now: now, into: &output)
+            return
+        }
         let firstTime = phase == .handshake
         if firstTime {
             delta = isnP.offset(from: isnS)
@@ -227,6 +276,79 @@ struct MergedConnection: Sendable {
             segment(sequence: isnS, acknowledgment: ack, flags: [.syn, .ack], window: window, options: options),
             connection: key
         )
+    }
+
+    /// §7.2: "When the bridge of one server receives the other server's SYN segment, it
+    /// calculates the sequence number offset, creates a SYN segment and sends it to T." The SYN is
+    /// the secondary's (its ISN, so the remote end sees the secondary's space, as a client does),
+    /// with the options both kernels can keep: the smaller MSS and window, SACK and timestamps
+    /// only if both offered them, the secondary's window scale if both offered one. Sent again
+    /// for either kernel's retransmitted SYN while the remote end has not answered.
+    private mutating func sendMergedSYN(
+        isnP: SequenceNumber,
+        isnS: SequenceNumber,
+        synP: HandshakeOptions,
+        synS: HandshakeOptions,
+        now: MonotonicTime,
+        into output: inout BridgeOutput
+    ) {
+        // The secondary may have failed before the remote end answered: the primary's kernel
+        // retransmits its SYN, and the SYN the remote end knows goes out again.
+        guard phase == .handshake || (phase == .primaryOnly && client.acknowledged == nil) else {
+            statistics.droppedBeforeHandshake += 1
+            return
+        }
+        if !mergedSYNSent {
+            mergedSYNSent = true
+            delta = isnP.offset(from: isnS)
+            if let tsP = synP.timestamps, let tsS = synS.timestamps { timestampDelta = tsP.value &- tsS.value }
+            sentUpTo = isnS + 1
+            output.event(.connectionReplicated(key, delta: delta))
+        } else {
+            statistics.retransmissionsForwarded += 1
+        }
+        var options: [TCPOption] = []
+        let mss = [synP.maximumSegmentSize, synS.maximumSegmentSize].compactMap { $0 }.min()
+        if let mss { options.append(.maximumSegmentSize(mss)) }
+        let sack = synP.sackPermitted && synS.sackPermitted
+        if sack { options.append(.sackPermitted) }
+        if synP.timestamps != nil, let ts = synS.timestamps {
+            options.append(.timestamps(value: ts.value, echoReply: 0))
+        } else if sack {
+            options.append(contentsOf: [.noOperation, .noOperation])
+        }
+        if synP.windowScale != nil, let shift = synS.windowScale {
+            options.append(contentsOf: [.noOperation, .windowScale(shift)])
+        }
+        output.send(
+            TCPPacketFields(
+                source: serviceAddress,
+                destination: key.clientAddress,
+                sourcePort: key.serverPort,
+                destinationPort: key.clientPort,
+                sequenceNumber: isnS,
+                acknowledgmentNumber: SequenceNumber(0),
+                flags: [.syn],
+                window: min(synP.window, synS.window),
+                options: options,
+                payload: []
+            ),
+            connection: key
+        )
+    }
+
+    /// §7.2: "When the TCP layer of T accepts the connection request, it sends a SYN segment in
+    /// return. The primary server bridge and the secondary server bridge handle the
+    /// acknowledgment segment in the same way as all future incoming segments." The remote
+    /// end's SYN-ACK makes it the client of a replicating connection; both kernels' ACKs of it
+    /// then merge into the one that completes its handshake.
+    private mutating func acceptRemoteSYNACK(_ segment: TCPSegment, now: MonotonicTime) {
+        client = ClientStream(initialSequence: segment.sequenceNumber, handshake: HandshakeOptions(segment))
+        guard phase == .handshake else { return }  // primary-only: its kernel's segments go out translated
+        primary.pending = SequenceRangeStore(base: sentUpTo, capacity: primary.pending.capacity)
+        secondary.pending = SequenceRangeStore(base: sentUpTo, capacity: secondary.pending.capacity)
+        phase = .replicating
+        phaseSince = now
     }
 
     private mutating func serverSegment(
@@ -664,6 +786,11 @@ struct MergedConnection: Sendable {
     /// The secondary is gone: send what only the primary holds, and from now
     /// on forward the primary's segments at once (still moved by Δ and Δts).
     mutating func secondaryFailed(into output: inout BridgeOutput) {
+        if opensOutbound && phase == .handshake {
+            // The merged SYN may be out with Δ: the primary's kernel goes on alone, translated.
+            phase = .primaryOnly
+            return
+        }
         replicaLost(.secondary, into: &output)
     }
 
@@ -676,8 +803,13 @@ struct MergedConnection: Sendable {
         statistics.segmentsFromClient += 1
         let tcp = packet.tcp
         let flags = tcp.flags
+        if opensOutbound && mergedSYNSent && client.acknowledged == nil && flags.contains([.syn, .ack])
+            && !flags.contains(.rst) && tcp.acknowledgmentNumber == sentUpTo
+        {
+            acceptRemoteSYNACK(tcp, now: now)
+        }
         if flags.contains(.rst) {
-            if phase != .closed && isAcceptableReset(sequence: tcp.sequenceNumber) {
+            if phase != .closed && isAcceptableReset(sequence: tcp.sequenceNumber, acknowledgment: tcp) {
                 close(reason: .resetByClient, now: now, into: &output)
             } else if phase != .closed {
                 // Passed on: each kernel judges it by RFC 5961 (a challenge ACK, or nothing).
@@ -716,7 +848,11 @@ struct MergedConnection: Sendable {
     /// could rightly use: where the client's own sending stands, or either server's (or the
     /// merged) acknowledgment; in the handshake, the SYN's sequence number plus one. A blind
     /// reset must guess one of these 32-bit values.
-    func isAcceptableReset(sequence: SequenceNumber) -> Bool {
+    func isAcceptableReset(sequence: SequenceNumber, acknowledgment segment: TCPSegment? = nil) -> Bool {
+        if phase == .handshake && opensOutbound {
+            // RFC 9293 §3.10.7.3, SYN-SENT: a reset counts if it acknowledges the SYN.
+            return segment.map { $0.flags.contains(.ack) && $0.acknowledgmentNumber == sentUpTo } ?? false
+        }
         if phase == .handshake { return sequence == client.initialSequence + 1 }
         let expected = [client.sentUpTo, primary.acknowledged, secondary.acknowledged, lastAcknowledgmentSent]
             .compactMap { $0 }

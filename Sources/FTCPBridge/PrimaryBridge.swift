@@ -11,7 +11,7 @@ import FTCPWire
 public struct PrimaryBridge: Sendable {
     public let configuration: BridgeConfiguration
     var connections: [ConnectionKey: MergedConnection] = [:]
-    public private(set) var counters = PrimaryCounters()
+    public internal(set) var counters = PrimaryCounters()
 
     /// SYN-ACKs of the secondary that arrived before the client's SYN did.
     var earlySecondarySYNACKs: [ConnectionKey: (bytes: [UInt8], at: MonotonicTime)] = [:]
@@ -20,6 +20,15 @@ public struct PrimaryBridge: Sendable {
     static let earlySYNACKLimit = 1024
     /// Which entry a full table gives up for a new connection.
     var eviction = EvictionOrder<ConnectionKey>()
+    /// Outbound SYNs (§7.2) waiting for the other kernel's.
+    var outboundWaiting = OutboundPairing(limit: PrimaryBridge.outboundAloneLimit)
+    /// Each merged outbound connection's key in the primary's kernel (its own local port) to
+    /// the key the remote end knows (the secondary kernel's port).
+    var outboundKeys: [ConnectionKey: ConnectionKey] = [:]
+    /// The primary kernel's outbound connections that went out alone, unprotected (no partner,
+    /// or no secondary): their retransmitted SYNs pass too, and are not paired again.
+    var outboundAlone: [ConnectionKey: MonotonicTime] = [:]
+    static let outboundAloneLimit = 1024
 
     public init(configuration: BridgeConfiguration) {
         self.configuration = configuration
@@ -39,8 +48,15 @@ public struct PrimaryBridge: Sendable {
     public mutating func primaryKernelSegment(_ packet: TCPPacket, now: MonotonicTime) -> (
         verdict: PrimaryKernelVerdict, output: BridgeOutput
     ) {
-        var output = BridgeOutput()
         counters.segmentsFromPrimary += 1
+        if configuration.selectsOutbound(
+            localPort: packet.tcp.sourcePort,
+            remoteAddress: packet.ip.destination,
+            remotePort: packet.tcp.destinationPort
+        ) {
+            return primaryOutboundSegment(packet, now: now)
+        }
+        var output = BridgeOutput()
         let key = key(
             clientAddress: packet.ip.destination,
             clientPort: packet.tcp.destinationPort,
@@ -68,6 +84,14 @@ public struct PrimaryBridge: Sendable {
             clientPort: packet.tcp.destinationPort,
             serverPort: packet.tcp.sourcePort
         )
+        if configuration.selectsOutbound(
+            localPort: key.serverPort,
+            remoteAddress: key.clientAddress,
+            remotePort: key.clientPort
+        ) {
+            secondaryOutboundSegment(packet, key: key, now: now, into: &output)
+            return output
+        }
         guard configuration.protectedPorts.contains(key.serverPort) else {
             counters.droppedUnprotectedFromSecondary += 1
             return output
@@ -130,6 +154,13 @@ public struct PrimaryBridge: Sendable {
         counters.segmentsFromClient += 1
         let tcp = packet.tcp
         let key = key(clientAddress: packet.ip.source, clientPort: tcp.sourcePort, serverPort: tcp.destinationPort)
+        if configuration.selectsOutbound(
+            localPort: tcp.destinationPort,
+            remoteAddress: packet.ip.source,
+            remotePort: tcp.sourcePort
+        ) {
+            return remoteSegment(packet, key: key, now: now)
+        }
         let flags = tcp.flags
         let isNewSYN = flags.contains(.syn) && !flags.contains(.ack)
         let service = packet.ip.destination
@@ -207,7 +238,7 @@ public struct PrimaryBridge: Sendable {
     }
 
     /// Gives up the oldest evictable entry (see ``EvictionOrder``); false if none may go.
-    private mutating func makeRoom(now: MonotonicTime) -> Bool {
+    mutating func makeRoom(now: MonotonicTime) -> Bool {
         guard
             let victim = eviction.next(
                 in: connections,
@@ -215,7 +246,17 @@ public struct PrimaryBridge: Sendable {
                 evictableSince: { $0.isEvictable ? $0.phaseSince : nil }
             )
         else { return false }
-        if connections.removeValue(forKey: victim)?.phase == .closed {
+        let removed = connections.removeValue(forKey: victim)
+        if let removed, removed.opensOutbound {
+            outboundKeys[
+                ConnectionKey(
+                    clientAddress: victim.clientAddress,
+                    clientPort: victim.clientPort,
+                    serverPort: removed.primaryKernelPort
+                )
+            ] = nil
+        }
+        if removed?.phase == .closed {
             counters.evictedClosed += 1
         } else {
             counters.evictedHandshakes += 1
@@ -255,9 +296,12 @@ public struct PrimaryBridge: Sendable {
     }
 
     private mutating func endReplicaOfTheSecondary(into output: inout BridgeOutput) {
+        for waiting in outboundWaiting.removeAll() where waiting.role == .primary {
+            serveOutboundAlone(waiting.syn, now: waiting.syn.since, into: &output)
+        }
         for key in Array(connections.keys) {
             guard let phase = connections[key]?.phase else { continue }
-            if phase == .handshake {
+            if phase == .handshake && !connections[key]!.opensOutbound {
                 connections[key] = nil
                 if let held = heldPrimarySYNACKs.removeValue(forKey: key) { output.send(held, connection: key) }
                 continue
@@ -271,6 +315,19 @@ public struct PrimaryBridge: Sendable {
     public mutating func expire(now: MonotonicTime) -> BridgeOutput {
         var output = BridgeOutput()
         earlySecondarySYNACKs = earlySecondarySYNACKs.filter { now.milliseconds(since: $0.value.at) < 5_000 }
+        for waiting in outboundWaiting.expired(
+            now: now,
+            timeoutMilliseconds: configuration.outboundPairingTimeoutMilliseconds
+        ) {
+            if waiting.role == .primary {
+                serveOutboundAlone(waiting.syn, now: now, into: &output)
+            } else {
+                refuseOnSecondary(waiting.syn, into: &output)
+            }
+        }
+        outboundAlone = outboundAlone.filter {
+            now.milliseconds(since: $0.value) < configuration.handshakeTimeoutMilliseconds
+        }
         for (key, connection) in connections {
             let limit: UInt64
             let since: MonotonicTime
@@ -288,6 +345,15 @@ public struct PrimaryBridge: Sendable {
             }
             if now.milliseconds(since: since) >= limit {
                 connections[key] = nil
+                if connection.opensOutbound {
+                    outboundKeys[
+                        ConnectionKey(
+                            clientAddress: key.clientAddress,
+                            clientPort: key.clientPort,
+                            serverPort: connection.primaryKernelPort
+                        )
+                    ] = nil
+                }
                 heldPrimarySYNACKs[key] = nil
                 counters.expired += 1
                 if connection.phase != .closed { output.event(.connectionExpired(key, phase: connection.phase.name)) }
@@ -339,6 +405,7 @@ public struct PrimaryBridge: Sendable {
             ConnectionStatus(
                 key: connection.key,
                 serviceAddress: connection.serviceAddress,
+                opensOutbound: connection.opensOutbound,
                 phase: connection.phase.name,
                 delta: connection.delta,
                 timestampDelta: connection.timestampDelta,
@@ -406,12 +473,24 @@ public struct PrimaryCounters: Equatable, Sendable {
     /// Client segments of connections served by the secondary alone, kept from the primary's kernel.
     public var droppedForSecondaryOnly: UInt64 = 0
     public var expired: UInt64 = 0
+    /// Outbound connections (§7.2) whose two SYNs were paired and merged.
+    public var outboundPaired: UInt64 = 0
+    /// Outbound connections the primary's kernel opened that went out alone, unprotected: no
+    /// partner in time, no secondary, the pairing table full, or the port the secondary chose busy.
+    public var outboundServedAlone: UInt64 = 0
+    /// Segments of those connections (and their retransmitted SYNs) passed as they are.
+    public var passedOutboundAlone: UInt64 = 0
+    /// The secondary kernel's outbound SYNs that found no partner: refused with a reset.
+    public var outboundRefusedOnSecondary: UInt64 = 0
 }
 
 /// One connection as `status` shows it.
 public struct ConnectionStatus: Equatable, Sendable {
     public var key: ConnectionKey
     public var serviceAddress: IPv4Address
+    /// The servers opened it (§7.2); its key's client is the remote end, its server port the
+    /// local port the remote end knows.
+    public var opensOutbound: Bool
     public var phase: String
     public var delta: UInt32
     public var timestampDelta: UInt32

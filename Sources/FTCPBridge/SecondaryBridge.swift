@@ -32,7 +32,20 @@ public struct SecondaryBridge: Sendable {
             counters.ignoredNotForService += 1
             return .ignore
         }
-        guard configuration.protectedPorts.contains(tcp.destinationPort) else {
+        let key = ConnectionKey(clientAddress: ip.source, clientPort: tcp.sourcePort, serverPort: tcp.destinationPort)
+        let remoteEnd = configuration.selectsOutbound(
+            localPort: tcp.destinationPort,
+            remoteAddress: ip.source,
+            remotePort: tcp.sourcePort
+        )
+        if remoteEnd {
+            // The remote end of a connection this kernel opened (§7.2): fed only to a socket
+            // whose SYN this bridge relayed, so strays and forgeries make no state here.
+            guard seen[key]?.opensOutbound == true else {
+                counters.ignoredUnknownOutbound += 1
+                return .ignore
+            }
+        } else if !configuration.protectedPorts.contains(tcp.destinationPort) {
             counters.ignoredUnprotectedPort += 1
             return .ignore
         }
@@ -40,8 +53,7 @@ public struct SecondaryBridge: Sendable {
             counters.ignoredFromServers += 1
             return .ignore
         }
-        let key = ConnectionKey(clientAddress: ip.source, clientPort: tcp.sourcePort, serverPort: tcp.destinationPort)
-        let begins = tcp.flags.contains(.syn) && !tcp.flags.contains(.ack)
+        let begins = !remoteEnd && tcp.flags.contains(.syn) && !tcp.flags.contains(.ack)
         let service = ip.destination
         if let known = seen[key] {
             if known.serviceAddress != service && !(begins && known.isFinished) {
@@ -62,7 +74,9 @@ public struct SecondaryBridge: Sendable {
         if tcp.flags.contains(.rst) && !acceptedReset { counters.unacceptableResets += 1 }
         if let released = flights[key]?.clientSent(tcp) { retainedBytes -= released }
         ip.setDestination(configuration.secondaryAddress)
-        if begins { _ = BridgeConfiguration.raiseMaximumSegmentSize(of: tcp) }
+        if begins || (remoteEnd && tcp.flags.contains([.syn, .ack])) {
+            _ = BridgeConfiguration.raiseMaximumSegmentSize(of: tcp)
+        }
         packet.updateChecksums()
         counters.injected += 1
         let announced = tcp.flags.contains(.syn) ? tcp.maximumSegmentSize : nil
@@ -75,7 +89,7 @@ public struct SecondaryBridge: Sendable {
             if let announced { $0.clientMaximumSegmentSize = Int(announced) }
             if tcp.flags.contains(.fin) { $0.finFromClient = true }
             if acceptedReset { $0.reset = true }
-            if tcp.flags.contains(.ack) && !tcp.flags.contains(.syn) { $0.handshakeCompleted = true }
+            if tcp.flags.contains(.ack) && (!tcp.flags.contains(.syn) || remoteEnd) { $0.handshakeCompleted = true }
         }
         return .inject
     }
@@ -110,8 +124,13 @@ public struct SecondaryBridge: Sendable {
     /// A segment the secondary's own kernel is sending.
     public mutating func ownKernelSegment(_ packet: TCPPacket, now: MonotonicTime) -> KernelVerdict {
         let tcp = packet.tcp
+        let outbound = configuration.selectsOutbound(
+            localPort: tcp.sourcePort,
+            remoteAddress: packet.ip.destination,
+            remotePort: tcp.destinationPort
+        )
         guard packet.ip.source == configuration.secondaryAddress,
-            configuration.protectedPorts.contains(tcp.sourcePort)
+            outbound || configuration.protectedPorts.contains(tcp.sourcePort)
         else {
             counters.passedUnprotected += 1
             return .pass
@@ -122,7 +141,16 @@ public struct SecondaryBridge: Sendable {
             clientPort: tcp.destinationPort,
             serverPort: tcp.sourcePort
         )
-        note(key, now: now) {
+        let opens = outbound && tcp.flags.contains(.syn) && !tcp.flags.contains(.ack)
+        if opens, let known = seen[key], known.isFinished || !known.opensOutbound {
+            // The port used again for a new connection: nothing of the old one applies.
+            seen[key] = nil
+            if let flight = flights.removeValue(forKey: key) { retainedBytes -= flight.retainedBytes }
+        }
+        // The kernel's SYN is the handshake of a connection it opens: the remote end is known
+        // by the main service address (the primary sends the merged SYN from it).
+        note(key, now: now, creating: opens ? configuration.serviceAddress : nil) {
+            if opens { $0.opensOutbound = true }
             $0.segmentsRelayed += 1
             $0.bytesRelayed += UInt64(tcp.payloadLength)
             if tcp.flags.contains(.fin) { $0.finFromKernel = true }
@@ -151,11 +179,22 @@ public struct SecondaryBridge: Sendable {
     /// A packet the primary asks the secondary's kernel to receive. Accepted
     /// only if it is addressed to the secondary on a protected port.
     public mutating func packetFromPrimary(_ packet: TCPPacket) -> CaptureVerdict {
+        let tcp = packet.tcp
+        let key = ConnectionKey(
+            clientAddress: packet.ip.source,
+            clientPort: tcp.sourcePort,
+            serverPort: tcp.destinationPort
+        )
+        let outbound = seen[key]?.opensOutbound == true
         guard packet.ip.destination == configuration.secondaryAddress,
-            configuration.protectedPorts.contains(packet.tcp.destinationPort)
+            outbound || configuration.protectedPorts.contains(tcp.destinationPort)
         else {
             counters.refusedFromPrimary += 1
             return .ignore
+        }
+        if outbound && tcp.flags.contains(.rst) {
+            // The primary refused this kernel's outbound SYN (no partner): nothing to inherit.
+            seen[key]?.reset = true
         }
         counters.injectedFromPrimary += 1
         return .inject
@@ -357,6 +396,8 @@ public struct SecondaryConnectionActivity: Equatable, Sendable {
     public var reset = false
     /// The client acknowledged the SYN-ACK (a segment with ACK and no SYN was captured).
     public var handshakeCompleted = false
+    /// This kernel opened it (§7.2): the client is the remote end it connected to.
+    public var opensOutbound = false
     /// Reset, or this kernel has sent its FIN: a SYN on the same ports begins a new connection.
     var isFinished: Bool { reset || finFromKernel }
     /// Whether a full table may give it up for a new connection.
@@ -369,6 +410,8 @@ public struct SecondaryCounters: Equatable, Sendable {
     public var relayed: UInt64 = 0
     public var ignoredNotForService: UInt64 = 0
     public var ignoredUnprotectedPort: UInt64 = 0
+    /// Segments from a selected outbound connection's remote end for no connection this kernel opened.
+    public var ignoredUnknownOutbound: UInt64 = 0
     public var ignoredFromServers: UInt64 = 0
     public var passedUnprotected: UInt64 = 0
     public var injectedFromPrimary: UInt64 = 0

@@ -43,6 +43,21 @@ extension Logger {
                     "similar_lines_left_out": "\(similarLinesLeftOut ?? 0)",
                 ]
             )
+        case let .outboundUnpaired(key, role):
+            let other = role == .primary ? "secondary" : "primary"
+            let outcome =
+                role == .primary ? "it goes out unprotected, from the primary alone" : "refused on the secondary"
+            warning(
+                """
+                the \(role.rawValue)'s application opened a protected outbound connection the \(other)'s did not open \
+                in time: \(outcome). If this repeats, the application is not deterministic in the connections it \
+                opens, or one server cannot reach the remote end
+                """,
+                metadata: [
+                    "connection": "\(key)", "role": "\(role.rawValue)",
+                    "similar_lines_left_out": "\(similarLinesLeftOut ?? 0)",
+                ]
+            )
         }
     }
 }

@@ -738,6 +738,12 @@ public final class PrimaryDaemon {
             case let .divergence(key, _):
                 toRelease.insert(key)
                 count("divergences")
+            case .outboundUnpaired:
+                count("outboundUnpaired")
+                if let left = throttle.admit(event.throttleKey, now: now) {
+                    logger.log(event, similarLinesLeftOut: left)
+                }
+                continue
             case .collidingServiceAddress, .tableFull:
                 // Under a flood, one line a second with the count left out.
                 if let left = throttle.admit(event.throttleKey, now: now) {

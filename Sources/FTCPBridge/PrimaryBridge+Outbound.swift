@@ -1,0 +1,234 @@
+import FTCPWire
+
+/// Connections the servers' applications open (Koch et al. §7.2): both kernels' SYNs become one
+/// connection from the service address to the remote end T, which from its SYN-ACK on is merged,
+/// protected and failed over like a client's. T sees the secondary's sequence space and the
+/// secondary kernel's local port (so a takeover translates only the address, as for a client's
+/// connection); the primary's kernel gets T's segments moved back into its own space and port.
+extension PrimaryBridge {
+    /// A segment of the primary's kernel on a selected outbound connection.
+    mutating func primaryOutboundSegment(_ packet: TCPPacket, now: MonotonicTime) -> (
+        verdict: PrimaryKernelVerdict, output: BridgeOutput
+    ) {
+        var output = BridgeOutput()
+        let tcp = packet.tcp
+        let kernelKey = key(
+            clientAddress: packet.ip.destination,
+            clientPort: tcp.destinationPort,
+            serverPort: tcp.sourcePort
+        )
+        if let visible = outboundKeys[kernelKey], connections[visible]?.primaryKernelPort == tcp.sourcePort {
+            connections[visible]!.primarySegment(tcp, now: now, into: &output)
+            return (.consume, output)
+        }
+        let isSYN = tcp.flags.contains(.syn) && !tcp.flags.contains(.ack)
+        guard isSYN, !isAlone, outboundAlone[kernelKey] == nil else {
+            if outboundAlone[kernelKey] != nil { outboundAlone[kernelKey] = now }
+            if isSYN && outboundAlone[kernelKey] == nil { noteServedAlone(kernelKey, now: now) }
+            counters.passedOutboundAlone += 1
+            return (.pass, output)
+        }
+        let endpoint = OutboundPairing.Endpoint(address: packet.ip.destination, port: tcp.destinationPort)
+        let syn = OutboundPairing.WaitingSYN(localPort: tcp.sourcePort, bytes: Array(packet.bytes), since: now)
+        switch outboundWaiting.add(syn, from: .primary, to: endpoint) {
+        case .waiting:
+            return (.consume, output)
+        case .full:
+            noteServedAlone(kernelKey, now: now)
+            counters.passedOutboundAlone += 1
+            return (.pass, output)
+        case let .paired(primary, secondary):
+            beginOutbound(primary: primary, secondary: secondary, to: endpoint, now: now, into: &output)
+            return (.consume, output)
+        }
+    }
+
+    /// A segment of the secondary's kernel on a selected outbound connection.
+    mutating func secondaryOutboundSegment(
+        _ packet: TCPPacket,
+        key: ConnectionKey,
+        now: MonotonicTime,
+        into output: inout BridgeOutput
+    ) {
+        let tcp = packet.tcp
+        let isSYN = tcp.flags.contains(.syn) && !tcp.flags.contains(.ack)
+        if let existing = connections[key], existing.opensOutbound, !(isSYN && existing.phase == .closed) {
+            connections[key]!.secondarySegment(tcp, now: now, into: &output)
+            return
+        }
+        guard isSYN, !isAlone else {
+            counters.droppedUnknownFromSecondary += 1
+            return
+        }
+        let endpoint = OutboundPairing.Endpoint(address: key.clientAddress, port: key.clientPort)
+        let syn = OutboundPairing.WaitingSYN(localPort: key.serverPort, bytes: Array(packet.bytes), since: now)
+        switch outboundWaiting.add(syn, from: .secondary, to: endpoint) {
+        case .waiting:
+            break
+        case .full:
+            refuseOnSecondary(syn, into: &output)
+        case let .paired(primary, secondary):
+            beginOutbound(primary: primary, secondary: secondary, to: endpoint, now: now, into: &output)
+        }
+    }
+
+    /// A segment from a remote end of a selected outbound connection to the service address: moved
+    /// into the primary kernel's space (ACK, SACK, TSecr) and readdressed to its socket.
+    mutating func remoteSegment(_ packet: TCPPacket, key: ConnectionKey, now: MonotonicTime) -> (
+        verdict: ClientVerdict, output: BridgeOutput
+    ) {
+        var output = BridgeOutput()
+        let tcp = packet.tcp
+        guard let connection = connections[key], connection.opensOutbound,
+            connection.serviceAddress == packet.ip.destination
+        else {
+            // Not one the pair opened (one the primary opened alone, or a stray): as it is.
+            counters.passedUnknownFromClient += 1
+            return (.accept(modified: false), output)
+        }
+        // Both bridges raise it alike, so both kernels cut their bytes the same way.
+        var modified = tcp.flags.contains([.syn, .ack]) && BridgeConfiguration.raiseMaximumSegmentSize(of: tcp)
+        if connections[key]!.clientSegment(packet, now: now, into: &output) { modified = true }
+        if connections[key]!.phase == .secondaryOnly {
+            counters.droppedForSecondaryOnly += 1
+            return (.drop, output)
+        }
+        if tcp.destinationPort != connection.primaryKernelPort {
+            tcp.setDestinationPort(connection.primaryKernelPort)
+            modified = true
+        }
+        if packet.ip.destination != connection.primaryKernelAddress {
+            packet.setDestination(connection.primaryKernelAddress)
+            modified = true
+        }
+        return (.accept(modified: modified), output)
+    }
+
+    /// §7.2: both kernels' SYNs are here; the merged one goes to the remote end. If the port the
+    /// secondary's kernel chose is one the remote end still knows for an open connection of the
+    /// pair (possible only when the primary's kernel chose it too, for another connection), or the
+    /// table is full, the pair cannot be merged: the primary's goes out alone and the secondary's
+    /// is refused.
+    mutating func beginOutbound(
+        primary: OutboundPairing.WaitingSYN,
+        secondary: OutboundPairing.WaitingSYN,
+        to endpoint: OutboundPairing.Endpoint,
+        now: MonotonicTime,
+        into output: inout BridgeOutput
+    ) {
+        let visible = ConnectionKey(
+            clientAddress: endpoint.address,
+            clientPort: endpoint.port,
+            serverPort: secondary.localPort
+        )
+        let kernelKey = ConnectionKey(
+            clientAddress: endpoint.address,
+            clientPort: endpoint.port,
+            serverPort: primary.localPort
+        )
+        if let existing = connections[visible], existing.phase == .closed {
+            connections[visible] = nil
+            if existing.opensOutbound {
+                outboundKeys[
+                    ConnectionKey(
+                        clientAddress: visible.clientAddress,
+                        clientPort: visible.clientPort,
+                        serverPort: existing.primaryKernelPort
+                    )
+                ] = nil
+            }
+        }
+        guard connections[visible] == nil,
+            connections.count < configuration.maximumConnections || makeRoom(now: now)
+        else {
+            if connections[visible] == nil {
+                counters.droppedTableFull += 1
+                output.event(.tableFull(visible, limit: configuration.maximumConnections))
+            }
+            serveOutboundAlone(primary, now: now, into: &output)
+            refuseOnSecondary(secondary, into: &output)
+            return
+        }
+        var primaryBytes = primary.bytes
+        var secondaryBytes = secondary.bytes
+        primaryBytes.withUnsafeMutableBytes { primaryBuffer in
+            secondaryBytes.withUnsafeMutableBytes { secondaryBuffer in
+                guard let primaryView = try? TCPPacket(validating: primaryBuffer),
+                    let secondaryView = try? TCPPacket(validating: secondaryBuffer)
+                else { return }
+                var connection = MergedConnection(
+                    outbound: visible,
+                    serviceAddress: configuration.serviceAddress,
+                    primaryKernelAddress: primaryView.ip.source,
+                    primaryKernelPort: primary.localPort,
+                    capacity: configuration.maximumQueuedBytesPerServer,
+                    now: now
+                )
+                connection.primarySegment(primaryView.tcp, now: now, into: &output)
+                connection.secondarySegment(secondaryView.tcp, now: now, into: &output)
+                connections[visible] = connection
+                outboundKeys[kernelKey] = visible
+                counters.outboundPaired += 1
+            }
+        }
+    }
+
+    /// The primary kernel's SYN goes out as it is: the connection is its own, unprotected (a
+    /// server that opens a connection the other does not has diverged, and is served as one
+    /// plain server would be).
+    mutating func serveOutboundAlone(
+        _ syn: OutboundPairing.WaitingSYN,
+        now: MonotonicTime,
+        into output: inout BridgeOutput
+    ) {
+        var bytes = syn.bytes
+        bytes.withUnsafeMutableBytes { buffer in
+            guard let view = try? TCPPacket(validating: buffer) else { return }
+            let kernelKey = key(
+                clientAddress: view.ip.destination,
+                clientPort: view.tcp.destinationPort,
+                serverPort: syn.localPort
+            )
+            noteServedAlone(kernelKey, now: now)
+            output.event(.outboundUnpaired(kernelKey, role: .primary))
+            output.send(TCPPacketFields(parsing: view), connection: kernelKey)
+        }
+    }
+
+    private mutating func noteServedAlone(_ kernelKey: ConnectionKey, now: MonotonicTime) {
+        counters.outboundServedAlone += 1
+        if outboundAlone.count < Self.outboundAloneLimit { outboundAlone[kernelKey] = now }
+    }
+
+    /// The secondary kernel's SYN found no partner: its kernel gets a reset as from the remote end
+    /// (RFC 9293 SYN-SENT: acceptable when it acknowledges the SYN), so its application sees the
+    /// connection refused at once instead of retrying for two minutes, and no half-open
+    /// connection stays behind.
+    mutating func refuseOnSecondary(_ syn: OutboundPairing.WaitingSYN, into output: inout BridgeOutput) {
+        var bytes = syn.bytes
+        bytes.withUnsafeMutableBytes { buffer in
+            guard let view = try? TCPPacket(validating: buffer) else { return }
+            let visible = key(
+                clientAddress: view.ip.destination,
+                clientPort: view.tcp.destinationPort,
+                serverPort: syn.localPort
+            )
+            counters.outboundRefusedOnSecondary += 1
+            output.event(.outboundUnpaired(visible, role: .secondary))
+            output.inject(
+                TCPPacketFields(
+                    source: view.ip.destination,
+                    destination: view.ip.source,
+                    sourcePort: view.tcp.destinationPort,
+                    destinationPort: view.tcp.sourcePort,
+                    sequenceNumber: SequenceNumber(0),
+                    acknowledgmentNumber: view.tcp.sequenceNumber + 1,
+                    flags: [.rst, .ack],
+                    window: 0,
+                    options: [],
+                    payload: []
+                )
+            )
+        }
+    }
+}
