@@ -60,7 +60,7 @@ let package = Package(
         .executableTarget(
             name: "ftcp-bridge",
             dependencies: [
-                "FTCPDaemon", "FTCPLinux", "FTCPReplication", "FTCPWire",
+                "FTCPDaemon", "FTCPBridge", "FTCPLinux", "FTCPReplication", "FTCPWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -55,6 +55,8 @@ public struct DaemonConfiguration: Sendable {
     /// at most this many bytes (fewer datagrams, fragments filled to the MTU); 0 relays each
     /// segment in a datagram of its own.
     public var relayBundleBytes: Int
+    /// Connections the servers' applications open that are replicated (`--protect-outbound`, §7.2).
+    public var outboundSelections: [OutboundSelection]
     /// Bounds for the bridge core.
     public var maximumConnections: Int
     public var maximumQueuedBytesPerServer: Int
@@ -81,8 +83,10 @@ public struct DaemonConfiguration: Sendable {
         segmentationOffload: Bool = true,
         relayBundleBytes: Int = DaemonConfiguration.defaultRelayBundleBytes,
         separateServiceAddress: IPv4Address? = nil,
-        additionalServiceAddresses: [IPv4Address] = []
+        additionalServiceAddresses: [IPv4Address] = [],
+        outboundSelections: [OutboundSelection] = []
     ) {
+        self.outboundSelections = outboundSelections
         self.separateServiceAddress = separateServiceAddress
         self.additionalServiceAddresses =
             separateServiceAddress == nil ? [] : additionalServiceAddresses.filter { $0 != separateServiceAddress }
@@ -148,8 +152,19 @@ public struct DaemonConfiguration: Sendable {
             secondaryAddress: secondaryAddress,
             protectedPorts: Set(ports),
             maximumConnections: maximumConnections,
-            maximumQueuedBytesPerServer: maximumQueuedBytesPerServer
+            maximumQueuedBytesPerServer: maximumQueuedBytesPerServer,
+            outboundSelections: outboundSelections
         )
+    }
+
+    /// The outbound selections by local port.
+    var outboundLocalPorts: [UInt16] {
+        outboundSelections.compactMap { if case let .localPort(port) = $0 { port } else { nil } }
+    }
+
+    /// The outbound selections by remote endpoint.
+    var outboundRemotes: [(address: IPv4Address, port: UInt16)] {
+        outboundSelections.compactMap { if case let .remote(address, port) = $0 { (address, port) } else { nil } }
     }
 
     public var firewallPlan: FirewallPlan { firewallPlan(inheriting: false) }
@@ -166,18 +181,26 @@ public struct DaemonConfiguration: Sendable {
             inboundQueue: inboundQueue,
             bypassMark: bypassMark,
             inheritedAddress: inheriting ? ownAddress : nil,
-            replicationChannel: (peer: peerAddress, port: replicationPort)
+            replicationChannel: (peer: peerAddress, port: replicationPort),
+            outboundLocalPorts: outboundLocalPorts,
+            outboundRemotes: outboundRemotes
         )
     }
 
     /// The capture filter of the secondary: clients' TCP segments to the service on protected
-    /// ports, and the primary's segments to clients (evidence that it is alive).
+    /// ports and the remote ends' of selected outbound connections, and the primary's segments to
+    /// them (evidence that it is alive).
     public var captureFilter: String {
-        let toService = ports.sorted().map { "dst port \($0)" }.joined(separator: " or ")
-        let fromService = ports.sorted().map { "src port \($0)" }.joined(separator: " or ")
+        let toService =
+            (ports.sorted() + outboundLocalPorts.sorted()).map { "dst port \($0)" }
+            + outboundRemotes.map { "(src host \($0.address) and src port \($0.port))" }
+        let fromService =
+            (ports.sorted() + outboundLocalPorts.sorted()).map { "src port \($0)" }
+            + outboundRemotes.map { "(dst host \($0.address) and dst port \($0.port))" }
         let hosts = serviceAddresses.map(\.description).joined(separator: " or ")
         return "ip and tcp and not src host \(ownAddress) and "
-            + "((dst host (\(hosts)) and (\(toService))) or (src host (\(hosts)) and (\(fromService))))"
+            + "((dst host (\(hosts)) and (\(toService.joined(separator: " or ")))) or "
+            + "(src host (\(hosts)) and (\(fromService.joined(separator: " or ")))))"
     }
 
     /// The node's control plane: detection in each role, the takeover's probes, whether roles swap.

@@ -53,6 +53,9 @@ public struct DaemonStatus: Codable, Sendable {
         public var sequence: ConnectionStatus.Sequence?
         /// The service address the client connected to.
         public var service: String? = nil
+        /// "outbound" for a connection the servers' applications opened (§7.2; `client` is then
+        /// the remote end and `serverPort` the local port it knows), "inbound" for a client's.
+        public var direction: String? = nil
     }
 
     static func replicationCounters(_ statistics: ReplicationStatistics, sent: UInt64, sendErrors: UInt64) -> [String:

@@ -677,6 +677,20 @@ public final class PrimaryDaemon {
                 // From the node's own address: an inherited connection's, or one this bridge
                 // does not protect (left as it is); either way never one for the merge.
                 guard view.ip.source == configuration.ownAddress else { return nil }
+                let key = ConnectionKey(
+                    clientAddress: view.ip.destination,
+                    clientPort: view.tcp.destinationPort,
+                    serverPort: view.tcp.sourcePort
+                )
+                if !inherited!.contains(key),
+                    bridge.configuration.selectsOutbound(
+                        localPort: key.serverPort,
+                        remoteAddress: key.clientAddress,
+                        remotePort: key.clientPort
+                    )
+                {
+                    return nil  // a new connection the application opens: the merge's (§7.2)
+                }
                 if packet.checksumNotReady { view.updateChecksums() }
                 _ = inherited!.kernelSegment(view, now: now)
                 return true
@@ -913,6 +927,10 @@ public final class PrimaryDaemon {
         all["refusedBySecondary"] = c.refusedBySecondary
         all["droppedForSecondaryOnly"] = c.droppedForSecondaryOnly
         all["expired"] = c.expired
+        all["outboundPaired"] = c.outboundPaired
+        all["outboundServedAlone"] = c.outboundServedAlone
+        all["passedOutboundAlone"] = c.passedOutboundAlone
+        all["outboundRefusedOnSecondary"] = c.outboundRefusedOnSecondary
         all["nextHops"] = UInt64(nextHops.hops.count)
         all["nextHopTableRestarts"] = nextHops.restarts
         let connections =
@@ -935,7 +953,8 @@ public final class PrimaryDaemon {
                     retransmissionsForwarded: entry.statistics.retransmissionsForwarded,
                     divergences: entry.statistics.divergences,
                     sequence: entry.sequence,
-                    service: "\(entry.serviceAddress)"
+                    service: "\(entry.serviceAddress)",
+                    direction: entry.opensOutbound ? "outbound" : "inbound"
                 )
             } + inheritedStatuses
         if let inherited {

@@ -665,6 +665,7 @@ public final class SecondaryDaemon {
         all["relayedToPrimary"] = c.relayed
         all["ignoredNotForService"] = c.ignoredNotForService
         all["ignoredUnprotectedPort"] = c.ignoredUnprotectedPort
+        all["ignoredUnknownOutbound"] = c.ignoredUnknownOutbound
         all["injectedFromPrimary"] = c.injectedFromPrimary
         all["refusedFromPrimary"] = c.refusedFromPrimary
         all["promotedTranslatedIn"] = c.promotedTranslatedIn
@@ -706,7 +707,8 @@ public final class SecondaryDaemon {
                     retransmissionsForwarded: nil,
                     divergences: nil,
                     sequence: nil,
-                    service: "\(entry.activity.serviceAddress)"
+                    service: "\(entry.activity.serviceAddress)",
+                    direction: entry.activity.opensOutbound ? "outbound" : "inbound"
                 )
             }
         return DaemonStatus(

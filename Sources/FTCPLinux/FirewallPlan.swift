@@ -43,6 +43,11 @@ public struct FirewallPlan: Equatable, Sendable {
     ///   - replicationChannel: the peer's address and the channel's UDP port: datagrams to that
     ///     port from anyone else are dropped before they share the channel's socket (and its
     ///     turn budget) with the peer's heartbeats.
+    ///   - outboundLocalPorts, outboundRemotes: connections the servers' applications open that are
+    ///     replicated (Koch et al. §7.2), by local port or by remote endpoint: the local kernel's
+    ///     segments of them go to the outbound queue, the remote end's segments to a service address
+    ///     to the inbound queue. On the primary from any local address (its kernel may use its own
+    ///     rather than a service address), on the secondary from its own.
     public init(
         role: Role,
         ownAddress: IPv4Address,
@@ -52,7 +57,9 @@ public struct FirewallPlan: Equatable, Sendable {
         inboundQueue: UInt16,
         bypassMark: UInt32,
         inheritedAddress: IPv4Address? = nil,
-        replicationChannel: (peer: IPv4Address, port: UInt16)? = nil
+        replicationChannel: (peer: IPv4Address, port: UInt16)? = nil,
+        outboundLocalPorts: [UInt16] = [],
+        outboundRemotes: [(address: IPv4Address, port: UInt16)] = []
     ) {
         let serviceAddresses = serviceAddresses.isEmpty ? [ownAddress] : serviceAddresses
         self.role = role
@@ -73,6 +80,17 @@ public struct FirewallPlan: Equatable, Sendable {
         }
         var outRules: [[String]] = []
         for source in sources where !outRules.contains(outbound(source)) { outRules.append(outbound(source)) }
+        let skipOwn = ["-m", "mark", "!", "--mark", mark, "-j", "NFQUEUE", "--queue-num", String(outboundQueue)]
+        let opener = role == .primary ? [] : ["-s", ownAddress.description]
+        if !outboundLocalPorts.isEmpty {
+            let list = outboundLocalPorts.sorted().map(String.init).joined(separator: ",")
+            outRules.append(["-p", "tcp"] + opener + ["-m", "multiport", "--sports", list] + skipOwn)
+        }
+        for remote in outboundRemotes {
+            outRules.append(
+                ["-p", "tcp"] + opener + ["-d", remote.address.description, "--dport", String(remote.port)] + skipOwn
+            )
+        }
         var chains = [Chain(name: "\(prefix)-OUT", builtIn: "OUTPUT", rules: outRules)]
         var inRules: [[String]] = []
         if let channel = replicationChannel {
@@ -84,18 +102,28 @@ public struct FirewallPlan: Equatable, Sendable {
         // space; on the secondary, matched only once it holds the service address after a
         // takeover (before that, frames for the primary never reach its IP layer), to move
         // inherited connections to the secondary's own address before routing.
-        chains.append(
-            Chain(
-                name: "\(prefix)-IN",
-                builtIn: role == .primary ? "INPUT" : "PREROUTING",
-                rules: inRules
-                    + serviceAddresses.map { serviceAddress in
-                        [
-                            "-p", "tcp", "-d", serviceAddress.description, "-m", "multiport", "--dports", portList,
-                            "-j", "NFQUEUE", "--queue-num", String(inboundQueue),
-                        ]
-                    }
+        let toInbound = ["-j", "NFQUEUE", "--queue-num", String(inboundQueue)]
+        for serviceAddress in serviceAddresses {
+            inRules.append(
+                ["-p", "tcp", "-d", serviceAddress.description, "-m", "multiport", "--dports", portList] + toInbound
             )
+            if !outboundLocalPorts.isEmpty {
+                let list = outboundLocalPorts.sorted().map(String.init).joined(separator: ",")
+                inRules.append(
+                    ["-p", "tcp", "-d", serviceAddress.description, "-m", "multiport", "--dports", list] + toInbound
+                )
+            }
+            for remote in outboundRemotes {
+                inRules.append(
+                    [
+                        "-p", "tcp", "-s", remote.address.description, "-d", serviceAddress.description, "--sport",
+                        String(remote.port),
+                    ] + toInbound
+                )
+            }
+        }
+        chains.append(
+            Chain(name: "\(prefix)-IN", builtIn: role == .primary ? "INPUT" : "PREROUTING", rules: inRules)
         )
         self.chains = chains
     }

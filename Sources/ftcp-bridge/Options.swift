@@ -1,4 +1,5 @@
 import ArgumentParser
+import FTCPBridge
 import FTCPDaemon
 import FTCPLinux
 import FTCPReplication
@@ -56,6 +57,22 @@ struct BridgeOptions: ParsableArguments {
 
     @Option(help: "Protected TCP server ports, comma-separated (the same list on both servers).")
     var port: String = "9999"
+
+    @Option(
+        help: ArgumentHelp(
+            "Connections the servers' applications open that are protected: local ports and remote endpoints, comma-separated (the same list on both servers).",
+            discussion: """
+                A port (20) selects the connections that leave from that local port: active FTP's data connections, \
+                which vsftpd opens from port 20 (connect_from_port_20). ADDRESS:PORT (10.0.0.5:5432) selects every \
+                connection to that remote endpoint, from any local port: a back-end the application talks to. Both \
+                servers' applications must open the same connections in the same order; their two SYNs are paired by \
+                remote endpoint and order (within 2 s) and become one connection from the main service address, \
+                protected and failed over like a client's. A SYN whose partner does not come goes out unprotected \
+                from the primary, or is refused on the secondary. Other outbound connections pass as before.
+                """
+        )
+    )
+    var protectOutbound: String?
 
     @Option(help: "Replication key file (mode 0600; make one with `ftcp-bridge keygen`). The same key on both servers.")
     var keyFile: String = "/etc/ftcp/ftcp.key"
@@ -215,6 +232,7 @@ struct BridgeOptions: ParsableArguments {
     func validate() throws {
         _ = try metricsEndpoint()
         _ = try ports()
+        _ = try outboundSelections()
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
         }
@@ -264,6 +282,30 @@ struct BridgeOptions: ParsableArguments {
         }
     }
 
+    func outboundSelections() throws -> [OutboundSelection] {
+        guard let protectOutbound else { return [] }
+        let parts = protectOutbound.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        var selections: [OutboundSelection] = []
+        for part in parts {
+            guard let selection = OutboundSelection(part) else {
+                throw ValidationError(
+                    "--protect-outbound: '\(part)' is neither a port (20) nor ADDRESS:PORT (10.0.0.5:5432)"
+                )
+            }
+            if case let .localPort(port) = selection, try ports().contains(port) {
+                throw ValidationError(
+                    "--protect-outbound \(port) is also in --port: a protected port's connections are clients'"
+                )
+            }
+            if !selections.contains(selection) { selections.append(selection) }
+        }
+        guard !selections.isEmpty else { throw ValidationError("--protect-outbound names no port or endpoint") }
+        guard selections.filter({ if case .localPort = $0 { true } else { false } }).count <= 15 else {
+            throw ValidationError("--protect-outbound takes at most 15 local ports (iptables multiport limit)")
+        }
+        return selections
+    }
+
     func ports() throws -> [UInt16] {
         let parts = port.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         let ports = parts.compactMap { UInt16($0) }.filter { $0 != 0 }
@@ -306,7 +348,8 @@ struct BridgeOptions: ParsableArguments {
             segmentationOffload: !noSegmentationOffload,
             relayBundleBytes: relayBundleBytes,
             separateServiceAddress: serviceAddress.first,
-            additionalServiceAddresses: Array(serviceAddress.dropFirst())
+            additionalServiceAddresses: Array(serviceAddress.dropFirst()),
+            outboundSelections: try outboundSelections()
         )
     }
 

@@ -98,4 +98,44 @@ struct NetfilterQueueStatisticsTests {
         #expect(parsed[7401] == NetfilterQueueStatistics(queue: 7401, waiting: 5, queueDropped: 2, userDropped: 7))
         #expect(parsed[7402]?.waiting == 0)
     }
+
+    @Test(
+        "outbound connections (§7.2): the kernel's segments by local port or remote end, the remote end's to each service address"
+    )
+    func outbound() {
+        let primary = FirewallPlan(
+            role: .primary,
+            ownAddress: IPv4Address(10, 80, 0, 100),
+            serviceAddresses: [IPv4Address(10, 80, 0, 100)],
+            ports: [21],
+            outboundQueue: 7401,
+            inboundQueue: 7402,
+            bypassMark: 0x4654,
+            outboundLocalPorts: [20],
+            outboundRemotes: [(IPv4Address(10, 80, 0, 50), 5432)]
+        )
+        #expect(
+            primary.scriptLines.filter { $0.contains("20") || $0.contains("5432") } == [
+                "iptables -t mangle -A FTCP-PRIMARY-OUT -p tcp -m multiport --sports 20 -m mark ! --mark 0x4654/0x4654 -j NFQUEUE --queue-num 7401",
+                "iptables -t mangle -A FTCP-PRIMARY-OUT -p tcp -d 10.80.0.50 --dport 5432 -m mark ! --mark 0x4654/0x4654 -j NFQUEUE --queue-num 7401",
+                "iptables -t mangle -A FTCP-PRIMARY-IN -p tcp -d 10.80.0.100 -m multiport --dports 20 -j NFQUEUE --queue-num 7402",
+                "iptables -t mangle -A FTCP-PRIMARY-IN -p tcp -s 10.80.0.50 -d 10.80.0.100 --sport 5432 -j NFQUEUE --queue-num 7402",
+            ]
+        )
+        let secondary = FirewallPlan(
+            role: .secondary,
+            ownAddress: IPv4Address(10, 80, 0, 1),
+            serviceAddresses: [IPv4Address(10, 80, 0, 100)],
+            ports: [21],
+            outboundQueue: 7401,
+            inboundQueue: 7402,
+            bypassMark: 0x4654,
+            outboundLocalPorts: [20],
+            outboundRemotes: [(IPv4Address(10, 80, 0, 50), 5432)]
+        )
+        // Only the secondary's own sockets: it never sends from a service address before a takeover.
+        #expect(secondary.chains[0].rules.allSatisfy { $0[2] == "-s" && $0[3] == "10.80.0.1" })
+        #expect(secondary.chains[0].rules.count == 3)
+        #expect(secondary.chains[1].rules.count == 3)
+    }
 }
