@@ -58,7 +58,8 @@ extension LabToolCommand {
     /// Accepts one TCP connection, reads to end of stream, prints the byte count and SHA-256.
     struct Sink: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Receive one TCP stream; print bytes, sha256 and seconds (accept to EOF)."
+            abstract:
+                "Receive one TCP stream; print bytes, sha256, seconds and the longest wait between reads (accept to EOF)."
         )
 
         @Option(help: "Address and port to listen on.")
@@ -79,6 +80,8 @@ extension LabToolCommand {
             let started = ContinuousClock.now
             var hasher = ContentDigest()
             var total = 0
+            var lastRead = started
+            var longestStall = Duration.zero
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 18, alignment: 8)
             defer { buffer.deallocate() }
             while true {
@@ -87,11 +90,17 @@ extension LabToolCommand {
                     throw ExitCode(3)
                 }
                 let count = try connection.receive(into: buffer)
+                let now = ContinuousClock.now
+                longestStall = max(longestStall, lastRead.duration(to: now))
+                lastRead = now
                 if count == 0 { break }
                 hasher.update(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
                 total += count
             }
-            emit("bytes=\(total) sha256=\(hasher.finalizeHex()) seconds=\(seconds(started.duration(to: .now)))")
+            let stall = Int(longestStall / .milliseconds(1))
+            emit(
+                "bytes=\(total) sha256=\(hasher.finalizeHex()) seconds=\(seconds(started.duration(to: .now))) longest_stall_ms=\(stall)"
+            )
         }
     }
 
@@ -107,6 +116,8 @@ extension LabToolCommand {
         var bytes: Int
         @Option(help: "Seed of the byte pattern.")
         var seed: UInt64 = 1
+        @Option(help: "Send no faster than this many megabytes a second (0: as fast as TCP goes).")
+        var rateMegabytes: Double = 0
         @OptionGroup var common: Common
 
         func run() throws {
@@ -141,6 +152,11 @@ extension LabToolCommand {
                     offset += try socket.send(UnsafeRawBufferPointer(rebasing: slice[offset...]))
                 }
                 sent += chunk
+                if rateMegabytes > 0 {
+                    // Paced: never ahead of the rate since the start.
+                    let due = started + .milliseconds(Int64(Double(sent) / (rateMegabytes * 1_000)))
+                    if ContinuousClock.now < due { pause(for: ContinuousClock.now.duration(to: due)) }
+                }
             }
             try socket.shutdownWrite()
             // Wait for the receiver to close, so "seconds" covers delivery, not just buffering.
