@@ -84,6 +84,8 @@ environment:
   FTCP_LAB_RUN_DIR  pid files, logs and statistics of the impairers (default: /run/ftcp-lab)
   FTCP_BIN          where ftcp-bridge, ftcp-demo-server and ftcp-labtool are (default: <repo>/.build/release)
   FTCP_BRIDGE_ARGS  extra arguments for both bridges (for example --log-level debug)
+  FTCP_PORTS        the bridges' protected ports (--port, comma-separated; default 9999, the demo
+                    server's); for a test that runs other servers beside it, e.g. 9999,21,30000
   FTCP_SERVICE_ADDRESS  a service address of its own for the bridges (--service-address, e.g.
                     10.80.0.100; several separated by commas): roles then follow it and a repaired
                     server rejoins; without it the service address is the primary's 10.80.0.1
@@ -523,7 +525,7 @@ cmd_ftcp() {
                 esac
                 start_background "ftcp-$role" "app-$role" "$FTCP_BIN/ftcp-demo-server" --listen 0.0.0.0:$FTCP_PORT
                 start_background "ftcp-$role" "bridge-$role" "$FTCP_BIN/ftcp-bridge" "$role" --interface eth0 \
-                    --address $own --peer $peer --port $FTCP_PORT --key-file "$RUN_DIR/ftcp.key" \
+                    --address $own --peer $peer --port "${FTCP_PORTS:-$FTCP_PORT}" --key-file "$RUN_DIR/ftcp.key" \
                     --control "$RUN_DIR/$role.sock" $(service_address_arguments) ${FTCP_BRIDGE_ARGS:-}
             done
             for role in "${roles[@]}"; do

@@ -17,7 +17,9 @@ set -Eeuo pipefail
 #   procps                  pgrep/ps in the lab scripts
 #   stress-ng               the CPU hog of the heartbeat-under-load test
 #   prometheus, curl        the metrics test: a real Prometheus scrapes a bridge, curl queries it
-PACKAGES=(libnetfilter-queue-dev libpcap-dev iptables iproute2 tcpdump ethtool spin gcc procps stress-ng prometheus curl)
+#   vsftpd                  the FTP test: Debian's FTP server on both servers, curl as the client
+PACKAGES=(libnetfilter-queue-dev libpcap-dev iptables iproute2 tcpdump ethtool spin gcc procps stress-ng prometheus curl
+    vsftpd)
 
 log() { printf 'setup: %s\n' "$*"; }
 

@@ -83,6 +83,36 @@ public struct InheritedConnections: Sendable {
         return true
     }
 
+    /// Connections adopted by ``adoptRelated(_:now:)``.
+    public private(set) var adopted: UInt64 = 0
+    /// Most entries, adopted ones included.
+    public static let limit = 16_384
+
+    /// A client's SYN to a service address from a client that still has an inherited connection
+    /// open to it. The application serves that client's session on this node from the node's own
+    /// address, and may have opened a listener for it there (vsftpd's passive data port listens on
+    /// the control connection's local address), so the new connection is served from there too
+    /// and joins the inherited ones; it shares their fate (unprotected until it closes). Returns
+    /// whether it was adopted; ``clientSegment(_:now:)`` then translates it.
+    public mutating func adoptRelated(_ packet: TCPPacket, now: MonotonicTime) -> Bool {
+        let flags = packet.tcp.flags
+        let client = packet.ip.source
+        let service = packet.ip.destination
+        let key = ConnectionKey(
+            clientAddress: client,
+            clientPort: packet.tcp.sourcePort,
+            serverPort: packet.tcp.destinationPort
+        )
+        guard flags.contains(.syn), !flags.contains(.ack), entries[key] == nil, entries.count < Self.limit,
+            entries.contains(where: {
+                $0.key.clientAddress == client && $0.value.serviceAddress == service && !$0.value.isClosing
+            })
+        else { return false }
+        entries[key] = Entry(serviceAddress: service, lastSeen: now)
+        adopted += 1
+        return true
+    }
+
     /// A segment the node's kernel sends from its own address: an inherited connection's leaves
     /// from the service address, as its client has always seen it. Returns whether it was
     /// rewritten (anything else from the node's own address is not this type's business).

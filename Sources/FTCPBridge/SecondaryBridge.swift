@@ -278,6 +278,18 @@ public struct SecondaryBridge: Sendable {
             clientPort: tcp.sourcePort,
             serverPort: tcp.destinationPort
         )
+        if isPromoted, !inherited.contains(key), tcp.flags.contains(.syn), !tcp.flags.contains(.ack),
+            inherited.count < InheritedConnections.limit,
+            inherited.contains(where: {
+                $0.clientAddress == key.clientAddress && serviceAddress(of: $0) == packet.ip.destination
+            })
+        {
+            // A new connection of a client whose session this node inherited: served from the
+            // node's own address too (see ``InheritedConnections/adoptRelated(_:now:)``).
+            inherited.insert(key)
+            inheritedServiceAddresses[key] = packet.ip.destination
+            counters.promotedAdopted += 1
+        }
         guard isPromoted, inherited.contains(key), packet.ip.destination == serviceAddress(of: key) else {
             counters.promotedPassed += 1
             return false
@@ -429,6 +441,8 @@ public struct SecondaryCounters: Equatable, Sendable {
     public var promotedTranslatedIn: UInt64 = 0
     public var promotedTranslatedOut: UInt64 = 0
     public var promotedPassed: UInt64 = 0
+    /// New connections of clients with an inherited connection, served like the inherited ones.
+    public var promotedAdopted: UInt64 = 0
     /// Segments the kernel sent that were not kept for a takeover (a bound was reached).
     public var notRetained: UInt64 = 0
     /// Packets sent at the takeover to restart inherited flows, and the connections they served.

@@ -700,7 +700,7 @@ public final class PrimaryDaemon {
                 clientPort: view.tcp.sourcePort,
                 serverPort: view.tcp.destinationPort
             )
-            guard inherited!.contains(key) else { return nil }
+            guard inherited!.contains(key) || inherited!.adoptRelated(view, now: now) else { return nil }
             if packet.checksumNotReady { view.updateChecksums() }
             return inherited!.clientSegment(view, now: now)
         }
@@ -962,6 +962,7 @@ public final class PrimaryDaemon {
             all["inheritedOpen"] = UInt64(inherited.openCount)
             all["inheritedTranslatedIn"] = inherited.translatedFromClients
             all["inheritedTranslatedOut"] = inherited.translatedFromKernel
+            all["inheritedAdopted"] = inherited.adopted
         }
         let protection = bridge.protectionCounts
         return DaemonStatus(

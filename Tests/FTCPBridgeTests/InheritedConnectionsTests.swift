@@ -44,6 +44,43 @@ struct InheritedConnectionsTests {
     }
 
     @Test(
+        "a new connection of a client whose session was inherited (FTP's passive data connection) is served from the node's address too; another client's is not"
+    )
+    mutating func adoptsRelatedConnections() throws {
+        func adopt(_ fields: TCPPacketFields) throws -> Bool {
+            var bytes = try fields.build()
+            return try bytes.withUnsafeMutableBytes {
+                try inherited.adoptRelated(TCPPacket(validating: $0), now: .zero)
+            }
+        }
+        // The inherited client's SYN to passive port 30000 (its vsftpd listens on 10.80.0.2:30000).
+        let passive = TCPPacketFields(
+            source: S.clientAddress,
+            destination: S.serviceAddress,
+            sourcePort: 41_000,
+            destinationPort: 30_000,
+            sequenceNumber: SequenceNumber(1),
+            acknowledgmentNumber: SequenceNumber(0),
+            flags: [.syn],
+            window: 1000,
+            options: [],
+            payload: []
+        )
+        #expect(try adopt(passive))
+        let (changed, delivered) = try fromClient(passive)
+        #expect(changed && delivered.destination == Self.node)
+        #expect(inherited.adopted == 1 && inherited.count == 2)
+        // Not a SYN, or another client: not adopted.
+        var stranger = passive
+        stranger.source = IPv4Address(10, 80, 0, 77)
+        #expect(try !adopt(stranger))
+        var notSYN = passive
+        notSYN.sourcePort = 41_001
+        notSYN.flags = [.ack]
+        #expect(try !adopt(notSYN))
+    }
+
+    @Test(
         "client seq 5000 to the service address reaches the inherited socket on the node's address; its answer leaves from the service address"
     )
     mutating func translatesBothWays() throws {
