@@ -1,4 +1,5 @@
 import ArgumentParser
+import FTCPBridge
 import FTCPDaemon
 import FTCPLinux
 import FTCPReplication
@@ -108,8 +109,17 @@ struct RulesCommand: ParsableCommand {
         var inboundQueue: UInt16 = 7402
         @Option(help: "Mark on the bridge's own packets.")
         var mark: UInt32 = 0x4654
+        @Option(help: "Protected outbound connections: local ports and ADDRESS:PORT endpoints, comma-separated.")
+        var protectOutbound: String?
 
         func plan(role: FirewallPlan.Role) throws -> FirewallPlan {
+            var selections: [OutboundSelection] = []
+            for part in (protectOutbound ?? "").split(separator: ",") {
+                guard let selection = OutboundSelection(String(part)) else {
+                    throw ValidationError("--protect-outbound: '\(part)' is neither a port nor ADDRESS:PORT")
+                }
+                selections.append(selection)
+            }
             guard let address else { throw ValidationError("--address is needed to build the rules") }
             if role == .secondary && serviceAddress.isEmpty {
                 throw ValidationError("the secondary's rules need --service-address (the primary's address)")
@@ -127,7 +137,11 @@ struct RulesCommand: ParsableCommand {
                 ports: ports,
                 outboundQueue: outboundQueue,
                 inboundQueue: inboundQueue,
-                bypassMark: mark
+                bypassMark: mark,
+                outboundLocalPorts: selections.compactMap { if case let .localPort(port) = $0 { port } else { nil } },
+                outboundRemotes: selections.compactMap {
+                    if case let .remote(address, port) = $0 { (address, port) } else { nil }
+                }
             )
         }
     }

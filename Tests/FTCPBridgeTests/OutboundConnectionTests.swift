@@ -390,6 +390,30 @@ struct OutboundConnectionTests {
         #expect(ack.packetsToClient.first?.sourcePort == Self.secondaryPort)
     }
 
+    @Test("the secondary's application dies: its kernel's reset leaves the connection to P, translated and at S's port")
+    mutating func secondaryApplicationDies() throws {
+        _ = try open()
+        let reset = try secondary(Self.fromKernel(.secondary, seq: 9001, ack: 701, flags: [.rst, .ack]))
+        #expect(reset.packetsToClient.isEmpty, "the remote end never sees the dead replica's reset")
+        #expect(reset.events.contains { if case .replicaLost(_, .secondary, _) = $0 { true } else { false } })
+        let (_, data) = try primary(Self.fromKernel(.primary, seq: 5001, ack: 701, payload: [1, 2, 3]))
+        let sent = try #require(data.packetsToClient.first)
+        #expect(sent.sequenceNumber == SequenceNumber(9001) && sent.sourcePort == Self.secondaryPort)
+        #expect(sent.payload == [1, 2, 3])
+    }
+
+    @Test("the primary's application dies: S's segments reach T as they are, and T's no longer reach P's kernel")
+    mutating func primaryApplicationDies() throws {
+        _ = try open()
+        let (_, reset) = try primary(Self.fromKernel(.primary, seq: 5001, ack: 701, flags: [.rst, .ack]))
+        #expect(reset.packetsToClient.isEmpty)
+        let data = try secondary(Self.fromKernel(.secondary, seq: 9001, ack: 701, payload: [4, 5]))
+        #expect(data.packetsToClient.first?.payload == [4, 5])
+        #expect(data.packetsToClient.first?.source == Self.service)
+        let (delivered, _) = try remote(Self.fromRemote(seq: 701, ack: 9003))
+        #expect(delivered == nil, "P's kernel would only answer with resets")
+    }
+
     @Test("alone, an outbound connection is the primary's own: it passes at once")
     mutating func aloneIsPlain() throws {
         _ = bridge.secondaryFailed(now: now)
