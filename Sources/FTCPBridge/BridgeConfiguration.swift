@@ -21,6 +21,12 @@ public struct BridgeConfiguration: Sendable {
     /// server's copy. Bytes past it are refused and counted; their sender
     /// retransmits them, since the client never acknowledged them.
     public var maximumQueuedBytesPerServer: Int
+    /// Most bytes the primary holds waiting for the other server's copy, over all connections.
+    /// Past it, bytes that no copy of the other server waits for are refused and counted as
+    /// past the per-connection bound (their kernel sends them again); bytes that pair with what
+    /// the other server's copy already holds are always taken, since they leave the queues at
+    /// once, so a full cap never stops a connection's merge.
+    public var maximumQueuedBytesTotal: Int
     /// Most bytes the secondary keeps, over all connections, of segments its
     /// kernel sent that the client has not acknowledged, to resend them the
     /// moment it takes over. Past it the kernel's own retransmission timer
@@ -50,6 +56,7 @@ public struct BridgeConfiguration: Sendable {
         protectedPorts: Set<UInt16>,
         maximumConnections: Int = 16_384,
         maximumQueuedBytesPerServer: Int = 8 << 20,
+        maximumQueuedBytesTotal: Int = 256 << 20,
         maximumRetainedBytes: Int = 64 << 20,
         closedLingerMilliseconds: UInt64 = 60_000,
         handshakeTimeoutMilliseconds: UInt64 = 75_000,
@@ -62,6 +69,7 @@ public struct BridgeConfiguration: Sendable {
         self.protectedPorts = protectedPorts
         self.maximumConnections = maximumConnections
         self.maximumQueuedBytesPerServer = maximumQueuedBytesPerServer
+        self.maximumQueuedBytesTotal = maximumQueuedBytesTotal
         self.maximumRetainedBytes = maximumRetainedBytes
         self.closedLingerMilliseconds = closedLingerMilliseconds
         self.handshakeTimeoutMilliseconds = handshakeTimeoutMilliseconds

@@ -71,6 +71,11 @@ struct MergedConnection: Sendable {
     let primaryKernelPort: UInt16
     /// The merged SYN of an outbound connection went out (Δ is set).
     var mergedSYNSent = false
+    /// How many more bytes the bridge-wide cap lets this connection queue now (set by the
+    /// bridge before each server segment; see ``BridgeConfiguration/maximumQueuedBytesTotal``).
+    var queueRoom = Int.max
+    /// Bytes both queues hold.
+    var queuedBytes: Int { primary.pending.count + secondary.pending.count }
 
     init(key: ConnectionKey, serviceAddress: IPv4Address, clientSYN: TCPSegment, capacity: Int, now: MonotonicTime) {
         self.key = key
@@ -401,8 +406,14 @@ struct MergedConnection: Sendable {
             if alreadySent < payloadLength {
                 let start = sequence + UInt32(alreadySent)
                 let rest = UnsafeRawBufferPointer(rebasing: payload[alreadySent...])
-                let refused = update(role) { $0.pending.insert(ArraySlice(rest), at: start) }
-                statistics.refusedQueueBytes += UInt64(refused)
+                // Bytes below the other server's furthest byte pair with its copy and leave at
+                // once: always taken. Beyond it only as far as the bridge-wide cap allows.
+                let other = role == .primary ? secondary.pending : primary.pending
+                let pairing = max(0, min(rest.count, Int(start.distance(to: other.highestEnd))))
+                let allowed = min(rest.count, pairing + max(0, queueRoom))
+                let refused = update(role) { $0.pending.insert(ArraySlice(rest[..<allowed]), at: start) }
+                statistics.refusedQueueBytes += UInt64(refused + rest.count - allowed)
+                statistics.refusedOverTotalCap += UInt64(rest.count - allowed)
             }
         }
         if flags.contains(.fin) {
@@ -906,4 +917,6 @@ public struct ConnectionStatistics: Equatable, Sendable {
     public var unacceptableResets: UInt64 = 0
     /// Client ACKs beyond what was ever sent to it: not counted as its progress.
     public var acknowledgmentsOfUnsentData: UInt64 = 0
+    /// Of `refusedQueueBytes`, those refused because the bridge-wide cap was reached.
+    public var refusedOverTotalCap: UInt64 = 0
 }

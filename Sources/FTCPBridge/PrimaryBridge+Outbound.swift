@@ -18,7 +18,7 @@ extension PrimaryBridge {
             serverPort: tcp.sourcePort
         )
         if let visible = outboundKeys[kernelKey], connections[visible]?.primaryKernelPort == tcp.sourcePort {
-            connections[visible]!.primarySegment(tcp, now: now, into: &output)
+            updateConnection(visible) { $0.primarySegment(tcp, now: now, into: &output) }
             return (.consume, output)
         }
         let isSYN = tcp.flags.contains(.syn) && !tcp.flags.contains(.ack)
@@ -53,7 +53,7 @@ extension PrimaryBridge {
         let tcp = packet.tcp
         let isSYN = tcp.flags.contains(.syn) && !tcp.flags.contains(.ack)
         if let existing = connections[key], existing.opensOutbound, !(isSYN && existing.phase == .closed) {
-            connections[key]!.secondarySegment(tcp, now: now, into: &output)
+            updateConnection(key) { $0.secondarySegment(tcp, now: now, into: &output) }
             return
         }
         guard isSYN, !isAlone else {
@@ -88,7 +88,7 @@ extension PrimaryBridge {
         }
         // Both bridges raise it alike, so both kernels cut their bytes the same way.
         var modified = tcp.flags.contains([.syn, .ack]) && BridgeConfiguration.raiseMaximumSegmentSize(of: tcp)
-        if connections[key]!.clientSegment(packet, now: now, into: &output) { modified = true }
+        if updateConnection(key, { $0.clientSegment(packet, now: now, into: &output) }) { modified = true }
         if connections[key]!.phase == .secondaryOnly {
             counters.droppedForSecondaryOnly += 1
             return (.drop, output)

@@ -70,7 +70,7 @@ public struct PrimaryBridge: Sendable {
             // Kept whole: if the secondary refuses the client, this goes out as it is.
             heldPrimarySYNACKs[key] = TCPPacketFields(parsing: packet)
         }
-        connections[key]!.primarySegment(packet.tcp, now: now, into: &output)
+        updateConnection(key) { $0.primarySegment(packet.tcp, now: now, into: &output) }
         forgetIfRefusedBySecondary(key, into: &output)
         return (.consume, output)
     }
@@ -107,7 +107,7 @@ public struct PrimaryBridge: Sendable {
             }
             return output
         }
-        connections[key]!.secondarySegment(packet.tcp, now: now, into: &output)
+        updateConnection(key) { $0.secondarySegment(packet.tcp, now: now, into: &output) }
         forgetIfRefusedBySecondary(key, into: &output)
         if connections[key]?.phase != .handshake { heldPrimarySYNACKs[key] = nil }
         return output
@@ -228,13 +228,28 @@ public struct PrimaryBridge: Sendable {
             counters.passedUnknownFromClient += 1
             return (.accept(modified: false), output)
         }
-        let modified = connections[key]!.clientSegment(packet, now: now, into: &output)
+        let modified = updateConnection(key) { $0.clientSegment(packet, now: now, into: &output) }
         if connections[key]!.phase == .secondaryOnly {
             // The primary's kernel has no part in it any more (it would only answer with resets).
             counters.droppedForSecondaryOnly += 1
             return (.drop, output)
         }
         return (.accept(modified: modified), output)
+    }
+
+    /// Bytes all connections' queues hold, waiting for the other server's copy (exact after each
+    /// segment; a connection forgotten between two `expire` calls may still be counted until
+    /// the next, which only errs on the side of the cap).
+    public internal(set) var queuedBytes = 0
+
+    /// Runs `body` on the connection under `key` with the room the bridge-wide queue cap leaves
+    /// it, and keeps ``queuedBytes`` current.
+    mutating func updateConnection<T>(_ key: ConnectionKey, _ body: (inout MergedConnection) -> T) -> T {
+        let before = connections[key]!.queuedBytes
+        connections[key]!.queueRoom = configuration.maximumQueuedBytesTotal - queuedBytes
+        let result = body(&connections[key]!)
+        queuedBytes += (connections[key]?.queuedBytes ?? 0) - before
+        return result
     }
 
     /// Gives up the oldest evictable entry (see ``EvictionOrder``); false if none may go.
@@ -247,6 +262,7 @@ public struct PrimaryBridge: Sendable {
             )
         else { return false }
         let removed = connections.removeValue(forKey: victim)
+        queuedBytes -= removed?.queuedBytes ?? 0
         if let removed, removed.opensOutbound {
             outboundKeys[
                 ConnectionKey(
@@ -306,7 +322,7 @@ public struct PrimaryBridge: Sendable {
                 if let held = heldPrimarySYNACKs.removeValue(forKey: key) { output.send(held, connection: key) }
                 continue
             }
-            connections[key]!.secondaryFailed(into: &output)
+            updateConnection(key) { $0.secondaryFailed(into: &output) }
         }
     }
 
@@ -359,6 +375,7 @@ public struct PrimaryBridge: Sendable {
                 if connection.phase != .closed { output.event(.connectionExpired(key, phase: connection.phase.name)) }
             }
         }
+        queuedBytes = connections.values.reduce(0) { $0 + $1.queuedBytes }
         return output
     }
 

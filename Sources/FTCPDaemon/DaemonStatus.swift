@@ -18,7 +18,14 @@ public struct DaemonStatus: Codable, Sendable {
     public var peer: PeerStatus
     public var counters: [String: UInt64]
     public var replication: [String: UInt64]
+    /// The first ``listedConnectionLimit`` connections (by client address and port).
     public var connections: [ConnectionEntry]
+    /// Connections tracked beyond those listed.
+    public var connectionsNotListed: Int = 0
+    /// Most connections a status lists: the loop that builds it also moves packets and
+    /// heartbeats, and a full table (16,384 entries) would take it long enough to encode that
+    /// the peer's fault detector would notice. The counts (`connectionsByKind`) cover all.
+    public static let listedConnectionLimit = 500
     /// Open connections by protection: `protected` (a replica on the peer), `alone` (served by
     /// the primary alone: diverged, or opened while no secondary was heard), `inherited` (taken
     /// over at a takeover, unprotected until they close).

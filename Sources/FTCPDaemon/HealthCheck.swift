@@ -18,8 +18,12 @@ public enum HealthCheck {
     /// The verdict and the one line `--check` prints.
     public static func check(_ status: DaemonStatus?) -> (verdict: Verdict, line: String) {
         guard let status else { return (.failed, "not running: no bridge answers on the control socket") }
-        let protected = status.connections.filter(\.protected).count
-        let open = status.connections.filter { $0.phase != "closed" && $0.phase != "inherited-closing" }.count
+        // The counts cover every connection; the list only the first few hundred.
+        let protected = status.connectionsByKind["protected"] ?? status.connections.filter(\.protected).count
+        let open =
+            status.connectionsByKind.isEmpty
+            ? status.connections.filter { $0.phase != "closed" && $0.phase != "inherited-closing" }.count
+            : status.connectionsByKind.values.reduce(0, +)
         let connections = "\(protected) of \(open) connections protected"
         switch (status.role, status.state) {
         case ("primary", "replicating"):

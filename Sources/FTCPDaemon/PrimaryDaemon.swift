@@ -244,6 +244,7 @@ public final class PrimaryDaemon {
             if ready.contains(control.fileDescriptor) {
                 control.answerPending { request in answer(request, link: link, now: now) }
             }
+            control.flushReplies()
             sendReleased(link: link, now: now)
             flushToClients(raw: raw, now: now)
             perform(node.endTurn(now: now), link: link, arp: arp, now: now)
@@ -608,6 +609,12 @@ public final class PrimaryDaemon {
     /// reaches the client is what the merge decides.
     private func handleOwnKernel(_ queue: NetfilterQueue, link: ReplicationLink, now: MonotonicTime) throws {
         try queue.drain { packet in
+            if packet.isTruncated {
+                // Longer than the kernel copies (NetfilterQueue.maximumCopyRange): never passed on
+                // unread; its sender sends the bytes again.
+                count("truncatedDropped")
+                return .init(id: packet.id, .drop)
+            }
             var bytes = packet.payload
             if inherited != nil, let translated = translateInherited(&bytes, fromKernel: true, packet: packet, now: now)
             {
@@ -631,6 +638,12 @@ public final class PrimaryDaemon {
     /// Clients' segments: rewritten in place (ACK, SACK, TSecr into the primary's space).
     private func handleClients(_ queue: NetfilterQueue, link: ReplicationLink, now: MonotonicTime) throws {
         try queue.drain { packet in
+            if packet.isTruncated {
+                // Longer than the kernel copies (NetfilterQueue.maximumCopyRange): never passed on
+                // unread; its sender sends the bytes again.
+                count("truncatedDropped")
+                return .init(id: packet.id, .drop)
+            }
             if packet.isGSO { count("clientSuperSegments") }
             var bytes = packet.payload
             if inherited != nil,
@@ -974,7 +987,8 @@ public final class PrimaryDaemon {
             peer: link.peerStatus(now: now, detector: node.detector),
             counters: all,
             replication: link.counters,
-            connections: connections,
+            connections: Array(connections.prefix(DaemonStatus.listedConnectionLimit)),
+            connectionsNotListed: max(0, connections.count - DaemonStatus.listedConnectionLimit),
             connectionsByKind: [
                 "protected": protection.protected,
                 "alone": protection.unprotected,

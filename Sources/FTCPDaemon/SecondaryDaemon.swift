@@ -194,6 +194,7 @@ public final class SecondaryDaemon {
             if ready.contains(control.fileDescriptor) {
                 control.answerPending { request in answer(request, link: link, capture: capture, now: now) }
             }
+            control.flushReplies()
 
             // Answers first: an ARP reply that sits unread must never let a round pass for
             // unanswered (the socket is read on every turn, whatever poll said about it).
@@ -527,6 +528,12 @@ public final class SecondaryDaemon {
     /// after the takeover, inherited connections' segments leave from the service address.
     private func handleOwnKernel(_ queue: NetfilterQueue, link: ReplicationLink, now: MonotonicTime) throws {
         try queue.drain { packet in
+            if packet.isTruncated {
+                // Longer than the kernel copies (NetfilterQueue.maximumCopyRange): never passed on
+                // unread; its sender sends the bytes again.
+                count("truncatedDropped")
+                return .init(id: packet.id, .drop)
+            }
             var bytes = packet.payload
             if bridge.isPromoted {
                 let rewritten: Bool? = bytes.withUnsafeMutableBytes { buffer in
@@ -587,6 +594,12 @@ public final class SecondaryDaemon {
     /// takeover: inherited connections go to the secondary's own address.
     private func handleClients(_ queue: NetfilterQueue, now: MonotonicTime) throws {
         try queue.drain { packet in
+            if packet.isTruncated {
+                // Longer than the kernel copies (NetfilterQueue.maximumCopyRange): never passed on
+                // unread; its sender sends the bytes again.
+                count("truncatedDropped")
+                return .init(id: packet.id, .drop)
+            }
             var bytes = packet.payload
             let rewritten: Bool = bytes.withUnsafeMutableBytes { buffer in
                 guard let view = try? TCPPacket(validating: buffer) else { return false }
@@ -720,7 +733,8 @@ public final class SecondaryDaemon {
             peer: link.peerStatus(now: now, detector: node.detector),
             counters: all,
             replication: link.counters,
-            connections: connections,
+            connections: Array(connections.prefix(DaemonStatus.listedConnectionLimit)),
+            connectionsNotListed: max(0, connections.count - DaemonStatus.listedConnectionLimit),
             connectionsByKind: [
                 "protected": promoted ? 0 : bridge.connectionCount,
                 "inherited": promoted ? bridge.connectionCount : 0,

@@ -46,27 +46,75 @@ public final class ControlSocket {
 
     public var fileDescriptor: Int32 { fd }
 
-    /// Answers every waiting client with what `respond` makes of its request line.
+    /// A reply the client has not taken whole yet.
+    private struct Reply {
+        var client: Int32
+        var bytes: [UInt8]
+        var offset = 0
+        var deadline: ContinuousClock.Instant
+    }
+
+    private var replies: [Reply] = []
+    /// Most replies on their way at once; further clients wait in the listen queue.
+    public static let maximumPendingReplies = 16
+    /// How long a client may take to read its reply before the connection is closed on it.
+    public static let replyDeadline = Duration.seconds(2)
+    /// Replies cut because their client did not read them within ``replyDeadline``.
+    public private(set) var repliesAbandoned: UInt64 = 0
+
+    /// Answers every waiting client with what `respond` makes of its request line. Never waits
+    /// for a client to read (the loop that answers also moves packets and heartbeats): what the
+    /// socket does not take at once is sent by ``flushReplies()`` on later turns.
     public func answerPending(_ respond: (String) -> String) {
-        while fd >= 0 {
+        flushReplies()
+        while fd >= 0, replies.count < Self.maximumPendingReplies {
             let client = accept(fd, nil, nil)
             if client < 0 { return }
             _ = fcntl(client, F_SETFD, FD_CLOEXEC)
+            _ = fcntl(client, F_SETFL, fcntl(client, F_GETFL) | O_NONBLOCK)
             var text = respond(Self.readRequest(client))
             text += "\n"
-            // A status reader is local and small: a blocking write with a timeout is enough.
-            var timeout = timeval(tv_sec: 1, tv_usec: 0)
-            setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-            text.withUTF8 { bytes in
-                var offset = 0
-                while offset < bytes.count {
-                    let written = write(client, bytes.baseAddress! + offset, bytes.count - offset)
-                    if written <= 0 { break }
-                    offset += written
-                }
-            }
-            Glibc.close(client)
+            replies.append(Reply(client: client, bytes: Array(text.utf8), deadline: .now + Self.replyDeadline))
+            flushReplies()
         }
+    }
+
+    /// Sends what the socket takes of each pending reply, without waiting; closes each client
+    /// whose reply is complete, failed or past its deadline. Cheap when nothing is pending: call
+    /// it every turn of the loop.
+    public func flushReplies() {
+        guard !replies.isEmpty else { return }
+        let now = ContinuousClock.now
+        var index = 0
+        while index < replies.count {
+            if advance(&replies[index], now: now) {
+                Glibc.close(replies[index].client)
+                replies.remove(at: index)
+            } else {
+                index += 1
+            }
+        }
+    }
+
+    /// Sends what the socket takes of `reply`; returns whether it is done with (sent whole,
+    /// failed, or past its deadline).
+    private func advance(_ reply: inout Reply, now: ContinuousClock.Instant) -> Bool {
+        while reply.offset < reply.bytes.count {
+            let offset = reply.offset
+            let client = reply.client
+            let written = reply.bytes.withUnsafeBytes { bytes in
+                send(client, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_DONTWAIT | MSG_NOSIGNAL))
+            }
+            if written > 0 {
+                reply.offset += written
+                continue
+            }
+            guard written < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) else { return true }
+            if now < reply.deadline { return false }
+            repliesAbandoned += 1
+            return true
+        }
+        return true
     }
 
     /// The client's request line. A client writes it at once after connecting, so it is read
@@ -88,6 +136,8 @@ public final class ControlSocket {
 
     /// Closes the socket and removes its file.
     public func close() {
+        for reply in replies { Glibc.close(reply.client) }
+        replies = []
         guard fd >= 0 else { return }
         Glibc.close(fd)
         fd = -1

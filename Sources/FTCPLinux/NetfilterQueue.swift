@@ -15,7 +15,8 @@ public final class NetfilterQueue {
     public struct Options: Sendable {
         /// Socket receive buffer in bytes (set with `SO_RCVBUFFORCE`, falling back to `SO_RCVBUF`).
         public var receiveBufferBytes: Int
-        /// How many bytes of each packet the kernel copies to user space (at most 0xffff).
+        /// How many bytes of each packet the kernel copies to user space (at most
+        /// ``NetfilterQueue/maximumCopyRange``).
         public var copyRange: UInt32
         /// `NFQA_CFG_F_GSO`: queue GSO super-packets whole instead of segmenting them first.
         public var acceptGSO: Bool
@@ -28,7 +29,7 @@ public final class NetfilterQueue {
 
         public init(
             receiveBufferBytes: Int = 64 << 20,
-            copyRange: UInt32 = 0xffff,
+            copyRange: UInt32 = NetfilterQueue.maximumCopyRange,
             acceptGSO: Bool = false,
             failOpen: Bool = false,
             maximumQueueLength: UInt32? = nil,
@@ -51,6 +52,8 @@ public final class NetfilterQueue {
         public var payload: [UInt8]
         /// The packet's length before the copy range cut it (`NFQA_CAP_LEN`, else the payload length).
         public var originalLength: Int
+        /// The copy range cut it: `payload` is only its beginning.
+        public var isTruncated: Bool { originalLength > payload.count }
         /// Link-layer protocol (an EtherType such as 0x0800), in host byte order.
         public var hardwareProtocol: UInt16
         /// The netfilter hook the packet was queued from (`NF_INET_PRE_ROUTING` = 0 …).
@@ -101,6 +104,11 @@ public final class NetfilterQueue {
 
     /// Largest replacement payload a verdict can carry (a netlink attribute length is 16 bits).
     public static let maximumPayloadBytes = 0xffff - 4
+    /// The most the kernel copies of a packet, whatever is asked (`NFQNL_MAX_COPY_RANGE`, 0xffff
+    /// less a netlink attribute header: 65,531). A GSO or GRO packet of 65,532 to 65,535 bytes
+    /// arrives cut; ``Packet/isTruncated`` says so, and the bridges drop it (its sender sends the
+    /// bytes again) rather than pass a packet they could not read whole.
+    public static let maximumCopyRange: UInt32 = 0xffff - 4
 
     /// The queue number this instance is bound to.
     public let queue: UInt16
@@ -237,7 +245,11 @@ public final class NetfilterQueue {
         offset += Self.aligned(Int(header.pointee.nlmsg_len))
 
         header = startMessage(at: offset, type: NFQNL_MSG_CONFIG, acknowledge: true)
-        nfq_nlmsg_cfg_put_params(header, UInt8(NFQNL_COPY_PACKET.rawValue), Int32(min(options.copyRange, 0xffff)))
+        nfq_nlmsg_cfg_put_params(
+            header,
+            UInt8(NFQNL_COPY_PACKET.rawValue),
+            Int32(min(options.copyRange, Self.maximumCopyRange))
+        )
         steps.append((header.pointee.nlmsg_seq, "set copy mode"))
         offset += Self.aligned(Int(header.pointee.nlmsg_len))
 

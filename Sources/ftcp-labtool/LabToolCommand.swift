@@ -17,7 +17,8 @@ struct LabToolCommand: ParsableCommand {
             `ip netns exec ftcp-primary ftcp-labtool sink --listen 10.80.0.1:5001`.
             """,
         subcommands: [
-            Session.self, ConnectTime.self, RoundTrip.self, Hold.self, BenchReport.self, Sink.self, Source.self,
+            Session.self, ConnectTime.self, Churn.self, RoundTrip.self, Hold.self, BenchReport.self, Sink.self,
+            Source.self,
             UDPSend.self, UDPEcho.self, UDPPing.self, SYNFlood.self, Blind.self, FragmentFlood.self,
         ]
     )

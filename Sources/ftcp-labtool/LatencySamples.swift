@@ -7,6 +7,9 @@ struct LatencySamples {
         microseconds.reserveCapacity(capacity)
     }
 
+    /// How many durations were measured.
+    var count: Int { microseconds.count }
+
     mutating func append(_ elapsed: Duration) {
         microseconds.append(Double(elapsed.components.seconds) * 1e6 + Double(elapsed.components.attoseconds) / 1e12)
     }
