@@ -11,16 +11,28 @@ extension Logger {
         case let .divergence(key, position):
             error(
                 "servers produced different bytes: the application is not deterministic; the primary serves this connection alone from now on",
-                metadata: ["connection": "\(key)", "sequence": "\(position)"]
+                metadata: [
+                    "connection": "\(key)", "sequence": "\(position)",
+                    "similar_lines_left_out": "\(similarLinesLeftOut ?? 0)",
+                ]
             )
         case let .connectionClosed(key, reason):
             debug("connection closed", metadata: ["connection": "\(key)", "reason": "\(reason.rawValue)"])
         case let .connectionExpired(key, phase):
-            notice("connection state expired", metadata: ["connection": "\(key)", "phase": "\(phase)"])
+            notice(
+                "connection state expired",
+                metadata: [
+                    "connection": "\(key)", "phase": "\(phase)",
+                    "similar_lines_left_out": "\(similarLinesLeftOut ?? 0)",
+                ]
+            )
         case let .tableFull(key, limit):
             warning(
                 "connection table full: client SYN dropped (raise --max-connections?)",
-                metadata: ["connection": "\(key)", "limit": "\(limit)"]
+                metadata: [
+                    "connection": "\(key)", "limit": "\(limit)",
+                    "similar_lines_left_out": "\(similarLinesLeftOut ?? 0)",
+                ]
             )
         case let .collidingServiceAddress(key, served, refused):
             warning(

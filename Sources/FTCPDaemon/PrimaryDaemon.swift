@@ -755,32 +755,30 @@ public final class PrimaryDaemon {
         for event in output.events {
             switch event {
             case let .replicaLost(key, role, _):
-                // A dying application loses every connection at once: one line a second says so.
                 if role == .secondary { toRelease.insert(key) }
                 count(role == .primary ? "replicasLostPrimary" : "replicasLostSecondary")
-                if let left = throttle.admit("replicaLost.\(role)", now: now) {
-                    logger.log(event, similarLinesLeftOut: left)
-                }
-                continue
             case let .divergence(key, _):
                 toRelease.insert(key)
                 count("divergences")
             case .outboundUnpaired:
                 count("outboundUnpaired")
-                if let left = throttle.admit(event.throttleKey, now: now) {
-                    logger.log(event, similarLinesLeftOut: left)
-                }
-                continue
-            case .collidingServiceAddress, .tableFull:
-                // Under a flood, one line a second with the count left out.
-                if let left = throttle.admit(event.throttleKey, now: now) {
-                    logger.log(event, similarLinesLeftOut: left)
-                }
-                continue
             default:
                 break
             }
-            logger.log(event)
+            switch event {
+            case .connectionReplicated, .connectionClosed:
+                logger.log(event)  // debug level: one line per connection, only when asked for
+            default:
+                // One line a second of each kind, with the count left out: a flood, or an
+                // application that dies with every connection it held, makes thousands at once.
+                let kind: String
+                if case let .replicaLost(_, role, _) = event {
+                    kind = "replicaLost.\(role)"
+                } else {
+                    kind = event.throttleKey
+                }
+                if let left = throttle.admit(kind, now: now) { logger.log(event, similarLinesLeftOut: left) }
+            }
         }
         toClients += output.packetsToClient
         if !output.packetsToClient.isEmpty {
