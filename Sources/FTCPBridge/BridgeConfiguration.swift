@@ -40,6 +40,8 @@ public struct BridgeConfiguration: Sendable {
     /// How long an established connection may see no segment at all before
     /// its state is dropped (both kernels have then forgotten it too).
     public var idleTimeoutMilliseconds: UInt64
+    /// What a difference between the two servers' bytes costs a connection.
+    public var divergencePolicy: DivergencePolicy
     /// Connections the servers' applications open that are replicated (§7.2); the rest pass.
     public var outboundSelections: [OutboundSelection]
     /// How long one server's SYN of a selected outbound connection waits for the other's. The
@@ -62,8 +64,10 @@ public struct BridgeConfiguration: Sendable {
         handshakeTimeoutMilliseconds: UInt64 = 75_000,
         idleTimeoutMilliseconds: UInt64 = 7_200_000,
         outboundSelections: [OutboundSelection] = [],
-        outboundPairingTimeoutMilliseconds: UInt64 = 2_000
+        outboundPairingTimeoutMilliseconds: UInt64 = 2_000,
+        divergencePolicy: DivergencePolicy = .strict
     ) {
+        self.divergencePolicy = divergencePolicy
         serviceAddresses = [serviceAddress] + additionalServiceAddresses.filter { $0 != serviceAddress }
         self.secondaryAddress = secondaryAddress
         self.protectedPorts = protectedPorts

@@ -27,4 +27,12 @@ enum ByteComparison {
         if let found { return found }
         return a.count == b.count ? nil : common
     }
+
+    /// How many positions hold different bytes in two runs of the same length.
+    static func differingCount(_ a: [UInt8], _ b: [UInt8]) -> Int {
+        precondition(a.count == b.count)
+        var count = 0
+        for index in a.indices where a[index] != b[index] { count += 1 }
+        return count
+    }
 }

@@ -76,6 +76,9 @@ struct MergedConnection: Sendable {
     var queueRoom = Int.max
     /// Bytes both queues hold.
     var queuedBytes: Int { primary.pending.count + secondary.pending.count }
+    /// Whether same-length differences are tolerated (set by the bridge from its
+    /// ``DivergencePolicy`` when the connection begins).
+    var toleratesSameLength = false
 
     init(key: ConnectionKey, serviceAddress: IPv4Address, clientSYN: TCPSegment, capacity: Int, now: MonotonicTime) {
         self.key = key
@@ -454,6 +457,20 @@ struct MergedConnection: Sendable {
             let fromPrimary = primary.pending.take(length)
             let fromSecondary = secondary.pending.take(length)
             if let offset = ByteComparison.firstDifference(fromPrimary, fromSecondary) {
+                let differing = toleratesSameLength ? ByteComparison.differingCount(fromPrimary, fromSecondary) : 0
+                if toleratesSameLength && differing <= DivergencePolicy.maximumRunBytes
+                    && statistics.toleratedBytes + UInt64(differing)
+                        <= UInt64(DivergencePolicy.maximumBytesPerConnection)
+                {
+                    // Same length, a few bytes apart (a timestamp, a pid): the client gets the
+                    // primary's version, and the connection stays protected.
+                    statistics.toleratedDifferences += 1
+                    statistics.toleratedBytes += UInt64(differing)
+                    sendData(fromPrimary, at: start, into: &output)
+                    sentUpTo = start + UInt32(length)
+                    sent = true
+                    continue
+                }
                 diverge(at: start + UInt32(offset), into: &output)
                 // The primary's bytes are the ones its kernel will retransmit.
                 sendData(fromPrimary, at: start, into: &output)
@@ -919,4 +936,8 @@ public struct ConnectionStatistics: Equatable, Sendable {
     public var acknowledgmentsOfUnsentData: UInt64 = 0
     /// Of `refusedQueueBytes`, those refused because the bridge-wide cap was reached.
     public var refusedOverTotalCap: UInt64 = 0
+    /// Runs whose bytes differed between the servers but were tolerated (same length, few bytes;
+    /// `--divergence same-length`), and how many bytes differed in all.
+    public var toleratedDifferences: UInt64 = 0
+    public var toleratedBytes: UInt64 = 0
 }

@@ -164,6 +164,8 @@ extension PrimaryBridge {
                     capacity: configuration.maximumQueuedBytesPerServer,
                     now: now
                 )
+                connection.toleratesSameLength =
+                    configuration.divergencePolicy.tolerance(forPort: visible.serverPort) == .sameLength
                 connection.primarySegment(primaryView.tcp, now: now, into: &output)
                 connection.secondarySegment(secondaryView.tcp, now: now, into: &output)
                 connections[visible] = connection

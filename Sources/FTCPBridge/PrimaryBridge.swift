@@ -212,6 +212,8 @@ public struct PrimaryBridge: Sendable {
                 capacity: configuration.maximumQueuedBytesPerServer,
                 now: now
             )
+            connection.toleratesSameLength =
+                configuration.divergencePolicy.tolerance(forPort: key.serverPort) == .sameLength
             if var early = earlySecondarySYNACKs.removeValue(forKey: key)?.bytes {
                 early.withUnsafeMutableBytes { buffer in
                     if let view = try? TCPPacket(validating: buffer),

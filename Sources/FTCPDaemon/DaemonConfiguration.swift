@@ -57,6 +57,8 @@ public struct DaemonConfiguration: Sendable {
     public var relayBundleBytes: Int
     /// Connections the servers' applications open that are replicated (`--protect-outbound`, §7.2).
     public var outboundSelections: [OutboundSelection]
+    /// What a difference between the servers' bytes costs a connection (`--divergence`).
+    public var divergencePolicy: DivergencePolicy
     /// Bounds for the bridge core.
     public var maximumConnections: Int
     public var maximumQueuedBytesPerServer: Int
@@ -84,9 +86,11 @@ public struct DaemonConfiguration: Sendable {
         relayBundleBytes: Int = DaemonConfiguration.defaultRelayBundleBytes,
         separateServiceAddress: IPv4Address? = nil,
         additionalServiceAddresses: [IPv4Address] = [],
-        outboundSelections: [OutboundSelection] = []
+        outboundSelections: [OutboundSelection] = [],
+        divergencePolicy: DivergencePolicy = .strict
     ) {
         self.outboundSelections = outboundSelections
+        self.divergencePolicy = divergencePolicy
         self.separateServiceAddress = separateServiceAddress
         self.additionalServiceAddresses =
             separateServiceAddress == nil ? [] : additionalServiceAddresses.filter { $0 != separateServiceAddress }
@@ -153,7 +157,8 @@ public struct DaemonConfiguration: Sendable {
             protectedPorts: Set(ports),
             maximumConnections: maximumConnections,
             maximumQueuedBytesPerServer: maximumQueuedBytesPerServer,
-            outboundSelections: outboundSelections
+            outboundSelections: outboundSelections,
+            divergencePolicy: divergencePolicy
         )
     }
 

@@ -63,6 +63,9 @@ public struct DaemonStatus: Codable, Sendable {
         /// "outbound" for a connection the servers' applications opened (§7.2; `client` is then
         /// the remote end and `serverPort` the local port it knows), "inbound" for a client's.
         public var direction: String? = nil
+        /// Runs whose bytes differed between the servers but were tolerated (`--divergence
+        /// same-length`): the client got the primary's version and the connection stays protected.
+        public var tolerated: UInt64? = nil
     }
 
     static func replicationCounters(_ statistics: ReplicationStatistics, sent: UInt64, sendErrors: UInt64) -> [String:

@@ -965,7 +965,8 @@ public final class PrimaryDaemon {
                     divergences: entry.statistics.divergences,
                     sequence: entry.sequence,
                     service: "\(entry.serviceAddress)",
-                    direction: entry.opensOutbound ? "outbound" : "inbound"
+                    direction: entry.opensOutbound ? "outbound" : "inbound",
+                    tolerated: entry.statistics.toleratedDifferences
                 )
             } + inheritedStatuses
         if let inherited {

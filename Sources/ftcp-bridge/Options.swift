@@ -74,6 +74,22 @@ struct BridgeOptions: ParsableArguments {
     )
     var protectOutbound: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "What a difference between the two servers' bytes costs a connection: strict (default), same-length, or PORT=same-length,… (the same on both servers).",
+            discussion: """
+                strict: at the first byte that differs the connection loses its protection (the primary serves it \
+                alone). same-length: where the bytes differ but not their length, by at most 64 bytes at a time and \
+                4,096 over the connection (an HTTP Date header straddling a second, a process id, a cancel key), \
+                the client gets the primary's version and the connection stays protected; `status` counts them as \
+                `tolerated`. After a takeover the client holds the primary's version of what it had received and \
+                gets the secondary's of the rest: harmless for a timestamp, not for a token the server later checks \
+                on the same connection. PORT=… sets it per local port; ports not named stay strict.
+                """
+        )
+    )
+    var divergence: String = "strict"
+
     @Option(help: "Replication key file (mode 0600; make one with `ftcp-bridge keygen`). The same key on both servers.")
     var keyFile: String = "/etc/ftcp/ftcp.key"
 
@@ -233,6 +249,11 @@ struct BridgeOptions: ParsableArguments {
         _ = try metricsEndpoint()
         _ = try ports()
         _ = try outboundSelections()
+        guard DivergencePolicy(divergence) != nil else {
+            throw ValidationError(
+                "--divergence takes strict, same-length or PORT=strict|same-length,… (e.g. 80=same-length,5432=same-length), not '\(divergence)'"
+            )
+        }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
         }
@@ -349,7 +370,8 @@ struct BridgeOptions: ParsableArguments {
             relayBundleBytes: relayBundleBytes,
             separateServiceAddress: serviceAddress.first,
             additionalServiceAddresses: Array(serviceAddress.dropFirst()),
-            outboundSelections: try outboundSelections()
+            outboundSelections: try outboundSelections(),
+            divergencePolicy: DivergencePolicy(divergence) ?? .strict
         )
     }
 
