@@ -1,0 +1,221 @@
+import Foundation
+import XCTest
+
+/// Real servers from Debian's packages on both servers, their real clients on the client's host
+/// (the compatibility suite, README's table). Each runs through ftcp, with the primary cut off in
+/// the middle where the row says so.
+class ApplicationLabTestCase: RunningFTCPTestCase {
+    override class var serviceAddress: String? { "10.80.0.100" }
+    /// Ports the application serves, protected beside the demo server's 9999.
+    class var applicationPorts: [Int] { [] }
+    override var labEnvironment: [String: String] {
+        var environment = super.labEnvironment
+        environment["FTCP_PORTS"] = ([9999] + Self.applicationPorts).map(String.init).joined(separator: ",")
+        return environment
+    }
+    var servers: [LabProcess] = []
+    /// Files of this test (configuration, content), removed with it.
+    var workspace: String { "/tmp/ftcp-lab-\(String(describing: type(of: self)))" }
+
+    func shell(_ command: String) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", command]
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw LabError("failed: \(command)") }
+    }
+
+    /// Starts `arguments` on both servers and waits until each listens on `port`.
+    func startOnBothServers(_ name: String, port: Int, _ arguments: (String) -> [String]) throws {
+        for host in ["primary", "secondary"] {
+            servers.append(try requireLab().background(host, "\(name)-\(host)", arguments(host)))
+        }
+        let deadline = Date().addingTimeInterval(10)
+        for host in ["primary", "secondary"] {
+            while true {
+                let (status, _) = try requireLab().run(
+                    host,
+                    "probe-\(host)",
+                    ["sh", "-c", "ss -ltn | grep -q ':\(port) '"]
+                )
+                if status == 0 { break }
+                guard Date() < deadline else {
+                    XCTFail("\(name) did not listen on \(host): \(servers.map(\.errors))")
+                    throw LabError("\(name) not listening")
+                }
+                Thread.sleep(forTimeInterval: 0.1)
+            }
+        }
+    }
+
+    override func tearDown() {
+        for server in servers { server.stop(grace: .milliseconds(500)) }
+        try? shell("rm -rf \(workspace)")
+        super.tearDown()
+    }
+
+    /// The primary's connections to `port`, closed ones included (their counts stay 60 s).
+    func primaryConnections(port: Int) throws -> [[String: Any]] {
+        let connections = try XCTUnwrap(try status("primary")["connections"] as? [[String: Any]])
+        return connections.filter { $0["serverPort"] as? Int == port }
+    }
+
+    func sha256(_ path: String) throws -> String {
+        let process = Process()
+        let pipe = Pipe()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
+        process.arguments = [path]
+        process.standardOutput = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self).split(separator: " ").first.map(String.init) ?? ""
+    }
+}
+
+/// nginx (Debian's nginx-light) with curl. Every response carries a `Date` header: one that
+/// straddles a second on the two servers differs in a few bytes, which `--divergence
+/// 80=same-length` tolerates (port 81, the same server, stays strict and shows the difference).
+final class NginxLabTests: ApplicationLabTestCase {
+    override class var applicationPorts: [Int] { [80, 81] }
+    override var extraBridgeArguments: String? { "--divergence 80=same-length" }
+
+    override func setUpWithError() throws {
+        try super.setUpWithError()
+        try shell(
+            """
+            rm -rf \(workspace) && mkdir -p \(workspace)/www && head -c 100000000 /dev/urandom > \(workspace)/www/big.bin \
+            && echo 'hello from both servers' > \(workspace)/www/small.txt
+            """
+        )
+        for host in ["primary", "secondary"] {
+            let configuration = """
+                daemon off;
+                master_process off;
+                pid \(workspace)/nginx-\(host).pid;
+                error_log \(workspace)/error-\(host).log;
+                events { worker_connections 1024; }
+                http {
+                    access_log off;
+                    keepalive_requests 100000;
+                    client_body_temp_path \(workspace)/body-\(host);
+                    server {
+                        listen 80;
+                        listen 81;
+                        root \(workspace)/www;
+                    }
+                }
+                """
+            try configuration.write(toFile: "\(workspace)/nginx-\(host).conf", atomically: true, encoding: .utf8)
+        }
+        try startOnBothServers("nginx", port: 80) { host in ["nginx", "-c", "\(workspace)/nginx-\(host).conf"] }
+    }
+
+    /// Keep-alive requests over one connection at a time until one of `port`'s connections shows
+    /// `condition`; every response must be a 200. With the secondary's link 20 ms late, its
+    /// response to a request comes 20 ms after the primary's, so about one second boundary in two
+    /// falls between them.
+    private func requestsUntil(port: Int, _ condition: ([String: Any]) -> Bool) throws -> [String: Any]? {
+        let deadline = Date().addingTimeInterval(40)
+        var round = 0
+        while Date() < deadline {
+            round += 1
+            let (status, curl) = try requireLab().run(
+                "client",
+                "curl-\(port)-\(round)",
+                [
+                    "curl", "-sS", "--max-time", "20", "-o", "/dev/null", "-w", "%{http_code}\\n",
+                    "http://10.80.0.100:\(port)/small.txt?[1-40]",
+                ],
+                timeout: .seconds(30)
+            )
+            XCTAssertEqual(status, 0, "curl: \(curl.errors)")
+            let codes = curl.output.split(separator: "\n")
+            XCTAssertEqual(codes.count, 40)
+            XCTAssertTrue(codes.allSatisfy { $0 == "200" }, "\(curl.output)")
+            if let found = try primaryConnections(port: port).first(where: condition) { return found }
+        }
+        return nil
+    }
+
+    func testDateHeadersStraddlingASecondStayProtectedWithSameLength() throws {
+        try waitFor("primary", role: "primary", state: "replicating")
+        try waitFor("secondary", role: "secondary", state: "replicating")
+        try requireLab().impair("secondary", "delay 20ms")
+        let tolerated = try requestsUntil(port: 80) { ($0["tolerated"] as? Int ?? 0) > 0 }
+        XCTAssertNotNil(tolerated, "no Date header straddled a second in 40 s")
+        XCTAssertEqual(tolerated?["divergences"] as? Int, 0, "\(tolerated ?? [:])")
+        XCTAssertNotEqual(tolerated?["phase"] as? String, "primary-only", "\(tolerated ?? [:])")
+        // The same server on a strict port: the same difference ends the protection.
+        let diverged = try requestsUntil(port: 81) { ($0["divergences"] as? Int ?? 0) > 0 }
+        XCTAssertNotNil(diverged, "no Date header straddled a second on the strict port in 40 s")
+    }
+
+    func testHundredMegabyteDownloadThroughTheCutOfThePrimary() throws {
+        try waitFor("primary", role: "primary", state: "replicating")
+        try waitFor("secondary", role: "secondary", state: "replicating")
+        let out = "\(workspace)/received.bin"
+        let curl = try requireLab().background(
+            "client",
+            "curl-download",
+            ["curl", "-sS", "--max-time", "60", "--limit-rate", "25M", "-o", out, "http://10.80.0.100/big.bin"]
+        )
+        Thread.sleep(forTimeInterval: 1.2)
+        XCTAssertTrue(try primaryConnections(port: 80).contains { $0["phase"] as? String == "replicating" })
+        XCTAssertTrue(curl.process.isRunning, "the cut must fall inside the download")
+        try labScript(["fail", "primary"])
+        XCTAssertTrue(curl.wait(timeout: .seconds(60)), "curl did not finish")
+        XCTAssertEqual(curl.process.terminationStatus, 0, "curl: \(curl.errors)")
+        XCTAssertEqual(try sha256(out), try sha256("\(workspace)/www/big.bin"), "100 MB byte-exact")
+    }
+}
+
+/// redis-server with redis-benchmark: 20 connections of pipelined SETs through the cut of the
+/// primary; the survivor's redis has processed every one.
+final class RedisLabTests: ApplicationLabTestCase {
+    override class var applicationPorts: [Int] { [6379] }
+
+    override func setUpWithError() throws {
+        try super.setUpWithError()
+        try shell("rm -rf \(workspace) && mkdir -p \(workspace)/primary \(workspace)/secondary")
+        try startOnBothServers("redis", port: 6379) { host in
+            [
+                "redis-server", "--port", "6379", "--bind", "0.0.0.0", "--protected-mode", "no", "--save", "",
+                "--appendonly", "no", "--dir", "\(workspace)/\(host)", "--daemonize", "no",
+            ]
+        }
+    }
+
+    func testPipelinedSetsThroughTheCutOfThePrimary() throws {
+        try waitFor("primary", role: "primary", state: "replicating")
+        try waitFor("secondary", role: "secondary", state: "replicating")
+        let requests = 400_000
+        let benchmark = try requireLab().background(
+            "client",
+            "redis-benchmark",
+            [
+                "redis-benchmark", "-h", "10.80.0.100", "-p", "6379", "-c", "20", "-n", String(requests), "-P", "16",
+                "-t", "set", "-r", "1000000", "-q",
+            ]
+        )
+        Thread.sleep(forTimeInterval: 1.0)
+        let protected = try primaryConnections(port: 6379).filter { $0["phase"] as? String == "replicating" }
+        XCTAssertEqual(protected.count, 20, "redis-benchmark's 20 connections replicate: \(protected.count)")
+        XCTAssertTrue(benchmark.process.isRunning, "the cut must fall inside the benchmark: \(benchmark.output)")
+        try labScript(["fail", "primary"])
+        XCTAssertTrue(benchmark.wait(timeout: .seconds(90)), "redis-benchmark did not finish")
+        XCTAssertEqual(benchmark.process.terminationStatus, 0, "\(benchmark.output) \(benchmark.errors)")
+        XCTAssertFalse(benchmark.errors.contains("Error"), benchmark.errors)
+        let (status, info) = try requireLab().run(
+            "client",
+            "redis-info",
+            ["redis-cli", "-h", "10.80.0.100", "INFO", "stats"]
+        )
+        XCTAssertEqual(status, 0, info.errors)
+        let processed =
+            info.output.split(whereSeparator: \.isNewline).first { $0.hasPrefix("total_commands_processed:") }
+            .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
+        XCTAssertGreaterThanOrEqual(processed, requests, "the survivor's redis processed every SET: \(info.output)")
+    }
+}
