@@ -219,3 +219,109 @@ final class RedisLabTests: ApplicationLabTestCase {
         XCTAssertGreaterThanOrEqual(processed, requests, "the survivor's redis processed every SET: \(info.output)")
     }
 }
+
+/// memcached with memcslap (libmemcached-tools): 20 connections of SETs through the cut of the
+/// primary; the survivor's memcached counts every one.
+final class MemcachedLabTests: ApplicationLabTestCase {
+    override class var applicationPorts: [Int] { [11211] }
+
+    override func setUpWithError() throws {
+        try super.setUpWithError()
+        try startOnBothServers("memcached", port: 11211) { _ in
+            ["memcached", "-u", "nobody", "-l", "0.0.0.0", "-p", "11211", "-U", "0", "-m", "256", "-c", "1024"]
+        }
+    }
+
+    func testSetsThroughTheCutOfThePrimary() throws {
+        try waitFor("primary", role: "primary", state: "replicating")
+        try waitFor("secondary", role: "secondary", state: "replicating")
+        // Only SETs: a GET's answer would depend on how the two servers interleave the 20
+        // connections, which nothing makes the same (README: what cannot be protected).
+        let load = try requireLab().background(
+            "client",
+            "memcslap",
+            ["memcslap", "--servers=10.80.0.100:11211", "--concurrency=20", "--execute-number=10000", "--test=set"]
+        )
+        Thread.sleep(forTimeInterval: 1.0)
+        XCTAssertTrue(load.process.isRunning, "the cut must fall inside the load: \(load.output)")
+        XCTAssertGreaterThan(
+            try primaryConnections(port: 11211).filter { $0["phase"] as? String == "replicating" }.count,
+            0
+        )
+        try labScript(["fail", "primary"])
+        XCTAssertTrue(load.wait(timeout: .seconds(90)), "memcslap did not finish")
+        XCTAssertEqual(load.process.terminationStatus, 0, "\(load.output) \(load.errors)")
+        let (status, stats) = try requireLab().run("client", "memcstat", ["memcstat", "--servers=10.80.0.100:11211"])
+        XCTAssertEqual(status, 0, stats.errors)
+        let sets =
+            stats.output.split(whereSeparator: \.isNewline).first { $0.contains("cmd_set:") }
+            .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
+        XCTAssertGreaterThanOrEqual(sets, 20 * 10_000, "the survivor's memcached stored every SET: \(stats.output)")
+    }
+}
+
+/// PostgreSQL 15 with pgbench, trust authentication. BackendKeyData carries each server's own
+/// process id and secret key (8 bytes that differ, of the same length): `--divergence
+/// 5432=same-length` keeps the connection protected, and `pgbench -c 1` runs through the cut of
+/// the primary with no failed transaction.
+final class PostgresLabTests: ApplicationLabTestCase {
+    override class var applicationPorts: [Int] { [5432] }
+    override var extraBridgeArguments: String? { "--divergence 5432=same-length" }
+    static let binaries = "/usr/lib/postgresql/15/bin"
+
+    override func setUpWithError() throws {
+        try super.setUpWithError()
+        let workspace = self.workspace
+        for host in ["primary", "secondary"] {
+            let data = "\(workspace)/\(host)"
+            try shell(
+                """
+                pkill -f "[p]ostgres -D \(data)" ; mkdir -p \(data) && chown -R postgres \(workspace) \
+                && runuser -u postgres -- \(Self.binaries)/initdb -D \(data) -A trust -U postgres --no-sync >/dev/null \
+                && echo 'host all all 0.0.0.0/0 trust' >> \(data)/pg_hba.conf
+                """
+            )
+        }
+        try startOnBothServers("postgres", port: 5432) { host in
+            [
+                "runuser", "-u", "postgres", "--", "\(Self.binaries)/postgres", "-D", "\(workspace)/\(host)", "-c",
+                "listen_addresses=*", "-c", "unix_socket_directories=\(workspace)/\(host)", "-c", "fsync=off",
+                "-c", "synchronous_commit=off",
+            ]
+        }
+    }
+
+    override func tearDown() {
+        try? shell("pkill -f \"[p]ostgres -D \(workspace)/\"; true")
+        super.tearDown()
+    }
+
+    func testPgbenchThroughTheCutOfThePrimary() throws {
+        let lab = try requireLab()
+        try waitFor("primary", role: "primary", state: "replicating")
+        try waitFor("secondary", role: "secondary", state: "replicating")
+        let (initialized, initialize) = try lab.run(
+            "client",
+            "pgbench-init",
+            ["\(Self.binaries)/pgbench", "-i", "-s", "1", "-h", "10.80.0.100", "-U", "postgres", "postgres"],
+            timeout: .seconds(120)
+        )
+        XCTAssertEqual(initialized, 0, "pgbench -i: \(initialize.output) \(initialize.errors)")
+        let run = try lab.background(
+            "client",
+            "pgbench",
+            ["\(Self.binaries)/pgbench", "-c", "1", "-T", "8", "-h", "10.80.0.100", "-U", "postgres", "postgres"]
+        )
+        Thread.sleep(forTimeInterval: 2.5)
+        let all = try primaryConnections(port: 5432)
+        let sessions = all.filter { $0["phase"] as? String == "replicating" }
+        XCTAssertEqual(sessions.count, 1, "pgbench's session replicates: \(all)")
+        XCTAssertGreaterThan(sessions.first?["tolerated"] as? Int ?? 0, 0, "BackendKeyData differs between the servers")
+        try labScript(["fail", "primary"])
+        XCTAssertTrue(run.wait(timeout: .seconds(60)), "pgbench did not finish")
+        XCTAssertEqual(run.process.terminationStatus, 0, "pgbench: \(run.output) \(run.errors)")
+        XCTAssertTrue(run.output.contains("number of failed transactions: 0"), run.output)
+        XCTAssertFalse(run.errors.contains("aborted"), run.errors)
+        print("pgbench through the cut: \(run.output.split(separator: "\n").filter { $0.contains("transactions") })")
+    }
+}
