@@ -325,3 +325,129 @@ final class PostgresLabTests: ApplicationLabTestCase {
         print("pgbench through the cut: \(run.output.split(separator: "\n").filter { $0.contains("transactions") })")
     }
 }
+
+/// A BGP session (bird2 on both servers, passive, one router id: the service address) with bird2
+/// on the client's host as the router, which opens it. Routes go both ways; the primary is cut
+/// off and the session stays Established, the router keeps the servers' routes, and a route it
+/// announces after the cut reaches the survivor.
+final class BGPLabTests: ApplicationLabTestCase {
+    override class var applicationPorts: [Int] { [179] }
+
+    private func configuration(router: Bool, host: String) -> String {
+        let common = """
+            log "\(workspace)/bird-\(host).log" all;
+            protocol device { }
+            """
+        if router {
+            return common + """
+
+                router id 10.80.0.10;
+                protocol static announced { ipv4; route 198.18.0.0/24 blackhole; }
+                protocol static late { disabled; ipv4; route 198.18.1.0/24 blackhole; }
+                protocol bgp servers {
+                    local 10.80.0.10 as 65000;
+                    neighbor 10.80.0.100 as 65001;
+                    hold time 30; keepalive time 3; connect retry time 1;
+                    ipv4 { import all; export where proto = "announced" || proto = "late"; };
+                }
+                """
+        }
+        return common + """
+
+            router id 10.80.0.100;
+            protocol static service { ipv4; route 203.0.113.0/24 blackhole; }
+            protocol bgp uplink {
+                local as 65001;
+                neighbor 10.80.0.10 as 65000;
+                passive on;
+                hold time 30; keepalive time 3;
+                # The next hop each server would put in its updates is its own end of the session
+                # (the service address on the primary, its own address on the secondary): the same
+                # for both, so the bytes are.
+                ipv4 { import all; export where proto = "service"; next hop address 10.80.0.100; };
+            }
+            """
+    }
+
+    /// birdc's answer; `required`: a failure (no bird there yet, say) fails the test.
+    private func birdc(_ host: String, _ command: [String], required: Bool = true) throws -> String {
+        let (status, run) = try requireLab().run(
+            host,
+            "birdc-\(host)",
+            ["birdc", "-s", "\(workspace)/bird-\(host).ctl"] + command
+        )
+        if required {
+            XCTAssertEqual(status, 0, "birdc \(command.joined(separator: " ")) on \(host): \(run.output) \(run.errors)")
+        }
+        return run.output
+    }
+
+    /// Waits (up to `seconds`) until `host`'s birdc output for `command` contains `text`.
+    private func waitFor(_ host: String, _ command: [String], contains text: String, seconds: Double = 15) throws
+        -> Bool
+    {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if try birdc(host, command, required: false).contains(text) { return true }
+            Thread.sleep(forTimeInterval: 0.2)
+        }
+        return false
+    }
+
+    override func setUpWithError() throws {
+        try super.setUpWithError()
+        try shell("rm -rf \(workspace) && mkdir -p \(workspace)")
+        for (host, router) in [("primary", false), ("secondary", false), ("client", true)] {
+            try configuration(router: router, host: host).write(
+                toFile: "\(workspace)/bird-\(host).conf",
+                atomically: true,
+                encoding: .utf8
+            )
+        }
+        try startOnBothServers("bird", port: 179) { host in
+            ["bird", "-f", "-c", "\(workspace)/bird-\(host).conf", "-s", "\(workspace)/bird-\(host).ctl"]
+        }
+    }
+
+    func testASessionThroughTheCutOfThePrimary() throws {
+        try waitFor("primary", role: "primary", state: "replicating")
+        try waitFor("secondary", role: "secondary", state: "replicating")
+        servers.append(
+            try requireLab().background(
+                "client",
+                "bird-router",
+                ["bird", "-f", "-c", "\(workspace)/bird-client.conf", "-s", "\(workspace)/bird-client.ctl"]
+            )
+        )
+        let established = try waitFor("client", ["show", "protocols", "servers"], contains: "Established")
+        let routerView = try birdc("client", ["show", "protocols", "all", "servers"])
+        XCTAssertTrue(established, "the router's session never came up: \(routerView)")
+        XCTAssertTrue(try waitFor("client", ["show", "route", "203.0.113.0/24"], contains: "203.0.113.0/24"))
+        XCTAssertTrue(try waitFor("secondary", ["show", "route", "198.18.0.0/24"], contains: "198.18.0.0/24"))
+        // Keepalives every 3 s from both servers, each on its own timer: a few rounds merge.
+        Thread.sleep(forTimeInterval: 7)
+        let before = try birdc("client", ["show", "protocols", "servers"])
+        let session = try primaryConnections(port: 179)
+        XCTAssertEqual(session.first?["phase"] as? String, "replicating", "the session is protected: \(session)")
+        XCTAssertEqual(session.first?["divergences"] as? Int, 0)
+
+        try labScript(["fail", "primary"])
+        try waitFor("secondary", role: "primary", state: "alone")
+        // Through the hold time (30 s would expire without keepalives; 10 s shows they flow).
+        Thread.sleep(forTimeInterval: 10)
+        let router = try birdc("client", ["show", "protocols", "all", "servers"])
+        XCTAssertTrue(router.contains("Established"), "the router's session ended: \(router)")
+        XCTAssertFalse(router.contains("Hold timer expired"), router)
+        XCTAssertTrue(try birdc("client", ["show", "route", "203.0.113.0/24"]).contains("203.0.113.0/24"))
+        // An update from the router after the cut reaches the survivor.
+        _ = try birdc("client", ["enable", "late"])
+        XCTAssertTrue(
+            try waitFor("secondary", ["show", "route", "198.18.1.0/24"], contains: "198.18.1.0/24"),
+            "the router's new route did not reach the survivor"
+        )
+        // The same session: its state line (with the time it came up) has not changed.
+        let after = try birdc("client", ["show", "protocols", "servers"])
+        let line = { (text: String) in text.split(separator: "\n").first { $0.hasPrefix("servers") } }
+        XCTAssertEqual(line(after), line(before), "the session restarted")
+    }
+}
