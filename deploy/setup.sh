@@ -17,11 +17,12 @@ set -Eeuo pipefail
 #   procps                  pgrep/ps in the lab scripts
 #   stress-ng               the CPU hog of the heartbeat-under-load test
 #   prometheus, curl        the metrics test: a real Prometheus scrapes a bridge, curl queries it
-#   vsftpd, nginx-light, redis-server, redis-tools, memcached, libmemcached-tools, postgresql, bird2
+#   vsftpd, nginx-light, redis-server, redis-tools, memcached, libmemcached-tools, postgresql, bird2,
+#   samba, smbclient
 #                           the applications tests: Debian's servers on both servers, their clients
 #                           (curl, redis-benchmark, memcslap, pgbench, bird2 as the router) on the client's host
 PACKAGES=(libnetfilter-queue-dev libpcap-dev iptables iproute2 tcpdump ethtool spin gcc procps stress-ng prometheus curl
-    vsftpd nginx-light redis-server redis-tools memcached libmemcached-tools postgresql bird2)
+    vsftpd nginx-light redis-server redis-tools memcached libmemcached-tools postgresql bird2 samba smbclient)
 
 log() { printf 'setup: %s\n' "$*"; }
 

@@ -28,11 +28,15 @@ enum ByteComparison {
         return a.count == b.count ? nil : common
     }
 
-    /// How many positions hold different bytes in two runs of the same length.
-    static func differingCount(_ a: [UInt8], _ b: [UInt8]) -> Int {
+    /// How many positions hold different bytes in two runs of the same length, and the last one.
+    static func differences(_ a: [UInt8], _ b: [UInt8]) -> (count: Int, last: Int) {
         precondition(a.count == b.count)
         var count = 0
-        for index in a.indices where a[index] != b[index] { count += 1 }
-        return count
+        var last = 0
+        for index in a.indices where a[index] != b[index] {
+            count += 1
+            last = index
+        }
+        return (count, last)
     }
 }

@@ -32,6 +32,10 @@ public struct DivergencePolicy: Equatable, Sendable, CustomStringConvertible {
     /// on one server a moment before the other (2–5 bytes) at every one of a thousand responses,
     /// while a connection whose servers keep disagreeing is still found out.
     public static let maximumBytesPerConnection = 4_096
+    /// Equal bytes that must follow a run's last difference (unless the run is all both servers
+    /// have sent so far) before it counts as the same length: a shorter, different message (an
+    /// error where the other server succeeded) must not pass for a different value.
+    public static let realignmentBytes = 16
 
     public func tolerance(forPort port: UInt16) -> Tolerance { ports[port] ?? defaultTolerance }
 

@@ -454,11 +454,18 @@ struct MergedConnection: Sendable {
             let length = min(primary.pending.contiguousCount, secondary.pending.contiguousCount)
             if length == 0 { break }
             let start = sentUpTo
+            // The run is all either server has produced so far (no more bytes of one wait).
+            let runIsWhole = primary.pending.contiguousCount == secondary.pending.contiguousCount
             let fromPrimary = primary.pending.take(length)
             let fromSecondary = secondary.pending.take(length)
             if let offset = ByteComparison.firstDifference(fromPrimary, fromSecondary) {
-                let differing = toleratesSameLength ? ByteComparison.differingCount(fromPrimary, fromSecondary) : 0
-                if toleratesSameLength && differing <= DivergencePolicy.maximumRunBytes
+                let (differing, last) =
+                    toleratesSameLength ? ByteComparison.differences(fromPrimary, fromSecondary) : (0, offset)
+                // Same length only if the streams are seen to agree again after the difference,
+                // or both servers have said exactly this much: a run cut where one server's bytes
+                // end may be a shorter, different message (an error where the other succeeded).
+                let realigned = runIsWhole || length - last - 1 >= DivergencePolicy.realignmentBytes
+                if toleratesSameLength && realigned && differing <= DivergencePolicy.maximumRunBytes
                     && statistics.toleratedBytes + UInt64(differing)
                         <= UInt64(DivergencePolicy.maximumBytesPerConnection)
                 {

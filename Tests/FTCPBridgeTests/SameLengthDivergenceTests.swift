@@ -86,6 +86,26 @@ struct SameLengthDivergenceTests {
         #expect(many.status?.statistics.toleratedBytes == 4_096)
     }
 
+    @Test("a shorter, different answer (an error where the other server succeeded) is not taken for the same length")
+    func shorterAnswerDiverges() throws {
+        var scenario = Self.scenario(DivergencePolicy(defaultTolerance: .sameLength))
+        try scenario.handshake(primaryISN: 30, secondaryISN: 0)
+        // P answers with 60 bytes; S with 30 whose last 5 differ: the run ends where S's bytes
+        // end, with no equal bytes after the difference to show the two realigned.
+        try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, payload: Array(repeating: 0x61, count: 60)))
+        let out = try scenario.secondary(
+            S.fromServer(
+                .secondary,
+                seq: 1,
+                ack: 1001,
+                payload: Array(repeating: 0x61, count: 25) + Array(repeating: 0x62, count: 5)
+            )
+        )
+        #expect(out.events == [.divergence(scenario.key, at: SequenceNumber(26))])
+        #expect(out.packetsToClient.flatMap(\.payload) == Array(repeating: 0x61, count: 60), "P's whole answer")
+        #expect(scenario.status?.statistics.toleratedDifferences == 0)
+    }
+
     @Test("the option's forms")
     func parsing() {
         #expect(DivergencePolicy("strict") == .strict)

@@ -451,3 +451,79 @@ final class BGPLabTests: ApplicationLabTestCase {
         XCTAssertEqual(line(after), line(before), "the session restarted")
     }
 }
+
+/// Samba with smbclient: what cannot be protected, shown. Each smbd gives a session a random
+/// SessionId that the client echoes in every later request; the secondary's smbd does not know
+/// the primary's, so its answers differ in content and length even with `--divergence
+/// 445=same-length`, and the connection is the primary's alone from there (the client is served
+/// as by one server).
+final class SambaLabTests: ApplicationLabTestCase {
+    override class var applicationPorts: [Int] { [445] }
+    override var extraBridgeArguments: String? { "--divergence 445=same-length" }
+
+    override func setUpWithError() throws {
+        try super.setUpWithError()
+        try shell(
+            """
+            rm -rf \(workspace) && mkdir -p \(workspace)/share && head -c 2000000 /dev/urandom > \(workspace)/share/file.bin
+            """
+        )
+        for host in ["primary", "secondary"] {
+            let root = "\(workspace)/\(host)"
+            try shell("mkdir -p \(root)/run \(root)/lock \(root)/state \(root)/cache \(root)/private \(root)/ncalrpc")
+            let configuration = """
+                [global]
+                server role = standalone server
+                map to guest = Bad User
+                guest account = nobody
+                disable netbios = yes
+                smb ports = 445
+                log file = \(root)/log
+                pid directory = \(root)/run
+                lock directory = \(root)/lock
+                state directory = \(root)/state
+                cache directory = \(root)/cache
+                private dir = \(root)/private
+                ncalrpc dir = \(root)/ncalrpc
+                load printers = no
+                printcap name = /dev/null
+                disable spoolss = yes
+                server min protocol = SMB2
+                [share]
+                path = \(workspace)/share
+                guest ok = yes
+                read only = yes
+                """
+            try configuration.write(toFile: "\(root)/smb.conf", atomically: true, encoding: .utf8)
+        }
+        try startOnBothServers("smbd", port: 445) { host in
+            ["smbd", "--foreground", "--no-process-group", "-s", "\(workspace)/\(host)/smb.conf"]
+        }
+    }
+
+    override func tearDown() {
+        try? shell("pkill -f \"[s]mbd --foreground --no-process-group -s \(workspace)/\"; true")
+        super.tearDown()
+    }
+
+    func testASessionIsServedButNotProtected() throws {
+        try waitFor("primary", role: "primary", state: "replicating")
+        try waitFor("secondary", role: "secondary", state: "replicating")
+        let received = "\(workspace)/received.bin"
+        let (status, client) = try requireLab().run(
+            "client",
+            "smbclient",
+            ["smbclient", "//10.80.0.100/share", "-N", "-m", "SMB3", "-c", "get file.bin \(received)"],
+            timeout: .seconds(60)
+        )
+        XCTAssertEqual(status, 0, "smbclient: \(client.output) \(client.errors)")
+        XCTAssertEqual(try sha256(received), try sha256("\(workspace)/share/file.bin"), "served byte-exact")
+        let sessions = try primaryConnections(port: 445)
+        XCTAssertEqual(sessions.count, 1, "\(sessions)")
+        XCTAssertGreaterThan(
+            sessions.first?["divergences"] as? Int ?? 0,
+            0,
+            "the session diverged (server-chosen session ids): \(sessions)"
+        )
+    }
+}
