@@ -14,6 +14,9 @@ class ApplicationLabTestCase: RunningFTCPTestCase {
         return environment
     }
     var servers: [LabProcess] = []
+    /// How many times the CI's amounts each test moves (`FTCP_APP_SCALE`; `deploy/compat.sh`
+    /// runs the suite at 3 and more): bytes, requests, seconds.
+    let scale = max(1, Int(ProcessInfo.processInfo.environment["FTCP_APP_SCALE"] ?? "") ?? 1)
     /// Files of this test (configuration, content), removed with it.
     var workspace: String { "/tmp/ftcp-lab-\(String(describing: type(of: self)))" }
 
@@ -85,7 +88,7 @@ final class NginxLabTests: ApplicationLabTestCase {
         try super.setUpWithError()
         try shell(
             """
-            rm -rf \(workspace) && mkdir -p \(workspace)/www && head -c 100000000 /dev/urandom > \(workspace)/www/big.bin \
+            rm -rf \(workspace) && mkdir -p \(workspace)/www && head -c \(100_000_000 * scale) /dev/urandom > \(workspace)/www/big.bin \
             && echo 'hello from both servers' > \(workspace)/www/small.txt
             """
         )
@@ -190,7 +193,7 @@ final class RedisLabTests: ApplicationLabTestCase {
     func testPipelinedSetsThroughTheCutOfThePrimary() throws {
         try waitFor("primary", role: "primary", state: "replicating")
         try waitFor("secondary", role: "secondary", state: "replicating")
-        let requests = 400_000
+        let requests = 400_000 * scale
         let benchmark = try requireLab().background(
             "client",
             "redis-benchmark",
@@ -240,7 +243,10 @@ final class MemcachedLabTests: ApplicationLabTestCase {
         let load = try requireLab().background(
             "client",
             "memcslap",
-            ["memcslap", "--servers=10.80.0.100:11211", "--concurrency=20", "--execute-number=10000", "--test=set"]
+            [
+                "memcslap", "--servers=10.80.0.100:11211", "--concurrency=20", "--execute-number=\(10_000 * scale)",
+                "--test=set",
+            ]
         )
         Thread.sleep(forTimeInterval: 1.0)
         XCTAssertTrue(load.process.isRunning, "the cut must fall inside the load: \(load.output)")
@@ -256,7 +262,11 @@ final class MemcachedLabTests: ApplicationLabTestCase {
         let sets =
             stats.output.split(whereSeparator: \.isNewline).first { $0.contains("cmd_set:") }
             .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
-        XCTAssertGreaterThanOrEqual(sets, 20 * 10_000, "the survivor's memcached stored every SET: \(stats.output)")
+        XCTAssertGreaterThanOrEqual(
+            sets,
+            20 * 10_000 * scale,
+            "the survivor's memcached stored every SET: \(stats.output)"
+        )
     }
 }
 
@@ -310,7 +320,10 @@ final class PostgresLabTests: ApplicationLabTestCase {
         let run = try lab.background(
             "client",
             "pgbench",
-            ["\(Self.binaries)/pgbench", "-c", "1", "-T", "8", "-h", "10.80.0.100", "-U", "postgres", "postgres"]
+            [
+                "\(Self.binaries)/pgbench", "-c", "1", "-T", String(8 * scale), "-h", "10.80.0.100", "-U", "postgres",
+                "postgres",
+            ]
         )
         Thread.sleep(forTimeInterval: 2.5)
         let all = try primaryConnections(port: 5432)
