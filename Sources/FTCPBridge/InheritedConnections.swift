@@ -21,6 +21,8 @@ public struct InheritedConnections: Sendable {
         public var lastSeen: MonotonicTime
         public var finFromClient = false
         public var finFromKernel = false
+        /// Adopted after the takeover (``InheritedConnections/adoptRelated(_:now:)``), not taken over.
+        public var adopted = false
         /// Both sides have sent their FIN: closed but for the last acknowledgments.
         public var isClosing: Bool { finFromClient && finFromKernel }
     }
@@ -106,9 +108,12 @@ public struct InheritedConnections: Sendable {
         guard flags.contains(.syn), !flags.contains(.ack), entries[key] == nil, entries.count < Self.limit,
             entries.contains(where: {
                 $0.key.clientAddress == client && $0.value.serviceAddress == service && !$0.value.isClosing
+                    && !$0.value.adopted
             })
         else { return false }
-        entries[key] = Entry(serviceAddress: service, lastSeen: now)
+        // Only a connection taken over at the takeover vouches for new ones: an adopted one does
+        // not, or a client that always has one open would never be protected again.
+        entries[key] = Entry(serviceAddress: service, lastSeen: now, adopted: true)
         adopted += 1
         return true
     }

@@ -76,6 +76,8 @@ struct MergedConnection: Sendable {
     var queueRoom = Int.max
     /// Bytes both queues hold.
     var queuedBytes: Int { primary.pending.count + secondary.pending.count }
+    /// What a server with nothing queued for a connection may queue whatever the bridge-wide cap.
+    static let queueFloorBytes = 64 << 10
     /// Whether same-length differences are tolerated (set by the bridge from its
     /// ``DivergencePolicy`` when the connection begins).
     var toleratesSameLength = false
@@ -399,7 +401,12 @@ struct MergedConnection: Sendable {
             // Bytes before sentUpTo were merged and sent already: the kernel is
             // retransmitting (paper §4), and only this copy will come, so it
             // goes out at once.
-            let alreadySent = max(0, min(payloadLength, Int(sequence.distance(to: sentUpTo))))
+            var alreadySent = max(0, min(payloadLength, Int(sequence.distance(to: sentUpTo))))
+            if alreadySent > 0 && role == .secondary && statistics.toleratedBytes > 0 {
+                // The client holds the primary's version of what differed: only the primary
+                // kernel's retransmission (which comes too) may fill what it missed.
+                alreadySent = 0
+            }
             if alreadySent > 0 {
                 let bytes = Array(payload[0..<alreadySent])
                 sendData(bytes, at: sequence, into: &output)
@@ -411,9 +418,16 @@ struct MergedConnection: Sendable {
                 let rest = UnsafeRawBufferPointer(rebasing: payload[alreadySent...])
                 // Bytes below the other server's furthest byte pair with its copy and leave at
                 // once: always taken. Beyond it only as far as the bridge-wide cap allows.
-                let other = role == .primary ? secondary.pending : primary.pending
-                let pairing = max(0, min(rest.count, Int(start.distance(to: other.highestEnd))))
-                let allowed = min(rest.count, pairing + max(0, queueRoom))
+                // (Plain values only: a copy of a store held across the insert below would make
+                // the insert copy all its bytes.)
+                let otherEnd = role == .primary ? secondary.pending.highestEnd : primary.pending.highestEnd
+                let ownIsEmpty = role == .primary ? primary.pending.isEmpty : secondary.pending.isEmpty
+                let pairing = max(0, min(rest.count, Int(start.distance(to: otherEnd))))
+                // A server with nothing queued here may always queue a little: with the cap full of
+                // other connections' bytes, refusing both servers' first bytes would stop this
+                // connection's merge for good.
+                let floor = ownIsEmpty ? MergedConnection.queueFloorBytes : 0
+                let allowed = min(rest.count, pairing + max(0, queueRoom, floor))
                 let refused = update(role) { $0.pending.insert(ArraySlice(rest[..<allowed]), at: start) }
                 statistics.refusedQueueBytes += UInt64(refused + rest.count - allowed)
                 statistics.refusedOverTotalCap += UInt64(rest.count - allowed)

@@ -17,11 +17,22 @@ extension PrimaryBridge {
             clientPort: tcp.destinationPort,
             serverPort: tcp.sourcePort
         )
-        if let visible = outboundKeys[kernelKey], connections[visible]?.primaryKernelPort == tcp.sourcePort {
-            updateConnection(visible) { $0.primarySegment(tcp, now: now, into: &output) }
-            return (.consume, output)
-        }
         let isSYN = tcp.flags.contains(.syn) && !tcp.flags.contains(.ack)
+        if let visible = outboundKeys[kernelKey], let existing = connections[visible] {
+            if isSYN && (existing.phase == .closed || existing.primary.initialSequence != tcp.sequenceNumber) {
+                // The kernel's socket for the old connection is gone (it could not open this
+                // 4-tuple again otherwise): the old entry must not catch the new connection.
+                forgetOutbound(visible)
+            } else {
+                updateConnection(visible) { $0.primarySegment(tcp, now: now, into: &output) }
+                return (.consume, output)
+            }
+        }
+        if isSYN, let tombstone = connections[kernelKey], tombstone.opensOutbound, tombstone.phase == .closed {
+            // A closed merged connection the remote end knew by this port: its Δ must not translate
+            // the new one (which may go out alone, in the kernel's own space).
+            forgetOutbound(kernelKey)
+        }
         guard isSYN, !isAlone, outboundAlone[kernelKey] == nil else {
             if outboundAlone[kernelKey] != nil { outboundAlone[kernelKey] = now }
             if isSYN && outboundAlone[kernelKey] == nil { noteServedAlone(kernelKey, now: now) }
@@ -52,12 +63,22 @@ extension PrimaryBridge {
     ) {
         let tcp = packet.tcp
         let isSYN = tcp.flags.contains(.syn) && !tcp.flags.contains(.ack)
-        if let existing = connections[key], existing.opensOutbound, !(isSYN && existing.phase == .closed) {
+        if let existing = connections[key], existing.opensOutbound,
+            !(isSYN && (existing.phase == .closed || existing.secondary.initialSequence != tcp.sequenceNumber))
+        {
             updateConnection(key) { $0.secondarySegment(tcp, now: now, into: &output) }
             return
         }
         guard isSYN, !isAlone else {
             counters.droppedUnknownFromSecondary += 1
+            return
+        }
+        if let refused = refusedSecondarySYNs[key], refused.sequence == tcp.sequenceNumber {
+            // A retransmission of a SYN already refused (its reset is on the way, or was lost):
+            // refused again, never paired with a later SYN of the primary's, which would put
+            // every later pair to this endpoint off by one.
+            let syn = OutboundPairing.WaitingSYN(localPort: key.serverPort, bytes: Array(packet.bytes), since: now)
+            refuseOnSecondary(syn, now: now, into: &output)
             return
         }
         let endpoint = OutboundPairing.Endpoint(address: key.clientAddress, port: key.clientPort)
@@ -66,7 +87,7 @@ extension PrimaryBridge {
         case .waiting:
             break
         case .full:
-            refuseOnSecondary(syn, into: &output)
+            refuseOnSecondary(syn, now: now, into: &output)
         case let .paired(primary, secondary):
             beginOutbound(primary: primary, secondary: secondary, to: endpoint, now: now, into: &output)
         }
@@ -126,27 +147,16 @@ extension PrimaryBridge {
             clientPort: endpoint.port,
             serverPort: primary.localPort
         )
-        if let existing = connections[visible], existing.phase == .closed {
-            connections[visible] = nil
-            if existing.opensOutbound {
-                outboundKeys[
-                    ConnectionKey(
-                        clientAddress: visible.clientAddress,
-                        clientPort: visible.clientPort,
-                        serverPort: existing.primaryKernelPort
-                    )
-                ] = nil
-            }
-        }
-        guard connections[visible] == nil,
+        if let existing = connections[visible], existing.phase == .closed { forgetOutbound(visible) }
+        guard connections[visible] == nil, outboundAlone[visible] == nil,
             connections.count < configuration.maximumConnections || makeRoom(now: now)
         else {
-            if connections[visible] == nil {
+            if connections[visible] == nil && outboundAlone[visible] == nil {
                 counters.droppedTableFull += 1
                 output.event(.tableFull(visible, limit: configuration.maximumConnections))
             }
             serveOutboundAlone(primary, now: now, into: &output)
-            refuseOnSecondary(secondary, into: &output)
+            refuseOnSecondary(secondary, now: now, into: &output)
             return
         }
         var primaryBytes = primary.bytes
@@ -164,8 +174,13 @@ extension PrimaryBridge {
                     capacity: configuration.maximumQueuedBytesPerServer,
                     now: now
                 )
+                // Selected by local port: that port's policy; selected by remote end: the remote
+                // port's (5432=same-length covers connections to a back-end's 5432).
+                let policyPort =
+                    configuration.outboundSelections.contains(.localPort(visible.serverPort))
+                    ? visible.serverPort : visible.clientPort
                 connection.toleratesSameLength =
-                    configuration.divergencePolicy.tolerance(forPort: visible.serverPort) == .sameLength
+                    configuration.divergencePolicy.tolerance(forPort: policyPort) == .sameLength
                 connection.primarySegment(primaryView.tcp, now: now, into: &output)
                 connection.secondarySegment(secondaryView.tcp, now: now, into: &output)
                 connections[visible] = connection
@@ -173,6 +188,19 @@ extension PrimaryBridge {
                 counters.outboundPaired += 1
             }
         }
+    }
+
+    /// Forgets a merged outbound connection under the key the remote end knows, with its
+    /// primary-kernel key and its queued bytes.
+    mutating func forgetOutbound(_ visible: ConnectionKey) {
+        guard let removed = connections.removeValue(forKey: visible) else { return }
+        queuedBytes -= removed.queuedBytes
+        let kernelKey = ConnectionKey(
+            clientAddress: visible.clientAddress,
+            clientPort: visible.clientPort,
+            serverPort: removed.primaryKernelPort
+        )
+        if outboundKeys[kernelKey] == visible { outboundKeys[kernelKey] = nil }
     }
 
     /// The primary kernel's SYN goes out as it is: the connection is its own, unprotected (a
@@ -206,7 +234,11 @@ extension PrimaryBridge {
     /// (RFC 9293 SYN-SENT: acceptable when it acknowledges the SYN), so its application sees the
     /// connection refused at once instead of retrying for two minutes, and no half-open
     /// connection stays behind.
-    mutating func refuseOnSecondary(_ syn: OutboundPairing.WaitingSYN, into output: inout BridgeOutput) {
+    mutating func refuseOnSecondary(
+        _ syn: OutboundPairing.WaitingSYN,
+        now: MonotonicTime,
+        into output: inout BridgeOutput
+    ) {
         var bytes = syn.bytes
         bytes.withUnsafeMutableBytes { buffer in
             guard let view = try? TCPPacket(validating: buffer) else { return }
@@ -216,7 +248,10 @@ extension PrimaryBridge {
                 serverPort: syn.localPort
             )
             counters.outboundRefusedOnSecondary += 1
-            output.event(.outboundUnpaired(visible, role: .secondary))
+            if refusedSecondarySYNs[visible] == nil { output.event(.outboundUnpaired(visible, role: .secondary)) }
+            if refusedSecondarySYNs[visible] != nil || refusedSecondarySYNs.count < Self.outboundAloneLimit {
+                refusedSecondarySYNs[visible] = (view.tcp.sequenceNumber, now)
+            }
             output.inject(
                 TCPPacketFields(
                     source: view.ip.destination,

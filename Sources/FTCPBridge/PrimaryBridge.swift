@@ -28,6 +28,9 @@ public struct PrimaryBridge: Sendable {
     /// The primary kernel's outbound connections that went out alone, unprotected (no partner,
     /// or no secondary): their retransmitted SYNs pass too, and are not paired again.
     var outboundAlone: [ConnectionKey: MonotonicTime] = [:]
+    /// The secondary kernel's outbound SYNs refused (no partner), by the key the remote end would
+    /// have known, with their ISN: their retransmissions are refused again, never paired.
+    var refusedSecondarySYNs: [ConnectionKey: (sequence: SequenceNumber, at: MonotonicTime)] = [:]
     static let outboundAloneLimit = 1024
 
     public init(configuration: BridgeConfiguration) {
@@ -340,11 +343,14 @@ public struct PrimaryBridge: Sendable {
             if waiting.role == .primary {
                 serveOutboundAlone(waiting.syn, now: now, into: &output)
             } else {
-                refuseOnSecondary(waiting.syn, into: &output)
+                refuseOnSecondary(waiting.syn, now: now, into: &output)
             }
         }
         outboundAlone = outboundAlone.filter {
             now.milliseconds(since: $0.value) < configuration.handshakeTimeoutMilliseconds
+        }
+        refusedSecondarySYNs = refusedSecondarySYNs.filter {
+            now.milliseconds(since: $0.value.at) < configuration.handshakeTimeoutMilliseconds
         }
         for (key, connection) in connections {
             let limit: UInt64

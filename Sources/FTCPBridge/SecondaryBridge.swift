@@ -135,7 +135,6 @@ public struct SecondaryBridge: Sendable {
             counters.passedUnprotected += 1
             return .pass
         }
-        counters.relayed += 1
         let key = ConnectionKey(
             clientAddress: packet.ip.destination,
             clientPort: tcp.destinationPort,
@@ -151,6 +150,20 @@ public struct SecondaryBridge: Sendable {
         // by the main service address (the primary sends the merged SYN from it).
         note(key, now: now, creating: opens ? configuration.serviceAddress : nil) {
             if opens { $0.opensOutbound = true }
+        }
+        if outbound && seen[key]?.opensOutbound != true {
+            // Not a connection this bridge saw its kernel open: one begun before the bridge (or
+            // before it was selected) goes on as it was, this host's own; a SYN the full table
+            // could not track waits for the kernel to send it again.
+            if opens {
+                counters.droppedUntrackedOutboundSYNs += 1
+                return .drop
+            }
+            counters.passedUnprotected += 1
+            return .pass
+        }
+        counters.relayed += 1
+        note(key, now: now) {
             $0.segmentsRelayed += 1
             $0.bytesRelayed += UInt64(tcp.payloadLength)
             if tcp.flags.contains(.fin) { $0.finFromKernel = true }
@@ -221,6 +234,8 @@ public struct SecondaryBridge: Sendable {
     public private(set) var inherited: Set<ConnectionKey> = []
     /// The service address each inherited connection's client knows.
     public private(set) var inheritedServiceAddresses: [ConnectionKey: IPv4Address] = [:]
+    /// Inherited connections adopted after the takeover: they vouch for no further ones.
+    var adoptedKeys: Set<ConnectionKey> = []
 
     /// The primary failed and this host now owns the service address.
     /// Returns the inherited connections.
@@ -282,11 +297,13 @@ public struct SecondaryBridge: Sendable {
             inherited.count < InheritedConnections.limit,
             inherited.contains(where: {
                 $0.clientAddress == key.clientAddress && serviceAddress(of: $0) == packet.ip.destination
+                    && !adoptedKeys.contains($0) && seen[$0]?.isFinished != true
             })
         {
             // A new connection of a client whose session this node inherited: served from the
             // node's own address too (see ``InheritedConnections/adoptRelated(_:now:)``).
             inherited.insert(key)
+            adoptedKeys.insert(key)
             inheritedServiceAddresses[key] = packet.ip.destination
             counters.promotedAdopted += 1
         }
@@ -390,6 +407,8 @@ public enum KernelVerdict: Equatable, Sendable {
     case pass
     /// Drop it from the wire and send it to the primary over the replication channel.
     case relayToPrimary
+    /// Drop it: the kernel sends it again (an outbound SYN the full table could not track).
+    case drop
 }
 
 /// What the secondary has seen of one connection, for `status`.
@@ -424,6 +443,8 @@ public struct SecondaryCounters: Equatable, Sendable {
     public var ignoredUnprotectedPort: UInt64 = 0
     /// Segments from a selected outbound connection's remote end for no connection this kernel opened.
     public var ignoredUnknownOutbound: UInt64 = 0
+    /// Outbound SYNs of the kernel dropped because the table could not track them (it retries).
+    public var droppedUntrackedOutboundSYNs: UInt64 = 0
     public var ignoredFromServers: UInt64 = 0
     public var passedUnprotected: UInt64 = 0
     public var injectedFromPrimary: UInt64 = 0

@@ -571,6 +571,9 @@ public final class SecondaryDaemon {
                 return .init(id: packet.id, .drop)
             case (.pass, _)?:
                 return .init(id: packet.id, .accept)
+            case (.drop, _)?:
+                count("ownKernelDropped")
+                return .init(id: packet.id, .drop)
             case nil:
                 // Fail closed: the kernel must not talk to a client directly.
                 count("ownKernelMalformed")
@@ -679,6 +682,7 @@ public final class SecondaryDaemon {
         all["ignoredNotForService"] = c.ignoredNotForService
         all["ignoredUnprotectedPort"] = c.ignoredUnprotectedPort
         all["ignoredUnknownOutbound"] = c.ignoredUnknownOutbound
+        all["droppedUntrackedOutboundSYNs"] = c.droppedUntrackedOutboundSYNs
         all["injectedFromPrimary"] = c.injectedFromPrimary
         all["refusedFromPrimary"] = c.refusedFromPrimary
         all["promotedTranslatedIn"] = c.promotedTranslatedIn

@@ -55,21 +55,30 @@ public final class ControlSocket {
     }
 
     private var replies: [Reply] = []
-    /// Most replies on their way at once; further clients wait in the listen queue.
+    /// Most replies on their way at once; further clients are closed unanswered.
     public static let maximumPendingReplies = 16
     /// How long a client may take to read its reply before the connection is closed on it.
     public static let replyDeadline = Duration.seconds(2)
     /// Replies cut because their client did not read them within ``replyDeadline``.
     public private(set) var repliesAbandoned: UInt64 = 0
+    /// Clients closed unanswered because ``maximumPendingReplies`` were on their way.
+    public private(set) var repliesRefused: UInt64 = 0
 
     /// Answers every waiting client with what `respond` makes of its request line. Never waits
     /// for a client to read (the loop that answers also moves packets and heartbeats): what the
     /// socket does not take at once is sent by ``flushReplies()`` on later turns.
     public func answerPending(_ respond: (String) -> String) {
         flushReplies()
-        while fd >= 0, replies.count < Self.maximumPendingReplies {
+        while fd >= 0 {
             let client = accept(fd, nil, nil)
             if client < 0 { return }
+            guard replies.count < Self.maximumPendingReplies else {
+                // Too many readers at once: this one gets nothing (left in the listen queue, it
+                // would keep the socket readable and the loop awake).
+                Glibc.close(client)
+                repliesRefused += 1
+                continue
+            }
             _ = fcntl(client, F_SETFD, FD_CLOEXEC)
             _ = fcntl(client, F_SETFL, fcntl(client, F_GETFL) | O_NONBLOCK)
             var text = respond(Self.readRequest(client))

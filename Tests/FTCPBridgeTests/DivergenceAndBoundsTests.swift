@@ -56,7 +56,7 @@ struct DivergenceAndBoundsTests {
     }
 
     @Test(
-        "the bridge-wide cap: bytes no copy waits for are refused once 100 bytes wait in all; bytes that pair are always taken, so every merge goes on"
+        "the bridge-wide cap: past 100 bytes in all, bytes no copy waits for are refused; bytes that pair, and a first 64 KiB, are always taken"
     )
     func totalCap() throws {
         var scenario = S(
@@ -72,33 +72,59 @@ struct DivergenceAndBoundsTests {
         try scenario.handshake(primaryISN: 30, secondaryISN: 0)
         try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, payload: numberedBytes(1...80)))
         #expect(scenario.bridge.queuedBytes == 80)
-        // Connection B (client port 40001): only 20 of P's 80 bytes fit under the cap.
+        // Connection B (client port 40001): P's first 10 bytes (nothing of P's queued here yet),
+        // then 80 more of which the cap leaves room for 10.
         let portB: UInt16 = 40_001
         let keyB = ConnectionKey(clientAddress: S.clientAddress, clientPort: portB, serverPort: S.serverPort)
         try scenario.client(S.fromClient(seq: 5000, flags: [.syn], port: portB))
         try scenario.primary(S.fromServer(.primary, seq: 700, ack: 5001, flags: [.syn, .ack], port: portB))
         try scenario.secondary(S.fromServer(.secondary, seq: 900, ack: 5001, flags: [.syn, .ack], port: portB))
         try scenario.client(S.fromClient(seq: 5001, ack: 901, port: portB))
-        try scenario.primary(S.fromServer(.primary, seq: 701, ack: 5001, payload: numberedBytes(1...80), port: portB))
+        try scenario.primary(S.fromServer(.primary, seq: 701, ack: 5001, payload: numberedBytes(1...10), port: portB))
+        try scenario.primary(S.fromServer(.primary, seq: 711, ack: 5001, payload: numberedBytes(11...90), port: portB))
         #expect(scenario.bridge.queuedBytes == 100)
         let statusB = { scenario.bridge.connectionStatuses.first { $0.key == keyB } }
-        #expect(statusB()?.statistics.refusedOverTotalCap == 60)
-        // S's copy of B: its first 20 bytes pair with P's and go out; the 60 beyond wait for room.
+        #expect(statusB()?.statistics.refusedOverTotalCap == 70)
+        // S's copy of B: its first 20 bytes pair with P's and go out.
         let outB = try scenario.secondary(
-            S.fromServer(.secondary, seq: 901, ack: 5001, payload: numberedBytes(1...80), port: portB)
+            S.fromServer(.secondary, seq: 901, ack: 5001, payload: numberedBytes(1...90), port: portB)
         )
         #expect(outB.packetsToClient.flatMap(\.payload) == numberedBytes(1...20))
-        #expect(statusB()?.statistics.refusedOverTotalCap == 120)
-        // S's copy of A pairs whole: A's 80 bytes go out, and the cap has room again.
+        // S's copy of A pairs whole: A's 80 bytes go out.
         let outA = try scenario.secondary(S.fromServer(.secondary, seq: 1, ack: 1001, payload: numberedBytes(1...80)))
         #expect(outA.packetsToClient.flatMap(\.payload) == numberedBytes(1...80))
-        #expect(scenario.bridge.queuedBytes == 0)
-        // Both kernels send B's rest again (the client never acknowledged it): it merges.
-        try scenario.primary(S.fromServer(.primary, seq: 721, ack: 5001, payload: numberedBytes(21...80), port: portB))
-        let rest = try scenario.secondary(
-            S.fromServer(.secondary, seq: 921, ack: 5001, payload: numberedBytes(21...80), port: portB)
+        // P's kernel sends B's refused bytes again (the client never acknowledged them): they merge.
+        let rest = try scenario.primary(
+            S.fromServer(.primary, seq: 721, ack: 5001, payload: numberedBytes(21...90), port: portB)
         )
-        #expect(rest.packetsToClient.flatMap(\.payload) == numberedBytes(21...80))
+        #expect(rest.packetsToClient.flatMap(\.payload) == numberedBytes(21...90))
+        #expect(scenario.bridge.queuedBytes == 0)
+    }
+
+    @Test("with the cap full of other connections' bytes, a connection whose servers have nothing queued still merges")
+    func floorUnderAFullCap() throws {
+        var scenario = S(
+            configuration: BridgeConfiguration(
+                serviceAddress: S.serviceAddress,
+                secondaryAddress: S.secondaryAddress,
+                protectedPorts: [S.serverPort],
+                maximumQueuedBytesPerServer: 1 << 20,
+                maximumQueuedBytesTotal: 100
+            )
+        )
+        try scenario.handshake(primaryISN: 30, secondaryISN: 0)
+        try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, payload: numberedBytes(1...100)))
+        #expect(scenario.bridge.queuedBytes == 100)
+        let portB: UInt16 = 40_001
+        try scenario.client(S.fromClient(seq: 5000, flags: [.syn], port: portB))
+        try scenario.primary(S.fromServer(.primary, seq: 700, ack: 5001, flags: [.syn, .ack], port: portB))
+        try scenario.secondary(S.fromServer(.secondary, seq: 900, ack: 5001, flags: [.syn, .ack], port: portB))
+        try scenario.client(S.fromClient(seq: 5001, ack: 901, port: portB))
+        try scenario.primary(S.fromServer(.primary, seq: 701, ack: 5001, payload: numberedBytes(1...50), port: portB))
+        let out = try scenario.secondary(
+            S.fromServer(.secondary, seq: 901, ack: 5001, payload: numberedBytes(1...50), port: portB)
+        )
+        #expect(out.packetsToClient.flatMap(\.payload) == numberedBytes(1...50))
     }
 
     @Test("bytes past the queue bound are refused and counted; the retransmission fills the gap later")

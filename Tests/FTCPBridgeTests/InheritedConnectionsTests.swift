@@ -78,6 +78,13 @@ struct InheritedConnectionsTests {
         notSYN.sourcePort = 41_001
         notSYN.flags = [.ack]
         #expect(try !adopt(notSYN))
+        // Once the connection taken over is gone, the adopted one vouches for nothing more: the
+        // client's next connections are protected again.
+        let (reset, _) = try fromClient(S.fromClient(seq: 5000, flags: [.rst]))
+        #expect(reset && !inherited.contains(Self.inheritedKey))
+        var later = passive
+        later.sourcePort = 41_002
+        #expect(try !adopt(later))
     }
 
     @Test(

@@ -414,6 +414,35 @@ struct OutboundConnectionTests {
         #expect(delivered == nil, "P's kernel would only answer with resets")
     }
 
+    @Test(
+        "the ports used again: a new SYN on the 4-tuple of a closed connection is paired, not caught by the old entry"
+    )
+    mutating func portsUsedAgain() throws {
+        _ = try open()
+        // T resets the connection (its RST at the sequence the client side expects): closed.
+        _ = try remote(Self.fromRemote(seq: 701, ack: 9001, flags: [.rst, .ack]))
+        #expect(bridge.connectionStatuses.first?.phase == "closed")
+        // Both kernels open the same ports again, with new ISNs.
+        let (verdict, p) = try primary(Self.fromKernel(.primary, seq: 7000, flags: [.syn]))
+        #expect(verdict == .consume && p.packetsToClient.isEmpty)
+        let s = try secondary(Self.fromKernel(.secondary, seq: 3000, flags: [.syn]))
+        #expect(s.packetsToClient.map(\.sequenceNumber) == [SequenceNumber(3000)])
+        let (delivered, _) = try remote(Self.fromRemote(seq: 100, ack: 3001, flags: [.syn, .ack]))
+        #expect(delivered?.acknowledgmentNumber == SequenceNumber(7001), "moved by the new Δ, not the old one")
+    }
+
+    @Test("a refused SYN of S sent again is refused again, and never pairs with P's next SYN")
+    mutating func refusedStaysRefused() throws {
+        _ = try secondary(Self.fromKernel(.secondary, seq: 9000, flags: [.syn]))
+        now = now.adding(milliseconds: 2_000)
+        #expect(bridge.expire(now: now).packetsToSecondary.count == 1)
+        let again = try secondary(Self.fromKernel(.secondary, seq: 9000, flags: [.syn]))
+        #expect(again.packetsToSecondary.first?.flags == [.rst, .ack])
+        let (_, p) = try primary(Self.fromKernel(.primary, seq: 5000, flags: [.syn]))
+        #expect(p.packetsToClient.isEmpty, "P's SYN waits for its own partner")
+        #expect(bridge.counters.outboundPaired == 0)
+    }
+
     @Test("alone, an outbound connection is the primary's own: it passes at once")
     mutating func aloneIsPlain() throws {
         _ = bridge.secondaryFailed(now: now)
@@ -466,6 +495,12 @@ struct SecondaryOutboundTests {
         let key = ConnectionKey(clientAddress: O.backEnd, clientPort: O.remotePort, serverPort: O.secondaryPort)
         #expect(bridge.promote() == [key])
         #expect(bridge.serviceAddress(of: key) == O.service)
+    }
+
+    @Test("an outbound connection begun before the bridge (never seen opening) passes as it was, its SYN untracked")
+    mutating func untrackedPasses() throws {
+        #expect(try own(O.fromKernel(.secondary, seq: 9001, ack: 701, payload: [1])) == .pass)
+        #expect(bridge.connections.isEmpty)
     }
 
     @Test("a reset the primary sends for an unpaired SYN reaches the kernel and the connection is not inherited")
