@@ -266,18 +266,12 @@ struct MergedConnection: Sendable {
         // MSS = min, window = min (unscaled in a SYN-ACK), window scale = the
         // secondary's, SACK and timestamps only if both servers agreed. Other
         // options (TFO, MPTCP, MD5, experimental) are left out on purpose.
-        var options: [TCPOption] = []
-        let mss = [synP.maximumSegmentSize, synS.maximumSegmentSize].compactMap { $0 }.min()
-        if let mss { options.append(.maximumSegmentSize(mss)) }
-        if sackAgreed { options.append(.sackPermitted) }
-        if timestampsAgreed, let ts = synS.timestamps {
-            options.append(.timestamps(value: ts.value, echoReply: ts.echoReply))
-        } else if sackAgreed {
-            options.append(contentsOf: [.noOperation, .noOperation])
-        }
-        if clientUsesWindowScale, let shift = synS.windowScale {
-            options.append(contentsOf: [.noOperation, .windowScale(shift)])
-        }
+        let options = Self.handshakeOptions(
+            maximumSegmentSize: [synP.maximumSegmentSize, synS.maximumSegmentSize].compactMap { $0 }.min(),
+            sack: sackAgreed,
+            timestamps: timestampsAgreed ? synS.timestamps : nil,
+            windowScale: clientUsesWindowScale ? synS.windowScale : nil
+        )
         let ack = client.initialSequence + 1
         let window = min(synP.window, synS.window)
         lastAcknowledgmentSent = ack
@@ -286,6 +280,26 @@ struct MergedConnection: Sendable {
             segment(sequence: isnS, acknowledgment: ack, flags: [.syn, .ack], window: window, options: options),
             connection: key
         )
+    }
+
+    /// The options of a merged SYN or SYN-ACK, in the order Linux writes them (timestamps, or two
+    /// NOPs after SACK-permitted to keep the alignment; a NOP before the window scale).
+    private static func handshakeOptions(
+        maximumSegmentSize: UInt16?,
+        sack: Bool,
+        timestamps: (value: UInt32, echoReply: UInt32)?,
+        windowScale: UInt8?
+    ) -> [TCPOption] {
+        var options: [TCPOption] = []
+        if let maximumSegmentSize { options.append(.maximumSegmentSize(maximumSegmentSize)) }
+        if sack { options.append(.sackPermitted) }
+        if let timestamps {
+            options.append(.timestamps(value: timestamps.value, echoReply: timestamps.echoReply))
+        } else if sack {
+            options.append(contentsOf: [.noOperation, .noOperation])
+        }
+        if let windowScale { options.append(contentsOf: [.noOperation, .windowScale(windowScale)]) }
+        return options
     }
 
     /// §7.2: "When the bridge of one server receives the other server's SYN segment, it
@@ -317,19 +331,12 @@ struct MergedConnection: Sendable {
         } else {
             statistics.retransmissionsForwarded += 1
         }
-        var options: [TCPOption] = []
-        let mss = [synP.maximumSegmentSize, synS.maximumSegmentSize].compactMap { $0 }.min()
-        if let mss { options.append(.maximumSegmentSize(mss)) }
-        let sack = synP.sackPermitted && synS.sackPermitted
-        if sack { options.append(.sackPermitted) }
-        if synP.timestamps != nil, let ts = synS.timestamps {
-            options.append(.timestamps(value: ts.value, echoReply: 0))
-        } else if sack {
-            options.append(contentsOf: [.noOperation, .noOperation])
-        }
-        if synP.windowScale != nil, let shift = synS.windowScale {
-            options.append(contentsOf: [.noOperation, .windowScale(shift)])
-        }
+        let options = Self.handshakeOptions(
+            maximumSegmentSize: [synP.maximumSegmentSize, synS.maximumSegmentSize].compactMap { $0 }.min(),
+            sack: synP.sackPermitted && synS.sackPermitted,
+            timestamps: synP.timestamps != nil ? synS.timestamps.map { (value: $0.value, echoReply: 0) } : nil,
+            windowScale: synP.windowScale != nil ? synS.windowScale : nil
+        )
         output.send(
             TCPPacketFields(
                 source: serviceAddress,

@@ -23,6 +23,19 @@ struct OutboundPairing: Sendable {
         var localPort: UInt16
         var bytes: [UInt8]
         var since: MonotonicTime
+
+        /// The SYN's fields (nil only if its bytes, checked when it was queued, were not a packet).
+        var fields: TCPPacketFields? { try? TCPPacketFields(parsing: bytes) }
+
+        /// The connection it opens, by the remote end and this kernel's local port.
+        var key: ConnectionKey {
+            let remote = fields
+            return ConnectionKey(
+                clientAddress: remote?.destination ?? IPv4Address(0, 0, 0, 0),
+                clientPort: remote?.destinationPort ?? 0,
+                serverPort: localPort
+            )
+        }
     }
 
     enum Outcome: Sendable {

@@ -211,18 +211,10 @@ extension PrimaryBridge {
         now: MonotonicTime,
         into output: inout BridgeOutput
     ) {
-        var bytes = syn.bytes
-        bytes.withUnsafeMutableBytes { buffer in
-            guard let view = try? TCPPacket(validating: buffer) else { return }
-            let kernelKey = key(
-                clientAddress: view.ip.destination,
-                clientPort: view.tcp.destinationPort,
-                serverPort: syn.localPort
-            )
-            noteServedAlone(kernelKey, now: now)
-            output.event(.outboundUnpaired(kernelKey, role: .primary))
-            output.send(TCPPacketFields(parsing: view), connection: kernelKey)
-        }
+        guard let fields = syn.fields else { return }
+        noteServedAlone(syn.key, now: now)
+        output.event(.outboundUnpaired(syn.key, role: .primary))
+        output.send(fields, connection: syn.key)
     }
 
     private mutating func noteServedAlone(_ kernelKey: ConnectionKey, now: MonotonicTime) {
@@ -239,33 +231,26 @@ extension PrimaryBridge {
         now: MonotonicTime,
         into output: inout BridgeOutput
     ) {
-        var bytes = syn.bytes
-        bytes.withUnsafeMutableBytes { buffer in
-            guard let view = try? TCPPacket(validating: buffer) else { return }
-            let visible = key(
-                clientAddress: view.ip.destination,
-                clientPort: view.tcp.destinationPort,
-                serverPort: syn.localPort
-            )
-            counters.outboundRefusedOnSecondary += 1
-            if refusedSecondarySYNs[visible] == nil { output.event(.outboundUnpaired(visible, role: .secondary)) }
-            if refusedSecondarySYNs[visible] != nil || refusedSecondarySYNs.count < Self.outboundAloneLimit {
-                refusedSecondarySYNs[visible] = (view.tcp.sequenceNumber, now)
-            }
-            output.inject(
-                TCPPacketFields(
-                    source: view.ip.destination,
-                    destination: view.ip.source,
-                    sourcePort: view.tcp.destinationPort,
-                    destinationPort: view.tcp.sourcePort,
-                    sequenceNumber: SequenceNumber(0),
-                    acknowledgmentNumber: view.tcp.sequenceNumber + 1,
-                    flags: [.rst, .ack],
-                    window: 0,
-                    options: [],
-                    payload: []
-                )
-            )
+        guard let fields = syn.fields else { return }
+        let visible = syn.key
+        counters.outboundRefusedOnSecondary += 1
+        if refusedSecondarySYNs[visible] == nil { output.event(.outboundUnpaired(visible, role: .secondary)) }
+        if refusedSecondarySYNs[visible] != nil || refusedSecondarySYNs.count < Self.outboundAloneLimit {
+            refusedSecondarySYNs[visible] = (fields.sequenceNumber, now)
         }
+        output.inject(
+            TCPPacketFields(
+                source: fields.destination,
+                destination: fields.source,
+                sourcePort: fields.destinationPort,
+                destinationPort: fields.sourcePort,
+                sequenceNumber: SequenceNumber(0),
+                acknowledgmentNumber: fields.sequenceNumber + 1,
+                flags: [.rst, .ack],
+                window: 0,
+                options: [],
+                payload: []
+            )
+        )
     }
 }

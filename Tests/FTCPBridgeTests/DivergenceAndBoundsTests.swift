@@ -55,11 +55,9 @@ struct DivergenceAndBoundsTests {
         #expect(try scenario.client(S.fromClient(seq: 1, flags: [.syn], port: 3)).delivered != nil)
     }
 
-    @Test(
-        "the bridge-wide cap: past 100 bytes in all, bytes no copy waits for are refused; bytes that pair, and a first 64 KiB, are always taken"
-    )
-    func totalCap() throws {
-        var scenario = S(
+    /// A primary whose queues may hold 100 bytes in all.
+    static func cappedAtHundredBytes() -> S {
+        S(
             configuration: BridgeConfiguration(
                 serviceAddress: S.serviceAddress,
                 secondaryAddress: S.secondaryAddress,
@@ -68,6 +66,13 @@ struct DivergenceAndBoundsTests {
                 maximumQueuedBytesTotal: 100
             )
         )
+    }
+
+    @Test(
+        "the bridge-wide cap: past 100 bytes in all, bytes no copy waits for are refused; bytes that pair, and a first 64 KiB, are always taken"
+    )
+    func totalCap() throws {
+        var scenario = Self.cappedAtHundredBytes()
         // Connection A (client port 40000): P's 80 bytes wait for S's.
         try scenario.handshake(primaryISN: 30, secondaryISN: 0)
         try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, payload: numberedBytes(1...80)))
@@ -76,10 +81,7 @@ struct DivergenceAndBoundsTests {
         // then 80 more of which the cap leaves room for 10.
         let portB: UInt16 = 40_001
         let keyB = ConnectionKey(clientAddress: S.clientAddress, clientPort: portB, serverPort: S.serverPort)
-        try scenario.client(S.fromClient(seq: 5000, flags: [.syn], port: portB))
-        try scenario.primary(S.fromServer(.primary, seq: 700, ack: 5001, flags: [.syn, .ack], port: portB))
-        try scenario.secondary(S.fromServer(.secondary, seq: 900, ack: 5001, flags: [.syn, .ack], port: portB))
-        try scenario.client(S.fromClient(seq: 5001, ack: 901, port: portB))
+        try scenario.openAnother(port: portB)
         try scenario.primary(S.fromServer(.primary, seq: 701, ack: 5001, payload: numberedBytes(1...10), port: portB))
         try scenario.primary(S.fromServer(.primary, seq: 711, ack: 5001, payload: numberedBytes(11...90), port: portB))
         #expect(scenario.bridge.queuedBytes == 100)
@@ -103,23 +105,12 @@ struct DivergenceAndBoundsTests {
 
     @Test("with the cap full of other connections' bytes, a connection whose servers have nothing queued still merges")
     func floorUnderAFullCap() throws {
-        var scenario = S(
-            configuration: BridgeConfiguration(
-                serviceAddress: S.serviceAddress,
-                secondaryAddress: S.secondaryAddress,
-                protectedPorts: [S.serverPort],
-                maximumQueuedBytesPerServer: 1 << 20,
-                maximumQueuedBytesTotal: 100
-            )
-        )
+        var scenario = Self.cappedAtHundredBytes()
         try scenario.handshake(primaryISN: 30, secondaryISN: 0)
         try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, payload: numberedBytes(1...100)))
         #expect(scenario.bridge.queuedBytes == 100)
         let portB: UInt16 = 40_001
-        try scenario.client(S.fromClient(seq: 5000, flags: [.syn], port: portB))
-        try scenario.primary(S.fromServer(.primary, seq: 700, ack: 5001, flags: [.syn, .ack], port: portB))
-        try scenario.secondary(S.fromServer(.secondary, seq: 900, ack: 5001, flags: [.syn, .ack], port: portB))
-        try scenario.client(S.fromClient(seq: 5001, ack: 901, port: portB))
+        try scenario.openAnother(port: portB)
         try scenario.primary(S.fromServer(.primary, seq: 701, ack: 5001, payload: numberedBytes(1...50), port: portB))
         let out = try scenario.secondary(
             S.fromServer(.secondary, seq: 901, ack: 5001, payload: numberedBytes(1...50), port: portB)

@@ -163,6 +163,17 @@ struct PrimaryScenario {
     }
 }
 
+extension PrimaryScenario {
+    /// Another client connection, from client port `port`, through its whole handshake with
+    /// plain options: client ISN 5000, P's 700, S's 900.
+    mutating func openAnother(port: UInt16) throws {
+        try client(Self.fromClient(seq: 5000, flags: [.syn], port: port))
+        try primary(Self.fromServer(.primary, seq: 700, ack: 5001, flags: [.syn, .ack], port: port))
+        try secondary(Self.fromServer(.secondary, seq: 900, ack: 5001, flags: [.syn, .ack], port: port))
+        try client(Self.fromClient(seq: 5001, ack: 901, port: port))
+    }
+}
+
 /// Payload bytes numbered like the paper's figures: byte n has value n (mod 256).
 func numberedBytes(_ range: ClosedRange<UInt32>) -> [UInt8] {
     range.map { UInt8(truncatingIfNeeded: $0) }

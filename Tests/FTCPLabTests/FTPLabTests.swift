@@ -11,18 +11,10 @@ import XCTest
 /// address is the service address (`pasv_address`, else each server would announce its own);
 /// `connect_from_port_20` fixes the data connection's source port, so the two servers' SYNs have
 /// the same 4-tuple. The settings are in ``configuration(root:)``.
-final class FTPLabTests: RunningFTCPTestCase {
-    override class var serviceAddress: String? { "10.80.0.100" }
+final class FTPLabTests: ApplicationLabTestCase {
+    override class var applicationPorts: [Int] { [21, 30000] }
     override var extraBridgeArguments: String? { "--protect-outbound 20" }
-    override var labEnvironment: [String: String] {
-        var environment = super.labEnvironment
-        environment["FTCP_PORTS"] = "9999,21,30000"
-        return environment
-    }
-
-    static let workspace = "/tmp/ftcp-lab-ftp"
     static let size = 100_000_000
-    var servers: [LabProcess] = []
 
     /// vsftpd's settings for one server: anonymous downloads from `root`, uploads into
     /// `root/upload`, the same on both servers.
@@ -52,22 +44,9 @@ final class FTPLabTests: RunningFTCPTestCase {
         """
     }
 
-    private func shell(_ command: String) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", command]
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw LabError("failed: \(command)") }
-    }
-
     override func setUpWithError() throws {
         try super.setUpWithError()
-        guard LabProcess.locate("vsftpd") != nil, LabProcess.locate("curl") != nil else {
-            XCTFail("vsftpd and curl are needed (deploy/setup.sh installs them)")
-            throw LabError("vsftpd or curl missing")
-        }
-        let workspace = Self.workspace
+        let workspace = self.workspace
         try shell(
             """
             pkill -f "[v]sftpd \(workspace)/" 2>/dev/null; rm -rf \(workspace) && mkdir -p \(workspace)/client /var/run/vsftpd/empty \
@@ -84,43 +63,19 @@ final class FTPLabTests: RunningFTCPTestCase {
                 && ln \(workspace)/client/big.bin \(root)/big.bin && cp \(workspace)/client/small.txt \(root)/small.txt
                 """
             )
-            let path = "\(workspace)/vsftpd-\(host).conf"
-            try Self.configuration(root: root).write(toFile: path, atomically: true, encoding: .utf8)
-            servers.append(try requireLab().background(host, "vsftpd-\(host)", ["vsftpd", path]))
+            try Self.configuration(root: root).write(
+                toFile: "\(workspace)/vsftpd-\(host).conf",
+                atomically: true,
+                encoding: .utf8
+            )
         }
-        try waitForFTP()
+        try startOnBothServers("vsftpd", port: 21) { host in ["vsftpd", "\(workspace)/vsftpd-\(host).conf"] }
     }
 
     override func tearDown() {
-        for server in servers { server.stop(grace: .milliseconds(500)) }
         // Its session processes outlive the listener.
-        try? shell("pkill -f \"[v]sftpd \(Self.workspace)/\"; true")
+        try? shell("pkill -f \"[v]sftpd \(workspace)/\"; true")
         super.tearDown()
-    }
-
-    /// Waits until both vsftpd answer on port 21 (each namespace's own, before ftcp's address).
-    private func waitForFTP() throws {
-        let deadline = Date().addingTimeInterval(10)
-        for host in ["primary", "secondary"] {
-            while true {
-                let (status, _) = try requireLab().run(host, "probe-\(host)", ["sh", "-c", "ss -ltn | grep -q ':21 '"])
-                if status == 0 { break }
-                guard Date() < deadline else { throw LabError("vsftpd did not listen on \(host)") }
-                Thread.sleep(forTimeInterval: 0.1)
-            }
-        }
-    }
-
-    private func sha256(_ path: String) throws -> String {
-        let process = Process()
-        let pipe = Pipe()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
-        process.arguments = [path]
-        process.standardOutput = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self).split(separator: " ").first.map(String.init) ?? ""
     }
 
     /// Runs curl on the client with `arguments` in the background, cuts the primary off after
@@ -160,7 +115,7 @@ final class FTPLabTests: RunningFTCPTestCase {
     }
 
     private func download(active: Bool) throws {
-        let out = "\(Self.workspace)/client/received-\(active ? "active" : "passive")"
+        let out = "\(workspace)/client/received-\(active ? "active" : "passive")"
         _ = try transferThroughTheCut(
             "curl-download",
             [
@@ -168,22 +123,22 @@ final class FTPLabTests: RunningFTCPTestCase {
             ],
             active: active
         )
-        XCTAssertEqual(try sha256("\(out).bin"), try sha256("\(Self.workspace)/client/big.bin"), "100 MB byte-exact")
-        XCTAssertEqual(try sha256("\(out).txt"), try sha256("\(Self.workspace)/client/small.txt"))
+        XCTAssertEqual(try sha256("\(out).bin"), try sha256("\(workspace)/client/big.bin"), "100 MB byte-exact")
+        XCTAssertEqual(try sha256("\(out).txt"), try sha256("\(workspace)/client/small.txt"))
     }
 
     private func upload(active: Bool) throws {
         _ = try transferThroughTheCut(
             "curl-upload",
             ["-T", "{big.bin,small.txt}", "ftp://10.80.0.100/upload/"].map {
-                $0.hasPrefix("{") ? "\(Self.workspace)/client/\($0)" : $0
+                $0.hasPrefix("{") ? "\(workspace)/client/\($0)" : $0
             },
             active: active
         )
         // The survivor's copy, written by its vsftpd from the client's bytes through the takeover.
-        let received = "\(Self.workspace)/secondary/upload"
-        XCTAssertEqual(try sha256("\(received)/big.bin"), try sha256("\(Self.workspace)/client/big.bin"))
-        XCTAssertEqual(try sha256("\(received)/small.txt"), try sha256("\(Self.workspace)/client/small.txt"))
+        let received = "\(workspace)/secondary/upload"
+        XCTAssertEqual(try sha256("\(received)/big.bin"), try sha256("\(workspace)/client/big.bin"))
+        XCTAssertEqual(try sha256("\(received)/small.txt"), try sha256("\(workspace)/client/small.txt"))
     }
 
     func testActiveModeDownloadThroughTheCutOfThePrimary() throws { try download(active: true) }
