@@ -121,6 +121,10 @@ private struct BridgeHarness {
     /// SYN-ACK the client got in the secondary's space from the fixed initial sequence number.
     var bytesAreChecked = true
     var checkedConnections: Set<ConnectionKey> = []
+    /// The kernels that reset a connection (since its client's last SYN). A kernel sends nothing
+    /// more on a connection it reset; when the fuzzer has it send data anyway, the bridge may
+    /// forward it in whatever space it knows, and the connection's bytes are not checked.
+    var resetBy: [ConnectionKey: Set<Int>] = [:]
 
     init(configurationChoice: UInt8) {
         configuration = BridgeConfiguration(
@@ -203,13 +207,13 @@ private struct BridgeHarness {
     mutating func clientSegment(_ fields: TCPPacketFields, toPrimary: Bool, toSecondary: Bool) {
         trace("client \(toPrimary ? "P" : "")\(toSecondary ? "S" : ""): \(fields.summary)")
         if fields.flags.contains(.syn) && !fields.flags.contains(.ack) {
-            checkedConnections.remove(
-                ConnectionKey(
-                    clientAddress: fields.source,
-                    clientPort: fields.sourcePort,
-                    serverPort: fields.destinationPort
-                )
+            let key = ConnectionKey(
+                clientAddress: fields.source,
+                clientPort: fields.sourcePort,
+                serverPort: fields.destinationPort
             )
+            checkedConnections.remove(key)
+            resetBy[key] = nil
         }
         let original = build(fields)
         // The primary's firewall queues only segments to a service address and a protected port.
@@ -517,6 +521,13 @@ private struct BridgeHarness {
         let options = decodeOptions(&input, streams: streams)
         let isSYNFromServer = sender != .client && flags.contains(.syn)
         if isSYNFromServer && sequence != sender.base { bytesAreChecked = false }
+        if sender != .client {
+            if flags.contains(.rst) {
+                resetBy[endpoint.key, default: []].insert(sender.rawValue)
+            } else if !payload.isEmpty && resetBy[endpoint.key]?.contains(sender.rawValue) == true {
+                checkedConnections.remove(endpoint.key)
+            }
+        }
 
         var streamsAfter = streams
         let end = sequence + UInt32(payload.count) + (flags.contains(.syn) ? 1 : 0) + (flags.contains(.fin) ? 1 : 0)

@@ -113,6 +113,11 @@ def bridge_cores():
     write("bridge-cores", "syn-flood", bytes([0x00]) + b"".join(
         client(0x07, endpoint=endpoint) for endpoint in [0, 1, 2, 4, 5, 6, 0x80, 0x81]) + handshake(0x82)
           + bytes([0x19, 200]) + client(0x07, endpoint=0x84))
+    # The primary's SYN-ACK held as it completes the handshake, the secondary failing, a new SYN
+    # while alone (the held SYN-ACK must go with the connection).
+    write("bridge-cores", "held-synack-while-alone", bytes([0x16]) + client(0x07, options=HANDSHAKE_OPTIONS)
+          + from_secondary(0x07, options=HANDSHAKE_OPTIONS) + from_primary(0x07, options=HANDSHAKE_OPTIONS)
+          + bytes([0x0A]) + client(0x07, options=HANDSHAKE_OPTIONS, sequence=0x0E))
     write("bridge-cores", "primary-refuses", bytes([0x16]) + client(0x07, options=HANDSHAKE_OPTIONS)
           + from_primary(0x0A) + from_secondary(0x07, options=HANDSHAKE_OPTIONS) + client(0x00)
           + from_secondary(0x05, 0x60) + client(0x00))

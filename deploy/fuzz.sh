@@ -163,6 +163,8 @@ trap 'rm -rf "$WORK"' EXIT
 run_target() {
     local target=$1 corpus=$WORK/$1 artifacts=$OUT/artifacts/$1
     mkdir -p "$corpus" "$artifacts"
+    # Only this run's findings: an input found before and not fixed is found again.
+    rm -f "$artifacts"/crash-* "$artifacts"/leak-* "$artifacts"/timeout-* "$artifacts"/oom-* "$artifacts"/slow-unit-*
     cp Fuzz/corpus/"$target"/* "$corpus"/ 2>/dev/null || true
     local status=0
     # The Swift runtime's own backtracer would get in libFuzzer's way when a property traps.
