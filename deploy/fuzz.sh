@@ -86,6 +86,7 @@ build_wire_module() {
     log "building the FTCPWire module"
     "${SWIFTC[@]}" -wmo -module-name FTCPWire -emit-module -emit-module-path "$OUT/modules/FTCPWire.swiftmodule" \
         -c "${sources[@]}" -o "$OUT/modules/FTCPWire.o"
+    touch "$OUT/modules/FTCPWire.o"  # swiftc leaves an unchanged object file as it was
 }
 
 # The configuration of the package build whose swift-crypto objects the replication target links.
