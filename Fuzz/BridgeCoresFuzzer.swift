@@ -522,11 +522,10 @@ private struct BridgeHarness {
         let isSYNFromServer = sender != .client && flags.contains(.syn)
         if isSYNFromServer && sequence != sender.base { bytesAreChecked = false }
         if sender != .client {
-            if flags.contains(.rst) {
-                resetBy[endpoint.key, default: []].insert(sender.rawValue)
-            } else if !payload.isEmpty && resetBy[endpoint.key]?.contains(sender.rawValue) == true {
+            if !payload.isEmpty && resetBy[endpoint.key]?.contains(sender.rawValue) == true {
                 checkedConnections.remove(endpoint.key)
             }
+            if flags.contains(.rst) { resetBy[endpoint.key, default: []].insert(sender.rawValue) }
         }
 
         var streamsAfter = streams

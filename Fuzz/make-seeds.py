@@ -144,6 +144,14 @@ def arp_packet():
     write("arp-packet", "ipv4-text", b"192.0.2.100")
 
 
+def key_file():
+    key = bytes(range(32)).hex()
+    write("key-file", "key", f"# ftcp replication key\n# Secret.\nftcp-key-v1 {key}\n".encode())
+    write("key-file", "key-crlf", f"\tftcp-key-v1   {key.upper()}  \r\n\r\n".encode())
+    write("key-file", "two-lines", f"ftcp-key-v1 {key}\nftcp-key-v1 {key}\n".encode())
+    write("key-file", "bad-digit", f"ftcp-key-v1 {key[:-1]}g\n".encode())
+
+
 def main():
     if CORPUS.exists():
         shutil.rmtree(CORPUS)
@@ -154,6 +162,7 @@ def main():
     bridge_cores()
     config_file()
     arp_packet()
+    key_file()
     for folder in sorted(CORPUS.iterdir()):
         print(f"{folder.relative_to(ROOT)}: {len(list(folder.iterdir()))} files")
 

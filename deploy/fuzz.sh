@@ -33,6 +33,7 @@ Targets:
   bridge-cores        PrimaryBridge and SecondaryBridge fed event sequences, invariants after each
   config-file         ftcp.conf parsing
   arp-packet          ARP packets, MAC and IPv4 address text
+  key-file            the replication key file
 
 Artifacts (crashing inputs, logs) go to .build/fuzz/artifacts/TARGET/. To reproduce one:
   .build/fuzz/bin/TARGET .build/fuzz/artifacts/TARGET/crash-...
@@ -40,7 +41,7 @@ Artifacts (crashing inputs, logs) go to .build/fuzz/artifacts/TARGET/. To reprod
 EOF
 }
 
-ALL_TARGETS=(wire-packet segment-coalescing replication-opener bridge-cores config-file arp-packet)
+ALL_TARGETS=(wire-packet segment-coalescing replication-opener bridge-cores config-file arp-packet key-file)
 seconds=${FTCP_FUZZ_SECONDS:-20}
 jobs=1
 build_only=false
@@ -104,7 +105,7 @@ target_inputs() {
         arp-packet) echo "FTCPWire Sources/FTCPLinux/ARPPacket.swift" ;;
         bridge-cores) echo "FTCPWire $(echo Sources/FTCPBridge/*.swift)" ;;
         config-file) echo "Sources/FTCPDaemon/ConfigFile.swift" ;;
-        replication-opener) echo "Crypto $(echo Sources/FTCPReplication/*.swift)" ;;
+        replication-opener | key-file) echo "Crypto $(echo Sources/FTCPReplication/*.swift)" ;;
     esac
 }
 
