@@ -312,7 +312,13 @@ private struct BridgeHarness {
                 require(!bytesAreChecked, "a divergence between servers that sent the same bytes")
             }
         }
-        for event in output.events { trace("  event \(event)") }
+        for event in output.events {
+            trace("  event \(event)")
+            // A reset the bridge accepted ended the connection in both kernels too.
+            if case let .connectionClosed(key, reason) = event, reason != .finished {
+                resetBy[key, default: []].formUnion([Stream.primary.rawValue, Stream.secondary.rawValue])
+            }
+        }
         for packet in output.packetsToClient {
             trace("  to client: \(packet.summary)")
             let key = ConnectionKey(

@@ -45,7 +45,9 @@ public func fuzzKeyFile(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     {
         unix.append(byte)
     }
-    if unix != bytes {
+    // (A line ending in two CRs keeps one: the parser takes off one, so the two texts differ.)
+    let doubleCR = zip(bytes, bytes.dropFirst()).contains { $0 == 0x0D && $1 == 0x0D }
+    if unix != bytes && !doubleCR {
         let unixResult = parse(String(decoding: unix, as: UTF8.self))
         require(unixResult == result, "CRLF key file reads as \(result), the same with LF as \(unixResult)")
     }
