@@ -36,8 +36,9 @@ Targets:
   key-file            the replication key file
 
 Artifacts (crashing inputs, logs) go to .build/fuzz/artifacts/TARGET/. To reproduce one:
-  .build/fuzz/bin/TARGET .build/fuzz/artifacts/TARGET/crash-...
-(FTCP_FUZZ_TRACE=1 makes bridge-cores print its events.) Fuzz/make-seeds.py writes the seeds.
+  SWIFT_BACKTRACE=enable=no .build/fuzz/bin/TARGET .build/fuzz/artifacts/TARGET/crash-...
+(FTCP_FUZZ_TRACE=1 makes bridge-cores print its events.) Fuzz/make-seeds.py writes the seeds;
+Fuzz/README.md says what each target holds the code to.
 EOF
 }
 
