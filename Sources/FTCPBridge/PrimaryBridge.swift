@@ -187,8 +187,10 @@ public struct PrimaryBridge: Sendable {
         }
         if isNewSYN && isAlone {
             // Alone, a new connection is the primary's own: nothing to merge or translate
-            // (and an old tombstone with the same ports must not translate it).
+            // (and an old tombstone with the same ports must not translate it, nor its held
+            // SYN-ACK go out for a later connection).
             connections[key] = nil
+            heldPrimarySYNACKs[key] = nil
             counters.passedUnknownFromClient += 1
             return (.accept(modified: false), output)
         }

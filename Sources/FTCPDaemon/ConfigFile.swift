@@ -33,7 +33,9 @@ public enum ConfigFile {
     public static func parse(_ text: String, path: String, keys: [String: Kind]) throws(ParseError) -> [Entry] {
         var entries: [Entry] = []
         var seen: [String: Int] = [:]
-        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        // "\r\n" is one Character, not "\n": a file saved with CRLF line ends is split at them too.
+        let lines = text.split(omittingEmptySubsequences: false) { $0 == "\n" || $0 == "\r\n" }
+        for (index, raw) in lines.enumerated() {
             let number = index + 1
             let line =
                 raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""

@@ -39,25 +39,32 @@ public struct ResendTracker: Sendable {
         lastHeard = now
         guard let current = expected, current.epoch == epoch else {
             // The first datagram, or the peer's process restarted: nothing before it matters.
-            expected = (epoch, counter + 1)
+            expected = (epoch, Self.counter(after: counter))
             missing.removeAll()
             return []
         }
         if silence >= Self.resynchronizeAfterSilenceMilliseconds, counter > current.counter {
-            expected = (epoch, counter + 1)
+            expected = (epoch, Self.counter(after: counter))
             missing.removeAll()
             resynchronizations += 1
             return []
         }
         missing[counter] = nil
         guard counter >= current.counter else { return [] }  // a resend, or a late one: filled
-        expected = (epoch, counter + 1)
+        expected = (epoch, Self.counter(after: counter))
         guard counter > current.counter else { return [] }
         let first = max(current.counter, counter - min(counter, window))
         for lost in first..<counter where missing.count < Int(window) {
             missing[lost] = (now, 1)
         }
         return first < counter ? [first..<counter] : []
+    }
+
+    /// The counter expected after `counter`. A sealer never uses `UInt64.max` (its epoch is
+    /// exhausted first), but a datagram from a holder of the key can carry it: nothing is
+    /// expected after it, and it must not trap.
+    private static func counter(after counter: UInt64) -> UInt64 {
+        counter < UInt64.max ? counter + 1 : counter
     }
 
     /// When a missing counter is next due to be asked for again (milliseconds, as passed in);

@@ -178,4 +178,31 @@ struct ReplicaLossTests {
         #expect(scenario.status?.phase == "primary-only")
         #expect(!scenario.bridge.isAlone, "new connections are replicated with the new secondary")
     }
+
+    /// Found with Fuzz/BridgeCoresFuzzer.swift's invariant that a held SYN-ACK belongs to a tracked
+    /// connection: a new SYN while alone forgot the connection but kept its primary's SYN-ACK, which
+    /// went to the client of a later connection on the same ports when the secondary refused that one.
+    @Test("a new SYN while alone forgets the old connection's held SYN-ACK with it")
+    func heldSYNACKForgottenWhileAlone() throws {
+        var scenario = S()
+        try scenario.client(S.fromClient(seq: 1000, flags: [.syn], window: 64240))
+        try scenario.secondary(S.fromServer(.secondary, seq: 0, ack: 1001, flags: [.syn, .ack]))
+        // The primary's SYN-ACK comes second: it is held as it completes the handshake.
+        try scenario.primary(S.fromServer(.primary, seq: 30, ack: 1001, flags: [.syn, .ack]))
+        #expect(scenario.status?.phase == "replicating")
+        _ = scenario.bridge.secondaryFailed(now: scenario.now)
+        // The client starts over on the same ports while the primary is alone: not tracked.
+        try scenario.client(S.fromClient(seq: 2000, flags: [.syn]))
+        #expect(scenario.bridge.connectionCount == 0)
+        #expect(scenario.bridge.heldPrimarySYNACKs.isEmpty)
+
+        // A secondary joins; the next connection on the same ports is refused by its kernel before
+        // the primary answers: nothing may go to the client yet, least of all the first
+        // connection's SYN-ACK (sequence 30, acknowledging 1001).
+        scenario.bridge.secondaryJoined()
+        try scenario.client(S.fromClient(seq: 3000, flags: [.syn]))
+        let out = try scenario.secondary(S.fromServer(.secondary, seq: 0, ack: 3001, flags: [.rst, .ack]))
+        #expect(out.packetsToClient.isEmpty)
+        #expect(scenario.bridge.counters.refusedBySecondary == 1)
+    }
 }

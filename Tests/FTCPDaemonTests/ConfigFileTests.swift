@@ -31,6 +31,22 @@ struct ConfigFileTests {
         #expect(entries.map(\.line) == [2, 3, 4, 5, 6, 8])
     }
 
+    /// Found by Fuzz/ConfigFileFuzzer.swift: "\r\n" is a single Character in Swift, so a file
+    /// with CRLF line ends was one line, and the first key took every later setting as its value.
+    @Test("a file saved with CRLF line ends reads like the same file with LF ends")
+    func crlfLineEnds() throws {
+        let text = "address = 192.0.2.10\r\npeer = 192.0.2.11\r\n# a comment\r\nhand-over-on-stop = true\r\n"
+        let entries = try ConfigFile.parse(text, path: "ftcp.conf", keys: Self.keys)
+        #expect(entries.map(\.key) == ["address", "peer", "hand-over-on-stop"])
+        #expect(entries.map(\.value) == ["192.0.2.10", "192.0.2.11", "true"])
+        #expect(entries.map(\.line) == [1, 2, 4])
+        let unix = try ConfigFile.parse(text.replacing("\r\n", with: "\n"), path: "ftcp.conf", keys: Self.keys)
+        #expect(entries == unix)
+        #expect(throws: ConfigFile.ParseError(path: "ftcp.conf", line: 2, message: "'port' has no value")) {
+            try ConfigFile.parse("peer = 192.0.2.11\r\nport =\r\n", path: "ftcp.conf", keys: Self.keys)
+        }
+    }
+
     @Test(
         "errors name the file and the line",
         arguments: [

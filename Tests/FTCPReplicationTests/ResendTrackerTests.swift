@@ -78,4 +78,21 @@ struct ResendTrackerTests {
         #expect(small.received(epoch: 1, counter: 100, nowMilliseconds: 1) == [92..<100])
         #expect(small.missingCount == 8)
     }
+
+    /// Found by Fuzz/ReplicationOpenerFuzzer.swift: an authentic datagram with the counter 2^64 - 1
+    /// (which no sealer sends, but a holder of the key can) trapped on `counter + 1`.
+    @Test("the largest counter is taken without a trap, and nothing is expected after it")
+    mutating func largestCounter() throws {
+        var opener = Fixtures.opener(.secondary)
+        let datagram = HandmadeDatagram(type: 2, role: 1, epoch: 986, counter: .max, body: [0, 0]).bytes()
+        let received = try #require(opener.open(datagram).success)
+        #expect(received.counter == .max)
+        #expect(tracker.received(epoch: received.epoch, counter: received.counter, nowMilliseconds: 0).isEmpty)
+        #expect(tracker.received(epoch: 986, counter: 3, nowMilliseconds: 1).isEmpty, "a late one")
+        #expect(tracker.missingCount == 0)
+
+        _ = tracker.received(epoch: 987, counter: 1, nowMilliseconds: 2)
+        #expect(tracker.received(epoch: 987, counter: .max, nowMilliseconds: 3) == [(UInt64.max - 2048)..<UInt64.max])
+        #expect(tracker.received(epoch: 987, counter: 5, nowMilliseconds: 4).isEmpty)
+    }
 }

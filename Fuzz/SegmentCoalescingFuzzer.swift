@@ -1,0 +1,180 @@
+import FTCPWire
+
+/// Fuzzes segment splitting and coalescing (`TCPPacketFields.split`, `SegmentCoalescing`): a
+/// list of segments decoded from the input, mostly runs of consecutive data segments of a few
+/// connections, is coalesced, and every segment is split. Neither may lose, add, reorder or
+/// move a byte: each super-segment cut as the offload would cut it gives back exactly the
+/// segments it joined, and the pieces of a split segment put together give back the segment.
+///
+/// Input: a byte for the piece size, a byte for the coalescing limit, then per segment a few
+/// bytes (connection, flags, payload length, sequence jump, acknowledgment and window steps,
+/// options); see `decodeSegment`.
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzSegmentCoalescing(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    var input = FuzzInput(data, size)
+    let pieceSize = input.pick([1448, 1460, 536, 1, 100, 1000, 65_455, 8948]) + Int(input.byte() % 4)
+    let limit = input.pick([SegmentCoalescing.maximumPayload, 10_000, 3000, 1460, 1, 0, 65_535])
+    var state = DecoderState()
+    var segments: [TCPPacketFields] = []
+    var bytes = 0
+    while !input.isExhausted && segments.count < 128 && bytes < 300_000 {
+        segments.append(decodeSegment(&input, pieceSize: pieceSize, state: &state))
+        bytes += segments[segments.count - 1].payload.count
+    }
+    for segment in segments {
+        checkSplit(segment, maximumPayload: Int(segment.window % 2000) - 5)
+        checkSplit(segment, maximumPayload: pieceSize)
+        let pieces = segment.split(maximumSegmentSize: pieceSize)
+        require(pieces.allSatisfy { $0.payload.count <= max(1, pieceSize - segment.optionsLength) })
+    }
+    checkCoalescing(segments, maximumPayload: limit)
+    checkCoalescing(segments, maximumPayload: SegmentCoalescing.maximumPayload)
+    return 0
+}
+
+/// Where each connection's next segment starts, and its latest acknowledgment and window.
+private struct DecoderState {
+    var next: [SequenceNumber] = [SequenceNumber(0xFFFF_F000), SequenceNumber(7), SequenceNumber(0x8000_0000)]
+    var acknowledgment = SequenceNumber(1000)
+    var window: UInt16 = 500
+    var timestamp: UInt32 = 100
+}
+
+private let client = IPv4Address(10, 80, 0, 10)
+private let otherClient = IPv4Address(10, 80, 0, 11)
+private let service = IPv4Address(10, 80, 0, 1)
+
+private func decodeSegment(_ input: inout FuzzInput, pieceSize: Int, state: inout DecoderState) -> TCPPacketFields {
+    let shape = input.byte()
+    let connection = Int(shape & 3) % 3
+    let flags: TCPFlags =
+        switch (shape >> 2) & 7 {
+        case 0, 1, 2: [.ack]
+        case 3: [.ack, .psh]
+        case 4: [.ack, .fin]
+        case 5: [.ack, .urg]
+        case 6: [.ack, .cwr, .ece]
+        default: TCPFlags(rawValue: input.byte())
+        }
+    let lengthChoice = input.byte()
+    let payloadLength =
+        switch lengthChoice >> 5 {
+        case 0, 1, 2: pieceSize
+        case 3: pieceSize - 1
+        case 4: Int(lengthChoice & 31)
+        case 5: 0
+        case 6: pieceSize * Int(lengthChoice & 7 + 1)
+        default: Int(input.uint16() % 3000)
+        }
+    var sequence = state.next[connection]
+    let jump = input.byte()
+    switch jump >> 6 {
+    case 0, 1: break
+    case 2: sequence = sequence + UInt32(jump & 63)
+    default: sequence = sequence - UInt32(jump & 63)
+    }
+    let steps = input.byte()
+    if steps & 1 != 0 { state.acknowledgment = state.acknowledgment + UInt32(steps >> 1) }
+    if steps & 2 != 0 { state.window = state.window &+ UInt16(steps) }
+    state.timestamp &+= 1
+    var options: [TCPOption] = []
+    let optionChoice = input.byte()
+    if optionChoice & 1 != 0 {
+        options += [.noOperation, .noOperation, .timestamps(value: state.timestamp, echoReply: 9)]
+    }
+    if optionChoice & 2 != 0 {
+        let left = state.acknowledgment + 100
+        options += [.noOperation, .noOperation, .sack([SACKBlock(left: left, right: left + UInt32(optionChoice))])]
+    }
+    if optionChoice & 4 != 0 { options.append(.maximumSegmentSize(UInt16(optionChoice) << 4)) }
+    let payload = (0..<min(max(0, payloadLength), 66_000)).map {
+        UInt8(truncatingIfNeeded: sequence.rawValue &+ UInt32($0))
+    }
+    let fields = TCPPacketFields(
+        source: service,
+        destination: connection == 1 ? otherClient : client,
+        sourcePort: 9999,
+        destinationPort: connection == 2 ? 40_001 : 40_000,
+        sequenceNumber: sequence,
+        acknowledgmentNumber: state.acknowledgment,
+        flags: flags,
+        window: state.window,
+        urgentPointer: flags.contains(.urg) ? UInt16(optionChoice) : 0,
+        options: options,
+        payload: payload,
+        timeToLive: optionChoice & 8 != 0 ? 63 : 64,
+        dontFragment: optionChoice & 16 == 0
+    )
+    state.next[connection] = sequence + UInt32(payload.count)
+    return fields
+}
+
+/// The pieces of a split segment are the segment again: consecutive, same header, the flags the
+/// offload would give each, and the payload cut in order.
+private func checkSplit(_ segment: TCPPacketFields, maximumPayload: Int) {
+    let pieces = segment.split(maximumPayload: maximumPayload)
+    let limit = max(1, maximumPayload)
+    guard segment.payload.count > limit else {
+        require(pieces == [segment], "a segment that fits was changed by split")
+        return
+    }
+    require(pieces.count == (segment.payload.count + limit - 1) / limit)
+    var offset = 0
+    for (index, piece) in pieces.enumerated() {
+        let last = index == pieces.count - 1
+        require(!piece.payload.isEmpty && piece.payload.count <= limit)
+        require(piece.sequenceNumber == segment.sequenceNumber + UInt32(offset))
+        require(piece.payload[...] == segment.payload[offset..<(offset + piece.payload.count)])
+        var expectedFlags = segment.flags
+        if !last { expectedFlags.subtract([.fin, .psh]) }
+        if index > 0 { expectedFlags.remove(.cwr) }
+        if segment.flags.contains(.urg) && Int(segment.urgentPointer) <= offset { expectedFlags.remove(.urg) }
+        require(piece.flags == expectedFlags, "piece \(index) has flags \(piece.flags.rawValue)")
+        if piece.flags.contains(.urg) {
+            require(Int(piece.urgentPointer) + offset == Int(segment.urgentPointer))
+        }
+        var header = piece
+        header.sequenceNumber = segment.sequenceNumber
+        header.payload = segment.payload
+        header.flags = segment.flags
+        header.urgentPointer = segment.urgentPointer
+        require(header == segment, "split changed a header field other than sequence, flags and urgent pointer")
+        offset += piece.payload.count
+    }
+    require(offset == segment.payload.count)
+}
+
+/// Coalescing keeps every segment, in order: a packet sent as it is is the segment itself, and a
+/// super-segment cut into pieces of its size gives back the segments it joined, byte for byte.
+private func checkCoalescing(_ segments: [TCPPacketFields], maximumPayload: Int) {
+    let packets = SegmentCoalescing.coalesce(segments, maximumPayload: maximumPayload)
+    require(packets.reduce(0) { $0 + $1.segmentCount } == segments.count, "segments lost or added")
+    var index = 0
+    for packet in packets {
+        let joined = Array(segments[index..<(index + packet.segmentCount)])
+        index += packet.segmentCount
+        guard let size = packet.segmentSize else {
+            require(packet.segmentCount == 1 && packet.fields == joined[0], "a lone segment was changed")
+            continue
+        }
+        require(joined.count >= 2, "a super-segment of one segment")
+        require(packet.fields.payload.count <= maximumPayload, "a super-segment over the limit")
+        require(packet.fields.payload == joined.flatMap(\.payload), "a super-segment's bytes differ")
+        let last = joined[joined.count - 1]
+        require(packet.fields.acknowledgmentNumber == last.acknowledgmentNumber)
+        require(packet.fields.window == last.window && packet.fields.options == last.options)
+        let pieces = packet.pieces
+        require(pieces.count == joined.count, "a super-segment cuts into \(pieces.count), not \(joined.count)")
+        for (piece, segment) in zip(pieces, joined) {
+            require(piece.payload.count <= size)
+            require(piece.sequenceNumber == segment.sequenceNumber && piece.payload == segment.payload)
+            require(piece.source == segment.source && piece.destination == segment.destination)
+            require(piece.sourcePort == segment.sourcePort && piece.destinationPort == segment.destinationPort)
+            require(piece.optionsLength == segment.optionsLength && piece.urgentPointer == 0)
+        }
+        require(pieces[pieces.count - 1].flags == last.flags, "the last piece's flags differ")
+        if packet.fields.totalLength <= Int(UInt16.max) {
+            require((try? packet.fields.build()) != nil, "a super-segment does not build")
+        }
+    }
+}
