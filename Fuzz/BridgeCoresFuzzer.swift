@@ -137,7 +137,11 @@ private struct BridgeHarness {
             maximumRetainedBytes: [6_000, 200_000, 1 << 20, 0][Int(configurationChoice >> 4 & 3)],
             closedLingerMilliseconds: 2_000,
             handshakeTimeoutMilliseconds: 5_000,
-            idleTimeoutMilliseconds: configurationChoice & 0x40 != 0 ? 30_000 : 600_000
+            idleTimeoutMilliseconds: configurationChoice & 0x40 != 0 ? 30_000 : 600_000,
+            // Same-length tolerance changes nothing while no byte was corrupted (both streams
+            // are the same), and lets a corrupted run through only in the primary's version.
+            divergencePolicy: configurationChoice & 0x80 != 0
+                ? DivergencePolicy(defaultTolerance: .sameLength) : .strict
         )
         primary = PrimaryBridge(configuration: configuration)
         secondary = SecondaryBridge(configuration: configuration)

@@ -17,6 +17,8 @@ swift format lint --strict --recursive Sources Tests Package.swift
 if [[ -x model/check.sh ]]; then
     model/check.sh
 fi
+# libFuzzer over every parser and both bridge cores, 20 s per target (deploy/fuzz.sh --long: 10 min).
+deploy/fuzz.sh
 swift build -c release
 # The Debian package, which PackageTests installs (as root) and runs from its installed paths.
 if [[ $(id -u) -eq 0 ]] && command -v dpkg-deb >/dev/null; then
