@@ -22,7 +22,9 @@ import FTCPWire
 /// counters add up to the events fed, the retained bytes are what the flights hold and within
 /// the limit, every packet the cores send builds (and checksums of packets rewritten in place
 /// stay correct), and, while the servers' initial sequence numbers were the fixed ones and no
-/// byte was corrupted, every byte the client receives is the byte of that stream offset.
+/// byte was corrupted, every byte the client receives is the byte of that stream offset (on a
+/// connection whose SYN-ACK the client got from the secondary's fixed initial sequence number,
+/// as long as no kernel sends data after a reset ended the connection, which a kernel cannot).
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzBridgeCores(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     var input = FuzzInput(data, size)

@@ -155,8 +155,12 @@ build_target() {
 }
 
 started=$SECONDS
-for target in "${targets[@]}"; do build_target "$target"; done
-log "built ${#targets[@]} targets in $((SECONDS - started)) s"
+# One target at a time: each next target builds while the one before it runs (one build, one
+# fuzzer: the two cores). Several at a time, or only building: everything is built first.
+if $build_only || ((jobs > 1)); then
+    for target in "${targets[@]}"; do build_target "$target"; done
+    log "built ${#targets[@]} targets in $((SECONDS - started)) s"
+fi
 $build_only && exit 0
 
 WORK=$(mktemp -d -t ftcp-fuzz.XXXXXX)
@@ -202,6 +206,23 @@ report() {
 log "running ${#targets[@]} targets for $seconds s each, $jobs at a time"
 failed=()
 index=0
+if ((jobs == 1)); then
+    build_target "${targets[0]}"
+    for ((index = 0; index < ${#targets[@]}; index++)); do
+        target=${targets[index]}
+        builder=
+        if ((index + 1 < ${#targets[@]})); then
+            build_target "${targets[index + 1]}" &
+            builder=$!
+        fi
+        run_target "$target"
+        report "$target" || failed+=("$target")
+        if [[ -n $builder ]] && ! wait "$builder"; then
+            log "building ${targets[index + 1]} failed"
+            exit 1
+        fi
+    done
+fi
 while ((index < ${#targets[@]})); do
     batch=("${targets[@]:index:jobs}")
     for target in "${batch[@]}"; do run_target "$target" & done
