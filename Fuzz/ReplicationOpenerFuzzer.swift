@@ -33,7 +33,17 @@ public func fuzzReplicationOpener(_ data: UnsafePointer<UInt8>, _ size: Int) -> 
             let epoch = decodeEpoch(&input, harness: harness)
             let counter = decodeCounter(&input, harness: harness)
             let type = input.pick([1, 2, 3, 4, 5, 6, 0, 7, 255] as [UInt8])
-            harness.deliverAuthentic(role: role, epoch: epoch, counter: counter, type: type, body: decodeBody(&input))
+            // Mostly this build's format version; now and then another (a peer of another ftcp).
+            let versionChoice = input.byte()
+            let version = versionChoice < 224 ? ReplicationWireFormat.version : versionChoice % 4
+            harness.deliverAuthentic(
+                version: version,
+                role: role,
+                epoch: epoch,
+                counter: counter,
+                type: type,
+                body: decodeBody(&input)
+            )
         case 3:
             harness.deliverAgain(index: input.index(max(1, harness.history.count)), mutation: decodeMutation(&input))
         case 4:
@@ -106,15 +116,25 @@ private struct OpenerHarness {
     }
 
     /// A datagram tagged with the key around fields and a body of the fuzzer's choosing.
-    mutating func deliverAuthentic(role: ReplicationRole, epoch: UInt64, counter: UInt64, type: UInt8, body: [UInt8]) {
-        var datagram = ReplicationWireFormat.magic + [ReplicationWireFormat.version, type, role.rawValue, 0]
+    mutating func deliverAuthentic(
+        version: UInt8,
+        role: ReplicationRole,
+        epoch: UInt64,
+        counter: UInt64,
+        type: UInt8,
+        body: [UInt8]
+    ) {
+        var datagram = ReplicationWireFormat.magic + [version, type, role.rawValue, 0]
         datagram.appendBigEndian(epoch)
         datagram.appendBigEndian(counter)
         datagram.appendBigEndian(UInt32(body.count))
         datagram += body
         datagram += HMAC<SHA256>.authenticationCode(for: datagram, using: key.symmetricKey)
         let result = open(datagram)
-        let expected = role == localRole ? .wrongRole(role) : predict(role: role, epoch: epoch, counter: counter)
+        let expected: ReplicationDropReason? =
+            version != ReplicationWireFormat.version
+            ? .incompatibleVersion(peer: version, local: ReplicationWireFormat.version)
+            : role == localRole ? .wrongRole(role) : predict(role: role, epoch: epoch, counter: counter)
         switch (result, expected) {
         case let (.success(received), nil):
             require(received.epoch == epoch && received.counter == counter && received.senderRole == role)

@@ -67,6 +67,7 @@ public final class BridgeMetrics: Sendable {
         + [
             ("malformed", "droppedMalformed"), ("bad_mac", "droppedBadMAC"), ("wrong_role", "droppedWrongRole"),
             ("old_epoch", "droppedOldEpoch"), ("replay", "droppedReplay"), ("invalid_body", "droppedInvalidBody"),
+            ("incompatible_version", "droppedIncompatibleVersion"),
         ].map { reason, key in
             .init(
                 metric: "ftcp_replication_datagrams_dropped_total",

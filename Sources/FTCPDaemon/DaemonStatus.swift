@@ -39,6 +39,11 @@ public struct DaemonStatus: Codable, Sendable {
         public var alive: Bool
         public var lastHeardMillisecondsAgo: UInt64?
         public var epoch: UInt64?
+        /// The replication format version this node speaks.
+        public var formatVersion: UInt8?
+        /// The format version of the peer's last authentic datagram this node could not read:
+        /// the nodes run incompatible ftcp versions and do not replicate (nil while none came).
+        public var incompatibleFormatVersion: UInt8?
     }
 
     /// One protected connection.
@@ -76,7 +81,9 @@ public struct DaemonStatus: Codable, Sendable {
             "accepted": statistics.accepted, "droppedMalformed": statistics.droppedMalformed,
             "droppedBadMAC": statistics.droppedBadMAC, "droppedWrongRole": statistics.droppedWrongRole,
             "droppedOldEpoch": statistics.droppedOldEpoch, "droppedReplay": statistics.droppedReplay,
-            "droppedInvalidBody": statistics.droppedInvalidBody, "peerEpochChanges": statistics.peerEpochChanges,
+            "droppedInvalidBody": statistics.droppedInvalidBody,
+            "droppedIncompatibleVersion": statistics.droppedIncompatibleVersion,
+            "peerEpochChanges": statistics.peerEpochChanges,
         ]
     }
 

@@ -17,6 +17,7 @@ final class ReplicationLink {
     private(set) var sent: UInt64 = 0
     private(set) var sendErrors: UInt64 = 0
     private var throttle = LogThrottle()
+    private var versionThrottle = LogThrottle(intervalMilliseconds: 10_000)
     private var receiveBuffer = [UInt8](repeating: 0, count: 70_000)
     private let logger: Logger
     /// Recently sent datagrams by counter, kept to answer the peer's resend requests.
@@ -108,6 +109,15 @@ final class ReplicationLink {
                 } else {
                     body(message.message)
                 }
+            case let .failure(.incompatibleVersion(peer, local)):
+                // Authentic: the peer holds the key but runs an ftcp of another format version.
+                // Said at error level every 10 s while it lasts; the peer counts as unheard.
+                if let suppressed = versionThrottle.admit("version", now: now) {
+                    logger.error(
+                        "the peer runs an incompatible ftcp: it speaks replication format version \(peer), this node \(local); no replication until both nodes run the same format version (upgrade the older node)",
+                        metadata: ["peer": "\(received.from)", "similar_lines_left_out": "\(suppressed)"]
+                    )
+                }
             case let .failure(reason):
                 logger.debug(
                     "replication datagram dropped",
@@ -159,7 +169,9 @@ final class ReplicationLink {
             state: detector.state.rawValue,
             alive: detector.state == .alive,
             lastHeardMillisecondsAgo: ago,
-            epoch: opener.peerEpoch
+            epoch: opener.peerEpoch,
+            formatVersion: ReplicationOpener.formatVersion,
+            incompatibleFormatVersion: opener.incompatiblePeerVersion
         )
     }
 

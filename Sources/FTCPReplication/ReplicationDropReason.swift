@@ -4,7 +4,7 @@
 /// answer to hostile or stale input, not an exceptional one: each reason has its own counter in
 /// ``ReplicationStatistics``, and none of them ever traps.
 public enum ReplicationDropReason: Error, Equatable, Hashable, Sendable, CustomStringConvertible {
-    /// The fixed header is wrong (length, magic, version, reserved byte, role value). Checked
+    /// The fixed header is wrong (length, magic, reserved byte, role value, body length). Checked
     /// before the MAC, so this is unauthenticated noise.
     case malformed(Malformation)
     /// The HMAC tag does not match: forged, corrupted, or sealed with another key.
@@ -18,6 +18,11 @@ public enum ReplicationDropReason: Error, Equatable, Hashable, Sendable, CustomS
     /// The datagram is authentic but its body is not understood: a peer running an incompatible
     /// version, or a bug in the peer.
     case invalidBody(Malformation)
+    /// The datagram is authentic (its MAC checks under the shared key) but written in a format
+    /// version this build does not speak: the peer runs an ftcp this node cannot replicate with.
+    /// Every version keeps the envelope (magic, version byte, body length at bytes 24..<28, the
+    /// HMAC-SHA256 tag at the end), so the two nodes can always tell each other so.
+    case incompatibleVersion(peer: UInt8, local: UInt8)
 
     /// What exactly is malformed.
     public enum Malformation: Equatable, Hashable, Sendable, CustomStringConvertible {
@@ -25,8 +30,6 @@ public enum ReplicationDropReason: Error, Equatable, Hashable, Sendable, CustomS
         case badLength(Int)
         /// The first four bytes are not the channel's magic.
         case badMagic
-        /// The format version is not one this build speaks.
-        case unsupportedVersion(UInt8)
         /// The reserved header byte is not zero.
         case reservedNotZero(UInt8)
         /// The role byte is neither primary nor secondary.
@@ -52,7 +55,6 @@ public enum ReplicationDropReason: Error, Equatable, Hashable, Sendable, CustomS
             switch self {
             case let .badLength(length): "impossible datagram length \(length)"
             case .badMagic: "bad magic"
-            case let .unsupportedVersion(version): "unsupported format version \(version)"
             case let .reservedNotZero(value): "reserved byte is \(value), not 0"
             case let .unknownRole(value): "unknown sender role \(value)"
             case let .bodyLengthMismatch(declared, length):
@@ -77,6 +79,9 @@ public enum ReplicationDropReason: Error, Equatable, Hashable, Sendable, CustomS
         case let .oldEpoch(received, current): "epoch \(received) is older than the peer's current epoch \(current)"
         case let .replay(epoch, counter): "replayed or too old: epoch \(epoch) counter \(counter)"
         case let .invalidBody(what): "authentic datagram with an invalid body: \(what)"
+        case let .incompatibleVersion(peer, local):
+            "the peer speaks replication format version \(peer), this node version \(local): the nodes cannot "
+                + "replicate until both run an ftcp of the same format version"
         }
     }
 }

@@ -6,7 +6,9 @@ import Crypto
 /// The checks run in this order, and the first that fails drops the datagram with its
 /// ``ReplicationDropReason``:
 /// 1. fixed header: length, magic, version, reserved byte, role value, body length (no hashing
-///    is spent on noise);
+///    is spent on noise); a datagram of another format version is checked only for its
+///    envelope and its tag, and if authentic dropped as
+///    ``ReplicationDropReason/incompatibleVersion(peer:local:)`` so that the node can say so;
 /// 2. the HMAC-SHA256 tag, compared in constant time by swift-crypto;
 /// 3. the sender's role must be the peer's: a datagram claiming our own role is a reflection;
 /// 4. replay: an epoch below the peer's current one is dropped; within the current epoch a
@@ -23,6 +25,11 @@ public struct ReplicationOpener: Sendable {
     public private(set) var statistics = ReplicationStatistics()
     /// The peer's current epoch: the greatest epoch of any accepted datagram, nil before the first.
     public private(set) var peerEpoch: UInt64?
+    /// The format version of the last authentic datagram this build could not read, if any:
+    /// the peer runs an incompatible ftcp (see ``ReplicationDropReason/incompatibleVersion(peer:local:)``).
+    public private(set) var incompatiblePeerVersion: UInt8?
+    /// The format version this build writes and reads.
+    public static var formatVersion: UInt8 { ReplicationWireFormat.version }
     private var window = ReplayWindow()
     private let key: ReplicationKey
 
@@ -76,7 +83,7 @@ public struct ReplicationOpener: Sendable {
             return .failure(.malformed(.badMagic))
         }
         let version = datagram[Format.Field.version]
-        guard version == Format.version else { return .failure(.malformed(.unsupportedVersion(version))) }
+        guard version == Format.version else { return checkForeignVersion(version, datagram) }
         let reserved = datagram[Format.Field.reserved]
         guard reserved == 0 else { return .failure(.malformed(.reservedNotZero(reserved))) }
         let roleByte = datagram[Format.Field.role]
@@ -129,6 +136,29 @@ public struct ReplicationOpener: Sendable {
         return .success(
             ReceivedReplicationMessage(message: message, senderRole: senderRole, epoch: epoch, counter: counter)
         )
+    }
+
+    /// A datagram of another format version: only its envelope (magic, body length, tag) is
+    /// known. If the tag is authentic, the peer holds the key and runs an incompatible ftcp,
+    /// which the node must say; otherwise it is noise like any other.
+    private mutating func checkForeignVersion(_ version: UInt8, _ datagram: UnsafeRawBufferPointer) -> Result<
+        ReceivedReplicationMessage, ReplicationDropReason
+    > {
+        let length = datagram.count
+        let declared = datagram.readBigEndian(Format.Field.bodyLength, as: UInt32.self)
+        guard declared <= UInt32(Format.maximumBodyLength),
+            Format.headerLength + Int(declared) + Format.tagLength == length
+        else {
+            return .failure(.malformed(.bodyLengthMismatch(declared: declared, datagramLength: length)))
+        }
+        let bodyEnd = Format.headerLength + Int(declared)
+        let authenticated = UnsafeRawBufferPointer(rebasing: datagram[0..<bodyEnd])
+        let tag = UnsafeRawBufferPointer(rebasing: datagram[bodyEnd..<length])
+        guard HMAC<SHA256>.isValidAuthenticationCode(tag, authenticating: authenticated, using: key.symmetricKey) else {
+            return .failure(.badMAC)
+        }
+        incompatiblePeerVersion = version
+        return .failure(.incompatibleVersion(peer: version, local: Format.version))
     }
 
     private static func parseBody(

@@ -15,6 +15,9 @@ public struct ReplicationStatistics: Equatable, Hashable, Sendable {
     public var droppedReplay: UInt64 = 0
     /// Dropped with ``ReplicationDropReason/invalidBody(_:)``: authentic but not understood.
     public var droppedInvalidBody: UInt64 = 0
+    /// Dropped with ``ReplicationDropReason/incompatibleVersion(peer:local:)``: authentic, from
+    /// a peer whose ftcp speaks another format version.
+    public var droppedIncompatibleVersion: UInt64 = 0
     /// How many times the peer's epoch advanced (the peer restarted); the first epoch seen counts.
     public var peerEpochChanges: UInt64 = 0
 
@@ -23,6 +26,7 @@ public struct ReplicationStatistics: Equatable, Hashable, Sendable {
     /// All dropped datagrams, whatever the reason.
     public var dropped: UInt64 {
         droppedMalformed &+ droppedBadMAC &+ droppedWrongRole &+ droppedOldEpoch &+ droppedReplay &+ droppedInvalidBody
+            &+ droppedIncompatibleVersion
     }
 
     /// All datagrams offered to the opener.
@@ -36,6 +40,7 @@ public struct ReplicationStatistics: Equatable, Hashable, Sendable {
         case .oldEpoch: droppedOldEpoch &+= 1
         case .replay: droppedReplay &+= 1
         case .invalidBody: droppedInvalidBody &+= 1
+        case .incompatibleVersion: droppedIncompatibleVersion &+= 1
         }
     }
 }

@@ -33,6 +33,13 @@
 /// - released: connection count (2, 1 ... 1024), then for each the client's address (4), the
 ///   client's port (2) and the server's port (2); the body is exactly 2 + 8 × count bytes.
 ///
+/// The envelope is the same in every format version, past and future: the magic at 0, the
+/// version byte at 4, the body length at 24 and the 32-byte tag over everything before it at
+/// the end. A receiver that meets another version checks only the envelope and the tag, and an
+/// authentic datagram of another version tells it the peer runs an incompatible ftcp
+/// (``ReplicationDropReason/incompatibleVersion(peer:local:)``), so that a rolling upgrade across
+/// format versions never fails silently.
+///
 /// The fixed header is validated (length, magic, version, reserved byte, role value) before
 /// the MAC is computed, so cheap noise costs no hashing; everything else is looked at only
 /// once the MAC has proved the datagram comes from a holder of the key.

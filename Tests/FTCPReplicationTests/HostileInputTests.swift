@@ -103,8 +103,10 @@ struct HostileInputTests {
         "header defects are named",
         arguments: [
             (HandmadeDatagram(magic: [0x46, 0x54, 0x43, 0x53]), ReplicationDropReason.malformed(.badMagic)),
-            (HandmadeDatagram(version: 2), .malformed(.unsupportedVersion(2))),
-            (HandmadeDatagram(version: 0), .malformed(.unsupportedVersion(0))),
+            (
+                HandmadeDatagram(version: 2, body: [1, 2, 3], declaredLength: 2),
+                .malformed(.bodyLengthMismatch(declared: 2, datagramLength: 63))
+            ),
             (HandmadeDatagram(reserved: 1), .malformed(.reservedNotZero(1))),
             (HandmadeDatagram(role: 0), .malformed(.unknownRole(0))),
             (HandmadeDatagram(role: 3), .malformed(.unknownRole(3))),
@@ -122,6 +124,24 @@ struct HostileInputTests {
         var opener = Fixtures.opener(.primary)
         #expect(opener.open(datagram.bytes()).failure == expected)
         #expect(opener.statistics.droppedMalformed == 1)
+    }
+
+    @Test("a peer of another format version is told apart from noise", arguments: [UInt8(0), 2, 255])
+    func otherFormatVersion(version: UInt8) {
+        var opener = Fixtures.opener(.primary)
+        // Authentic: whatever a later version puts in the header and body, the envelope holds.
+        let authentic = HandmadeDatagram(version: version, type: 9, role: 7, reserved: 5, body: [1, 2, 3])
+        #expect(opener.open(authentic.bytes()).failure == .incompatibleVersion(peer: version, local: 1))
+        #expect(opener.incompatiblePeerVersion == version)
+        #expect(opener.statistics.droppedIncompatibleVersion == 1)
+        #expect(opener.peerEpoch == nil, "a datagram this node cannot read must change no replay state")
+        // Under another key it is noise, and says nothing about the peer.
+        var other = Fixtures.opener(.primary)
+        #expect(other.open(authentic.bytes(key: Array(repeating: 7, count: 32))).failure == .badMAC)
+        #expect(other.incompatiblePeerVersion == nil)
+        // A datagram of this node's version is still read afterwards.
+        let current = HandmadeDatagram(body: heartbeatBody)
+        #expect(opener.open(current.bytes()).success?.message == .heartbeat(Fixtures.heartbeat))
     }
 
     @Test(
