@@ -8,6 +8,7 @@ import PackageDescription
 //   FTCPLinux       the thin Linux shell: NFQUEUE, pcap, raw/UDP/ARP sockets, iptables, system calls
 //   FTCPDaemon      the bridges' run loops: the cores driven by the shell
 //   CNetfilterQueue / CPcap   system-library shims for the C libraries
+//   CPacketSocket   packet-socket calls Glibc's Swift module does not reach (recvmmsg, control messages)
 //   ftcp-bridge     the command line (primary, secondary, rules, keygen, status)
 //   FTCPDemo, ftcp-demo-server   the deterministic demo application
 //   ftcp-impair, ftcp-labtool    the lab's impairment program and traffic tools
@@ -38,6 +39,7 @@ let package = Package(
             pkgConfig: "libpcap",
             providers: [.apt(["libpcap-dev"])]
         ),
+        .target(name: "CPacketSocket"),
         .target(name: "FTCPWire"),
         .target(name: "FTCPBridge", dependencies: ["FTCPWire"]),
         .target(
@@ -46,7 +48,7 @@ let package = Package(
         ),
         .target(
             name: "FTCPLinux",
-            dependencies: ["FTCPWire", "FTCPReplication", "CNetfilterQueue", "CPcap"]
+            dependencies: ["FTCPWire", "FTCPReplication", "CNetfilterQueue", "CPcap", "CPacketSocket"]
         ),
         .target(
             name: "FTCPDaemon",

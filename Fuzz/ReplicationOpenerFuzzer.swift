@@ -261,7 +261,9 @@ private func checkCanonical(_ body: [UInt8], type: UInt8, of message: Replicatio
     let sealedBody = Array(
         sealed[ReplicationWireFormat.headerLength..<(sealed.count - ReplicationWireFormat.tagLength)]
     )
-    if case .heartbeat = message, body.first != ReplicationWireFormat.heartbeatVersion {
+    if case .heartbeat = message, let version = body.first,
+        version > ReplicationWireFormat.heartbeatWithHardwareAddressVersion
+    {
         require(body.count >= sealedBody.count && body[1..<sealedBody.count] == sealedBody[1...])
     } else {
         require(body == sealedBody, "the body \(body) was read as \(message), which seals as \(sealedBody)")
@@ -372,12 +374,15 @@ private func decodeMessage(_ input: inout FuzzInput, sender: ReplicationRole) ->
     case .segment: return .segment(packet: packet())
     case .inject: return .inject(packet: packet())
     case .heartbeat:
+        // Six bytes or none: the sealer sends no other (the input may run out).
+        let address = input.byte() % 2 == 0 ? [] : input.bytes(6)
         return .heartbeat(
             ReplicationHeartbeat(
                 sentAtMilliseconds: input.uint64(),
                 state: input.byte(),
                 connectionCount: input.uint32(),
-                sawPeerTrafficAtMilliseconds: input.uint64()
+                sawPeerTrafficAtMilliseconds: input.uint64(),
+                hardwareAddress: address.count == 6 ? address : nil
             )
         )
     case .resendRequest:

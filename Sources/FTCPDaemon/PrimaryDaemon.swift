@@ -292,7 +292,8 @@ public final class PrimaryDaemon {
                             sentAtMilliseconds: now.nanoseconds / 1_000_000,
                             state: signal.rawValue,
                             connectionCount: UInt32(clamping: bridge.connectionCount),
-                            sawPeerTrafficAtMilliseconds: 0
+                            sawPeerTrafficAtMilliseconds: 0,
+                            hardwareAddress: arp.hardwareAddress.octets
                         )
                     ),
                     now: now

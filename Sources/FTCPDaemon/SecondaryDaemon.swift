@@ -70,6 +70,10 @@ public final class SecondaryDaemon {
     /// The capture, stopped at the takeover, for the primary this node becomes to close.
     private var captureToClose: PacketCapture?
 
+    /// The primary's hardware address, from its authenticated heartbeats: the capture admits
+    /// only client frames addressed to it. Nil until a heartbeat says it.
+    private var primaryHardwareAddress: MACAddress?
+
     /// Set once a takeover of a separate service address is complete: the loop ends and the
     /// node goes on as primary with what this holds.
     private var handOff: TakeoverHandOff?
@@ -184,6 +188,7 @@ public final class SecondaryDaemon {
                     var signal: HeartbeatSignal?
                     if case let .heartbeat(heartbeat) = message {
                         signal = HeartbeatSignal(rawValue: heartbeat.state) ?? .normal
+                        learnPrimaryHardwareAddress(heartbeat.hardwareAddress)
                     }
                     heard += node.peerMessage(heartbeat: signal, epoch: link.opener.peerEpoch, now: now)
                     handleReplication(message, raw: raw, now: now)
@@ -449,14 +454,27 @@ public final class SecondaryDaemon {
         }
     }
 
+    /// Takes the hardware address a primary's heartbeat names, and says when it changes.
+    private func learnPrimaryHardwareAddress(_ octets: [UInt8]?) {
+        guard let octets, let address = MACAddress(octets), address != primaryHardwareAddress else { return }
+        logger.info(
+            "capture admits client frames to the primary's hardware address",
+            metadata: [
+                "hardware_address": "\(address)",
+                "previous": "\(primaryHardwareAddress.map { "\($0)" } ?? "none")",
+            ]
+        )
+        primaryHardwareAddress = address
+    }
+
     /// Frames seen on the wire: clients' segments are readdressed and fed to the local kernel;
     /// the primary's segments to clients only show that it is alive.
     private func handleCapture(_ capture: PacketCapture, raw: RawIPv4Socket, now: MonotonicTime) {
         for _ in 0..<8 {
             let handled: Int
             do {
-                handled = try capture.dispatch(maxPackets: 256) { buffer in
-                    guard let view = try? TCPPacket(validating: buffer, allowTrailingBytes: true) else {
+                handled = try capture.dispatch(maxPackets: 256) { frame in
+                    guard let view = try? TCPPacket(validating: frame.packet, allowTrailingBytes: true) else {
                         count("capturedMalformed")
                         return
                     }
@@ -465,6 +483,16 @@ public final class SecondaryDaemon {
                         // primary lives (a forged one every few milliseconds would block every
                         // takeover). Only its bridge's authenticated messages are.
                         count("primarySegmentsSeen")
+                        return
+                    }
+                    // Only what the primary's kernel also accepts (see CapturedFrame).
+                    switch frame.refusal(of: view, primary: primaryHardwareAddress) {
+                    case nil: break
+                    case .notAddressedToPrimary?:
+                        count("capturedNotToPrimary")
+                        return
+                    case .badChecksum?:
+                        count("capturedBadChecksum")
                         return
                     }
                     guard bridge.capturedClientSegment(view, now: now) == .inject else { return }
@@ -702,6 +730,7 @@ public final class SecondaryDaemon {
             all["captureInterfaceDropped"] = stats.interfaceDropped
             all["captureTruncated"] = stats.truncated
             all["captureMalformed"] = stats.malformed
+            all["captureOutgoing"] = stats.outgoing
         }
         let promoted = bridge.isPromoted
         let connections =

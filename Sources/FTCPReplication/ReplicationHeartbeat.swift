@@ -21,16 +21,23 @@ public struct ReplicationHeartbeat: Equatable, Hashable, Sendable {
     public var connectionCount: UInt32
     /// When the sender last saw traffic from its peer, on the sender's clock; opaque to the channel.
     public var sawPeerTrafficAtMilliseconds: UInt64
+    /// The hardware (MAC) address, six bytes, of the sender's interface that holds the service
+    /// address: where clients' frames to it go. The primary sends it so that the secondary's
+    /// capture admits only frames addressed to it. Heartbeat version 2; nil from version 1, and
+    /// not sent unless it is exactly six bytes.
+    public var hardwareAddress: [UInt8]?
 
     public init(
         sentAtMilliseconds: UInt64,
         state: UInt8,
         connectionCount: UInt32,
-        sawPeerTrafficAtMilliseconds: UInt64
+        sawPeerTrafficAtMilliseconds: UInt64,
+        hardwareAddress: [UInt8]? = nil
     ) {
         self.sentAtMilliseconds = sentAtMilliseconds
         self.state = state
         self.connectionCount = connectionCount
         self.sawPeerTrafficAtMilliseconds = sawPeerTrafficAtMilliseconds
+        self.hardwareAddress = hardwareAddress
     }
 }

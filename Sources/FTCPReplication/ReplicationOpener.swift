@@ -180,17 +180,24 @@ public struct ReplicationOpener: Sendable {
         case .heartbeat:
             guard let version = body.first else { return .failure(.invalidBody(.badHeartbeat(version: 0, length: 0))) }
             let fits =
-                version == Format.heartbeatVersion
-                ? body.count == Format.heartbeatLength
-                : version > Format.heartbeatVersion && body.count >= Format.heartbeatLength
+                switch version {
+                case 0: false
+                case Format.heartbeatVersion: body.count == Format.heartbeatLength
+                case Format.heartbeatWithHardwareAddressVersion: body.count == Format.heartbeatWithHardwareAddressLength
+                default: body.count >= Format.heartbeatWithHardwareAddressLength
+                }
             guard fits else { return .failure(.invalidBody(.badHeartbeat(version: version, length: body.count))) }
+            let hardwareAddress =
+                version >= Format.heartbeatWithHardwareAddressVersion
+                ? Array(body[Format.HeartbeatField.hardwareAddress]) : nil
             return .success(
                 .heartbeat(
                     ReplicationHeartbeat(
                         sentAtMilliseconds: body.readBigEndian(Format.HeartbeatField.sentAt),
                         state: body[Format.HeartbeatField.state],
                         connectionCount: body.readBigEndian(Format.HeartbeatField.connectionCount),
-                        sawPeerTrafficAtMilliseconds: body.readBigEndian(Format.HeartbeatField.sawPeerTrafficAt)
+                        sawPeerTrafficAtMilliseconds: body.readBigEndian(Format.HeartbeatField.sawPeerTrafficAt),
+                        hardwareAddress: hardwareAddress
                     )
                 )
             )

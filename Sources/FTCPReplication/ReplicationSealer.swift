@@ -48,8 +48,10 @@ public struct ReplicationSealer: Sendable {
                 throw .packetTooLarge(size: packet.count, limit: Self.maximumPacketLength)
             }
             bodyLength = packet.count
-        case .heartbeat:
-            bodyLength = ReplicationWireFormat.heartbeatLength
+        case let .heartbeat(heartbeat):
+            bodyLength =
+                heartbeat.hardwareAddress?.count == 6
+                ? ReplicationWireFormat.heartbeatWithHardwareAddressLength : ReplicationWireFormat.heartbeatLength
         case let .resendRequest(_, count):
             guard count >= 1, count <= ReplicationWireFormat.maximumResendCount else {
                 throw .resendCountOutOfRange(count: count, limit: ReplicationWireFormat.maximumResendCount)
@@ -82,11 +84,16 @@ public struct ReplicationSealer: Sendable {
         case let .segment(packet), let .inject(packet):
             datagram.append(contentsOf: packet)
         case let .heartbeat(heartbeat):
-            datagram.append(ReplicationWireFormat.heartbeatVersion)
+            let hardwareAddress = heartbeat.hardwareAddress.flatMap { $0.count == 6 ? $0 : nil }
+            datagram.append(
+                hardwareAddress == nil
+                    ? ReplicationWireFormat.heartbeatVersion : ReplicationWireFormat.heartbeatWithHardwareAddressVersion
+            )
             datagram.append(heartbeat.state)
             datagram.appendBigEndian(heartbeat.sentAtMilliseconds)
             datagram.appendBigEndian(heartbeat.connectionCount)
             datagram.appendBigEndian(heartbeat.sawPeerTrafficAtMilliseconds)
+            if let hardwareAddress { datagram.append(contentsOf: hardwareAddress) }
         case let .resendRequest(firstCounter, count):
             datagram.appendBigEndian(firstCounter)
             datagram.appendBigEndian(count)

@@ -185,6 +185,19 @@ struct HostileInputTests {
                 HandmadeDatagram(type: 3, body: [2] + heartbeatBody.dropFirst(2)),
                 .invalidBody(.badHeartbeat(version: 2, length: 21))
             ),
+            // Version 2 carries the sender's hardware address: 28 bytes exactly; later ones at least 28.
+            (
+                HandmadeDatagram(type: 3, body: [2] + heartbeatBody.dropFirst()),
+                .invalidBody(.badHeartbeat(version: 2, length: 22))
+            ),
+            (
+                HandmadeDatagram(type: 3, body: [2] + heartbeatBody.dropFirst() + [1, 2, 3, 4, 5, 6, 7]),
+                .invalidBody(.badHeartbeat(version: 2, length: 29))
+            ),
+            (
+                HandmadeDatagram(type: 3, body: [3] + heartbeatBody.dropFirst() + [1, 2, 3, 4, 5]),
+                .invalidBody(.badHeartbeat(version: 3, length: 27))
+            ),
             // An inject message only ever comes from the primary.
             (
                 HandmadeDatagram(type: 2, body: Fixtures.packet),

@@ -167,9 +167,28 @@ struct RoundTripTests {
     func laterHeartbeatVersion() throws {
         var opener = Fixtures.opener(.primary)
         var body = heartbeatBody
-        body[0] = 2
-        body += [9, 9, 9, 9]
+        body[0] = 3
+        body += [2, 0, 0, 0xaa, 0xbb, 0xcc] + [9, 9, 9, 9]
         let received = try opener.open(HandmadeDatagram(body: body).bytes()).get()
-        #expect(received.message == .heartbeat(Fixtures.heartbeat))
+        var expected = Fixtures.heartbeat
+        expected.hardwareAddress = [2, 0, 0, 0xaa, 0xbb, 0xcc]
+        #expect(received.message == .heartbeat(expected))
+    }
+
+    @Test("a heartbeat with the sender's hardware address is version 2 and round-trips")
+    func heartbeatWithHardwareAddress() throws {
+        var sealer = Fixtures.sealer(.primary)
+        var opener = Fixtures.opener(.secondary)
+        var heartbeat = Fixtures.heartbeat
+        heartbeat.hardwareAddress = [0x02, 0x42, 0xac, 0x11, 0x00, 0x02]
+        let datagram = try sealer.seal(.heartbeat(heartbeat))
+        #expect(datagram[28] == 2 && datagram.count == 28 + 28 + 32)
+        #expect(try opener.open(datagram).get().message == .heartbeat(heartbeat))
+        // A version-1 receiver's reading: the known fields, the address ignored.
+        heartbeat.hardwareAddress = [1, 2, 3]
+        let withoutAddress = try sealer.seal(.heartbeat(heartbeat))
+        #expect(withoutAddress[28] == 1 && withoutAddress.count == 28 + 22 + 32)
+        heartbeat.hardwareAddress = nil
+        #expect(try opener.open(withoutAddress).get().message == .heartbeat(heartbeat))
     }
 }
