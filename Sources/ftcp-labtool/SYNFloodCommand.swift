@@ -23,11 +23,21 @@ extension LabToolCommand {
         var lengthSeconds: Double = 10
         @Option(help: "Spoofed sources: a /24 or /16 prefix such as 198.51.100.0/24, or one address (/32).")
         var sources: String = "198.51.100.0/24"
+        @Option(
+            help:
+                "Send each SYN in an Ethernet frame to this hardware address (aa:bb:cc:dd:ee:ff) on --interface, whatever host the target's address is on, instead of routing it."
+        )
+        var linkDestination: String?
+        @Option(help: "The interface for --link-destination.")
+        var interface: String = "eth0"
 
         func validate() throws {
             guard rate > 0, rate <= 200_000 else { throw ValidationError("--rate must be between 1 and 200000") }
             guard lengthSeconds > 0, lengthSeconds <= 120 else {
                 throw ValidationError("--seconds must be above 0 and at most 120")
+            }
+            if let linkDestination, MACAddress(linkDestination) == nil {
+                throw ValidationError("--link-destination must be a hardware address such as 02:00:00:00:99:99")
             }
             guard Self.prefix(sources) != nil else {
                 throw ValidationError("--sources must be an IPv4 prefix of length 16, 24 or 32, not '\(sources)'")
@@ -48,6 +58,9 @@ extension LabToolCommand {
             let destination = IPv4Address(UInt32(bigEndian: server.address.s_addr))
             let (base, hosts) = Self.prefix(sources)!
             let socket = try RawIPv4Socket(sendBufferBytes: 4 << 20)
+            let link = try linkDestination.map {
+                try LinkLayerSender(interface: interface, destination: MACAddress($0)!)
+            }
             var random = SystemRandomNumberGenerator()
             let total = Int(Double(rate) * lengthSeconds)
             let start = ContinuousClock.now
@@ -80,7 +93,10 @@ extension LabToolCommand {
                     )
                     do {
                         let length = try packet.withUnsafeMutableBytes { try fields.build(into: $0) }
-                        try packet.withUnsafeBytes { try socket.send(UnsafeRawBufferPointer(rebasing: $0[0..<length])) }
+                        try packet.withUnsafeBytes {
+                            let bytes = UnsafeRawBufferPointer(rebasing: $0[0..<length])
+                            if let link { try link.send(bytes) } else { try socket.send(bytes) }
+                        }
                         sent += 1
                     } catch {
                         refused += 1

@@ -181,6 +181,37 @@ final class HostileTrafficLabTests: RunningFTCPTestCase {
         _ = try floodWhileClientsConnect(sources: "198.51.100.0/24", rate: rate, seconds: 10)
     }
 
+    /// Frames a hostile host on the segment addresses to another hardware address than the
+    /// primary's: the primary's kernel never gets them, so the secondary's must not either
+    /// (its capture sees them in promiscuous mode). They are counted and dropped; the
+    /// legitimate traffic of the same run is never refused (no false drop of a good frame).
+    func testFramesNotAddressedToThePrimaryAreNotFedToTheSecondary() throws {
+        let lab = try requireLab()
+        try waitFor("primary", role: "primary", state: "replicating")
+        try waitFor("secondary", role: "secondary", state: "replicating")
+        let session = try session("beside-forged-frames", download: 10_000_000, upload: 10_000_000)
+        let (floodStatus, flood) = try lab.run(
+            "client",
+            "forged-frames",
+            [
+                lab.labtool, "synflood", "--target", "\(serviceAddress):9999", "--rate", "1000", "--seconds", "2",
+                "--sources", "198.51.100.7/32", "--link-destination", "02:00:00:00:99:99", "--interface", "eth0",
+            ],
+            timeout: .seconds(30)
+        )
+        XCTAssertEqual(floodStatus, 0, flood.errors)
+        let sent = Int(flood.lastLineFields["sent"] ?? "") ?? 0
+        XCTAssertGreaterThanOrEqual(sent, 1_900, "the forged frames did not go out: \(flood.output)")
+        _ = finish([("beside-forged-frames", session)], context: "beside frames to another hardware address")
+        let counters = try XCTUnwrap(try status("secondary")["counters"] as? [String: Any])
+        XCTAssertEqual(
+            counters["capturedNotToPrimary"] as? Int,
+            sent,
+            "each forged frame must be refused, and no other: \(counters)"
+        )
+        XCTAssertNil(counters["capturedBadChecksum"], "a good frame was refused for its checksum: \(counters)")
+    }
+
     func testSYNFloodFromAHostThatDropsTheSYNACKs() throws {
         // A second address on the client's host, whose SYN-ACKs its firewall drops (no RST
         // answers them): every handshake from it stays half-open on both servers.
