@@ -3,12 +3,12 @@ import FTCPWire
 /// One protected connection at the primary bridge: the merge of the two
 /// servers' output streams into the one stream the client sees (paper §3).
 ///
-/// The client sees only the secondary's sequence space. Segments from the
-/// primary's kernel are moved into it by Δ = ISN_P − ISN_S (and their TSval by
-/// Δts); the client's segments to the primary's kernel are moved back
-/// (ack, SACK edges, TSecr). Bytes go to the client only once both kernels
-/// produced them; the ACK and window the client sees are the smaller of the
-/// two, so it never learns of data acknowledged that the secondary lacks.
+/// It owns the connection's state and applies the paper's rules, each a type of its own:
+/// ``MergedHandshake`` (§7.1, §7.2), ``SequenceSpaceTranslation`` (Δ and Δts, §3.3),
+/// ``ByteMerge`` (bytes and FIN, divergence, §3.2), ``AcknowledgmentMerge`` (the smaller
+/// ACK and window, §3.2, §3.4), ``ClientSegmentBuilder`` (segments to the client, §3.4) and
+/// ``InboundTranslation`` (client segments to the primary's kernel). It decides which rule
+/// applies in which phase, and keeps what the rules return.
 struct MergedConnection: Sendable {
     enum Phase: Equatable, Sendable {
         /// Waiting for both kernels' SYN-ACKs.
@@ -45,14 +45,12 @@ struct MergedConnection: Sendable {
     var client: ClientStream
     var primary: ServerStream
     var secondary: ServerStream
-    /// Δ = ISN_P − ISN_S (modulo 2^32).
-    var delta: UInt32 = 0
-    /// Δts = TSval_P − TSval_S from the two SYN-ACKs.
-    var timestampDelta: UInt32 = 0
+    /// Δ and Δts between the primary's kernel's space and the client's (the secondary's).
+    var translation = SequenceSpaceTranslation.identity
     /// Next sequence number (secondary space) not yet sent to the client.
     var sentUpTo = SequenceNumber(0)
-    var lastAcknowledgmentSent: SequenceNumber?
-    var advertisedEdge: SequenceNumber?
+    /// The acknowledgment and window edge the client was last told.
+    var advertised = ClientAdvertisement()
     var finSent = false
     /// A kernel answered the client's SYN with a reset (no application listening there).
     var primaryRefusedHandshake = false
@@ -187,7 +185,10 @@ struct MergedConnection: Sendable {
             // The kernel's own space cannot be mapped before the secondary answers.
             statistics.droppedBeforeHandshake += 1
         case .closed:
-            sendWithinMSS(translatedFromPrimary(segment), into: &output)
+            send(
+                clientBuilder.withinMaximumSegmentSize(addressing.translatedFromPrimary(segment, by: translation)),
+                into: &output
+            )
             statistics.retransmissionsForwarded += 1
         case .primaryOnly:
             forwardFromPrimaryAlone(segment, into: &output)
@@ -222,7 +223,7 @@ struct MergedConnection: Sendable {
             }
             statistics.droppedBeforeHandshake += 1
         case .closed:
-            output.send(relayed(segment), connection: key)
+            output.send(addressing.relayed(segment), connection: key)
             statistics.retransmissionsForwarded += 1
         case .primaryOnly:
             statistics.droppedFromSecondaryAfterDivergence += 1
@@ -237,83 +238,45 @@ struct MergedConnection: Sendable {
     private static func recordSYN(_ segment: TCPSegment, into stream: inout ServerStream) {
         stream.initialSequence = segment.sequenceNumber
         stream.handshake = HandshakeOptions(segment)
-        Self.recordAcknowledgment(segment, into: &stream, shift: 0)
+        AcknowledgmentMerge.record(segment, into: &stream, shift: 0)
     }
 
     private mutating func completeHandshakeIfReady(now: MonotonicTime, into output: inout BridgeOutput) {
         guard let isnP = primary.initialSequence, let isnS = secondary.initialSequence,
             let synP = primary.handshake, let synS = secondary.handshake
         else { return }
+        let handshake = MergedHandshake(primary: synP, secondary: synS)
         if opensOutbound {
-            sendMergedSYN(isnP: isnP, isnS: isnS, synP: synP, synS: synS, now: now, into: &output)
+            sendMergedSYN(handshake, isnP: isnP, isnS: isnS, into: &output)
             return
         }
-        let firstTime = phase == .handshake
-        if firstTime {
-            delta = isnP.offset(from: isnS)
-            if let tsP = synP.timestamps, let tsS = synS.timestamps {
-                timestampDelta = tsP.value &- tsS.value
-            }
+        if phase == .handshake {
+            translation = SequenceSpaceTranslation(
+                primaryInitialSequence: isnP,
+                primaryHandshake: synP,
+                secondaryInitialSequence: isnS,
+                secondaryHandshake: synS
+            )
             sentUpTo = isnS + 1
             primary.pending = SequenceRangeStore(base: sentUpTo, capacity: primary.pending.capacity)
             secondary.pending = SequenceRangeStore(base: sentUpTo, capacity: secondary.pending.capacity)
             phase = .replicating
             phaseSince = now
-            output.event(.connectionReplicated(key, delta: delta))
+            output.event(.connectionReplicated(key, delta: translation.sequenceOffset))
         } else {
             statistics.retransmissionsForwarded += 1
         }
-        // MSS = min, window = min (unscaled in a SYN-ACK), window scale = the
-        // secondary's, SACK and timestamps only if both servers agreed. Other
-        // options (TFO, MPTCP, MD5, experimental) are left out on purpose.
-        let options = Self.handshakeOptions(
-            maximumSegmentSize: [synP.maximumSegmentSize, synS.maximumSegmentSize].compactMap { $0 }.min(),
-            sack: sackAgreed,
-            timestamps: timestampsAgreed ? synS.timestamps : nil,
-            windowScale: clientUsesWindowScale ? synS.windowScale : nil
-        )
-        let ack = client.initialSequence + 1
-        let window = min(synP.window, synS.window)
-        lastAcknowledgmentSent = ack
-        advertisedEdge = ack + UInt32(window)
-        output.send(
-            segment(sequence: isnS, acknowledgment: ack, flags: [.syn, .ack], window: window, options: options),
-            connection: key
-        )
+        let (synACK, told) = handshake.synACK(from: isnS, to: client, addressing: addressing)
+        advertised = told
+        output.send(synACK, connection: key)
     }
 
-    /// The options of a merged SYN or SYN-ACK, in the order Linux writes them (timestamps, or two
-    /// NOPs after SACK-permitted to keep the alignment; a NOP before the window scale).
-    private static func handshakeOptions(
-        maximumSegmentSize: UInt16?,
-        sack: Bool,
-        timestamps: (value: UInt32, echoReply: UInt32)?,
-        windowScale: UInt8?
-    ) -> [TCPOption] {
-        var options: [TCPOption] = []
-        if let maximumSegmentSize { options.append(.maximumSegmentSize(maximumSegmentSize)) }
-        if sack { options.append(.sackPermitted) }
-        if let timestamps {
-            options.append(.timestamps(value: timestamps.value, echoReply: timestamps.echoReply))
-        } else if sack {
-            options.append(contentsOf: [.noOperation, .noOperation])
-        }
-        if let windowScale { options.append(contentsOf: [.noOperation, .windowScale(windowScale)]) }
-        return options
-    }
-
-    /// §7.2: "When the bridge of one server receives the other server's SYN segment, it
-    /// calculates the sequence number offset, creates a SYN segment and sends it to T." The SYN is
-    /// the secondary's (its ISN, so the remote end sees the secondary's space, as a client does),
-    /// with the options both kernels can keep: the smaller MSS and window, SACK and timestamps
-    /// only if both offered them, the secondary's window scale if both offered one. Sent again
-    /// for either kernel's retransmitted SYN while the remote end has not answered.
+    /// The merged SYN of a connection the servers open (``MergedHandshake``, §7.2), sent again for
+    /// either kernel's retransmitted SYN while the remote end has not answered.
     private mutating func sendMergedSYN(
+        _ handshake: MergedHandshake,
         isnP: SequenceNumber,
         isnS: SequenceNumber,
-        synP: HandshakeOptions,
-        synS: HandshakeOptions,
-        now: MonotonicTime,
         into output: inout BridgeOutput
     ) {
         // The secondary may have failed before the remote end answered: the primary's kernel
@@ -324,34 +287,18 @@ struct MergedConnection: Sendable {
         }
         if !mergedSYNSent {
             mergedSYNSent = true
-            delta = isnP.offset(from: isnS)
-            if let tsP = synP.timestamps, let tsS = synS.timestamps { timestampDelta = tsP.value &- tsS.value }
+            translation = SequenceSpaceTranslation(
+                primaryInitialSequence: isnP,
+                primaryHandshake: handshake.primary,
+                secondaryInitialSequence: isnS,
+                secondaryHandshake: handshake.secondary
+            )
             sentUpTo = isnS + 1
-            output.event(.connectionReplicated(key, delta: delta))
+            output.event(.connectionReplicated(key, delta: translation.sequenceOffset))
         } else {
             statistics.retransmissionsForwarded += 1
         }
-        let options = Self.handshakeOptions(
-            maximumSegmentSize: [synP.maximumSegmentSize, synS.maximumSegmentSize].compactMap { $0 }.min(),
-            sack: synP.sackPermitted && synS.sackPermitted,
-            timestamps: synP.timestamps != nil ? synS.timestamps.map { (value: $0.value, echoReply: 0) } : nil,
-            windowScale: synP.windowScale != nil ? synS.windowScale : nil
-        )
-        output.send(
-            TCPPacketFields(
-                source: serviceAddress,
-                destination: key.clientAddress,
-                sourcePort: key.serverPort,
-                destinationPort: key.clientPort,
-                sequenceNumber: isnS,
-                acknowledgmentNumber: SequenceNumber(0),
-                flags: [.syn],
-                window: min(synP.window, synS.window),
-                options: options,
-                payload: []
-            ),
-            connection: key
-        )
+        output.send(handshake.outboundSYN(from: isnS, addressing: addressing), connection: key)
     }
 
     /// §7.2: "When the TCP layer of T accepts the connection request, it sends a SYN segment in
@@ -375,7 +322,8 @@ struct MergedConnection: Sendable {
         into output: inout BridgeOutput
     ) {
         let shift = role == .primary ? windowShift(of: primary) : windowShift(of: secondary)
-        let sequence = role == .primary ? segment.sequenceNumber - delta : segment.sequenceNumber
+        let sequence =
+            role == .primary ? translation.clientSequence(fromPrimary: segment.sequenceNumber) : segment.sequenceNumber
         let flags = segment.flags
 
         if flags.contains(.rst) {
@@ -389,13 +337,13 @@ struct MergedConnection: Sendable {
 
         var previousAck: SequenceNumber?
         var previousWindow: UInt32 = 0
-        let clockOffset = role == .primary ? timestampDelta : 0
+        let clock = role == .primary ? translation : .identity
         update(role) { stream in
             previousAck = stream.acknowledged
             previousWindow = stream.windowBytes
-            Self.recordAcknowledgment(segment, into: &stream, shift: shift)
+            AcknowledgmentMerge.record(segment, into: &stream, shift: shift)
             if var ts = segment.timestamps {
-                ts.value = ts.value &- clockOffset
+                ts.value = clock.clientTimestamp(fromPrimary: ts.value)
                 stream.timestamps = ts
             }
             stream.sackBlocks = segment.sackBlocks
@@ -444,7 +392,7 @@ struct MergedConnection: Sendable {
             let finAt = sequence + UInt32(payloadLength)
             update(role) { $0.finAt = finAt }
             if finSent && finAt + 1 == sentUpTo {
-                sendFIN(at: finAt, into: &output)
+                send(commit(clientBuilder.fin(at: finAt, after: advertised)), into: &output)
                 statistics.retransmissionsForwarded += 1
                 sentData = true
             }
@@ -454,88 +402,78 @@ struct MergedConnection: Sendable {
         if phase != .replicating { return }
 
         if !sentData {
-            // A duplicate ACK (no data, same ACK, same window) from the server the client's
-            // view depends on goes out as a duplicate ACK too: it is what drives the client's
-            // fast retransmit when that server misses a segment.
-            let stream = role == .primary ? primary : secondary
-            let duplicate =
-                payloadLength == 0 && !flags.contains(.fin) && previousAck == stream.acknowledged
-                && previousWindow == stream.windowBytes && stream.acknowledged == mergedAcknowledgment
-            sendAcknowledgmentIfAdvanced(forceDuplicate: duplicate, into: &output)
+            // A duplicate ACK from the server the client's view depends on goes out as a
+            // duplicate ACK too.
+            let acknowledgments = AcknowledgmentMerge(primary: primary, secondary: secondary)
+            let duplicate = acknowledgments.isDuplicate(
+                segment,
+                from: role == .primary ? primary : secondary,
+                previousAcknowledgment: previousAck,
+                previousWindowBytes: previousWindow
+            )
+            sendAcknowledgmentIfAdvanced(acknowledgments, forceDuplicate: duplicate, into: &output)
             if duplicate { statistics.duplicateAcknowledgments += 1 }
         }
         checkClosed(now: now, into: &output)
     }
 
-    /// Sends every byte both servers have produced, and the FIN once both
-    /// reached it at the same place. Returns whether anything was sent.
+    /// Sends every byte both servers have produced, and the FIN once both reached it at the same
+    /// place (``ByteMerge``). Returns whether anything was sent.
     private mutating func merge(into output: inout BridgeOutput) -> Bool {
         var sent = false
         while true {
-            let length = min(primary.pending.contiguousCount, secondary.pending.contiguousCount)
-            if length == 0 { break }
+            let tolerance = ByteMerge.Tolerance(
+                toleratesSameLength: toleratesSameLength,
+                toleratedBytesSoFar: statistics.toleratedBytes
+            )
+            guard
+                let run = ByteMerge.takeRun(
+                    primary: &primary.pending,
+                    secondary: &secondary.pending,
+                    tolerance: tolerance
+                )
+            else { break }
             let start = sentUpTo
-            // The run is all either server has produced so far (no more bytes of one wait).
-            let runIsWhole = primary.pending.contiguousCount == secondary.pending.contiguousCount
-            let fromPrimary = primary.pending.take(length)
-            let fromSecondary = secondary.pending.take(length)
-            if let offset = ByteComparison.firstDifference(fromPrimary, fromSecondary) {
-                let (differing, last) =
-                    toleratesSameLength ? ByteComparison.differences(fromPrimary, fromSecondary) : (0, offset)
-                // Same length only if the streams are seen to agree again after the difference,
-                // or both servers have said exactly this much: a run cut where one server's bytes
-                // end may be a shorter, different message (an error where the other succeeded).
-                let realigned = runIsWhole || length - last - 1 >= DivergencePolicy.realignmentBytes
-                if toleratesSameLength && realigned && differing <= DivergencePolicy.maximumRunBytes
-                    && statistics.toleratedBytes + UInt64(differing)
-                        <= UInt64(DivergencePolicy.maximumBytesPerConnection)
-                {
-                    // Same length, a few bytes apart (a timestamp, a pid): the client gets the
-                    // primary's version, and the connection stays protected.
-                    statistics.toleratedDifferences += 1
-                    statistics.toleratedBytes += UInt64(differing)
-                    sendData(fromPrimary, at: start, into: &output)
-                    sentUpTo = start + UInt32(length)
-                    sent = true
-                    continue
-                }
+            switch run {
+            case let .agreed(bytes):
+                sendNext(bytes, into: &output)
+                sent = true
+            case let .tolerated(bytes, differing):
+                // Same length, a few bytes apart (a timestamp, a pid): the client gets the
+                // primary's version, and the connection stays protected.
+                statistics.toleratedDifferences += 1
+                statistics.toleratedBytes += UInt64(differing)
+                sendNext(bytes, into: &output)
+                sent = true
+            case let .diverged(bytes, offset):
                 diverge(at: start + UInt32(offset), into: &output)
                 // The primary's bytes are the ones its kernel will retransmit.
-                sendData(fromPrimary, at: start, into: &output)
-                sentUpTo = start + UInt32(length)
+                sendNext(bytes, into: &output)
                 flushAlone(.primary, into: &output)
                 return true
             }
-            sendData(fromSecondary, at: start, into: &output)
-            sentUpTo = start + UInt32(length)
-            sent = true
         }
         guard !finSent else { return sent }
-        let primaryAtFIN = primary.finAt == sentUpTo
-        let secondaryAtFIN = secondary.finAt == sentUpTo
-        if primaryAtFIN && secondaryAtFIN {
-            sendFIN(at: sentUpTo, into: &output)
-            finSent = true
-            sentUpTo += 1
+        let ending = ByteMerge.ending(
+            at: sentUpTo,
+            primaryFIN: primary.finAt,
+            secondaryFIN: secondary.finAt,
+            primaryHeldBytes: primary.pending.contiguousCount,
+            secondaryHeldBytes: secondary.pending.contiguousCount
+        )
+        switch ending {
+        case .open:
+            return sent
+        case .bothFinished:
+            sendFIN(into: &output)
             primary.pending.advance(to: sentUpTo)
             secondary.pending.advance(to: sentUpTo)
             return true
-        }
-        // One kernel ended the stream where the other has more to say: the one that goes on
-        // wins. An application that dies has its kernel close (or reset) every connection it
-        // held, while the other server's goes on serving them; a client is better off with
-        // the live server's bytes than with a close it did not ask for.
-        if primaryAtFIN && secondary.pending.contiguousCount > 0 {
-            output.event(.replicaLost(key, role: .primary, cause: .closedEarly))
-            replicaLost(.primary, into: &output)
+        case let .closedEarly(role):
+            output.event(.replicaLost(key, role: role, cause: .closedEarly))
+            replicaLost(role, into: &output)
             return true
         }
-        if secondaryAtFIN && primary.pending.contiguousCount > 0 {
-            output.event(.replicaLost(key, role: .secondary, cause: .closedEarly))
-            replicaLost(.secondary, into: &output)
-            return true
-        }
-        return sent
     }
 
     /// One server's copy of the connection is gone: the other serves it alone from now on.
@@ -558,20 +496,8 @@ struct MergedConnection: Sendable {
     /// nothing to send that would carry its ACK (a client whose window is full would wait for
     /// its retransmission timer). Both servers' ACKs are in the client's sequence space.
     private mutating func acknowledgeAlone(_ stream: ServerStream, into output: inout BridgeOutput) {
-        guard let ack = stream.acknowledged, lastAcknowledgmentSent.map({ $0 < ack }) ?? true else { return }
-        let edge = stream.rightEdge ?? ack
-        advertisedEdge = advertisedEdge.map { SequenceNumber.later($0, edge) } ?? edge
-        let room = advertisedEdge.map { ack < $0 ? UInt32(ack.distance(to: $0)) : 0 } ?? 0
-        let window = UInt16(min(UInt32(UInt16.max), room >> UInt32(outputWindowShift)))
-        var options: [TCPOption] = []
-        if timestampsAgreed, let ts = stream.timestamps {
-            options += [.noOperation, .noOperation, .timestamps(value: ts.value, echoReply: ts.echoReply)]
-        }
-        lastAcknowledgmentSent = ack
-        output.send(
-            segment(sequence: sentUpTo, acknowledgment: ack, flags: [.ack], window: window, options: options),
-            connection: key
-        )
+        guard let told = clientBuilder.aloneAcknowledgment(of: stream, at: sentUpTo, after: advertised) else { return }
+        output.send(commit(told), connection: key)
         statistics.pureAcknowledgments += 1
     }
 
@@ -579,25 +505,21 @@ struct MergedConnection: Sendable {
     /// to the client as it is and the connection is the secondary's alone (Δ stays 0).
     private mutating func serveSecondaryHandshakeAlone(now: MonotonicTime, into output: inout BridgeOutput) {
         guard phase == .handshake, let isnS = secondary.initialSequence, let synS = secondary.handshake else { return }
-        var options: [TCPOption] = []
-        if let mss = synS.maximumSegmentSize { options.append(.maximumSegmentSize(mss)) }
-        if client.handshake.sackPermitted && synS.sackPermitted { options.append(.sackPermitted) }
-        if client.handshake.timestamps != nil, let ts = synS.timestamps {
-            options.append(.timestamps(value: ts.value, echoReply: ts.echoReply))
-        } else if client.handshake.sackPermitted && synS.sackPermitted {
-            options.append(contentsOf: [.noOperation, .noOperation])
-        }
-        if clientUsesWindowScale, let shift = synS.windowScale {
-            options.append(contentsOf: [.noOperation, .windowScale(shift)])
-        }
+        let options = MergedHandshake.secondaryAloneSYNACKOptions(secondary: synS, client: client.handshake)
         sentUpTo = isnS + 1
         secondary.pending = SequenceRangeStore(base: sentUpTo, capacity: secondary.pending.capacity)
         phase = .secondaryOnly
         phaseSince = now
         let ack = client.initialSequence + 1
-        lastAcknowledgmentSent = ack
+        advertised.acknowledgment = ack
         output.send(
-            segment(sequence: isnS, acknowledgment: ack, flags: [.syn, .ack], window: synS.window, options: options),
+            addressing.segment(
+                sequence: isnS,
+                acknowledgment: ack,
+                flags: [.syn, .ack],
+                window: synS.window,
+                options: options
+            ),
             connection: key
         )
     }
@@ -609,17 +531,17 @@ struct MergedConnection: Sendable {
         now: MonotonicTime,
         into output: inout BridgeOutput
     ) {
-        let copy = relayed(segment)
+        let copy = addressing.relayed(segment)
         let end = copy.sequenceNumber + copy.sequenceLength
         if sentUpTo < end { sentUpTo = end }
         if copy.flags.contains(.fin) { finSent = true }
-        Self.recordAcknowledgment(segment, into: &secondary, shift: windowShift(of: secondary))
+        AcknowledgmentMerge.record(segment, into: &secondary, shift: windowShift(of: secondary))
         if copy.flags.contains(.ack) {
-            lastAcknowledgmentSent =
-                lastAcknowledgmentSent.map { SequenceNumber.later($0, copy.acknowledgmentNumber) }
+            advertised.acknowledgment =
+                advertised.acknowledgment.map { SequenceNumber.later($0, copy.acknowledgmentNumber) }
                 ?? copy.acknowledgmentNumber
         }
-        sendWithinMSS(copy, into: &output)
+        send(clientBuilder.withinMaximumSegmentSize(copy), into: &output)
         if copy.flags.contains(.rst) {
             close(reason: .resetByServers, now: now, into: &output)
         } else {
@@ -637,204 +559,96 @@ struct MergedConnection: Sendable {
     /// and forgets the other's copy.
     private mutating func flushAlone(_ role: ServerRole, into output: inout BridgeOutput) {
         let held = update(role) { $0.pending.take($0.pending.contiguousCount) }
-        if !held.isEmpty {
-            sendData(held, at: sentUpTo, into: &output)
-            sentUpTo += UInt32(held.count)
-        }
+        if !held.isEmpty { sendNext(held, into: &output) }
         let finAt = role == .primary ? primary.finAt : secondary.finAt
-        if !finSent, finAt == sentUpTo {
-            sendFIN(at: sentUpTo, into: &output)
-            finSent = true
-            sentUpTo += 1
-        }
+        if !finSent, finAt == sentUpTo { sendFIN(into: &output) }
         update(role == .primary ? .secondary : .primary) { $0.pending.removeAll() }
     }
 
-    /// In primary-only mode a primary segment goes out at once, translated,
-    /// carrying the primary's own ACK and window.
+    /// In primary-only mode a primary segment goes out at once, translated, carrying the
+    /// primary's own ACK and window (§6).
     private mutating func forwardFromPrimaryAlone(_ segment: TCPSegment, into output: inout BridgeOutput) {
-        var copy = translatedFromPrimary(segment)
-        let end = copy.sequenceNumber + copy.sequenceLength
+        let end = translation.clientSequence(fromPrimary: segment.sequenceNumber) + segment.sequenceLength
         if sentUpTo < end { sentUpTo = end }
-        if copy.flags.contains(.fin) { finSent = true }
-        Self.recordAcknowledgment(segment, into: &primary, shift: windowShift(of: primary))
-        if copy.flags.contains(.ack) {
-            lastAcknowledgmentSent = copy.acknowledgmentNumber
-        }
-        // The client reads window fields with the secondary's shift.
-        if !copy.flags.contains(.syn) {
-            let bytes = UInt64(segment.window) << UInt64(windowShift(of: primary))
-            copy.window = UInt16(min(UInt64(UInt16.max), bytes >> UInt64(outputWindowShift)))
-        }
-        sendWithinMSS(copy, into: &output)
+        if segment.flags.contains(.fin) { finSent = true }
+        AcknowledgmentMerge.record(segment, into: &primary, shift: windowShift(of: primary))
+        let forwarded = commit(
+            clientBuilder.forwardedFromPrimaryAlone(
+                segment,
+                by: translation,
+                primaryWindowShift: windowShift(of: primary),
+                after: advertised
+            )
+        )
+        send(clientBuilder.withinMaximumSegmentSize(forwarded), into: &output)
     }
 
-    /// Sends a segment of the primary's kernel, translated, in pieces that fit the MSS: the
-    /// kernel may have handed over a super-segment (queues take GSO packets whole).
-    private func sendWithinMSS(_ segment: TCPPacketFields, into output: inout BridgeOutput) {
-        for piece in segment.split(maximumSegmentSize: outputMaximumSegmentSize) {
-            output.send(piece, connection: key)
-        }
+    // MARK: Segments to the client
+
+    /// Where segments to the client come from and go to.
+    var addressing: ClientAddressing { ClientAddressing(key: key, serviceAddress: serviceAddress) }
+
+    /// The builder of segments to the client, from the connection's state as it is now.
+    var clientBuilder: ClientSegmentBuilder {
+        ClientSegmentBuilder(
+            addressing: addressing,
+            acknowledgments: AcknowledgmentMerge(primary: primary, secondary: secondary),
+            handshakeAcknowledgment: client.initialSequence + 1,
+            windowShift: outputWindowShift,
+            maximumSegmentSize: outputMaximumSegmentSize,
+            timestamps: timestampsAgreed ? secondary.timestamps ?? secondary.handshake?.timestamps : nil,
+            sackBlockLimit: sackAgreed ? (timestampsAgreed ? 3 : 4) : nil
+        )
     }
 
-    private static func recordAcknowledgment(_ segment: TCPSegment, into stream: inout ServerStream, shift: UInt8) {
-        guard segment.flags.contains(.ack) else { return }
-        let ack = segment.acknowledgmentNumber
-        if let old = stream.acknowledged, ack < old { return }
-        stream.acknowledged = ack
-        stream.windowBytes = UInt32(segment.window) << UInt32(shift)
+    /// Keeps what a built segment told the client, and returns the segment.
+    private mutating func commit(_ built: (segment: TCPPacketFields, advertised: ClientAdvertisement))
+        -> TCPPacketFields
+    {
+        advertised = built.advertised
+        return built.segment
     }
 
-    // MARK: Acknowledgments to the client
-
-    /// The smaller acknowledgment of the two servers, if both have sent one.
-    var mergedAcknowledgment: SequenceNumber? {
-        guard let a = primary.acknowledged, let b = secondary.acknowledged else { return nil }
-        return SequenceNumber.earlier(a, b)
+    private func send(_ segments: [TCPPacketFields], into output: inout BridgeOutput) {
+        for segment in segments { output.send(segment, connection: key) }
     }
 
-    /// The smaller right edge of the two servers' windows.
-    var mergedEdge: SequenceNumber? {
-        guard let a = primary.rightEdge, let b = secondary.rightEdge else { return nil }
-        return SequenceNumber.earlier(a, b)
+    private func send(_ segment: TCPPacketFields, into output: inout BridgeOutput) {
+        output.send(segment, connection: key)
     }
 
-    /// Sends a pure ACK when the merged ACK or window edge moved forward with
-    /// no data to carry it (paper §3.4: eager acknowledgment).
-    private mutating func sendAcknowledgmentIfAdvanced(forceDuplicate: Bool, into output: inout BridgeOutput) {
-        guard let ack = mergedAcknowledgment, let edge = mergedEdge else { return }
-        let ackAdvanced = lastAcknowledgmentSent.map { $0 < ack } ?? true
-        let edgeAdvanced = advertisedEdge.map { $0 < edge } ?? true
-        guard ackAdvanced || edgeAdvanced || forceDuplicate else { return }
-        output.send(segment(sequence: sentUpTo, acknowledgment: nil, flags: [.ack], payload: []), connection: key)
+    /// Sends a pure ACK when the merged ACK or window edge moved forward with no data to carry it
+    /// (§3.4), or to repeat a server's duplicate ACK.
+    private mutating func sendAcknowledgmentIfAdvanced(
+        _ acknowledgments: AcknowledgmentMerge,
+        forceDuplicate: Bool,
+        into output: inout BridgeOutput
+    ) {
+        guard acknowledgments.acknowledgment != nil, acknowledgments.edge != nil else { return }
+        guard acknowledgments.hasAdvanced(beyond: advertised) || forceDuplicate else { return }
+        send(commit(clientBuilder.pureAcknowledgment(at: sentUpTo, after: advertised)), into: &output)
         statistics.pureAcknowledgments += 1
     }
 
-    /// The window field for a segment acknowledging `ack`, keeping the right
-    /// edge the client has already seen (it never moves left).
-    private mutating func windowField(for ack: SequenceNumber) -> UInt16 {
-        if let edge = mergedEdge {
-            advertisedEdge = advertisedEdge.map { SequenceNumber.later($0, edge) } ?? edge
-        }
-        guard let edge = advertisedEdge, ack < edge else { return 0 }
-        let bytes = UInt32(ack.distance(to: edge))
-        return UInt16(min(UInt32(UInt16.max), bytes >> UInt32(outputWindowShift)))
-    }
-
-    // MARK: Building segments for the client
-
-    /// Sends `bytes` from `start` in segments that fit the MSS together with the options
-    /// each carries (timestamps, and SACK blocks while the servers hold out-of-order bytes).
+    /// Sends `bytes` from `start` in segments that fit the MSS.
     private mutating func sendData(_ bytes: [UInt8], at start: SequenceNumber, into output: inout BridgeOutput) {
-        var offset = 0
-        while offset < bytes.count {
-            var fields = segment(sequence: start + UInt32(offset), acknowledgment: nil, flags: [.ack], payload: [])
-            let optionBytes = fields.tcpHeaderLength - TCPSegment.minimumHeaderLength
-            let limit = max(1, outputMaximumSegmentSize - optionBytes)
-            let end = min(bytes.count, offset + limit)
-            if end == bytes.count { fields.flags = [.ack, .psh] }
-            fields.payload = Array(bytes[offset..<end])
-            output.send(fields, connection: key)
-            statistics.bytesSent += UInt64(end - offset)
-            offset = end
-        }
+        let (segments, told) = clientBuilder.dataSegments(bytes, at: start, after: advertised)
+        advertised = told
+        send(segments, into: &output)
+        statistics.bytesSent += UInt64(bytes.count)
     }
 
-    private mutating func sendFIN(at position: SequenceNumber, into output: inout BridgeOutput) {
-        output.send(
-            segment(sequence: position, acknowledgment: nil, flags: [.fin, .ack], payload: []),
-            connection: key
-        )
+    /// Sends `bytes` at `sentUpTo` and moves `sentUpTo` past them.
+    private mutating func sendNext(_ bytes: [UInt8], into output: inout BridgeOutput) {
+        sendData(bytes, at: sentUpTo, into: &output)
+        sentUpTo += UInt32(bytes.count)
     }
 
-    /// A segment to the client carrying the merged ACK, window, timestamps
-    /// and SACK blocks (`acknowledgment: nil`), in the secondary's space.
-    private mutating func segment(
-        sequence: SequenceNumber,
-        acknowledgment: SequenceNumber?,
-        flags: TCPFlags,
-        payload: [UInt8]
-    ) -> TCPPacketFields {
-        let ack = acknowledgment ?? mergedAcknowledgment ?? lastAcknowledgmentSent ?? client.initialSequence + 1
-        if let last = lastAcknowledgmentSent {
-            lastAcknowledgmentSent = SequenceNumber.later(last, ack)
-        } else {
-            lastAcknowledgmentSent = ack
-        }
-        let window = windowField(for: ack)
-        var options: [TCPOption] = []
-        if timestampsAgreed, let ts = secondary.timestamps ?? secondary.handshake?.timestamps {
-            options += [.noOperation, .noOperation, .timestamps(value: ts.value, echoReply: ts.echoReply)]
-        }
-        if sackAgreed, let ackP = primary.acknowledged, let ackS = secondary.acknowledged {
-            let blocks = SACKBlocks.shared(
-                primary: (ackP, primary.sackBlocks),
-                secondary: (ackS, secondary.sackBlocks),
-                above: ack,
-                limit: timestampsAgreed ? 3 : 4
-            )
-            if !blocks.isEmpty { options += [.noOperation, .noOperation, .sack(blocks)] }
-        }
-        return self.segment(
-            sequence: sequence,
-            acknowledgment: ack,
-            flags: flags,
-            window: window,
-            options: options,
-            payload: payload
-        )
-    }
-
-    private func segment(
-        sequence: SequenceNumber,
-        acknowledgment: SequenceNumber,
-        flags: TCPFlags,
-        window: UInt16,
-        options: [TCPOption],
-        payload: [UInt8] = []
-    ) -> TCPPacketFields {
-        TCPPacketFields(
-            source: serviceAddress,
-            destination: key.clientAddress,
-            sourcePort: key.serverPort,
-            destinationPort: key.clientPort,
-            sequenceNumber: sequence,
-            acknowledgmentNumber: acknowledgment,
-            flags: flags,
-            window: window,
-            options: options,
-            payload: payload
-        )
-    }
-
-    /// The primary's segment moved into the secondary's space, as it is.
-    func translatedFromPrimary(_ segment: TCPSegment) -> TCPPacketFields {
-        var fields = relayed(segment)
-        fields.sequenceNumber = segment.sequenceNumber - delta
-        fields.options = fields.options.map { option in
-            if case let .timestamps(value, echo) = option {
-                return .timestamps(value: value &- timestampDelta, echoReply: echo)
-            }
-            return option
-        }
-        return fields
-    }
-
-    /// A server's segment as it is, readdressed from the service address.
-    func relayed(_ segment: TCPSegment) -> TCPPacketFields {
-        TCPPacketFields(
-            source: serviceAddress,
-            destination: key.clientAddress,
-            sourcePort: key.serverPort,
-            destinationPort: key.clientPort,
-            sequenceNumber: segment.sequenceNumber,
-            acknowledgmentNumber: segment.acknowledgmentNumber,
-            flags: segment.flags,
-            window: segment.window,
-            urgentPointer: segment.urgentPointer,
-            options: segment.options,
-            payload: Array(segment.payload)
-        )
+    /// Sends the FIN at `sentUpTo`, which it then occupies.
+    private mutating func sendFIN(into output: inout BridgeOutput) {
+        send(commit(clientBuilder.fin(at: sentUpTo, after: advertised)), into: &output)
+        finSent = true
+        sentUpTo += 1
     }
 
     // MARK: The secondary failing
@@ -852,8 +666,8 @@ struct MergedConnection: Sendable {
 
     // MARK: Segments from the client
 
-    /// Rewrites a client segment in place for the primary's kernel: ACK and
-    /// SACK edges by +Δ, TSecr by +Δts. Returns whether anything changed.
+    /// Records a client segment and rewrites it in place for the primary's kernel
+    /// (``InboundTranslation``). Returns whether anything changed.
     mutating func clientSegment(_ packet: TCPPacket, now: MonotonicTime, into output: inout BridgeOutput) -> Bool {
         lastActivity = now
         statistics.segmentsFromClient += 1
@@ -890,11 +704,7 @@ struct MergedConnection: Sendable {
         } else {
             client.acknowledged = ack
         }
-        tcp.setAcknowledgmentNumber(ack + delta)
-        tcp.mapSACKBlocks { SACKBlock(left: $0.left + delta, right: $0.right + delta) }
-        if timestampDelta != 0, let ts = tcp.timestamps {
-            tcp.setTimestamps(value: ts.value, echoReply: ts.echoReply &+ timestampDelta)
-        }
+        InboundTranslation.rewriteForPrimary(tcp, by: translation)
         if phase == .replicating || phase == .secondaryOnly { checkClosed(now: now, into: &output) }
         return true
     }
@@ -910,7 +720,7 @@ struct MergedConnection: Sendable {
             return segment.map { $0.flags.contains(.ack) && $0.acknowledgmentNumber == sentUpTo } ?? false
         }
         if phase == .handshake { return sequence == client.initialSequence + 1 }
-        let expected = [client.sentUpTo, primary.acknowledged, secondary.acknowledged, lastAcknowledgmentSent]
+        let expected = [client.sentUpTo, primary.acknowledged, secondary.acknowledged, advertised.acknowledgment]
             .compactMap { $0 }
         return expected.isEmpty || expected.contains(sequence)
     }
@@ -924,7 +734,7 @@ struct MergedConnection: Sendable {
     /// Closed once both FINs went out and each was acknowledged.
     private mutating func checkClosed(now: MonotonicTime, into output: inout BridgeOutput) {
         guard phase == .replicating || phase == .secondaryOnly, finSent, let clientFIN = client.finAt,
-            let ackSent = lastAcknowledgmentSent, clientFIN < ackSent,
+            let ackSent = advertised.acknowledgment, clientFIN < ackSent,
             let clientAck = client.acknowledged, sentUpTo <= clientAck
         else { return }
         close(reason: .finished, now: now, into: &output)
@@ -941,31 +751,4 @@ struct MergedConnection: Sendable {
     private mutating func update<T>(_ role: ServerRole, _ body: (inout ServerStream) -> T) -> T {
         role == .primary ? body(&primary) : body(&secondary)
     }
-}
-
-/// Per-connection counters, reported by `status`.
-public struct ConnectionStatistics: Equatable, Sendable {
-    public var segmentsFromPrimary: UInt64 = 0
-    public var segmentsFromSecondary: UInt64 = 0
-    public var segmentsFromClient: UInt64 = 0
-    public var bytesSent: UInt64 = 0
-    public var pureAcknowledgments: UInt64 = 0
-    public var duplicateAcknowledgments: UInt64 = 0
-    public var retransmissionsForwarded: UInt64 = 0
-    public var divergences: UInt64 = 0
-    public var refusedQueueBytes: UInt64 = 0
-    public var droppedBeforeHandshake: UInt64 = 0
-    public var droppedFromSecondaryAfterDivergence: UInt64 = 0
-    public var droppedFromPrimaryAfterReplicaLost: UInt64 = 0
-    /// Client resets whose sequence number was not one the client could rightly use: the
-    /// connection's state was kept.
-    public var unacceptableResets: UInt64 = 0
-    /// Client ACKs beyond what was ever sent to it: not counted as its progress.
-    public var acknowledgmentsOfUnsentData: UInt64 = 0
-    /// Of `refusedQueueBytes`, those refused because the bridge-wide cap was reached.
-    public var refusedOverTotalCap: UInt64 = 0
-    /// Runs whose bytes differed between the servers but were tolerated (same length, few bytes;
-    /// `--divergence same-length`), and how many bytes differed in all.
-    public var toleratedDifferences: UInt64 = 0
-    public var toleratedBytes: UInt64 = 0
 }

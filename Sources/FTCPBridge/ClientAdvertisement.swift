@@ -1,0 +1,26 @@
+import FTCPWire
+
+/// What the bridge has told the client about the client's own stream: the latest acknowledgment
+/// and the right edge of the receive window. The edge never moves left (RFC 9293 discourages
+/// shrinking a window; design notes, "Window scale"), whichever server's window it came from.
+struct ClientAdvertisement: Equatable, Sendable {
+    /// The acknowledgment of the latest segment to the client that carried one.
+    var acknowledgment: SequenceNumber?
+    /// The furthest right edge (acknowledgment + window, in bytes) offered to the client.
+    var edge: SequenceNumber?
+
+    /// The advertisement with `edge` offered too: the later of the two edges.
+    func widened(to edge: SequenceNumber) -> ClientAdvertisement {
+        var next = self
+        next.edge = self.edge.map { SequenceNumber.later($0, edge) } ?? edge
+        return next
+    }
+
+    /// The window field that offers this advertisement's edge to a segment acknowledging `ack`,
+    /// in units of `shift` (0 if the edge is not beyond the acknowledgment).
+    func windowField(acknowledging ack: SequenceNumber, shift: UInt8) -> UInt16 {
+        guard let edge, ack < edge else { return 0 }
+        let bytes = UInt32(ack.distance(to: edge))
+        return UInt16(min(UInt32(UInt16.max), bytes >> UInt32(shift)))
+    }
+}
