@@ -118,7 +118,8 @@ struct ClientSegmentBuilder {
 
     /// A segment of the primary's kernel while it serves alone (§6: "continue to subtract the offset
     /// Δ_seq"), translated, with its own acknowledgment and its window re-expressed in the
-    /// client's shift.
+    /// client's shift. Its right edge never moves left of the one the client was offered, as in
+    /// the merged stream (``ClientAdvertisement``).
     func forwardedFromPrimaryAlone(
         _ segment: TCPSegment,
         by translation: SequenceSpaceTranslation,
@@ -129,8 +130,14 @@ struct ClientSegmentBuilder {
         var next = advertised
         let flags = fields.flags
         if flags.contains(.ack) { next.acknowledgment = fields.acknowledgmentNumber }
-        if !flags.contains(.syn) {
-            let bytes = UInt64(segment.window) << UInt64(primaryWindowShift)
+        if flags.contains(.syn) { return (fields, next) }
+        let bytes = UInt64(segment.window) << UInt64(primaryWindowShift)
+        if flags.contains(.ack) && !flags.contains(.rst) {
+            // The kernel's own edge, or the one the client was offered if that is further.
+            let ack = fields.acknowledgmentNumber
+            next = next.widened(to: ack + UInt32(bytes))
+            fields.window = next.windowField(acknowledging: ack, shift: windowShift)
+        } else {
             fields.window = UInt16(min(UInt64(UInt16.max), bytes >> UInt64(windowShift)))
         }
         return (fields, next)

@@ -149,6 +149,34 @@ struct PrimaryAloneTests {
         // 400 << 7 = 51,200 bytes = 100 << 9.
         #expect(out.packetsToClient.first?.window == 100)
     }
+
+    @Test("alone, the primary's window shrinking does not move the edge the client was offered left")
+    func aloneWindowNeverShrinks() throws {
+        var scenario = S()
+        try scenario.handshake(primaryISN: 30, secondaryISN: 0)
+        // Both offer 1,000 bytes from 1001: the client is offered the edge 2001.
+        try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, window: 1000))
+        let offered = try scenario.secondary(S.fromServer(.secondary, seq: 1, ack: 1001, window: 1000))
+        #expect(offered.packetsToClient.map(\.window) == [1000])
+        _ = scenario.bridge.secondaryFailed(now: scenario.now)
+        #expect(scenario.status?.phase == "primary-only")
+        let first = try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, window: 1000, payload: [1]))
+        #expect(first.packetsToClient.map(\.window) == [1000])
+        // The primary's kernel shrinks its window to 100 (edge 1101): the client keeps 2001.
+        let shrunk = try scenario.primary(S.fromServer(.primary, seq: 32, ack: 1001, window: 100, payload: [2]))
+        #expect(shrunk.packetsToClient.map(\.sequenceNumber) == [SequenceNumber(2)])
+        #expect(shrunk.packetsToClient.map(\.window) == [1000])
+        // It acknowledges 500 bytes with 100 more (edge 1601): still 2001, so 2001 − 1501 = 500.
+        let acknowledged = try scenario.primary(
+            S.fromServer(.primary, seq: 33, ack: 1501, window: 100, payload: [3])
+        )
+        #expect(acknowledged.packetsToClient.map(\.acknowledgmentNumber) == [SequenceNumber(1501)])
+        #expect(acknowledged.packetsToClient.map(\.window) == [500])
+        #expect(scenario.status?.sequence.advertisedEdge == 2001)
+        // Once its own edge is beyond the one offered, its window goes out as it is.
+        let widened = try scenario.primary(S.fromServer(.primary, seq: 34, ack: 1501, window: 900, payload: [4]))
+        #expect(widened.packetsToClient.map(\.window) == [900])
+    }
 }
 
 @Suite("The secondary after taking over (paper §5)")
