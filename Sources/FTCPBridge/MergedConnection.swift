@@ -315,6 +315,8 @@ struct MergedConnection: Sendable {
         phaseSince = now
     }
 
+    // MARK: The merge (§3.2)
+
     private mutating func serverSegment(
         _ segment: TCPSegment,
         from role: ServerRole,
@@ -476,6 +478,8 @@ struct MergedConnection: Sendable {
         }
     }
 
+    // MARK: One server alone (§5, §6)
+
     /// One server's copy of the connection is gone: the other serves it alone from now on.
     mutating func replicaLost(_ role: ServerRole, into output: inout BridgeOutput) {
         guard phase == .replicating else { return }
@@ -505,23 +509,13 @@ struct MergedConnection: Sendable {
     /// to the client as it is and the connection is the secondary's alone (Δ stays 0).
     private mutating func serveSecondaryHandshakeAlone(now: MonotonicTime, into output: inout BridgeOutput) {
         guard phase == .handshake, let isnS = secondary.initialSequence, let synS = secondary.handshake else { return }
-        let options = MergedHandshake.secondaryAloneSYNACKOptions(secondary: synS, client: client.handshake)
         sentUpTo = isnS + 1
         secondary.pending = SequenceRangeStore(base: sentUpTo, capacity: secondary.pending.capacity)
         phase = .secondaryOnly
         phaseSince = now
-        let ack = client.initialSequence + 1
-        advertised.acknowledgment = ack
-        output.send(
-            addressing.segment(
-                sequence: isnS,
-                acknowledgment: ack,
-                flags: [.syn, .ack],
-                window: synS.window,
-                options: options
-            ),
-            connection: key
-        )
+        let synACK = MergedHandshake.secondaryAloneSYNACK(synS, from: isnS, to: client, addressing: addressing)
+        advertised.acknowledgment = synACK.acknowledgmentNumber
+        output.send(synACK, connection: key)
     }
 
     /// In secondary-only mode a secondary segment goes out at once, as it is: it is in the

@@ -72,14 +72,27 @@ struct MergedHandshake {
         [primary.maximumSegmentSize, secondary.maximumSegmentSize].compactMap { $0 }.min()
     }
 
-    /// The options of the secondary's SYN-ACK when the primary's kernel refused the client and the
-    /// secondary serves alone: its own, less what the client did not offer.
-    static func secondaryAloneSYNACKOptions(secondary: HandshakeOptions, client: HandshakeOptions) -> [TCPOption] {
-        options(
+    /// The secondary's SYN-ACK to the client when the primary's kernel refused it and the secondary
+    /// serves alone (Δ stays 0): its own ISN, window and options, less the options the client did
+    /// not offer.
+    static func secondaryAloneSYNACK(
+        _ secondary: HandshakeOptions,
+        from secondaryInitialSequence: SequenceNumber,
+        to client: ClientStream,
+        addressing: ClientAddressing
+    ) -> TCPPacketFields {
+        let options = options(
             maximumSegmentSize: secondary.maximumSegmentSize,
-            sack: client.sackPermitted && secondary.sackPermitted,
-            timestamps: client.timestamps != nil ? secondary.timestamps : nil,
-            windowScale: client.windowScale != nil ? secondary.windowScale : nil
+            sack: client.handshake.sackPermitted && secondary.sackPermitted,
+            timestamps: client.handshake.timestamps != nil ? secondary.timestamps : nil,
+            windowScale: client.handshake.windowScale != nil ? secondary.windowScale : nil
+        )
+        return addressing.segment(
+            sequence: secondaryInitialSequence,
+            acknowledgment: client.initialSequence + 1,
+            flags: [.syn, .ack],
+            window: secondary.window,
+            options: options
         )
     }
 
