@@ -608,7 +608,8 @@ cmd_restart_app() {
 # --service-address for each address of FTCP_SERVICE_ADDRESS (none without it).
 service_address_arguments() {
     local address
-    for address in ${FTCP_SERVICE_ADDRESS//,/ }; do printf -- '--service-address %s ' "$address"; done
+    local addresses=${FTCP_SERVICE_ADDRESS:-}
+    for address in ${addresses//,/ }; do printf -- '--service-address %s ' "$address"; done
 }
 
 cmd_revive() {
@@ -620,7 +621,8 @@ cmd_revive() {
     stop_named "bridge-$host"
     stop_named "app-$host"
     local address
-    for address in ${FTCP_SERVICE_ADDRESS//,/ }; do
+    local addresses=${FTCP_SERVICE_ADDRESS:-}
+    for address in ${addresses//,/ }; do
         ip -n "ftcp-$host" addr del "$address/24" dev eth0 2>/dev/null || true
     done
     ip netns exec "ftcp-$host" "$FTCP_BIN/ftcp-bridge" rules remove --role primary >/dev/null

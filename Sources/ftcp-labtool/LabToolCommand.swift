@@ -19,7 +19,7 @@ struct LabToolCommand: ParsableCommand {
         subcommands: [
             Session.self, ConnectTime.self, Churn.self, RoundTrip.self, Hold.self, BenchReport.self, Sink.self,
             Source.self,
-            UDPSend.self, UDPEcho.self, UDPPing.self, SYNFlood.self, Blind.self, FragmentFlood.self,
+            UDPSend.self, UDPEcho.self, UDPPing.self, SYNFlood.self, EchoStream.self, Blind.self, FragmentFlood.self,
         ]
     )
 }
