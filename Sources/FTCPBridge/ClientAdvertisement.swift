@@ -8,6 +8,20 @@ struct ClientAdvertisement: Equatable, Sendable {
     var acknowledgment: SequenceNumber?
     /// The furthest right edge (acknowledgment + window, in bytes) offered to the client.
     var edge: SequenceNumber?
+    /// The newest TSval the client was sent. A later segment never carries an older one: the
+    /// client's PAWS check (RFC 7323 §5.3) drops a segment whose TSval is older than the one it
+    /// last took, and a server's late segment (a relay resent after a loss) carries an old one.
+    var timestampValue: UInt32?
+
+    /// `value`, or the newest TSval already sent if that is later; and the advertisement that
+    /// remembers it.
+    func stamping(_ value: UInt32) -> (value: UInt32, advertised: ClientAdvertisement) {
+        var next = self
+        let newest =
+            timestampValue.map { SequenceNumber($0) > SequenceNumber(value) ? $0 : value } ?? value
+        next.timestampValue = newest
+        return (newest, next)
+    }
 
     /// The advertisement with `edge` offered too: the later of the two edges.
     func widened(to edge: SequenceNumber) -> ClientAdvertisement {

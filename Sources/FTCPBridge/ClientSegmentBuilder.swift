@@ -14,7 +14,9 @@ struct ClientSegmentBuilder {
     let windowShift: UInt8
     /// The most payload plus TCP options a segment to the client may carry.
     let maximumSegmentSize: Int
-    /// The TSval and TSecr segments carry (the secondary's), if all three ends agreed on timestamps.
+    /// The TSval and TSecr segments carry, if all three ends agreed on timestamps: the newer of
+    /// the two servers' latest TSvals (the primary's in the secondary's clock) and the
+    /// secondary's TSecr. Never older than a TSval sent before (``ClientAdvertisement``).
     let timestamps: (value: UInt32, echoReply: UInt32)?
     /// How many SACK blocks fit, if all three ends agreed on SACK.
     let sackBlockLimit: Int?
@@ -32,8 +34,10 @@ struct ClientSegmentBuilder {
         if let edge = acknowledgments.edge { next = next.widened(to: edge) }
         var options: [TCPOption] = []
         if let timestamps {
+            let stamped = next.stamping(timestamps.value)
+            next = stamped.advertised
             options += [
-                .noOperation, .noOperation, .timestamps(value: timestamps.value, echoReply: timestamps.echoReply),
+                .noOperation, .noOperation, .timestamps(value: stamped.value, echoReply: timestamps.echoReply),
             ]
         }
         if let sackBlockLimit {
@@ -103,7 +107,9 @@ struct ClientSegmentBuilder {
         let window = next.windowField(acknowledging: ack, shift: windowShift)
         var options: [TCPOption] = []
         if timestamps != nil, let own = stream.timestamps {
-            options += [.noOperation, .noOperation, .timestamps(value: own.value, echoReply: own.echoReply)]
+            let stamped = next.stamping(own.value)
+            next = stamped.advertised
+            options += [.noOperation, .noOperation, .timestamps(value: stamped.value, echoReply: own.echoReply)]
         }
         next.acknowledgment = ack
         let fields = addressing.segment(
@@ -128,6 +134,12 @@ struct ClientSegmentBuilder {
     ) -> (segment: TCPPacketFields, advertised: ClientAdvertisement) {
         var fields = addressing.translatedFromPrimary(segment, by: translation)
         var next = advertised
+        fields.options = fields.options.map { option in
+            guard case let .timestamps(value, echoReply) = option else { return option }
+            let stamped = next.stamping(value)
+            next = stamped.advertised
+            return .timestamps(value: stamped.value, echoReply: echoReply)
+        }
         let flags = fields.flags
         if flags.contains(.ack) { next.acknowledgment = fields.acknowledgmentNumber }
         if flags.contains(.syn) { return (fields, next) }

@@ -346,7 +346,10 @@ struct MergedConnection: Sendable {
             AcknowledgmentMerge.record(segment, into: &stream, shift: shift)
             if var ts = segment.timestamps {
                 ts.value = clock.clientTimestamp(fromPrimary: ts.value)
-                stream.timestamps = ts
+                // A late segment (a relayed datagram resent after a loss) does not set the clock back.
+                if stream.timestamps.map({ SequenceNumber(ts.value) >= SequenceNumber($0.value) }) ?? true {
+                    stream.timestamps = ts
+                }
             }
             stream.sackBlocks = segment.sackBlocks
         }
@@ -590,9 +593,23 @@ struct MergedConnection: Sendable {
             handshakeAcknowledgment: client.initialSequence + 1,
             windowShift: outputWindowShift,
             maximumSegmentSize: outputMaximumSegmentSize,
-            timestamps: timestampsAgreed ? secondary.timestamps ?? secondary.handshake?.timestamps : nil,
+            timestamps: timestampsAgreed ? clientTimestamps : nil,
             sackBlockLimit: sackAgreed ? (timestampsAgreed ? 3 : 4) : nil
         )
+    }
+
+    /// The timestamps of a segment to the client: the secondary's TSecr, and the newer of the
+    /// two servers' latest TSvals in the secondary's clock. The newer one, because a kernel takes
+    /// an RTT sample from the TSecr that acknowledges its retransmitted bytes (RFC 7323 §4.3):
+    /// stamped with the older clock of a server that has sent nothing for a while, the primary
+    /// kernel's retransmission forwarded to fill a hole would teach both kernels an RTT of that
+    /// while, their retransmission timers would grow to seconds, and the session would crawl.
+    var clientTimestamps: (value: UInt32, echoReply: UInt32)? {
+        guard let own = secondary.timestamps ?? secondary.handshake?.timestamps else { return nil }
+        guard let other = primary.timestamps, SequenceNumber(other.value) > SequenceNumber(own.value) else {
+            return own
+        }
+        return (other.value, own.echoReply)
     }
 
     /// Keeps what a built segment told the client, and returns the segment.

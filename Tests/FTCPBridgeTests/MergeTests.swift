@@ -220,6 +220,135 @@ struct MergeTests {
         )
     }
 
+    /// The handshake of `timestampTranslation`: Δ = 30, Δts = 60,000; S's clock at 40,000.
+    func timestampScenario() throws -> S {
+        var scenario = S()
+        try scenario.client(
+            S.fromClient(
+                seq: 1000,
+                flags: [.syn],
+                options: [.maximumSegmentSize(1460), .timestamps(value: 5, echoReply: 0)]
+            )
+        )
+        try scenario.primary(
+            S.fromServer(
+                .primary,
+                seq: 30,
+                ack: 1001,
+                flags: [.syn, .ack],
+                options: [.maximumSegmentSize(1460), .timestamps(value: 100_000, echoReply: 5)]
+            )
+        )
+        try scenario.secondary(
+            S.fromServer(
+                .secondary,
+                seq: 0,
+                ack: 1001,
+                flags: [.syn, .ack],
+                options: [.maximumSegmentSize(1460), .timestamps(value: 40_000, echoReply: 5)]
+            )
+        )
+        try scenario.client(S.fromClient(seq: 1001, ack: 1, options: [.timestamps(value: 9, echoReply: 40_000)]))
+        return scenario
+    }
+
+    @Test("a late segment of S (a relay resent after a loss) never sets the client's TSval back (PAWS)")
+    func timestampNeverGoesBack() throws {
+        var scenario = try timestampScenario()
+        // S sends 1–2 at 40,020 and 3–4 at 40,030; the datagram with 1–2 is lost and resent, and
+        // arrives after 3–4. P sent 1–4 at 100,010 (40,010 in S's clock).
+        try scenario.primary(
+            S.fromServer(
+                .primary,
+                seq: 31,
+                ack: 1001,
+                options: [.timestamps(value: 100_010, echoReply: 9)],
+                payload: [1, 2, 3, 4]
+            )
+        )
+        var out = try scenario.secondary(
+            S.fromServer(
+                .secondary,
+                seq: 3,
+                ack: 1001,
+                options: [.timestamps(value: 40_030, echoReply: 9)],
+                payload: [3, 4]
+            )
+        )
+        #expect(out.packetsToClient.isEmpty, "3–4 wait for 1–2")
+        out = try scenario.secondary(
+            S.fromServer(
+                .secondary,
+                seq: 1,
+                ack: 1001,
+                options: [.timestamps(value: 40_020, echoReply: 9)],
+                payload: [1, 2]
+            )
+        )
+        #expect(out.packetsToClient.map(\.payload) == [[1, 2, 3, 4]])
+        #expect(out.packetsToClient.first?.timestampValue == 40_030, "the newest clock S has shown, not the late one")
+        // Both servers' next bytes carry clocks older than what the client was sent (S's 40,025,
+        // P's 40,020 in S's clock): the client still sees 40,030.
+        try scenario.primary(
+            S.fromServer(
+                .primary,
+                seq: 35,
+                ack: 1001,
+                options: [.timestamps(value: 100_020, echoReply: 9)],
+                payload: [5]
+            )
+        )
+        out = try scenario.secondary(
+            S.fromServer(
+                .secondary,
+                seq: 5,
+                ack: 1001,
+                options: [.timestamps(value: 40_025, echoReply: 9)],
+                payload: [5]
+            )
+        )
+        #expect(out.packetsToClient.map(\.payload) == [[5]])
+        #expect(out.packetsToClient.first?.timestampValue == 40_030)
+    }
+
+    @Test("a retransmission of P filling the client's hole carries P's fresh clock, not S's old one")
+    func retransmissionCarriesTheFreshClock() throws {
+        var scenario = try timestampScenario()
+        try scenario.primary(
+            S.fromServer(
+                .primary,
+                seq: 31,
+                ack: 1001,
+                options: [.timestamps(value: 100_010, echoReply: 9)],
+                payload: [1, 2]
+            )
+        )
+        var out = try scenario.secondary(
+            S.fromServer(
+                .secondary,
+                seq: 1,
+                ack: 1001,
+                options: [.timestamps(value: 40_010, echoReply: 9)],
+                payload: [1, 2]
+            )
+        )
+        #expect(out.packetsToClient.first?.timestampValue == 40_010)
+        // The segment was lost on the way to the client; two seconds later P's kernel retransmits it
+        // (S, backed off, has sent nothing since). The client will echo this TSval; both kernels
+        // take their RTT from it.
+        out = try scenario.primary(
+            S.fromServer(
+                .primary,
+                seq: 31,
+                ack: 1001,
+                options: [.timestamps(value: 102_010, echoReply: 9)],
+                payload: [1, 2]
+            )
+        )
+        #expect(out.packetsToClient.map(\.payload) == [[1, 2]])
+        #expect(out.packetsToClient.first?.timestampValue == 42_010)
+    }
+
     @Test(
         "SACK: the client's blocks reach P moved by Δ; the servers' blocks reach the client only where both hold the bytes"
     )
@@ -372,5 +501,15 @@ struct ByteComparisonTests {
             #expect(ByteComparison.firstDifference(base, other) == position)
         }
         #expect(ByteComparison.firstDifference(base, Array(base[0..<20])) == 20)
+    }
+}
+
+extension TCPPacketFields {
+    /// The TSval the segment carries, if any.
+    fileprivate var timestampValue: UInt32? {
+        for option in options {
+            if case let .timestamps(value, _) = option { return value }
+        }
+        return nil
     }
 }
