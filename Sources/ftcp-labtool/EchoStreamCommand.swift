@@ -27,7 +27,10 @@ extension LabToolCommand {
         var rate: Int = 8_000_000
         @Option(help: "Text bytes per ECHO line (the demo server takes lines of up to 4,096 bytes).")
         var lineBytes: Int = 4_000
-        @Option(name: .customLong("hang-s"), help: "Seconds without a byte (while echoes are due) that count as a hang.")
+        @Option(
+            name: .customLong("hang-s"),
+            help: "Seconds without a byte (while echoes are due) that count as a hang."
+        )
         var hangSeconds: Double = 30
         @OptionGroup var common: Common
 
@@ -97,8 +100,9 @@ extension LabToolCommand {
                         outgoing = Array("ECHO ".utf8) + Self.text(line: sendLine, length: length) + [0x0a]
                         outgoingSent = 0
                     }
-                    let count = outgoing.withUnsafeBytes {
-                        Glibc.send(socket.fd, $0.baseAddress! + outgoingSent, $0.count - outgoingSent, Int32(MSG_NOSIGNAL))
+                    let count = outgoing.withUnsafeBytes { line in
+                        let rest = UnsafeRawBufferPointer(rebasing: line[outgoingSent...])
+                        return Glibc.send(socket.fd, rest.baseAddress, rest.count, Int32(MSG_NOSIGNAL))
                     }
                     if count < 0 {
                         if errno == EAGAIN || errno == EWOULDBLOCK {
