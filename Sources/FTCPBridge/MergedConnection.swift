@@ -598,18 +598,35 @@ struct MergedConnection: Sendable {
         )
     }
 
-    /// The timestamps of a segment to the client: the secondary's TSecr, and the newer of the
-    /// two servers' latest TSvals in the secondary's clock. The newer one, because a kernel takes
-    /// an RTT sample from the TSecr that acknowledges its retransmitted bytes (RFC 7323 §4.3):
-    /// stamped with the older clock of a server that has sent nothing for a while, the primary
-    /// kernel's retransmission forwarded to fill a hole would teach both kernels an RTT of that
-    /// while, their retransmission timers would grow to seconds, and the session would crawl.
+    /// The timestamps of a segment to the client.
+    ///
+    /// A kernel takes an RTT sample from the TSecr of an ACK that covers retransmitted bytes
+    /// (RFC 7323 §4.3), so both fields must be as fresh as the exchange they belong to:
+    /// - TSval: the newer of the two servers' latest TSvals, in the secondary's clock. Stamped
+    ///   with the clock of a server that has sent nothing for a while (backed off, or waiting
+    ///   for the other), the primary kernel's retransmission that fills the client's hole would
+    ///   teach both kernels an RTT of that while.
+    /// - TSecr: the echo of the server whose acknowledgment the client gets (the one behind;
+    ///   the newer echo when both acknowledge as far). That server's echo is of the client's
+    ///   segment that moved its acknowledgment, as RFC 7323 §4.3 wants; the other's may be
+    ///   seconds old when it has sent nothing since, and the client would take its own RTT to be
+    ///   seconds and wait as long to send the next retransmission the lagging server needs.
     var clientTimestamps: (value: UInt32, echoReply: UInt32)? {
-        guard let own = secondary.timestamps ?? secondary.handshake?.timestamps else { return nil }
-        guard let other = primary.timestamps, SequenceNumber(other.value) > SequenceNumber(own.value) else {
-            return own
+        guard let secondaryClock = secondary.timestamps ?? secondary.handshake?.timestamps else { return nil }
+        guard let primaryClock = primary.timestamps else { return secondaryClock }
+        let value =
+            SequenceNumber(primaryClock.value) > SequenceNumber(secondaryClock.value)
+            ? primaryClock.value : secondaryClock.value
+        let echoReply: UInt32
+        switch (primary.acknowledged, secondary.acknowledged) {
+        case let (p?, s?) where p < s: echoReply = primaryClock.echoReply
+        case let (p?, s?) where s < p: echoReply = secondaryClock.echoReply
+        default:
+            echoReply =
+                SequenceNumber(primaryClock.echoReply) > SequenceNumber(secondaryClock.echoReply)
+                ? primaryClock.echoReply : secondaryClock.echoReply
         }
-        return (other.value, own.echoReply)
+        return (value, echoReply)
     }
 
     /// Keeps what a built segment told the client, and returns the segment.

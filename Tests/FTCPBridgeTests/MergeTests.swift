@@ -349,6 +349,34 @@ struct MergeTests {
         #expect(out.packetsToClient.first?.timestampValue == 42_010)
     }
 
+    @Test("the client's TSecr is the echo of the server whose acknowledgment it gets")
+    func echoOfTheServerBehind() throws {
+        var scenario = try timestampScenario()
+        // The client sends 1001–1002 (TSval 20) and 1003–1004 (TSval 30). S gets both; P's link
+        // loses 1001–1002, so P acknowledges nothing yet (its dupack echoes 9, the newest in-order
+        // TSval it has).
+        try scenario.client(
+            S.fromClient(seq: 1001, ack: 1, options: [.timestamps(value: 20, echoReply: 40_000)], payload: [1, 2])
+        )
+        try scenario.client(
+            S.fromClient(seq: 1003, ack: 1, options: [.timestamps(value: 30, echoReply: 40_000)], payload: [3, 4])
+        )
+        try scenario.secondary(
+            S.fromServer(.secondary, seq: 1, ack: 1005, options: [.timestamps(value: 40_010, echoReply: 30)])
+        )
+        try scenario.primary(
+            S.fromServer(.primary, seq: 31, ack: 1001, options: [.timestamps(value: 100_011, echoReply: 9)])
+        )
+        // Seconds later the client's retransmission (TSval 2,000) reaches P, which acknowledges
+        // everything: the client's ACK moves, and its RTT sample is taken from this TSecr.
+        let out = try scenario.primary(
+            S.fromServer(.primary, seq: 31, ack: 1005, options: [.timestamps(value: 102_000, echoReply: 2_000)])
+        )
+        try #require(out.packetsToClient.count == 1)
+        #expect(out.packetsToClient[0].acknowledgmentNumber == SequenceNumber(1005))
+        #expect(out.packetsToClient[0].timestampEchoReply == 2_000, "S's echo of 30 would say the RTT was seconds")
+    }
+
     @Test(
         "SACK: the client's blocks reach P moved by Δ; the servers' blocks reach the client only where both hold the bytes"
     )
@@ -505,6 +533,14 @@ struct ByteComparisonTests {
 }
 
 extension TCPPacketFields {
+    /// The TSecr the segment carries, if any.
+    fileprivate var timestampEchoReply: UInt32? {
+        for option in options {
+            if case let .timestamps(_, echoReply) = option { return echoReply }
+        }
+        return nil
+    }
+
     /// The TSval the segment carries, if any.
     fileprivate var timestampValue: UInt32? {
         for option in options {
