@@ -90,20 +90,14 @@ public struct ReplicationOpener: Sendable {
         guard let senderRole = ReplicationRole(rawValue: roleByte) else {
             return .failure(.malformed(.unknownRole(roleByte)))
         }
-        let declared = datagram.readBigEndian(Format.Field.bodyLength, as: UInt32.self)
-        guard declared <= UInt32(Format.maximumBodyLength),
-            Format.headerLength + Int(declared) + Format.tagLength == length
-        else {
-            return .failure(.malformed(.bodyLengthMismatch(declared: declared, datagramLength: length)))
+        let bodyEnd: Int
+        switch Self.bodyEnd(of: datagram) {
+        case let .success(end): bodyEnd = end
+        case let .failure(reason): return .failure(reason)
         }
-        let bodyEnd = Format.headerLength + Int(declared)
 
         // 2. MAC over everything before the tag.
-        let authenticated = UnsafeRawBufferPointer(rebasing: datagram[0..<bodyEnd])
-        let tag = UnsafeRawBufferPointer(rebasing: datagram[bodyEnd..<length])
-        guard HMAC<SHA256>.isValidAuthenticationCode(tag, authenticating: authenticated, using: key.symmetricKey) else {
-            return .failure(.badMAC)
-        }
+        guard isAuthentic(datagram, bodyEnd: bodyEnd) else { return .failure(.badMAC) }
 
         // 3. Reflection.
         guard senderRole == localRole.peer else { return .failure(.wrongRole(senderRole)) }
@@ -144,21 +138,33 @@ public struct ReplicationOpener: Sendable {
     private mutating func checkForeignVersion(_ version: UInt8, _ datagram: UnsafeRawBufferPointer) -> Result<
         ReceivedReplicationMessage, ReplicationDropReason
     > {
-        let length = datagram.count
-        let declared = datagram.readBigEndian(Format.Field.bodyLength, as: UInt32.self)
-        guard declared <= UInt32(Format.maximumBodyLength),
-            Format.headerLength + Int(declared) + Format.tagLength == length
-        else {
-            return .failure(.malformed(.bodyLengthMismatch(declared: declared, datagramLength: length)))
-        }
-        let bodyEnd = Format.headerLength + Int(declared)
-        let authenticated = UnsafeRawBufferPointer(rebasing: datagram[0..<bodyEnd])
-        let tag = UnsafeRawBufferPointer(rebasing: datagram[bodyEnd..<length])
-        guard HMAC<SHA256>.isValidAuthenticationCode(tag, authenticating: authenticated, using: key.symmetricKey) else {
-            return .failure(.badMAC)
+        switch Self.bodyEnd(of: datagram) {
+        case let .success(bodyEnd):
+            guard isAuthentic(datagram, bodyEnd: bodyEnd) else { return .failure(.badMAC) }
+        case let .failure(reason):
+            return .failure(reason)
         }
         incompatiblePeerVersion = version
         return .failure(.incompatibleVersion(peer: version, local: Format.version))
+    }
+
+    /// Where the body ends, if the body length field agrees with the datagram's length (part of
+    /// the envelope every format version keeps).
+    private static func bodyEnd(of datagram: UnsafeRawBufferPointer) -> Result<Int, ReplicationDropReason> {
+        let declared = datagram.readBigEndian(Format.Field.bodyLength, as: UInt32.self)
+        guard declared <= UInt32(Format.maximumBodyLength),
+            Format.headerLength + Int(declared) + Format.tagLength == datagram.count
+        else {
+            return .failure(.malformed(.bodyLengthMismatch(declared: declared, datagramLength: datagram.count)))
+        }
+        return .success(Format.headerLength + Int(declared))
+    }
+
+    /// Whether the tag after `bodyEnd` is the HMAC of everything before it under the key.
+    private func isAuthentic(_ datagram: UnsafeRawBufferPointer, bodyEnd: Int) -> Bool {
+        let authenticated = UnsafeRawBufferPointer(rebasing: datagram[0..<bodyEnd])
+        let tag = UnsafeRawBufferPointer(rebasing: datagram[bodyEnd...])
+        return HMAC<SHA256>.isValidAuthenticationCode(tag, authenticating: authenticated, using: key.symmetricKey)
     }
 
     private static func parseBody(

@@ -164,32 +164,7 @@ struct MergeTests {
 
     @Test("timestamps: the client sees S's clock; P's TSval is moved by Δts, the client's TSecr moved back")
     func timestampTranslation() throws {
-        var scenario = S()
-        try scenario.client(
-            S.fromClient(
-                seq: 1000,
-                flags: [.syn],
-                options: [.maximumSegmentSize(1460), .timestamps(value: 5, echoReply: 0)]
-            )
-        )
-        try scenario.primary(
-            S.fromServer(
-                .primary,
-                seq: 30,
-                ack: 1001,
-                flags: [.syn, .ack],
-                options: [.maximumSegmentSize(1460), .timestamps(value: 100_000, echoReply: 5)]
-            )
-        )
-        try scenario.secondary(
-            S.fromServer(
-                .secondary,
-                seq: 0,
-                ack: 1001,
-                flags: [.syn, .ack],
-                options: [.maximumSegmentSize(1460), .timestamps(value: 40_000, echoReply: 5)]
-            )
-        )
+        var scenario = try timestampHandshake()
         #expect(scenario.status?.timestampDelta == 60_000)
         let (delivered, _) = try scenario.client(
             S.fromClient(seq: 1001, ack: 1, options: [.timestamps(value: 9, echoReply: 40_003)])
@@ -220,8 +195,8 @@ struct MergeTests {
         )
     }
 
-    /// The handshake of `timestampTranslation`: Δ = 30, Δts = 60,000; S's clock at 40,000.
-    func timestampScenario() throws -> S {
+    /// A handshake with timestamps: Δ = 30, Δts = 60,000 (P's clock at 100,000, S's at 40,000).
+    func timestampHandshake() throws -> S {
         var scenario = S()
         try scenario.client(
             S.fromClient(
@@ -248,6 +223,12 @@ struct MergeTests {
                 options: [.maximumSegmentSize(1460), .timestamps(value: 40_000, echoReply: 5)]
             )
         )
+        return scenario
+    }
+
+    /// `timestampHandshake`, and the client's ACK of it (TSval 9).
+    func timestampScenario() throws -> S {
+        var scenario = try timestampHandshake()
         try scenario.client(S.fromClient(seq: 1001, ack: 1, options: [.timestamps(value: 9, echoReply: 40_000)]))
         return scenario
     }
