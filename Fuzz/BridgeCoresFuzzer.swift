@@ -379,8 +379,10 @@ private struct BridgeHarness {
             if let maximumPacketBytes, whole.tcpHeaderLength + 20 < maximumPacketBytes {
                 require(piece.count <= maximumPacketBytes, "a relayed piece of \(piece.count) bytes")
             }
+            // A SYN takes one sequence number before the data, on the first piece only.
+            let synLength: UInt32 = whole.flags.contains(.syn) && !payload.isEmpty ? 1 : 0
             require(
-                fields.sequenceNumber == whole.sequenceNumber + UInt32(payload.count),
+                fields.sequenceNumber == whole.sequenceNumber + synLength + UInt32(payload.count),
                 "relayed pieces not in order"
             )
             payload += fields.payload

@@ -123,11 +123,14 @@ private func checkSplit(_ segment: TCPPacketFields, maximumPayload: Int) {
     for (index, piece) in pieces.enumerated() {
         let last = index == pieces.count - 1
         require(!piece.payload.isEmpty && piece.payload.count <= limit)
-        require(piece.sequenceNumber == segment.sequenceNumber + UInt32(offset))
+        // A SYN takes one sequence number before the data, and stays on the first piece only.
+        let isSYN = segment.flags.contains(.syn)
+        let synLength: UInt32 = isSYN && index > 0 ? 1 : 0
+        require(piece.sequenceNumber == segment.sequenceNumber + synLength + UInt32(offset))
         require(piece.payload[...] == segment.payload[offset..<(offset + piece.payload.count)])
         var expectedFlags = segment.flags
         if !last { expectedFlags.subtract([.fin, .psh]) }
-        if index > 0 { expectedFlags.remove(.cwr) }
+        if index > 0 { expectedFlags.subtract([.cwr, .syn]) }
         if segment.flags.contains(.urg) && Int(segment.urgentPointer) <= offset { expectedFlags.remove(.urg) }
         require(piece.flags == expectedFlags, "piece \(index) has flags \(piece.flags.rawValue)")
         if piece.flags.contains(.urg) {
@@ -138,7 +141,17 @@ private func checkSplit(_ segment: TCPPacketFields, maximumPayload: Int) {
         header.payload = segment.payload
         header.flags = segment.flags
         header.urgentPointer = segment.urgentPointer
-        require(header == segment, "split changed a header field other than sequence, flags and urgent pointer")
+        var expected = segment
+        if isSYN && index > 0 {
+            // The options only a SYN carries stay on the SYN.
+            expected.options = segment.options.filter {
+                switch $0 {
+                case .maximumSegmentSize, .windowScale, .sackPermitted: false
+                default: true
+                }
+            }
+        }
+        require(header == expected, "split changed a header field other than sequence, flags and urgent pointer")
         offset += piece.payload.count
     }
     require(offset == segment.payload.count)

@@ -46,6 +46,24 @@ struct SegmentSplittingTests {
         for piece in pieces { #expect(try piece.build().count == 20 + 32 + piece.payload.count) }
     }
 
+    @Test(
+        "a SYN-ACK with 250 bytes (Fast Open) cut at 100: the SYN and its options on the first piece, the rest one further"
+    )
+    func synWithData() {
+        var whole = Self.superSegment(length: 250, flags: [.syn, .ack])
+        whole.options = [
+            .maximumSegmentSize(1460), .sackPermitted, .timestamps(value: 9, echoReply: 4), .windowScale(7),
+        ]
+        let pieces = whole.split(maximumPayload: 100)
+        #expect(pieces.map(\.flags) == [[.syn, .ack], [.ack], [.ack]])
+        // The SYN is at 1000 and its first byte at 1001: bytes 100–199 of the payload are at 1101.
+        #expect(pieces.map(\.sequenceNumber.rawValue) == [1000, 1101, 1201])
+        #expect(pieces[0].options == whole.options)
+        #expect(pieces.dropFirst().allSatisfy { $0.options == [.timestamps(value: 9, echoReply: 4)] })
+        #expect(pieces.flatMap(\.payload) == whole.payload)
+        #expect(pieces.reduce(UInt32(0)) { $0 + $1.sequenceLength } == whole.sequenceLength)
+    }
+
     @Test("a segment that fits, and a bare ACK, stay as they are")
     func fittingSegmentsStayWhole() {
         let small = Self.superSegment(length: 1000)
