@@ -18,7 +18,7 @@ struct ClientAdvertisement: Equatable, Sendable {
     func stamping(_ value: UInt32) -> (value: UInt32, advertised: ClientAdvertisement) {
         var next = self
         let newest =
-            timestampValue.map { SequenceNumber($0) > SequenceNumber(value) ? $0 : value } ?? value
+            timestampValue.map { SequenceNumber.later(SequenceNumber(value), SequenceNumber($0)).rawValue } ?? value
         next.timestampValue = newest
         return (newest, next)
     }

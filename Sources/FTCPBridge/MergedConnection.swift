@@ -614,17 +614,16 @@ struct MergedConnection: Sendable {
     var clientTimestamps: (value: UInt32, echoReply: UInt32)? {
         guard let secondaryClock = secondary.timestamps ?? secondary.handshake?.timestamps else { return nil }
         guard let primaryClock = primary.timestamps else { return secondaryClock }
-        let value =
-            SequenceNumber(primaryClock.value) > SequenceNumber(secondaryClock.value)
-            ? primaryClock.value : secondaryClock.value
+        let value = SequenceNumber.later(SequenceNumber(secondaryClock.value), SequenceNumber(primaryClock.value))
+            .rawValue
         let echoReply: UInt32
         switch (primary.acknowledged, secondary.acknowledged) {
         case let (p?, s?) where p < s: echoReply = primaryClock.echoReply
         case let (p?, s?) where s < p: echoReply = secondaryClock.echoReply
         default:
             echoReply =
-                SequenceNumber(primaryClock.echoReply) > SequenceNumber(secondaryClock.echoReply)
-                ? primaryClock.echoReply : secondaryClock.echoReply
+                SequenceNumber.later(SequenceNumber(secondaryClock.echoReply), SequenceNumber(primaryClock.echoReply))
+                .rawValue
         }
         return (value, echoReply)
     }
