@@ -14,9 +14,10 @@ struct ClientSegmentBuilder {
     let windowShift: UInt8
     /// The most payload plus TCP options a segment to the client may carry.
     let maximumSegmentSize: Int
-    /// The TSval and TSecr segments carry, if all three ends agreed on timestamps: the newer of
-    /// the two servers' latest TSvals (the primary's in the secondary's clock) and the
-    /// secondary's TSecr. Never older than a TSval sent before (``ClientAdvertisement``).
+    /// The TSval and TSecr segments carry, if all three ends agreed on timestamps
+    /// (`MergedConnection.clientTimestamps`: the newer of the two servers' clocks, and the echo of
+    /// the server whose acknowledgment the client gets). The TSval sent is never older than one
+    /// sent before (``ClientAdvertisement``).
     let timestamps: (value: UInt32, echoReply: UInt32)?
     /// How many SACK blocks fit, if all three ends agreed on SACK.
     let sackBlockLimit: Int?
