@@ -8,14 +8,24 @@
 #                 and OUTPUT that ftcp-passthrough accepts unchanged (GSO, batched): the ceiling
 #                 of any user-space bridge on this machine
 #
+#   replicated:   the demo server at port 9998 on the primary, measured while the same server on
+#                 the secondary (10.80.0.2:9998) carries an identical load of its own at the same
+#                 time: what two replicas of the application can do on this machine, the limit
+#                 for ftcp, which runs two where clean runs one (both loads come from the client
+#                 namespace, whose side of the work doubles too)
+#
 # It measures: throughput both ways with the client's link shaped to 100 Mbit/s, to 1 Gbit/s and
-# unshaped; connect() time and 64-byte request/response time; the client-visible stall over
-# primary cut-offs; the bridges' memory per idle protected connection (1, 100, 1000) and CPU time
-# per GiB. It writes results.json, results.md and failover.svg (and raw.txt) to --out.
+# unshaped; pipelined 64-byte requests (20 connections, 16 in flight each); the replicated limit
+# of the unshaped and pipelined figures; the replication channel's bytes per byte delivered;
+# connect() time and 64-byte request/response time; the client-visible stall over primary
+# cut-offs and the time until the download's rate is back; the bridges' memory per idle protected
+# connection (1, 100, 1000) and CPU time per GiB. It writes results.json, results.md and
+# failover.svg (and raw.txt) to the report folder and prints the folder on its last line.
 #
 # usage: sudo deploy/bench.sh [--quick] [--out DIR] [--rounds N] [--failovers N]
 #   --quick       one round, small transfers, 5 cut-offs: under 5 minutes, proves every figure
-#                 is produced (CI runs it); the figures themselves are rough
+#                 is produced (CI runs it); the figures themselves are rough. Its report goes to
+#                 a new folder under /tmp (kept), unless --out says otherwise
 #   --out DIR     where the report goes (default: bench/latest in the repository)
 #   --rounds N    rounds of every throughput pair (default 3)
 #   --failovers N primary cut-offs (default 50)
@@ -26,7 +36,7 @@ LAB="$REPO_ROOT/deploy/lab.sh"
 export FTCP_BIN=${FTCP_BIN:-$REPO_ROOT/.build/release}
 RUN_DIR=${FTCP_LAB_RUN_DIR:-/run/ftcp-lab}
 QUICK=0
-OUT=$REPO_ROOT/bench/latest
+OUT=
 ROUNDS=3
 FAILOVERS=50
 while [[ $# -gt 0 ]]; do
@@ -35,7 +45,7 @@ while [[ $# -gt 0 ]]; do
         --out) OUT=$2; shift 2 ;;
         --rounds) ROUNDS=$2; shift 2 ;;
         --failovers) FAILOVERS=$2; shift 2 ;;
-        -h | --help) sed -n '2,23p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,35p' "$0"; exit 0 ;;
         *) echo "bench: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -49,6 +59,7 @@ done
 declare -A BYTES=([100mbit]=25000000 [1gbit]=100000000 [unshaped]=200000000)
 CONNECTS=1000
 EXCHANGES=1000
+PIPELINED=2000  # requests answered per connection of the pipelined workload
 SCALES="1 100 1000"
 if ((QUICK)); then
     ROUNDS=1
@@ -56,6 +67,10 @@ if ((QUICK)); then
     BYTES=([100mbit]=5000000 [1gbit]=20000000 [unshaped]=40000000)
     CONNECTS=200
     EXCHANGES=200
+    PIPELINED=1000
+fi
+if [[ -z $OUT ]]; then
+    if ((QUICK)); then OUT=$(mktemp -d /tmp/ftcp-bench.XXXXXX); else OUT=$REPO_ROOT/bench/latest; fi
 fi
 
 mkdir -p "$OUT"
@@ -65,13 +80,20 @@ TRACE=$OUT/failover-trace.txt
 note() { printf 'bench: %s\n' "$*" >&2; }
 record() { printf '%s\n' "$*" >>"$RAW"; }
 labtool() { ip netns exec ftcp-client "$FTCP_BIN/ftcp-labtool" "$@"; }
+# Bytes a bridge has sent on the replication channel so far (its status's replication.sentBytes).
+channel_bytes() {
+    ip netns exec "ftcp-$1" "$FTCP_BIN/ftcp-bridge" status --control "$RUN_DIR/$1.sock" |
+        sed -n 's/^ *"sentBytes" : \([0-9]*\).*/\1/p' | head -1
+}
 field() { tr ' ' '\n' | sed -n "s/^$1=//p"; }
 rate() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.1f", b * 8 / s / 1e6 }'; }
 # CPU seconds (user + system) a process has used so far.
 cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / hz }' "/proc/$1/stat"; }
 # Resident memory of a process, KiB.
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
-bridge_pid() { cat "$RUN_DIR/bridge-$1.pid"; }
+# The bridge process of a role: the child of the guardian whose pid lab.sh keeps (the guardian
+# itself holds no connection and does no packet work).
+bridge_pid() { pgrep -P "$(<"$RUN_DIR/bridge-$1.pid")" | head -1; }
 
 cleanup() {
     "$LAB" down >/dev/null 2>&1 || true
@@ -90,23 +112,42 @@ start_extra_servers() {
     ip netns exec ftcp-primary iptables -t mangle -A INPUT -p tcp --dport 9997 -j NFQUEUE --queue-num 7410
     ip netns exec ftcp-primary iptables -t mangle -A OUTPUT -p tcp --sport 9997 -j NFQUEUE --queue-num 7410
     ip netns exec ftcp-primary setsid "$FTCP_BIN/ftcp-passthrough" --queue 7410 >"$OUT/passthrough.log" 2>&1 </dev/null &
+    # The secondary's own clean server, for the replicated limit.
+    ip netns exec ftcp-secondary setsid "$FTCP_BIN/ftcp-demo-server" --listen 0.0.0.0:9998 >/dev/null 2>&1 </dev/null &
     sleep 0.5
 }
+
+# The replicated limit of one workload: prints the result line of the clean server on the
+# primary, measured while the secondary's clean server carries the same workload at the same
+# time (its result line is left in $OUT/replicated-peer.out). The arguments are the labtool
+# command without --connect.
+replicated() {
+    local peer_out=$OUT/replicated-peer.out
+    labtool "$@" --connect 10.80.0.2:9998 >"$peer_out" 2>&1 &
+    local peer_pid=$! line
+    line=$(labtool "$@" --connect 10.80.0.1:9998)
+    wait "$peer_pid" || { note "the replicated limit's load on the secondary failed: $(cat "$peer_out")"; exit 1; }
+    printf '%s\n' "$line"
+}
+peer_seconds() { field seconds <"$OUT/replicated-peer.out"; }
 
 # One transfer; records its rate. $1 shaping, $2 mode, $3 direction, $4 port, $5 round.
 transfer() {
     local shaping=$1 mode=$2 direction=$3 port=$4 round=$5 bytes=${BYTES[$1]} option seconds line
     option=$([[ $direction == down ]] && echo --download || echo --upload)
-    local before_p before_s
+    local before_p before_s channel_p channel_s
     if [[ $mode == ftcp && $shaping == unshaped ]]; then
         before_p=$(cpu_seconds "$(bridge_pid primary)")
         before_s=$(cpu_seconds "$(bridge_pid secondary)")
+        channel_p=$(channel_bytes primary)
+        channel_s=$(channel_bytes secondary)
     fi
     line=$(labtool session --connect "10.80.0.1:$port" "$option" "$bytes" --timeout-s 300)
     seconds=$(field seconds <<<"$line")
     record "throughput shaping=$shaping mode=$mode direction=$direction round=$round bytes=$bytes seconds=$seconds mbps=$(rate "$bytes" "$seconds")"
     note "$shaping $mode $direction round $round: $(rate "$bytes" "$seconds") Mbit/s"
     if [[ $mode == ftcp && $shaping == unshaped ]]; then
+        record "replication direction=$direction bytes=$bytes primary_channel_bytes=$(($(channel_bytes primary) - channel_p)) secondary_channel_bytes=$(($(channel_bytes secondary) - channel_s))"
         record "cpu direction=$direction bytes=$bytes primary_cpu_s=$(awk -v a="$(cpu_seconds "$(bridge_pid primary)")" -v b="$before_p" 'BEGIN { print a - b }') secondary_cpu_s=$(awk -v a="$(cpu_seconds "$(bridge_pid secondary)")" -v b="$before_s" 'BEGIN { print a - b }')"
     fi
 }
@@ -151,7 +192,33 @@ for shaping in 100mbit 1gbit unshaped; do
     done
 done
 
-# 3. Connection setup and small request/response, alternating.
+# The replicated limit of the unshaped transfers: two clean servers at once.
+for round in $(seq 1 "$ROUNDS"); do
+    for direction in down up; do
+        option=$([[ $direction == down ]] && echo --download || echo --upload)
+        line=$(replicated session "$option" "${BYTES[unshaped]}" --timeout-s 300)
+        seconds=$(field seconds <<<"$line")
+        record "throughput shaping=unshaped mode=replicated direction=$direction round=$round bytes=${BYTES[unshaped]} seconds=$seconds mbps=$(rate "${BYTES[unshaped]}" "$seconds") peer_mbps=$(rate "${BYTES[unshaped]}" "$(peer_seconds)")"
+        note "unshaped replicated $direction round $round: $(rate "${BYTES[unshaped]}" "$seconds") Mbit/s"
+    done
+done
+
+# 3. Pipelined small requests: 20 connections with 16 requests in flight each; clean and ftcp
+# alternating, then the replicated limit.
+for round in $(seq 1 "$ROUNDS"); do
+    for mode in clean ftcp; do
+        port=$([[ $mode == clean ]] && echo 9998 || echo 9999)
+        line=$(labtool pipeline --connect "10.80.0.1:$port" --connections 20 --depth 16 --requests "$PIPELINED" \
+            --timeout-s 300)
+        record "pipeline mode=$mode round=$round $line"
+        note "pipelined $mode round $round: $(field rate_per_s <<<"$line") requests/s"
+    done
+    line=$(replicated pipeline --connections 20 --depth 16 --requests "$PIPELINED" --timeout-s 300)
+    record "pipeline mode=replicated round=$round peer_rate_per_s=$(field rate_per_s <"$OUT/replicated-peer.out") $line"
+    note "pipelined replicated round $round: $(field rate_per_s <<<"$line") requests/s"
+done
+
+# 4. Connection setup and small request/response, alternating.
 for mode in clean ftcp clean ftcp; do
     port=$([[ $mode == clean ]] && echo 9998 || echo 9999)
     connect=$(labtool connect-time --connect "10.80.0.1:$port" --count $((CONNECTS / 2)) --timeout-s 300)
@@ -161,7 +228,7 @@ for mode in clean ftcp clean ftcp; do
     note "$mode: connect p50 $(field p50_us <<<"$connect") µs, 64-byte round trip p50 $(field p50_us <<<"$exchange") µs"
 done
 
-# 4. Failover: the primary cut off at a random point of a download, on a fresh lab each time.
+# 5. Failover: the primary cut off at a random point of a download, on a fresh lab each time.
 detection="heartbeat-10ms,secondary-2-missed+3-ARP-probes-5ms-apart,primary-8-missed"
 for trial in $(seq 1 "$FAILOVERS"); do
     fresh_lab
@@ -178,8 +245,10 @@ for trial in $(seq 1 "$FAILOVERS"); do
     line=$(tail -1 "$OUT/failover-session.out")
     ok=$([[ $status == 0 ]] && field ok <<<"$line" || echo 0)
     stall=$(field longest_stall_ms <<<"$line")
-    record "failover trial=$trial ok=${ok:-0} stall_ms=${stall:-nan} bytes=$bytes detection=$detection"
-    note "failover $trial: ok=${ok:-0} stall ${stall:-?} ms"
+    recovery=$(field recovery_ms <<<"$line")
+    record "failover trial=$trial ok=${ok:-0} stall_ms=${stall:-nan} recovery_ms=${recovery:-nan} bytes=$bytes detection=$detection"
+    note "failover $trial: ok=${ok:-0} stall ${stall:-?} ms, rate back after ${recovery:-?} ms"
 done
 
 "$FTCP_BIN/ftcp-labtool" bench-report --raw "$RAW" --trace "$TRACE" --out "$OUT"
+echo "bench: report in $OUT"

@@ -57,6 +57,7 @@ public final class BridgeMetrics: Sendable {
             .init(metric: "ftcp_replicas_lost_total", labels: [("server", "secondary")], key: "replicasLostSecondary"),
             .init(metric: "ftcp_unacceptable_resets_total", labels: [], key: "unacceptableResets"),
             .init(metric: "ftcp_replication_datagrams_sent_total", labels: [], key: "sent", fromReplication: true),
+            .init(metric: "ftcp_replication_sent_bytes_total", labels: [], key: "sentBytes", fromReplication: true),
             .init(
                 metric: "ftcp_replication_datagrams_received_total",
                 labels: [],
@@ -157,6 +158,7 @@ public final class BridgeMetrics: Sendable {
         "ftcp_table_evictions_total": "Connection-table entries given up for new connections, by kind",
         "ftcp_unacceptable_resets_total": "Client resets whose sequence number RFC 5961 does not accept",
         "ftcp_replication_datagrams_sent_total": "Replication datagrams sent to the peer",
+        "ftcp_replication_sent_bytes_total": "Bytes of the replication datagrams sent to the peer, resends included",
         "ftcp_replication_datagrams_received_total": "Authentic replication datagrams received from the peer",
         "ftcp_replication_datagrams_dropped_total": "Replication datagrams dropped, by reason",
         "ftcp_nfqueue_waiting_packets": "Packets waiting in the bridge's NFQUEUE, as the kernel reports",

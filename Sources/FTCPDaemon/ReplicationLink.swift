@@ -16,6 +16,9 @@ final class ReplicationLink {
     private(set) var lastHeard: MonotonicTime?
     private(set) var sent: UInt64 = 0
     private(set) var sendErrors: UInt64 = 0
+    /// Bytes of every datagram sent, resends included (UDP payload: what the channel costs the
+    /// link, less the IP and UDP headers).
+    private(set) var sentBytes: UInt64 = 0
     private var throttle = LogThrottle()
     private var versionThrottle = LogThrottle(intervalMilliseconds: 10_000)
     private var receiveBuffer = [UInt8](repeating: 0, count: 70_000)
@@ -67,6 +70,7 @@ final class ReplicationLink {
             history[Int(counter % UInt64(Self.historySize))] = (counter, datagram)
             try datagram.withUnsafeBytes { try socket.send($0, to: peerAddress, port: port) }
             sent += 1
+            sentBytes += UInt64(datagram.count)
         } catch {
             sendErrors += 1
             throttle.warning(
@@ -156,6 +160,7 @@ final class ReplicationLink {
             do {
                 try entry.datagram.withUnsafeBytes { try socket.send($0, to: peerAddress, port: port) }
                 resendsAnswered += 1
+                sentBytes += UInt64(entry.datagram.count)
             } catch {
                 sendErrors += 1
             }
@@ -177,6 +182,7 @@ final class ReplicationLink {
 
     var counters: [String: UInt64] {
         var all = DaemonStatus.replicationCounters(opener.statistics, sent: sent, sendErrors: sendErrors)
+        all["sentBytes"] = sentBytes
         all["resendsRequested"] = resendsRequested
         all["resendsAnswered"] = resendsAnswered
         all["resendsAbandoned"] = resends.abandoned

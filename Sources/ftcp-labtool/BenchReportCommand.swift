@@ -12,7 +12,7 @@ extension LabToolCommand {
             discussion: """
                 Raw lines are "KIND key=value …", one measurement each, for example
                 "throughput shaping=100mbit mode=clean direction=down round=1 mbps=94.2". KIND is throughput, cpu,
-                connect, round-trip, scale, failover or machine. Exit status 1 if a figure is missing.
+                pipeline, replication, connect, round-trip, scale, failover or machine. Exit status 1 if a figure is missing.
                 """
         )
 
@@ -119,6 +119,26 @@ struct BenchSummary {
     }
 
     var stalls: [Double] { all("failover").compactMap { $0.number("stall_ms") } }
+    /// Times from a cut until the download's rate was back (trials where it came back in time).
+    var recoveries: [Double] { all("failover").compactMap { $0.number("recovery_ms") }.filter { !$0.isNaN } }
+
+    /// Median of a pipelined-workload field over rounds (mode clean, ftcp or replicated).
+    func pipeline(_ mode: String, _ key: String = "rate_per_s") -> Double? {
+        Self.median(all("pipeline", ["mode": mode]).compactMap { $0.number(key) })
+    }
+
+    /// Replication-channel bytes (both bridges) per byte delivered, over the unshaped ftcp
+    /// transfers in `direction`.
+    func replicationBytesPerByte(_ direction: String) -> Double? {
+        let entries = all("replication", ["direction": direction])
+        let delivered = entries.compactMap { $0.number("bytes") }.reduce(0, +)
+        guard delivered > 0 else { return nil }
+        let channel = entries.compactMap { entry in
+            entry.number("primary_channel_bytes").flatMap { p in entry.number("secondary_channel_bytes").map { p + $0 }
+            }
+        }
+        return channel.reduce(0, +) / delivered
+    }
     var failoverTrials: Int { all("failover").count }
     var failoverFailures: Int { all("failover").filter { $0.fields["ok"] != "1" }.count }
 
@@ -141,6 +161,15 @@ struct BenchSummary {
             }
         }
         if stalls.isEmpty { absent.append("failover stalls") }
+        for (direction, _) in Self.directions {
+            if throughput("unshaped", "replicated", direction) == nil {
+                absent.append("replicated limit \(direction)")
+            }
+            if replicationBytesPerByte(direction) == nil { absent.append("replication bytes per byte \(direction)") }
+        }
+        for mode in ["clean", "ftcp", "replicated"] where pipeline(mode) == nil {
+            absent.append("pipelined requests \(mode)")
+        }
         for connections in ["1", "100", "1000"] where all("scale", ["connections": connections]).isEmpty {
             absent.append("scale \(connections) connections")
         }
@@ -212,6 +241,40 @@ struct BenchSummary {
             )
         }
         lines.append("")
+        lines.append(
+            "| replicated limit (the clean server while the secondary's carries the same load), unshaped | limit | ftcp | ftcp / limit |"
+        )
+        lines.append("|---|---|---|---|")
+        for (direction, name) in Self.directions {
+            let limit = throughput("unshaped", "replicated", direction)
+            let ftcp = throughput("unshaped", "ftcp", direction)
+            lines.append(
+                "| \(name), Mbit/s | \(Self.format(limit)) | \(Self.format(ftcp)) | \(Self.ratio(ftcp, limit)) |"
+            )
+        }
+        lines.append("")
+        lines.append(
+            "| pipelined 64-byte requests (20 connections, 16 in flight each) | clean TCP | ftcp | ftcp / clean | replicated limit | ftcp / limit |"
+        )
+        lines.append("|---|---|---|---|---|---|")
+        let (clean, ftcp, limit) = (pipeline("clean"), pipeline("ftcp"), pipeline("replicated"))
+        lines.append(
+            "| requests per second | \(Self.format(clean)) | \(Self.format(ftcp)) | \(Self.ratio(ftcp, clean)) | \(Self.format(limit)) | \(Self.ratio(ftcp, limit)) |"
+        )
+        for key in ["p50_us", "p99_us"] {
+            let (clean, ftcp, limit) = (pipeline("clean", key), pipeline("ftcp", key), pipeline("replicated", key))
+            lines.append(
+                "| request latency \(key.prefix(3)), µs | \(Self.format(clean)) | \(Self.format(ftcp)) | \(Self.difference(ftcp, clean)) | \(Self.format(limit)) | \(Self.difference(ftcp, limit)) |"
+            )
+        }
+        lines.append("")
+        lines.append("| replication channel bytes (both bridges) per byte delivered, unshaped | value | target |")
+        lines.append("|---|---|---|")
+        for (direction, name) in Self.directions {
+            let target = direction == "down" ? "≤ 0.05" : "—"
+            lines.append("| \(name) | \(Self.format(replicationBytesPerByte(direction), 3)) | \(target) |")
+        }
+        lines.append("")
         let detection = all("failover").first?.fields["detection"] ?? "?"
         lines.append("| failover (primary cut off at a random point of a download) | value | target |")
         lines.append("|---|---|---|")
@@ -221,6 +284,13 @@ struct BenchSummary {
         lines.append("| client-visible stall p50, ms | \(Self.format(Self.percentile(stalls, 0.5), 1)) | ≤ 50 |")
         lines.append("| client-visible stall p99, ms | \(Self.format(Self.percentile(stalls, 0.99), 1)) | ≤ 150 |")
         lines.append("| client-visible stall max, ms | \(Self.format(stalls.max(), 1)) | — |")
+        lines.append(
+            "| cut to the download's rate back (90% of the 200 ms before, over 50 ms) p50, ms | \(Self.format(Self.percentile(recoveries, 0.5), 1)) | — |"
+        )
+        lines.append("| cut to the rate back p99, ms | \(Self.format(Self.percentile(recoveries, 0.99), 1)) | — |")
+        lines.append(
+            "| trials whose rate came back before the download ended | \(recoveries.count) of \(failoverTrials) | — |"
+        )
         lines.append("| detection settings | \(detection) | — |")
         lines.append("")
         lines.append(
@@ -288,12 +358,36 @@ struct BenchSummary {
             ("stall_p50_ms", Self.percentile(stalls, 0.5)), ("stall_p99_ms", Self.percentile(stalls, 0.99)),
             ("stall_max_ms", stalls.max()), ("stalls_ms", stalls),
             ("detection", all("failover").first?.fields["detection"]),
+            ("recovery_p50_ms", Self.percentile(recoveries, 0.5)),
+            ("recovery_p99_ms", Self.percentile(recoveries, 0.99)),
+            ("recovery_max_ms", recoveries.max()), ("recoveries_ms", recoveries),
+        ])
+        var replicatedLimit: [String: Any] = [:]
+        var replicationBytes: [String: Any] = [:]
+        for (direction, _) in Self.directions {
+            let name = direction == "up" ? "client_to_server" : "server_to_client"
+            let limit = throughput("unshaped", "replicated", direction)
+            let ftcp = throughput("unshaped", "ftcp", direction)
+            replicatedLimit[name] = object([
+                ("replicated_mbps", limit), ("ftcp_mbps", ftcp), ("ratio", limit.flatMap { l in ftcp.map { $0 / l } }),
+            ])
+            replicationBytes[name] = replicationBytesPerByte(direction) ?? NSNull()
+        }
+        let (cleanRate, ftcpRate, limitRate) = (pipeline("clean"), pipeline("ftcp"), pipeline("replicated"))
+        let pipelined = object([
+            ("connections", 20), ("depth", 16),
+            ("clean_rate_per_s", cleanRate), ("ftcp_rate_per_s", ftcpRate), ("replicated_rate_per_s", limitRate),
+            ("ratio", cleanRate.flatMap { c in ftcpRate.map { $0 / c } }),
+            ("ratio_to_replicated", limitRate.flatMap { l in ftcpRate.map { $0 / l } }),
+            ("clean_p50_us", pipeline("clean", "p50_us")), ("ftcp_p50_us", pipeline("ftcp", "p50_us")),
+            ("clean_p99_us", pipeline("clean", "p99_us")), ("ftcp_p99_us", pipeline("ftcp", "p99_us")),
         ])
         let scale = all("scale").map { $0.fields }
         let cpu = all("cpu").map { $0.fields }
         let document: [String: Any] = [
             "machine": machine?.fields ?? [:], "throughput": throughputs, "latency": latencies,
-            "failover": failover, "scale": scale, "cpu": cpu,
+            "failover": failover, "scale": scale, "cpu": cpu, "pipeline": pipelined,
+            "replicated_limit": replicatedLimit, "replication_bytes_per_delivered_byte": replicationBytes,
             "raw": measurements.map { ["kind": $0.kind, "fields": $0.fields] as [String: Any] },
         ]
         let data =

@@ -20,6 +20,7 @@ struct LabToolCommand: ParsableCommand {
             Session.self, ConnectTime.self, Churn.self, RoundTrip.self, Hold.self, BenchReport.self, Sink.self,
             Source.self,
             UDPSend.self, UDPEcho.self, UDPPing.self, SYNFlood.self, EchoStream.self, Blind.self, FragmentFlood.self,
+            Pipeline.self,
         ]
     )
 }

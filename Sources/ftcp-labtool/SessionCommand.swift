@@ -54,7 +54,8 @@ extension LabToolCommand {
                 throw ValidationError("cannot connect to \(server): \(String(cString: strerror(failure)))")
             }
             var reader = LineReader(socket: socket, deadline: deadline)
-            if trace != nil { reader.trace = (started, []) }
+            // Every read of a download is noted: for --trace, and for the recovery after a stall.
+            if trace != nil || download > 0 { reader.trace = (started, []) }
             defer { if let trace, let samples = reader.trace?.samples { writeTrace(samples, to: trace) } }
 
             func think() {
@@ -127,9 +128,11 @@ extension LabToolCommand {
             try exchange("QUIT", expect: "BYE total=42")
             try reader.expectEndOfStream()
             let elapsed = started.duration(to: .now)
+            let recovery = reader.trace.flatMap { DeliveryRecovery.milliseconds($0.samples) }
             emit(
                 "ok=1 downloaded=\(download) uploaded=\(upload) seconds=\(seconds(elapsed)) "
-                    + "longest_stall_ms=\(milliseconds(longestStall)) longest_upload_stall_ms=\(milliseconds(longestUploadStall))"
+                    + "longest_stall_ms=\(milliseconds(longestStall)) longest_upload_stall_ms=\(milliseconds(longestUploadStall)) "
+                    + "recovery_ms=\(recovery.map { String(format: "%.3f", $0) } ?? "nan")"
             )
         }
     }
@@ -196,6 +199,9 @@ struct LineReader {
         buffered += scratch[0..<count]
         return count
     }
+
+    /// Whether a whole line is already buffered (``line()`` returns it without reading).
+    var hasLine: Bool { buffered.contains(UInt8(ascii: "\n")) }
 
     mutating func line() throws -> String {
         while true {

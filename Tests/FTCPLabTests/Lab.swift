@@ -114,6 +114,9 @@ final class Lab {
         status: Int32?, output: String
     ) {
         counter += 1
+        // A test takes its own lab down first (the benchmark brings its own up), which removed
+        // the artifacts folder the run's output goes to.
+        try FileManager.default.createDirectory(at: artifacts, withIntermediateDirectories: true)
         let bench = Self.repositoryRoot.appendingPathComponent("deploy/bench.sh").path
         let run = try LabProcess("\(counter)-bench", bench, arguments, directory: artifacts, environment: environment)
         started.append(run)
