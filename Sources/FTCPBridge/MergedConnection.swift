@@ -57,6 +57,9 @@ struct MergedConnection: Sendable {
     var secondaryRefusedHandshake = false
     var lastActivity: MonotonicTime
     var phaseSince: MonotonicTime
+    /// The phase the connection closed from: a server that no longer counted then (lost, or
+    /// diverged) has no say after the close either.
+    var closedFrom: Phase?
     var statistics = ConnectionStatistics()
     /// The servers opened it (§7.2): their SYNs were merged into one to the remote end, which
     /// plays the client's part from its SYN-ACK on. `key.serverPort` is the secondary kernel's
@@ -184,6 +187,11 @@ struct MergedConnection: Sendable {
             }
             // The kernel's own space cannot be mapped before the secondary answers.
             statistics.droppedBeforeHandshake += 1
+        case .closed where closedFrom == .secondaryOnly:
+            // The primary's kernel refused or left the connection before it closed: what it
+            // sends now is not of the stream the client got (the secondary's kernel resends
+            // anything the client lacks).
+            statistics.droppedFromPrimaryAfterReplicaLost += 1
         case .closed:
             send(
                 clientBuilder.withinMaximumSegmentSize(addressing.translatedFromPrimary(segment, by: translation)),
@@ -222,6 +230,9 @@ struct MergedConnection: Sendable {
                 output.event(.replicaLost(key, role: .secondary, cause: .reset))
             }
             statistics.droppedBeforeHandshake += 1
+        case .closed where closedFrom == .primaryOnly:
+            // Diverged, or counted lost, before the close: its bytes may not be the client's.
+            statistics.droppedFromSecondaryAfterDivergence += 1
         case .closed:
             output.send(addressing.relayed(segment), connection: key)
             statistics.retransmissionsForwarded += 1
@@ -768,6 +779,7 @@ struct MergedConnection: Sendable {
     }
 
     private mutating func close(reason: BridgeEvent.CloseReason, now: MonotonicTime, into output: inout BridgeOutput) {
+        if phase != .closed { closedFrom = phase }
         phase = .closed
         phaseSince = now
         primary.pending.removeAll()

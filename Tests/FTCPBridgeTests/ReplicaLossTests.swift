@@ -71,6 +71,27 @@ struct ReplicaLossTests {
         #expect(data.packetsToClient.map(\.acknowledgmentNumber) == [SequenceNumber(1002)])
     }
 
+    @Test("a connection S served alone closes: a late segment of P's kernel, which refused it, reaches no one")
+    func primaryRefusedThenClosed() throws {
+        var scenario = S()
+        try scenario.client(S.fromClient(seq: 1000, flags: [.syn]))
+        try scenario.primary(S.fromServer(.primary, seq: 0, ack: 1001, flags: [.rst, .ack]))
+        try scenario.secondary(S.fromServer(.secondary, seq: 200, ack: 1001, flags: [.syn, .ack]))
+        try scenario.client(S.fromClient(seq: 1001, ack: 201))
+        // S closes, the client closes, each acknowledges the other's FIN.
+        try scenario.secondary(S.fromServer(.secondary, seq: 201, ack: 1001, flags: [.fin, .ack]))
+        try scenario.client(S.fromClient(seq: 1001, ack: 202, flags: [.fin, .ack]))
+        let last = try scenario.secondary(S.fromServer(.secondary, seq: 202, ack: 1002))
+        #expect(last.events == [.connectionClosed(scenario.key, reason: .finished)])
+        // Found by the bridge-cores fuzzer: P's bytes went out with Δ = 0, as if they were S's.
+        let late = try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, payload: numberedBytes(1...5)))
+        #expect(late.packetsToClient.isEmpty)
+        #expect(scenario.status?.statistics.droppedFromPrimaryAfterReplicaLost == 1)
+        // S's own late segments still go out as they are.
+        let again = try scenario.secondary(S.fromServer(.secondary, seq: 201, ack: 1002, flags: [.fin, .ack]))
+        #expect(again.packetsToClient.map(\.sequenceNumber) == [SequenceNumber(201)])
+    }
+
     @Test("the primary's kernel resets an established connection: what S holds goes out, then S alone")
     func primaryResetsEstablished() throws {
         var scenario = try established()
