@@ -54,6 +54,7 @@ let package = Package(
             name: "FTCPDaemon",
             dependencies: [
                 "FTCPWire", "FTCPBridge", "FTCPReplication", "FTCPLinux",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]

@@ -330,7 +330,7 @@ private func decodeCounter(_ input: inout FuzzInput, harness: OpenerHarness) -> 
 
 /// A body for a hand-made datagram: raw bytes, or close to a valid body of some kind.
 private func decodeBody(_ input: inout FuzzInput) -> [UInt8] {
-    switch input.byte() % 5 {
+    switch input.byte() % 6 {
     case 0:
         return input.bytes(Int(input.uint16() % 600))
     case 1:
@@ -351,6 +351,23 @@ private func decodeBody(_ input: inout FuzzInput) -> [UInt8] {
             let length = Int(input.byte() % 40)
             body.appendBigEndian(UInt16(length) &+ UInt16(input.byte() % 3) &- 1)
             body += [UInt8](repeating: 0x45, count: length)
+        }
+        return body
+    case 4:
+        // Digests: a count, then entries whose lengths are off by a little at times.
+        let count = Int(input.byte() % 3)
+        var body: [UInt8] = []
+        body.appendBigEndian(UInt16(count + Int(input.byte() % 2)))
+        for _ in 0..<count {
+            let header = Int(input.byte() % 60)
+            body.appendBigEndian(UInt16(header) &+ UInt16(input.byte() % 3) &- 1)
+            body += [UInt8](repeating: 0x45, count: header)
+            let payload = UInt32(input.uint16())
+            let piece = UInt16(input.byte()) &+ UInt16(input.byte() % 2)
+            body.appendBigEndian(payload)
+            body.appendBigEndian(piece)
+            let pieces = DigestedSegment.pieceCount(payloadLength: payload, pieceLength: piece)
+            body += [UInt8](repeating: 7, count: max(0, min(4000, pieces * 16 + Int(input.byte() % 3) - 1)))
         }
         return body
     default:
@@ -389,10 +406,25 @@ private func decodeMessage(_ input: inout FuzzInput, sender: ReplicationRole) ->
         return .resendRequest(firstCounter: input.uint64(), count: UInt32(input.uint16() % 1024) + 1)
     case .segments:
         return .segments(packets: (0..<(Int(input.byte() % 8) + 1)).map { _ in packet() })
-    case .released:
-        return .released(
-            connections: (0..<(Int(input.byte() % 8) + 1)).map { _ in
-                ReplicatedConnectionID(clientAddress: input.uint32(), clientPort: input.uint16(), serverPort: 80)
+    case .released, .relayWhole:
+        let connections = (0..<(Int(input.byte() % 8) + 1)).map { _ in
+            ReplicatedConnectionID(clientAddress: input.uint32(), clientPort: input.uint16(), serverPort: 80)
+        }
+        return input.byte() % 2 == 0 ? .released(connections: connections) : .relayWhole(connections: connections)
+    case .digests:
+        return .digests(
+            segments: (0..<(Int(input.byte() % 4) + 1)).map { _ in
+                let payloadLength = UInt32(input.uint16() % 6000) + 1
+                // At most 200 pieces, so that four such segments fit one datagram.
+                let pieceLength = max(UInt16(input.uint16() % 1500) + 1, UInt16(payloadLength / 200) + 1)
+                let pieces = DigestedSegment.pieceCount(payloadLength: payloadLength, pieceLength: pieceLength)
+                let digests = input.bytes(pieces * DigestedSegment.digestLength)
+                return DigestedSegment(
+                    header: [0x45] + input.bytes(Int(input.byte() % 60)),
+                    payloadLength: payloadLength,
+                    pieceLength: pieceLength,
+                    digests: digests + [UInt8](repeating: 0, count: pieces * DigestedSegment.digestLength - digests.count)
+                )
             }
         )
     }

@@ -49,6 +49,10 @@ public struct BridgeConfiguration: Sendable {
     /// 2 s covers one loss; past it the primary's connection goes out alone, unprotected, and
     /// the secondary's is refused (its application sees the connection refused at once).
     public var outboundPairingTimeoutMilliseconds: UInt64
+    /// Whether the secondary relays the new bytes its kernel sends as digests instead of the
+    /// bytes (`--relay digests`): the replication channel then carries about 1% of what the
+    /// servers send, not all of it. Both nodes must run a version that knows digests.
+    public var relaysDigests: Bool
 
     /// - Parameter additionalServiceAddresses: more addresses served beside `serviceAddress`.
     public init(
@@ -65,9 +69,11 @@ public struct BridgeConfiguration: Sendable {
         idleTimeoutMilliseconds: UInt64 = 7_200_000,
         outboundSelections: [OutboundSelection] = [],
         outboundPairingTimeoutMilliseconds: UInt64 = 2_000,
-        divergencePolicy: DivergencePolicy = .strict
+        divergencePolicy: DivergencePolicy = .strict,
+        relaysDigests: Bool = false
     ) {
         self.divergencePolicy = divergencePolicy
+        self.relaysDigests = relaysDigests
         serviceAddresses = [serviceAddress] + additionalServiceAddresses.filter { $0 != serviceAddress }
         self.secondaryAddress = secondaryAddress
         self.protectedPorts = protectedPorts

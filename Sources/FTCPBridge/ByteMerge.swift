@@ -26,17 +26,19 @@ enum ByteMerge {
         var toleratedBytesSoFar: UInt64
     }
 
-    /// Takes the longest run at the front of both queues (as far as both hold bytes in order), or
-    /// nil when one of them holds none there.
+    /// Takes the longest run at the front of both queues (as far as both hold bytes in order, and
+    /// at most `limit` bytes), or nil when one of them holds none there.
     static func takeRun(
         primary: inout SequenceRangeStore,
         secondary: inout SequenceRangeStore,
-        tolerance: Tolerance
+        tolerance: Tolerance,
+        limit: Int? = nil
     ) -> Run? {
-        let length = min(primary.contiguousCount, secondary.contiguousCount)
+        let held = min(primary.contiguousCount, secondary.contiguousCount)
+        let length = min(held, limit ?? held)
         if length == 0 { return nil }
         // The run is all either server has produced so far (no more bytes of one wait).
-        let runIsWhole = primary.contiguousCount == secondary.contiguousCount
+        let runIsWhole = primary.contiguousCount == secondary.contiguousCount && length == held
         let fromPrimary = primary.take(length)
         let fromSecondary = secondary.take(length)
         guard let offset = ByteComparison.firstDifference(fromPrimary, fromSecondary) else {

@@ -23,4 +23,10 @@ public struct ConnectionStatistics: Equatable, Sendable {
     /// `--divergence same-length`), and how many bytes differed in all.
     public var toleratedDifferences: UInt64 = 0
     public var toleratedBytes: UInt64 = 0
+    /// The secondary's digested segments (`--relay digests`) whose bytes matched the primary's
+    /// and went out; those of bytes already sent (retransmissions); and those not merged (before
+    /// or after replicating, sent in part already, overlapping a claim held, over the limit).
+    public var digestsMerged: UInt64 = 0
+    public var digestsOfSentBytes: UInt64 = 0
+    public var digestsNotMerged: UInt64 = 0
 }

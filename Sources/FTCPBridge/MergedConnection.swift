@@ -79,6 +79,9 @@ struct MergedConnection: Sendable {
     var queuedBytes: Int { primary.pending.count + secondary.pending.count }
     /// What a server with nothing queued for a connection may queue whatever the bridge-wide cap.
     static let queueFloorBytes = 64 << 10
+    /// Computes the digest of the primary's bytes that a claim of the secondary is compared with
+    /// (set by the bridge when the connection begins).
+    var digester: PayloadDigester = PayloadDigest.fnv
     /// Whether same-length differences are tolerated (set by the bridge from its
     /// ``DivergencePolicy`` when the connection begins).
     var toleratesSameLength = false
@@ -245,6 +248,36 @@ struct MergedConnection: Sendable {
         }
     }
 
+    /// A segment the secondary's kernel produced, relayed as its header and digests of its
+    /// `payloadLength` bytes, one per piece of `pieceLength` (`--relay digests`): `segment` is the
+    /// header alone. Each piece is merged once the primary's own bytes of the same range match
+    /// its digest; the primary's go out, which are then the same.
+    mutating func secondaryDigestedSegment(
+        _ segment: TCPSegment,
+        payloadLength: Int,
+        pieceLength: Int,
+        digests: [PayloadDigest],
+        now: MonotonicTime,
+        into output: inout BridgeOutput
+    ) {
+        lastActivity = now
+        statistics.segmentsFromSecondary += 1
+        guard phase == .replicating else {
+            // Before both kernels answered, after a divergence or close, nothing is merged; with
+            // the primary's replica lost, the secondary relays this connection whole again, and
+            // resends these bytes (the daemon asks it to).
+            statistics.digestsNotMerged += 1
+            return
+        }
+        serverSegment(
+            segment,
+            from: .secondary,
+            digested: (payloadLength, pieceLength, digests),
+            now: now,
+            into: &output
+        )
+    }
+
     /// A server's SYN-ACK (or its retransmission): its ISN, options and acknowledgment.
     private static func recordSYN(_ segment: TCPSegment, into stream: inout ServerStream) {
         stream.initialSequence = segment.sequenceNumber
@@ -331,6 +364,7 @@ struct MergedConnection: Sendable {
     private mutating func serverSegment(
         _ segment: TCPSegment,
         from role: ServerRole,
+        digested: (length: Int, pieceLength: Int, digests: [PayloadDigest])? = nil,
         now: MonotonicTime,
         into output: inout BridgeOutput
     ) {
@@ -366,8 +400,14 @@ struct MergedConnection: Sendable {
         }
 
         var sentData = false
-        let payloadLength = segment.payloadLength
-        if payloadLength > 0 {
+        let payloadLength = digested?.length ?? segment.payloadLength
+        if let digested, payloadLength > 0 {
+            for (index, digest) in digested.digests.enumerated() {
+                let offset = index * digested.pieceLength
+                let length = min(digested.pieceLength, payloadLength - offset)
+                claim(digest, at: sequence + UInt32(offset), length: length)
+            }
+        } else if payloadLength > 0 {
             let payload = segment.payload
             // Bytes before sentUpTo were merged and sent already: the kernel is
             // retransmitting (paper §4), and only this copy will come, so it
@@ -391,7 +431,11 @@ struct MergedConnection: Sendable {
                 // once: always taken. Beyond it only as far as the bridge-wide cap allows.
                 // (Plain values only: a copy of a store held across the insert below would make
                 // the insert copy all its bytes.)
-                let otherEnd = role == .primary ? secondary.pending.highestEnd : primary.pending.highestEnd
+                let otherEnd =
+                    role == .primary
+                    ? secondary.claims.highestEnd.map { SequenceNumber.later($0, secondary.pending.highestEnd) }
+                        ?? secondary.pending.highestEnd
+                    : primary.pending.highestEnd
                 let ownIsEmpty = role == .primary ? primary.pending.isEmpty : secondary.pending.isEmpty
                 let pairing = max(0, min(rest.count, Int(start.distance(to: otherEnd))))
                 // A server with nothing queued here may always queue a little: with the cap full of
@@ -433,23 +477,60 @@ struct MergedConnection: Sendable {
         checkClosed(now: now, into: &output)
     }
 
+    /// Keeps the secondary's digest of `length` bytes at `start`, unless those bytes were sent
+    /// already: wholly (a retransmission; the primary kernel's own copy goes out at once) or in
+    /// part (the rest can no longer be checked; the secondary's kernel retransmits it whole).
+    private mutating func claim(_ digest: PayloadDigest, at start: SequenceNumber, length: Int) {
+        let end = start + UInt32(length)
+        if end <= sentUpTo {
+            statistics.digestsOfSentBytes += 1
+        } else if start < sentUpTo {
+            statistics.digestsNotMerged += 1
+        } else if !secondary.claims.insert(.init(start: start, length: length, digest: digest)) {
+            statistics.digestsNotMerged += 1
+        }
+    }
+
     /// Sends every byte both servers have produced, and the FIN once both reached it at the same
     /// place (``ByteMerge``). Returns whether anything was sent.
     private mutating func merge(into output: inout BridgeOutput) -> Bool {
         var sent = false
         while true {
+            if let claim = secondary.claims.first, claim.start == sentUpTo {
+                // The secondary said these bytes by digest: compared with the primary's own, whole.
+                guard primary.pending.contiguousCount >= claim.length else { break }
+                let bytes = primary.pending.take(claim.length)
+                secondary.claims.removeFirst()
+                let agreed = bytes.withUnsafeBytes { digester($0) } == claim.digest
+                if !agreed {
+                    // Where in the range they differ is unknown: the range's start is reported.
+                    diverge(at: claim.start, into: &output)
+                    sendNext(bytes, into: &output)
+                    flushAlone(.primary, into: &output)
+                    return true
+                }
+                statistics.digestsMerged += 1
+                sendNext(bytes, into: &output)
+                secondary.pending.advance(to: sentUpTo)
+                sent = true
+                continue
+            }
             let tolerance = ByteMerge.Tolerance(
                 toleratesSameLength: toleratesSameLength,
                 toleratedBytesSoFar: statistics.toleratedBytes
             )
+            // Bytes run only up to the next claim, which is compared as a whole.
+            let limit = secondary.claims.first.map { max(0, Int(sentUpTo.distance(to: $0.start))) }
             guard
                 let run = ByteMerge.takeRun(
                     primary: &primary.pending,
                     secondary: &secondary.pending,
-                    tolerance: tolerance
+                    tolerance: tolerance,
+                    limit: limit
                 )
             else { break }
             let start = sentUpTo
+            defer { statistics.digestsNotMerged += UInt64(secondary.claims.advance(to: sentUpTo)) }
             switch run {
             case let .agreed(bytes):
                 sendNext(bytes, into: &output)
@@ -475,7 +556,7 @@ struct MergedConnection: Sendable {
             primaryFIN: primary.finAt,
             secondaryFIN: secondary.finAt,
             primaryHeldBytes: primary.pending.contiguousCount,
-            secondaryHeldBytes: secondary.pending.contiguousCount
+            secondaryHeldBytes: secondary.pending.contiguousCount + (secondary.claims.first?.length ?? 0)
         )
         switch ending {
         case .open:
@@ -571,6 +652,9 @@ struct MergedConnection: Sendable {
         let finAt = role == .primary ? primary.finAt : secondary.finAt
         if !finSent, finAt == sentUpTo { sendFIN(into: &output) }
         update(role == .primary ? .secondary : .primary) { $0.pending.removeAll() }
+        // What the secondary said by digest only cannot be sent: with the primary's replica lost
+        // the secondary relays whole again and resends it.
+        secondary.claims.removeAll()
     }
 
     /// In primary-only mode a primary segment goes out at once, translated, carrying the
@@ -784,6 +868,7 @@ struct MergedConnection: Sendable {
         phaseSince = now
         primary.pending.removeAll()
         secondary.pending.removeAll()
+        secondary.claims.removeAll()
         output.event(.connectionClosed(key, reason: reason))
     }
 

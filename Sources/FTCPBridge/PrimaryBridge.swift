@@ -33,8 +33,13 @@ public struct PrimaryBridge: Sendable {
     var refusedSecondarySYNs: [ConnectionKey: (sequence: SequenceNumber, at: MonotonicTime)] = [:]
     static let outboundAloneLimit = 1024
 
-    public init(configuration: BridgeConfiguration) {
+    /// How the secondary's digested bytes are checked against the primary's (`--relay digests`):
+    /// the daemon gives SHA-256.
+    public let digester: PayloadDigester
+
+    public init(configuration: BridgeConfiguration, digester: @escaping PayloadDigester = PayloadDigest.fnv) {
         self.configuration = configuration
+        self.digester = digester
     }
 
     /// The connection key for a segment between the service and a client, in either direction.
@@ -113,6 +118,45 @@ public struct PrimaryBridge: Sendable {
         updateConnection(key) { $0.secondarySegment(packet.tcp, now: now, into: &output) }
         forgetIfRefusedBySecondary(key, into: &output)
         if connections[key]?.phase != .handshake { heldPrimarySYNACKs[key] = nil }
+        return output
+    }
+
+    /// A segment of the secondary's kernel relayed as its header and digests of its
+    /// `payloadLength` bytes, one per piece of `pieceLength` (`--relay digests`). Only for an
+    /// inbound connection the bridge merges: anything else (a header with bytes, a SYN, an
+    /// outbound or unknown connection, digests that do not cover the bytes) is counted and
+    /// dropped; its bytes come again whole in the kernel's retransmission.
+    public mutating func secondaryDigestedSegment(
+        _ packet: TCPPacket,
+        payloadLength: Int,
+        pieceLength: Int,
+        digests: [PayloadDigest],
+        now: MonotonicTime
+    ) -> BridgeOutput {
+        var output = BridgeOutput()
+        counters.segmentsFromSecondary += 1
+        let key = key(
+            clientAddress: packet.ip.destination,
+            clientPort: packet.tcp.destinationPort,
+            serverPort: packet.tcp.sourcePort
+        )
+        guard packet.tcp.payloadLength == 0, payloadLength > 0, pieceLength > 0,
+            digests.count == (payloadLength + pieceLength - 1) / pieceLength, !packet.tcp.flags.contains(.syn),
+            configuration.protectedPorts.contains(key.serverPort), connections[key] != nil
+        else {
+            counters.droppedDigestsFromSecondary += 1
+            return output
+        }
+        updateConnection(key) {
+            $0.secondaryDigestedSegment(
+                packet.tcp,
+                payloadLength: payloadLength,
+                pieceLength: pieceLength,
+                digests: digests,
+                now: now,
+                into: &output
+            )
+        }
         return output
     }
 
@@ -219,6 +263,7 @@ public struct PrimaryBridge: Sendable {
             )
             connection.toleratesSameLength =
                 configuration.divergencePolicy.tolerance(forPort: key.serverPort) == .sameLength
+            connection.digester = digester
             if var early = earlySecondarySYNACKs.removeValue(forKey: key)?.bytes {
                 early.withUnsafeMutableBytes { buffer in
                     if let view = try? TCPPacket(validating: buffer),
@@ -483,6 +528,9 @@ public struct PrimaryCounters: Equatable, Sendable {
     public var segmentsFromClient: UInt64 = 0
     public var passedUnprotectedFromPrimary: UInt64 = 0
     public var droppedUnknownFromSecondary: UInt64 = 0
+    /// Digested segments of the secondary (`--relay digests`) that named no connection being
+    /// merged, or were not a header with a byte count.
+    public var droppedDigestsFromSecondary: UInt64 = 0
     public var heldEarlySYNACKs: UInt64 = 0
     public var droppedUnprotectedFromSecondary: UInt64 = 0
     public var passedUnknownFromClient: UInt64 = 0

@@ -121,6 +121,83 @@ public struct SecondaryBridge: Sendable {
         return pieces.compactMap { try? $0.build() }
     }
 
+    /// Whether the kernel's segment may be relayed as a digest of its bytes instead of the bytes
+    /// (`--relay digests`): new bytes of an inbound connection, sent for the first time (they
+    /// begin where the kernel's last segment ended), on a port whose divergences are not judged
+    /// byte by byte (`same-length` needs the bytes). Everything else goes whole: the handshake,
+    /// retransmissions (the primary may have sent part of their range already, and can no
+    /// longer check a digest of it), and every segment of a connection the primary asked for
+    /// whole (``relayWhole(_:)``). Asked before ``ownKernelSegment(_:now:)``.
+    public func isDigestible(_ packet: TCPPacket) -> Bool {
+        let tcp = packet.tcp
+        guard configuration.relaysDigests, tcp.payloadLength > 0, !tcp.flags.contains(.syn),
+            !tcp.flags.contains(.rst), packet.ip.source == configuration.secondaryAddress,
+            configuration.protectedPorts.contains(tcp.sourcePort),
+            configuration.divergencePolicy.tolerance(forPort: tcp.sourcePort) != .sameLength
+        else { return false }
+        let key = ConnectionKey(
+            clientAddress: packet.ip.destination,
+            clientPort: tcp.destinationPort,
+            serverPort: tcp.sourcePort
+        )
+        guard let activity = seen[key], !activity.opensOutbound, !activity.relaysWhole else { return false }
+        return flights[key]?.sendNext == tcp.sequenceNumber
+    }
+
+    /// The kernel's segment (one ``isDigestible(_:)`` allowed and ``ownKernelSegment(_:now:)``
+    /// said to relay) as what relays it: its headers and digests of its bytes, a digest per piece
+    /// shorter than any segment the primary's kernel sends this client (its MSS less 40 bytes of
+    /// options), so the primary always can send the bytes a piece needs before the client
+    /// acknowledges more. A segment with more pieces than `maximumPieces` becomes several.
+    public func digestedRelay(
+        _ packet: TCPPacket,
+        digester: PayloadDigester,
+        maximumPieces: Int
+    ) -> [DigestedRelay] {
+        let key = ConnectionKey(
+            clientAddress: packet.ip.destination,
+            clientPort: packet.tcp.destinationPort,
+            serverPort: packet.tcp.sourcePort
+        )
+        let pieceLength = max(1, clientMaximumSegmentSize(key) - TCPSegment.maximumHeaderLength + 20)
+        let payload = UnsafeRawBufferPointer(packet.tcp.payload)
+        let perRelay = max(1, maximumPieces) * pieceLength
+        var header = TCPPacketFields(parsing: packet)
+        header.payload = []
+        let flags = header.flags
+        var relays: [DigestedRelay] = []
+        var offset = 0
+        while offset < payload.count {
+            let length = min(perRelay, payload.count - offset)
+            var piece = header
+            piece.sequenceNumber = packet.tcp.sequenceNumber + UInt32(offset)
+            if offset + length < payload.count { piece.flags = flags.subtracting([.fin, .psh]) }
+            let digests = stride(from: offset, to: offset + length, by: pieceLength).map { start in
+                digester(UnsafeRawBufferPointer(rebasing: payload[start..<min(start + pieceLength, offset + length)]))
+            }
+            guard let bytes = try? piece.build() else { return [] }
+            relays.append(
+                DigestedRelay(header: bytes, payloadLength: length, pieceLength: pieceLength, digests: digests)
+            )
+            offset += length
+        }
+        return relays
+    }
+
+    /// The primary can no longer merge digests of these connections (its own replica of each is
+    /// gone, and it serves them from this kernel's bytes): from now on their segments are relayed
+    /// whole, and the packets returned, what the kernel sent that the client has not
+    /// acknowledged, go to the primary again, whole.
+    public mutating func relayWhole(_ keys: [ConnectionKey]) -> [[UInt8]] {
+        var packets: [[UInt8]] = []
+        for key in keys where seen[key] != nil && seen[key]?.relaysWhole != true {
+            seen[key]!.relaysWhole = true
+            counters.relayedWholeOnRequest += 1
+            packets += flights[key]?.outstandingPackets() ?? []
+        }
+        return packets
+    }
+
     /// A segment the secondary's own kernel is sending.
     public mutating func ownKernelSegment(_ packet: TCPPacket, now: MonotonicTime) -> KernelVerdict {
         let tcp = packet.tcp
@@ -429,6 +506,9 @@ public struct SecondaryConnectionActivity: Equatable, Sendable {
     public var handshakeCompleted = false
     /// This kernel opened it (§7.2): the client is the remote end it connected to.
     public var opensOutbound = false
+    /// The primary asked for this connection's bytes whole (`--relay digests`; see
+    /// ``SecondaryBridge/relayWhole(_:)``).
+    public var relaysWhole = false
     /// Reset, or this kernel has sent its FIN: a SYN on the same ports begins a new connection.
     var isFinished: Bool { reset || finFromKernel }
     /// Whether a full table may give it up for a new connection.
@@ -469,4 +549,6 @@ public struct SecondaryCounters: Equatable, Sendable {
     /// Packets sent at the takeover to restart inherited flows, and the connections they served.
     public var restartPackets: UInt64 = 0
     public var restartedConnections: UInt64 = 0
+    /// Connections the primary asked to relay whole again (`--relay digests`).
+    public var relayedWholeOnRequest: UInt64 = 0
 }

@@ -16,6 +16,9 @@ struct ServerStream: Sendable {
     var sackBlocks: [SACKBlock] = []
     /// Bytes produced but not yet sent to the client.
     var pending: SequenceRangeStore
+    /// Ranges the server produced, relayed as digests instead of bytes (the secondary's, with
+    /// `--relay digests`), not yet compared with the other server's bytes.
+    var claims = DigestClaims()
     /// Where this server's FIN sits, once it sent one.
     var finAt: SequenceNumber?
     var sentReset = false

@@ -200,6 +200,17 @@ public struct UnacknowledgedFlight: Sendable {
         return packets
     }
 
+    /// The retained segments the client has not acknowledged, as the kernel sent them, in
+    /// sequence order: what the primary is sent again when it can no longer merge digests of
+    /// them (`--relay digests`, the primary's replica lost).
+    func outstandingPackets() -> [[UInt8]] {
+        let acknowledged = clientAcknowledgment
+        return retained[head...]
+            .filter { segment in !segment.isSYN && (acknowledged.map { segment.end > $0 } ?? true) }
+            .sorted { $0.start < $1.start }
+            .map(\.packet)
+    }
+
     /// The kernel's latest ACK as a bare segment at SND.NXT, SACK blocks included.
     private func bareAcknowledgment(for key: ConnectionKey, serviceAddress: IPv4Address) -> [UInt8]? {
         guard let latestAcknowledgment, let sendNext else { return nil }

@@ -55,6 +55,9 @@ public struct DaemonConfiguration: Sendable {
     /// at most this many bytes (fewer datagrams, fragments filled to the MTU); 0 relays each
     /// segment in a datagram of its own.
     public var relayBundleBytes: Int
+    /// The secondary relays the new bytes its kernel sends as digests, not the bytes
+    /// (`--relay digests`); both nodes must have it alike, since roles swap.
+    public var relaysDigests: Bool
     /// Connections the servers' applications open that are replicated (`--protect-outbound`, §7.2).
     public var outboundSelections: [OutboundSelection]
     /// What a difference between the servers' bytes costs a connection (`--divergence`).
@@ -87,8 +90,10 @@ public struct DaemonConfiguration: Sendable {
         separateServiceAddress: IPv4Address? = nil,
         additionalServiceAddresses: [IPv4Address] = [],
         outboundSelections: [OutboundSelection] = [],
-        divergencePolicy: DivergencePolicy = .strict
+        divergencePolicy: DivergencePolicy = .strict,
+        relaysDigests: Bool = false
     ) {
+        self.relaysDigests = relaysDigests
         self.outboundSelections = outboundSelections
         self.divergencePolicy = divergencePolicy
         self.separateServiceAddress = separateServiceAddress
@@ -158,7 +163,8 @@ public struct DaemonConfiguration: Sendable {
             maximumConnections: maximumConnections,
             maximumQueuedBytesPerServer: maximumQueuedBytesPerServer,
             outboundSelections: outboundSelections,
-            divergencePolicy: divergencePolicy
+            divergencePolicy: divergencePolicy,
+            relaysDigests: relaysDigests
         )
     }
 

@@ -37,6 +37,9 @@ public final class PrimaryDaemon {
     /// Connections the secondary must no longer count as its own (its copy is not what the
     /// client holds): sent in released messages at the end of the turn.
     private var toRelease: Set<ConnectionKey> = []
+    /// Connections the secondary must relay whole again (`--relay digests`): their primary
+    /// replica is gone and they are served from the secondary's bytes.
+    private var toRelayWhole: Set<ConnectionKey> = []
     private var scratch = [UInt8](repeating: 0, count: 65_536)
     /// What the merge decided to send to clients during this turn of the loop, sent at its end
     /// (see ``flushToClients(raw:now:)``).
@@ -77,7 +80,7 @@ public final class PrimaryDaemon {
         self.metrics = metrics
         self.handOff = handOff
         inherited = handOff?.inherited
-        bridge = PrimaryBridge(configuration: configuration.bridgeConfiguration)
+        bridge = PrimaryBridge(configuration: configuration.bridgeConfiguration, digester: PayloadDigests.sha256)
         self.node =
             node
             ?? NodeController(role: .primary, configuration: configuration.nodeConfiguration, now: MonotonicClock.now())
@@ -246,6 +249,7 @@ public final class PrimaryDaemon {
             }
             control.flushReplies()
             sendReleased(link: link, now: now)
+            sendRelayWhole(link: link, now: now)
             flushToClients(raw: raw, now: now)
             perform(node.endTurn(now: now), link: link, arp: arp, now: now)
             reportState()
@@ -471,6 +475,27 @@ public final class PrimaryDaemon {
             count += bridge.keysServedByPrimaryAlone.count
         }
         return count
+    }
+
+    /// Asks the secondary to relay whole, and resend, the connections this node now serves from
+    /// its bytes alone (`--relay digests`; see ``SecondaryBridge/relayWhole(_:)``).
+    private func sendRelayWhole(link: ReplicationLink, now: MonotonicTime) {
+        guard !toRelayWhole.isEmpty else { return }
+        let all = toRelayWhole.map {
+            ReplicatedConnectionID(
+                clientAddress: $0.clientAddress.value,
+                clientPort: $0.clientPort,
+                serverPort: $0.serverPort
+            )
+        }
+        toRelayWhole.removeAll()
+        var start = 0
+        while start < all.count {
+            let end = min(all.count, start + ReplicationSealer.maximumReleasedPerMessage)
+            link.send(.relayWhole(connections: Array(all[start..<end])), now: now)
+            counters["relayWholeRequested", default: 0] += UInt64(end - start)
+            start = end
+        }
     }
 
     /// Tells the secondary which connections it must not inherit at a takeover.
@@ -728,6 +753,10 @@ public final class PrimaryDaemon {
             handleSecondarySegment(packet, link: link, now: now)
         case let .segments(packets):
             for packet in packets { handleSecondarySegment(packet, link: link, now: now) }
+        case let .digests(segments):
+            for segment in segments { handleDigestedSegment(segment, link: link, now: now) }
+        case .relayWhole:
+            count("unexpectedRelayWhole")
         case .heartbeat:
             break  // what it says is the node's business (`peerMessage`)
         case .resendRequest:
@@ -752,11 +781,32 @@ public final class PrimaryDaemon {
         }
     }
 
+    private func handleDigestedSegment(_ segment: DigestedSegment, link: ReplicationLink, now: MonotonicTime) {
+        var header = segment.header
+        let digests = PayloadDigests.digests(of: segment)
+        let output: BridgeOutput? = header.withUnsafeMutableBytes { buffer in
+            guard let view = try? TCPPacket(validating: buffer) else { return nil }
+            return bridge.secondaryDigestedSegment(
+                view,
+                payloadLength: Int(segment.payloadLength),
+                pieceLength: Int(segment.pieceLength),
+                digests: digests,
+                now: now
+            )
+        }
+        if let output {
+            carryOut(output, link: link, now: now)
+        } else {
+            count("secondarySegmentMalformed")
+        }
+    }
+
     private func carryOut(_ output: BridgeOutput, link: ReplicationLink, now: MonotonicTime) {
         for event in output.events {
             switch event {
             case let .replicaLost(key, role, _):
                 if role == .secondary { toRelease.insert(key) }
+                if role == .primary && bridge.configuration.relaysDigests { toRelayWhole.insert(key) }
                 count(role == .primary ? "replicasLostPrimary" : "replicasLostSecondary")
             case let .divergence(key, _):
                 toRelease.insert(key)

@@ -191,7 +191,7 @@ public final class SecondaryDaemon {
                         learnPrimaryHardwareAddress(heartbeat.hardwareAddress)
                     }
                     heard += node.peerMessage(heartbeat: signal, epoch: link.opener.peerEpoch, now: now)
-                    handleReplication(message, raw: raw, now: now)
+                    handleReplication(message, raw: raw, link: link, now: now)
                 }
                 perform(heard, context, capture: &capture, now: now)
             }
@@ -578,16 +578,36 @@ public final class SecondaryDaemon {
                 }
             }
             // What became of the segment: relayed as it is, relayed in pieces (a GSO
-            // super-segment larger than a relayed packet may be), or not protected.
+            // super-segment larger than a relayed packet may be), relayed as digests of its
+            // bytes (`--relay digests`), or not protected.
+            var digested: [DigestedRelay] = []
             let handled: (verdict: KernelVerdict, pieces: [[UInt8]]?)? = bytes.withUnsafeMutableBytes { buffer in
                 guard let view = try? TCPPacket(validating: buffer) else { return nil }
                 if packet.checksumNotReady { view.updateChecksums() }
+                let digestible = bridge.isDigestible(view)
                 let verdict = bridge.ownKernelSegment(view, now: now)
+                if verdict == .relayToPrimary && digestible {
+                    digested = bridge.digestedRelay(
+                        view,
+                        digester: PayloadDigests.sha256,
+                        maximumPieces: relayBundle.maximumDigestsPerSegment
+                    )
+                    if !digested.isEmpty { return (verdict, []) }
+                }
                 guard verdict == .relayToPrimary, view.bytes.count > relayBundle.maximumPacketBytes else {
                     return (verdict, nil)
                 }
                 let limit = configuration.relayBundleBytes == 0 ? nil : relayBundle.maximumPacketBytes
                 return (verdict, bridge.relayPackets(view, maximumPacketBytes: limit))
+            }
+            if !digested.isEmpty {
+                count("relayedAsDigests")
+                for relay in digested {
+                    for message in relayBundle.add(digested: PayloadDigests.segment(relay)) {
+                        link.send(message, now: now)
+                    }
+                }
+                return .init(id: packet.id, .drop)
             }
             switch handled {
             case (.relayToPrimary, let pieces?)?:
@@ -614,11 +634,24 @@ public final class SecondaryDaemon {
     /// Adds one of the kernel's segments to the bundle for the primary, sending the bundle
     /// first if this segment would take it past the configured datagram size.
     private func relay(_ packet: [UInt8], link: ReplicationLink, now: MonotonicTime) {
-        if let full = relayBundle.add(packet) { link.send(full, now: now) }
+        for message in relayBundle.add(packet) { link.send(message, now: now) }
+    }
+
+    /// A packet the kernel sent before, relayed whole again, cut to fit a datagram as it would
+    /// have been when it was sent.
+    private func relayWhole(_ packet: [UInt8], link: ReplicationLink, now: MonotonicTime) {
+        guard packet.count > relayBundle.maximumPacketBytes else { return relay(packet, link: link, now: now) }
+        var bytes = packet
+        let limit = configuration.relayBundleBytes == 0 ? nil : relayBundle.maximumPacketBytes
+        let pieces: [[UInt8]] = bytes.withUnsafeMutableBytes { buffer in
+            guard let view = try? TCPPacket(validating: buffer) else { return [] }
+            return bridge.relayPackets(view, maximumPacketBytes: limit)
+        }
+        for piece in pieces { relay(piece, link: link, now: now) }
     }
 
     private func flushRelayBundle(link: ReplicationLink, now: MonotonicTime) {
-        if let pending = relayBundle.flush() { link.send(pending, now: now) }
+        for message in relayBundle.flushAll() { link.send(message, now: now) }
     }
 
     /// Clients' segments to the service address, which only reach this host after the
@@ -670,7 +703,29 @@ public final class SecondaryDaemon {
         }
     }
 
-    private func handleReplication(_ message: ReplicationMessage, raw: RawIPv4Socket, now: MonotonicTime) {
+    private func handleReplication(
+        _ message: ReplicationMessage,
+        raw: RawIPv4Socket,
+        link: ReplicationLink,
+        now: MonotonicTime
+    ) {
+        if case let .relayWhole(connections) = message {
+            // The primary serves these from this kernel's bytes now: whole from here on, and
+            // what the client has not acknowledged again (it had only digests of it).
+            let packets = bridge.relayWhole(
+                connections.map {
+                    ConnectionKey(
+                        clientAddress: IPv4Address($0.clientAddress),
+                        clientPort: $0.clientPort,
+                        serverPort: $0.serverPort
+                    )
+                }
+            )
+            counters["resentWhole", default: 0] += UInt64(packets.count)
+            for packet in packets { relayWhole(packet, link: link, now: now) }
+            flushRelayBundle(link: link, now: now)
+            return
+        }
         if case let .released(connections) = message {
             bridge.release(
                 connections.map {

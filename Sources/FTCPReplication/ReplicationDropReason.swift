@@ -50,6 +50,7 @@ public enum ReplicationDropReason: Error, Equatable, Hashable, Sendable, CustomS
         case badSegments(length: Int)
         /// A released body names no connection, more than 1024, or is not 2 + 8 × count bytes.
         case badReleased(length: Int)
+        case badDigests(length: Int)
 
         public var description: String {
             switch self {
@@ -67,6 +68,7 @@ public enum ReplicationDropReason: Error, Equatable, Hashable, Sendable, CustomS
             case let .badSegments(length):
                 "malformed segments message (\(length)-byte body whose packet lengths do not add up)"
             case let .badReleased(length): "malformed released message (\(length)-byte body)"
+            case let .badDigests(length): "malformed digests message (\(length)-byte body)"
             }
         }
     }

@@ -25,6 +25,14 @@ public enum ReplicationMessage: Equatable, Hashable, Sendable {
     /// copy is not what the client holds (primary → secondary). At most
     /// ``ReplicationSealer/maximumReleasedPerMessage`` per message.
     case released(connections: [ReplicatedConnectionID])
+    /// New bytes the secondary's kernel sent, as digests instead of the bytes (secondary →
+    /// primary, `--relay digests`): the primary compares them with its own.
+    case digests(segments: [DigestedSegment])
+    /// Connections whose segments the secondary must relay whole again, resending what its
+    /// kernel sent that the client has not acknowledged (primary → secondary, `--relay
+    /// digests`): the primary serves them from the secondary's bytes now. At most
+    /// ``ReplicationSealer/maximumReleasedPerMessage`` per message.
+    case relayWhole(connections: [ReplicatedConnectionID])
 
     /// The message's kind, without its contents.
     public var kind: Kind {
@@ -35,6 +43,8 @@ public enum ReplicationMessage: Equatable, Hashable, Sendable {
         case .resendRequest: .resendRequest
         case .segments: .segments
         case .released: .released
+        case .digests: .digests
+        case .relayWhole: .relayWhole
         }
     }
 
@@ -46,15 +56,18 @@ public enum ReplicationMessage: Equatable, Hashable, Sendable {
         case resendRequest = 4
         case segments = 5
         case released = 6
+        case digests = 7
+        case relayWhole = 8
 
         /// Whether a bridge in `role` ever sends this kind of message.
         public func isSent(by role: ReplicationRole) -> Bool {
             switch (self, role) {
             case (.heartbeat, _), (.resendRequest, _), (.segment, .secondary), (.segments, .secondary),
-                (.inject, .primary),
-                (.released, .primary):
+                (.inject, .primary), (.released, .primary), (.digests, .secondary), (.relayWhole, .primary):
                 true
-            case (.segment, .primary), (.segments, .primary), (.inject, .secondary), (.released, .secondary): false
+            case (.segment, .primary), (.segments, .primary), (.inject, .secondary), (.released, .secondary),
+                (.digests, .primary), (.relayWhole, .secondary):
+                false
             }
         }
 
@@ -66,6 +79,8 @@ public enum ReplicationMessage: Equatable, Hashable, Sendable {
             case .resendRequest: "resend-request"
             case .segments: "segments"
             case .released: "released"
+            case .digests: "digests"
+            case .relayWhole: "relay-whole"
             }
         }
     }

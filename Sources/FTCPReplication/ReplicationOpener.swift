@@ -219,13 +219,57 @@ public struct ReplicationOpener: Sendable {
             return .success(.resendRequest(firstCounter: first, count: count))
         case .segments:
             return parseSegments(body)
-        case .released:
-            return parseReleased(body)
+        case .released, .relayWhole:
+            return parseReleased(body, kind: kind)
+        case .digests:
+            return parseDigests(body)
         }
     }
 
-    /// A released body: a count, then that many 8-byte connection names, filling it exactly.
-    private static func parseReleased(_ body: UnsafeRawBufferPointer) -> Result<
+    /// A digests body: a count, then that many entries (see ``ReplicationWireFormat``), filling it
+    /// exactly.
+    private static func parseDigests(_ body: UnsafeRawBufferPointer) -> Result<
+        ReplicationMessage, ReplicationDropReason
+    > {
+        let malformed = Result<ReplicationMessage, ReplicationDropReason>.failure(
+            .invalidBody(.badDigests(length: body.count))
+        )
+        guard body.count >= 2 else { return malformed }
+        let count = Int(body.readBigEndian(0..<2, as: UInt16.self))
+        guard count >= 1 else { return malformed }
+        var segments: [DigestedSegment] = []
+        var offset = 2
+        for _ in 0..<count {
+            guard offset + 2 <= body.count else { return malformed }
+            let headerLength = Int(body.readBigEndian(offset..<offset + 2, as: UInt16.self))
+            offset += 2
+            guard offset + headerLength + 6 <= body.count else { return malformed }
+            let header = Array(body[offset..<offset + headerLength])
+            offset += headerLength
+            let payloadLength: UInt32 = body.readBigEndian(offset..<offset + 4)
+            let pieceLength: UInt16 = body.readBigEndian(offset + 4..<offset + 6)
+            offset += 6
+            let digestBytes =
+                DigestedSegment.pieceCount(payloadLength: payloadLength, pieceLength: pieceLength)
+                * DigestedSegment.digestLength
+            guard offset + digestBytes <= body.count else { return malformed }
+            let segment = DigestedSegment(
+                header: header,
+                payloadLength: payloadLength,
+                pieceLength: pieceLength,
+                digests: Array(body[offset..<offset + digestBytes])
+            )
+            guard segment.isWellFormed else { return malformed }
+            segments.append(segment)
+            offset += digestBytes
+        }
+        guard offset == body.count else { return malformed }
+        return .success(.digests(segments: segments))
+    }
+
+    /// A released (or relay whole) body: a count, then that many 8-byte connection names,
+    /// filling it exactly.
+    private static func parseReleased(_ body: UnsafeRawBufferPointer, kind: ReplicationMessage.Kind) -> Result<
         ReplicationMessage, ReplicationDropReason
     > {
         let malformed = Result<ReplicationMessage, ReplicationDropReason>.failure(
@@ -248,7 +292,9 @@ public struct ReplicationOpener: Sendable {
                 )
             )
         }
-        return .success(.released(connections: connections))
+        return .success(
+            kind == .relayWhole ? .relayWhole(connections: connections) : .released(connections: connections)
+        )
     }
 
     /// A segments body: a count, then that many length-prefixed packets, filling it exactly.

@@ -59,7 +59,15 @@ public struct ReplicationSealer: Sendable {
             bodyLength = ReplicationWireFormat.resendRequestLength
         case let .segments(packets):
             bodyLength = try Self.segmentsBodyLength(packets)
-        case let .released(connections):
+        case let .digests(segments):
+            guard !segments.isEmpty, segments.count <= Int(UInt16.max), segments.allSatisfy(\.isWellFormed) else {
+                throw .emptyPacket
+            }
+            bodyLength = 2 + segments.reduce(0) { $0 + $1.encodedLength }
+            guard bodyLength <= ReplicationWireFormat.maximumBodyLength else {
+                throw .packetTooLarge(size: bodyLength, limit: ReplicationWireFormat.maximumBodyLength)
+            }
+        case let .released(connections), let .relayWhole(connections):
             guard (1...ReplicationWireFormat.maximumReleasedCount).contains(connections.count) else {
                 throw .releasedCountOutOfRange(
                     count: connections.count,
@@ -103,7 +111,16 @@ public struct ReplicationSealer: Sendable {
                 datagram.appendBigEndian(UInt16(packet.count))
                 datagram.append(contentsOf: packet)
             }
-        case let .released(connections):
+        case let .digests(segments):
+            datagram.appendBigEndian(UInt16(segments.count))
+            for segment in segments {
+                datagram.appendBigEndian(UInt16(segment.header.count))
+                datagram.append(contentsOf: segment.header)
+                datagram.appendBigEndian(segment.payloadLength)
+                datagram.appendBigEndian(segment.pieceLength)
+                datagram.append(contentsOf: segment.digests)
+            }
+        case let .released(connections), let .relayWhole(connections):
             datagram.appendBigEndian(UInt16(connections.count))
             for connection in connections {
                 datagram.appendBigEndian(connection.clientAddress)
@@ -139,6 +156,12 @@ public struct ReplicationSealer: Sendable {
     /// The bytes a packet adds to a segments message: what a sender filling one to a size counts.
     public static func segmentsCost(ofPacket length: Int) -> Int {
         ReplicationWireFormat.segmentsLengthFieldLength + length
+    }
+
+    /// The datagram length of a digests message of these segments.
+    public static func digestsDatagramLength(_ segments: [DigestedSegment]) -> Int {
+        ReplicationWireFormat.headerLength + 2 + segments.reduce(0) { $0 + $1.encodedLength }
+            + ReplicationWireFormat.tagLength
     }
 
     /// The datagram length of a segments message whose packets cost `packetCost` in all.

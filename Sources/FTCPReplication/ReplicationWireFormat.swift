@@ -7,7 +7,7 @@
 ///      0     4  magic "FTCR" (0x46 0x54 0x43 0x52)
 ///      4     1  format version, currently 1
 ///      5     1  message type: 1 segment, 2 inject, 3 heartbeat, 4 resend request, 5 segments,
-///                 6 released
+///                 6 released, 7 digests, 8 relay whole
 ///                 (``ReplicationMessage/Kind``)
 ///      6     1  sender role: 1 primary, 2 secondary
 ///      7     1  reserved, must be 0
@@ -33,6 +33,11 @@
 ///   and its bytes; the lengths add up to the body exactly.
 /// - released: connection count (2, 1 ... 1024), then for each the client's address (4), the
 ///   client's port (2) and the server's port (2); the body is exactly 2 + 8 × count bytes.
+/// - digests: segment count (2, at least 1), then for each segment its header length (2,
+///   1 ... 120), the header packet, the payload length (4, 1 ... 65,535), the piece length
+///   (2, at least 1) and 16 bytes of digest per piece (⌈payload ÷ piece⌉ pieces); the entries
+///   fill the body exactly.
+/// - relay whole: as released.
 ///
 /// The envelope is the same in every format version, past and future: the magic at 0, the
 /// version byte at 4, the body length at 24 and the 32-byte tag over everything before it at
@@ -88,6 +93,8 @@ enum ReplicationWireFormat {
     static let segmentsCountLength = 2
     static let segmentsLengthFieldLength = 2
     static let releasedEntryLength = 8
+    /// The longest header packet of a digested segment: 60-byte IPv4 and TCP headers.
+    static let maximumDigestedHeaderLength = 120
     static let maximumReleasedCount = 1024
 }
 

@@ -90,6 +90,21 @@ struct BridgeOptions: ParsableArguments {
     )
     var divergence: String = "strict"
 
+    @Option(
+        help: ArgumentHelp(
+            "What the secondary relays of the bytes its kernel sends: bytes (all of them) or digests.",
+            discussion: """
+                bytes: every byte the servers send to clients crosses the replication channel too (the channel \
+                carries as much as the clients receive). digests: the secondary relays the headers of its kernel's \
+                new bytes and a 16-byte SHA-256 digest of each piece of about one segment, and the primary sends \
+                its own bytes once they match (the channel carries about 1% of what clients receive); \
+                retransmissions, ports with --divergence same-length, and connections whose primary application \
+                failed are relayed whole. Set it alike on both servers: roles swap at a failover.
+                """
+        )
+    )
+    var relay: String = "bytes"
+
     @Option(help: "Replication key file (mode 0600; make one with `ftcp-bridge keygen`). The same key on both servers.")
     var keyFile: String = "/etc/ftcp/ftcp.key"
 
@@ -296,6 +311,9 @@ struct BridgeOptions: ParsableArguments {
                 throw ValidationError("--notify needs the guardian (it runs the program): drop --no-guardian")
             }
         }
+        guard ["bytes", "digests"].contains(relay) else {
+            throw ValidationError("--relay takes bytes or digests, not '\(relay)'")
+        }
         guard relayBundleBytes == 0 || (576...65_000).contains(relayBundleBytes) else {
             throw ValidationError(
                 "--relay-bundle-bytes must be 0 (no bundling) or between 576 and 65000 (1472 fits a 1,500-byte MTU)"
@@ -371,7 +389,8 @@ struct BridgeOptions: ParsableArguments {
             separateServiceAddress: serviceAddress.first,
             additionalServiceAddresses: Array(serviceAddress.dropFirst()),
             outboundSelections: try outboundSelections(),
-            divergencePolicy: DivergencePolicy(divergence) ?? .strict
+            divergencePolicy: DivergencePolicy(divergence) ?? .strict,
+            relaysDigests: relay == "digests"
         )
     }
 

@@ -148,7 +148,7 @@ struct HostileInputTests {
         "authentic datagrams with bodies the receiver cannot use are dropped",
         arguments: [
             (HandmadeDatagram(type: 0, body: heartbeatBody), ReplicationDropReason.invalidBody(.unknownMessageType(0))),
-            (HandmadeDatagram(type: 7, body: heartbeatBody), .invalidBody(.unknownMessageType(7))),
+            (HandmadeDatagram(type: 9, body: heartbeatBody), .invalidBody(.unknownMessageType(9))),
             // A released message only ever comes from the primary.
             (
                 HandmadeDatagram(type: 6, body: [0, 1, 1, 2, 3, 4, 5, 6, 7, 8]),

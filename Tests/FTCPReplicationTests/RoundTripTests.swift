@@ -192,3 +192,76 @@ struct RoundTripTests {
         #expect(try opener.open(withoutAddress).get().message == .heartbeat(heartbeat))
     }
 }
+
+@Suite("Digests and relay-whole messages (--relay digests)")
+struct DigestMessageTests {
+    static func segment(payload: UInt32, piece: UInt16) -> DigestedSegment {
+        let pieces = DigestedSegment.pieceCount(payloadLength: payload, pieceLength: piece)
+        return DigestedSegment(
+            header: Fixtures.packet,
+            payloadLength: payload,
+            pieceLength: piece,
+            digests: (0..<pieces * DigestedSegment.digestLength).map { UInt8(truncatingIfNeeded: $0) }
+        )
+    }
+
+    @Test("digested segments from the secondary reach the primary, each with one 16-byte digest per piece")
+    func digests() throws {
+        var sealer = Fixtures.sealer(.secondary, epoch: 3)
+        var opener = Fixtures.opener(.primary)
+        // 65,535 bytes in pieces of 1,420: 47 digests; 10 bytes in one piece.
+        let segments = [Self.segment(payload: 65_535, piece: 1_420), Self.segment(payload: 10, piece: 1_420)]
+        #expect(segments[0].digests.count == 47 * 16)
+        let datagram = try sealer.seal(.digests(segments: segments))
+        #expect(datagram.count == ReplicationSealer.digestsDatagramLength(segments))
+        #expect(
+            datagram.count == 28 + 2 + segments.map { 2 + $0.header.count + 6 + $0.digests.count }.reduce(0, +) + 32
+        )
+        #expect(try opener.open(datagram).get().message == .digests(segments: segments))
+    }
+
+    @Test("a digested segment whose digests do not cover its bytes, or with no bytes, is refused at seal time")
+    func digestsSealErrors() throws {
+        var sealer = Fixtures.sealer(.secondary)
+        var short = Self.segment(payload: 3_000, piece: 1_000)
+        short.digests.removeLast()
+        #expect(throws: ReplicationError.self) { try sealer.seal(.digests(segments: [short])) }
+        #expect(throws: ReplicationError.self) { try sealer.seal(.digests(segments: [])) }
+        var empty = Self.segment(payload: 1, piece: 1)
+        empty.payloadLength = 0
+        #expect(throws: ReplicationError.self) { try sealer.seal(.digests(segments: [empty])) }
+        var primary = Fixtures.sealer(.primary)
+        #expect(throws: ReplicationError.self) {
+            try primary.seal(.digests(segments: [Self.segment(payload: 1, piece: 1)]))
+        }
+        #expect(sealer.nextCounter == 0 && primary.nextCounter == 0)
+    }
+
+    @Test(
+        "a digests body whose lengths do not add up, or whose digests are short of its pieces, is dropped",
+        arguments: [
+            [0, 0], [0, 1, 0, 1, 0x45, 0, 0, 0, 1, 0, 1] + Array(repeating: 1, count: 15),
+            [0, 1, 0, 1, 0x45, 0, 0, 0, 1, 0, 0] + Array(repeating: 1, count: 16),
+            [0, 1, 0, 1, 0x45, 0, 0, 0, 1, 0, 1] + Array(repeating: 1, count: 17),
+            [0, 2, 0, 1, 0x45, 0, 0, 0, 1, 0, 1] + Array(repeating: 1, count: 16),
+        ] as [[UInt8]]
+    )
+    func malformedDigests(body: [UInt8]) {
+        var opener = Fixtures.opener(.primary)
+        let datagram = HandmadeDatagram(type: 7, role: ReplicationRole.secondary.rawValue, body: body)
+        #expect(opener.open(datagram.bytes()).failure == .invalidBody(.badDigests(length: body.count)))
+    }
+
+    @Test("relay-whole requests go from the primary to the secondary only")
+    func relayWhole() throws {
+        var sealer = Fixtures.sealer(.primary)
+        var opener = Fixtures.opener(.secondary)
+        let one = [ReplicatedConnectionID(clientAddress: 0x0A50_000A, clientPort: 40_000, serverPort: 9999)]
+        #expect(
+            try opener.open(try sealer.seal(.relayWhole(connections: one))).get().message
+                == .relayWhole(connections: one)
+        )
+        var secondary = Fixtures.sealer(.secondary)
+        #expect(throws: ReplicationError.self) { try secondary.seal(.relayWhole(connections: one)) }
+    }
+}
