@@ -39,6 +39,11 @@ struct DigestClaims: Sendable {
         return true
     }
 
+    /// Where the first claim that begins after `position` begins.
+    func nextStart(after position: SequenceNumber) -> SequenceNumber? {
+        claims.first { $0.start > position }?.start
+    }
+
     /// Removes the first claim.
     mutating func removeFirst() { claims.removeFirst() }
 

@@ -496,8 +496,21 @@ struct MergedConnection: Sendable {
     private mutating func merge(into output: inout BridgeOutput) -> Bool {
         var sent = false
         while true {
-            if let claim = secondary.claims.first, claim.start == sentUpTo {
-                // The secondary said these bytes by digest: compared with the primary's own, whole.
+            // The secondary said these bytes by digest: compared with the primary's own, whole. (When
+            // its kernel's retransmission brought all of them whole too, they merge as bytes: finer.)
+            if let claim = secondary.claims.first, claim.start == sentUpTo,
+                secondary.pending.contiguousCount < claim.length
+            {
+                if let fin = primary.finAt, fin < claim.end,
+                    primary.pending.contiguousCount == Int(sentUpTo.distance(to: fin))
+                {
+                    // The primary's kernel ends its stream inside the piece (its application died
+                    // or closed early) while the secondary's goes on past it: the secondary's wins,
+                    // as in ``ByteMerge/ending(at:primaryFIN:secondaryFIN:primaryHeldBytes:secondaryHeldBytes:)``.
+                    output.event(.replicaLost(key, role: .primary, cause: .closedEarly))
+                    replicaLost(.primary, into: &output)
+                    return true
+                }
                 guard primary.pending.contiguousCount >= claim.length else { break }
                 let bytes = primary.pending.take(claim.length)
                 secondary.claims.removeFirst()
@@ -519,8 +532,8 @@ struct MergedConnection: Sendable {
                 toleratesSameLength: toleratesSameLength,
                 toleratedBytesSoFar: statistics.toleratedBytes
             )
-            // Bytes run only up to the next claim, which is compared as a whole.
-            let limit = secondary.claims.first.map { max(0, Int(sentUpTo.distance(to: $0.start))) }
+            // Bytes run only up to the next claim ahead, which is compared as a whole.
+            let limit = secondary.claims.nextStart(after: sentUpTo).map { Int(sentUpTo.distance(to: $0)) }
             guard
                 let run = ByteMerge.takeRun(
                     primary: &primary.pending,

@@ -158,6 +158,38 @@ struct DigestRelayTests {
         #expect(scenario.status?.statistics.digestsNotMerged == 1)
     }
 
+    @Test("P's stream ends inside a piece S said by digest (its application died): S goes on alone at once")
+    func primaryEndsInsideAPiece() throws {
+        var scenario = try established()
+        try scenario.secondaryDigested(
+            S.fromServer(.secondary, seq: 1, ack: 1001, payload: numberedBytes(1...8)),
+            pieceLength: 8
+        )
+        // P's kernel had 3 of the piece's 8 bytes, then its FIN: the other 5 never come.
+        let p = try scenario.primary(
+            S.fromServer(.primary, seq: 31, ack: 1001, flags: [.fin, .ack], payload: numberedBytes(1...3))
+        )
+        #expect(p.events == [.replicaLost(scenario.key, role: .primary, cause: .closedEarly)])
+        #expect(scenario.status?.phase == "secondary-only")
+        #expect(p.packetsToClient.allSatisfy { $0.payload.isEmpty && !$0.flags.contains(.fin) })
+    }
+
+    @Test("S's whole retransmission at the same place as a piece merges as bytes, as far as P has them")
+    func wholeBytesBeforeAPieceAtTheSamePlace() throws {
+        var scenario = try established()
+        try scenario.secondaryDigested(
+            S.fromServer(.secondary, seq: 1, ack: 1001, payload: numberedBytes(1...8)),
+            pieceLength: 8
+        )
+        try scenario.secondary(S.fromServer(.secondary, seq: 1, ack: 1001, payload: numberedBytes(1...8)))
+        let p = try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, payload: numberedBytes(1...3)))
+        #expect(p.packetsToClient.flatMap(\.payload) == numberedBytes(1...3))
+        // Found in the lab: then P's FIN (its application died): S's bytes beyond it win.
+        let fin = try scenario.primary(S.fromServer(.primary, seq: 34, ack: 1001, flags: [.fin, .ack]))
+        #expect(fin.events == [.replicaLost(scenario.key, role: .primary, cause: .closedEarly)])
+        #expect(fin.packetsToClient.flatMap(\.payload) == numberedBytes(4...8))
+    }
+
     @Test("digests that do not cover the bytes, or name no connection, are dropped and counted")
     func malformedDigests() throws {
         var scenario = try established()
