@@ -8,7 +8,8 @@ import FTCPWire
 /// with the rest of Sources/FTCPBridge) as the daemons drive them: one primary and one secondary
 /// fed a sequence of events decoded from the input — a client's segment (to both, or lost on
 /// the way to one), a segment of the primary's kernel, a segment of the secondary's kernel
-/// (relayed to the primary in the pieces the secondary cuts, or lost), time passing, the
+/// (relayed to the primary in the pieces the secondary cuts, or as digests of its bytes when
+/// the secondary may digest it, or lost), time passing, the
 /// secondary failing, joining or restarting, the primary failing (the secondary takes over),
 /// releases, and segments that claim to come over the channel without passing the secondary.
 ///
@@ -33,6 +34,7 @@ public func fuzzBridgeCores(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     while !input.isExhausted && events < 400 {
         events += 1
         harness.step(&input)
+        harness.relayWholeAsAsked()
         harness.checkInvariants()
     }
     harness.finish()
@@ -127,6 +129,9 @@ private struct BridgeHarness {
     /// more on a connection it reset; when the fuzzer has it send data anyway, the bridge may
     /// forward it in whatever space it knows, and the connection's bytes are not checked.
     var resetBy: [ConnectionKey: Set<Int>] = [:]
+    /// Connections whose primary replica was lost: the primary's daemon asks the secondary to
+    /// relay them whole (done after the event, as the daemon does at the end of its turn).
+    var toRelayWhole: [ConnectionKey] = []
 
     init(configurationChoice: UInt8) {
         configuration = BridgeConfiguration(
@@ -143,7 +148,10 @@ private struct BridgeHarness {
             // Same-length tolerance changes nothing while no byte was corrupted (both streams
             // are the same), and lets a corrupted run through only in the primary's version.
             divergencePolicy: configurationChoice & 0x80 != 0
-                ? DivergencePolicy(defaultTolerance: .sameLength) : .strict
+                ? DivergencePolicy(defaultTolerance: .sameLength) : .strict,
+            // Each relayed segment the secondary may digest goes as digests or whole, as the
+            // input says (see `secondaryKernelSegment`).
+            relaysDigests: true
         )
         primary = PrimaryBridge(configuration: configuration)
         secondary = SecondaryBridge(configuration: configuration)
@@ -165,7 +173,11 @@ private struct BridgeHarness {
             let endpoint = decodeEndpoint(&input)
             let packet = decodeSegment(&input, from: .secondary, endpoint: endpoint)
             let relay = input.byte()
-            secondaryKernelSegment(packet, maximumPacketBytes: [nil, 1500, 600, 16_000, 100][Int(relay % 5)])
+            secondaryKernelSegment(
+                packet,
+                maximumPacketBytes: [nil, 1500, 600, 16_000, 100][Int(relay % 5)],
+                digestPieces: relay & 0x80 != 0 ? nil : [1, 3, 83][Int(relay >> 5 & 3) % 3]
+            )
         case 9:
             let milliseconds = UInt64(input.byte()) * [1, 10, 100, 1_000][Int(opcode >> 4 & 3)]
             now = now.adding(milliseconds: milliseconds)
@@ -272,10 +284,14 @@ private struct BridgeHarness {
         }
     }
 
-    mutating func secondaryKernelSegment(_ fields: TCPPacketFields, maximumPacketBytes: Int?) {
+    /// A segment of the secondary's kernel, relayed as the secondary daemon does: as digests
+    /// (in relays of at most `digestPieces` pieces) when the secondary may digest it and
+    /// `digestPieces` is given, else whole, in pieces of at most `maximumPacketBytes`.
+    mutating func secondaryKernelSegment(_ fields: TCPPacketFields, maximumPacketBytes: Int?, digestPieces: Int?) {
         trace("secondary kernel (relay \(maximumPacketBytes.map(String.init) ?? "MSS")): \(fields.summary)")
         var bytes = build(fields)
         var relayed: [[UInt8]] = []
+        var digested: [DigestedRelay] = []
         bytes.withUnsafeMutableBytes { buffer in
             guard let packet = try? TCPPacket(validating: buffer) else { return }
             if secondary.isPromoted {
@@ -286,7 +302,13 @@ private struct BridgeHarness {
                 return
             }
             ownKernel += 1
+            let digestible = secondary.isDigestible(packet)
             guard secondary.ownKernelSegment(packet, now: now) == .relayToPrimary else { return }
+            if let digestPieces, digestible {
+                digested = secondary.digestedRelay(packet, digester: PayloadDigest.fnv, maximumPieces: digestPieces)
+                checkDigestedRelay(digested, of: packet)
+                return
+            }
             let pieces = secondary.relayPackets(packet, maximumPacketBytes: maximumPacketBytes)
             checkRelayedPieces(pieces, of: packet, maximumPacketBytes: maximumPacketBytes)
             relayed = pieces
@@ -298,6 +320,77 @@ private struct BridgeHarness {
                 }
                 secondarySegmentsAtPrimary += 1
                 carryOut(primary.secondaryKernelSegment(packet, now: now))
+            }
+        }
+        feedDigested(digested)
+    }
+
+    /// Feeds the relays of a digested segment to the primary, as its daemon does.
+    mutating func feedDigested(_ relays: [DigestedRelay]) {
+        for relay in relays {
+            var header = relay.header
+            header.withUnsafeMutableBytes { buffer in
+                guard let packet = try? TCPPacket(validating: buffer) else {
+                    fatalError("the secondary digests under a header that does not validate")
+                }
+                trace(
+                    "  digested: seq \(packet.tcp.sequenceNumber) len \(relay.payloadLength) pieces \(relay.digests.count)"
+                )
+                secondarySegmentsAtPrimary += 1
+                carryOut(
+                    primary.secondaryDigestedSegment(
+                        packet,
+                        payloadLength: relay.payloadLength,
+                        pieceLength: relay.pieceLength,
+                        digests: relay.digests,
+                        now: now
+                    )
+                )
+            }
+        }
+    }
+
+    /// The relays of a digested segment cover its bytes, in order, each piece's digest that of
+    /// its bytes, no relay with more pieces than asked.
+    func checkDigestedRelay(_ relays: [DigestedRelay], of packet: TCPPacket) {
+        let payload = Array(UnsafeRawBufferPointer(packet.tcp.payload))
+        var offset = 0
+        for relay in relays {
+            guard let header = try? TCPPacketFields(parsing: relay.header) else {
+                fatalError("a digested relay's header does not parse")
+            }
+            require(header.payload.isEmpty && header.sequenceNumber == packet.tcp.sequenceNumber + UInt32(offset))
+            require(relay.digests.count == (relay.payloadLength + relay.pieceLength - 1) / relay.pieceLength)
+            for (index, digest) in relay.digests.enumerated() {
+                let start = offset + index * relay.pieceLength
+                let end = min(start + relay.pieceLength, offset + relay.payloadLength)
+                require(payload[start..<end].withUnsafeBytes { PayloadDigest.fnv($0) } == digest, "a wrong digest")
+            }
+            offset += relay.payloadLength
+        }
+        require(offset == payload.count, "digested relays cover \(offset) of \(payload.count) bytes")
+    }
+
+    mutating func relayWholeAsAsked() {
+        while !toRelayWhole.isEmpty {
+            let keys = toRelayWhole
+            toRelayWhole = []
+            relayWhole(keys)
+        }
+    }
+
+    /// What the daemons do when the primary lost its replica of a connection the secondary
+    /// relays as digests: the secondary relays it whole again and resends what the client has
+    /// not acknowledged.
+    mutating func relayWhole(_ keys: [ConnectionKey]) {
+        guard !keys.isEmpty, !secondary.isPromoted else { return }
+        for var packet in secondary.relayWhole(keys) {
+            packet.withUnsafeMutableBytes { buffer in
+                guard let view = try? TCPPacket(validating: buffer) else {
+                    fatalError("the secondary resends a packet that does not validate")
+                }
+                secondarySegmentsAtPrimary += 1
+                carryOut(primary.secondaryKernelSegment(view, now: now))
             }
         }
     }
@@ -320,6 +413,7 @@ private struct BridgeHarness {
         }
         for event in output.events {
             trace("  event \(event)")
+            if case let .replicaLost(key, .primary, _) = event { toRelayWhole.append(key) }
             // A reset the bridge accepted ended the connection in both kernels too.
             if case let .connectionClosed(key, reason) = event, reason != .finished {
                 resetBy[key, default: []].formUnion([Stream.primary.rawValue, Stream.secondary.rawValue])
