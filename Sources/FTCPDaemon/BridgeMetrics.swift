@@ -45,6 +45,8 @@ public final class BridgeMetrics: Sendable {
             ),
             .init(metric: "ftcp_segments_total", labels: [("source", "captured_client")], key: "injected"),
             .init(metric: "ftcp_segments_total", labels: [("source", "relayed_to_primary")], key: "relayedToPrimary"),
+            .init(metric: "ftcp_relayed_as_digests_total", labels: [], key: "relayedAsDigests"),
+            .init(metric: "ftcp_relay_whole_requested_total", labels: [], key: "relayWholeRequested"),
             .init(
                 metric: "ftcp_client_syns_dropped_total",
                 labels: [("reason", "table_full")],
@@ -154,6 +156,9 @@ public final class BridgeMetrics: Sendable {
         "ftcp_replicas_lost_total": "Connections one server's copy of which ended while the other's went on",
         "ftcp_sent_to_clients_bytes_total": "Payload bytes the primary sent to clients",
         "ftcp_segments_total": "TCP segments handled, by source",
+        "ftcp_relayed_as_digests_total": "Segments of this secondary's kernel relayed as digests of their bytes",
+        "ftcp_relay_whole_requested_total":
+            "Connections this primary asked the secondary to relay whole again (their primary replica was lost)",
         "ftcp_client_syns_dropped_total": "Client SYNs dropped, by reason",
         "ftcp_table_evictions_total": "Connection-table entries given up for new connections, by kind",
         "ftcp_unacceptable_resets_total": "Client resets whose sequence number RFC 5961 does not accept",

@@ -91,7 +91,7 @@ public struct DaemonConfiguration: Sendable {
         additionalServiceAddresses: [IPv4Address] = [],
         outboundSelections: [OutboundSelection] = [],
         divergencePolicy: DivergencePolicy = .strict,
-        relaysDigests: Bool = false
+        relaysDigests: Bool = true
     ) {
         self.relaysDigests = relaysDigests
         self.outboundSelections = outboundSelections

@@ -92,7 +92,7 @@ struct BridgeOptions: ParsableArguments {
 
     @Option(
         help: ArgumentHelp(
-            "What the secondary relays of the bytes its kernel sends: bytes (all of them) or digests.",
+            "What the secondary relays of the bytes its kernel sends: digests (the default) or bytes (all of them).",
             discussion: """
                 bytes: every byte the servers send to clients crosses the replication channel too (the channel \
                 carries as much as the clients receive). digests: the secondary relays the headers of its kernel's \
@@ -103,7 +103,7 @@ struct BridgeOptions: ParsableArguments {
                 """
         )
     )
-    var relay: String = "bytes"
+    var relay: String = "digests"
 
     @Option(help: "Replication key file (mode 0600; make one with `ftcp-bridge keygen`). The same key on both servers.")
     var keyFile: String = "/etc/ftcp/ftcp.key"

@@ -7,15 +7,21 @@ import XCTest
 final class FailoverEndToEndTests: RunningFTCPTestCase {
     /// Runs a session in the background, cuts `victim` off after `delay`, and returns the
     /// session's result fields.
+    /// A session cut by the failure of `victim` after `delay`. The client's link is shaped to
+    /// `clientRate` first (nil: left as the caller set it), so that the session's length does not
+    /// depend on how fast the bridges are on the machine (unshaped, a 200 MB download can end
+    /// within half a second).
     @discardableResult
     private func sessionAcrossFailure(
         of victim: String,
         download: Int,
         upload: Int,
         after delay: Double,
-        name: String = "session"
+        name: String = "session",
+        clientRate: String? = "1gbit"
     ) throws -> [String: String] {
         let lab = try requireLab()
+        if let clientRate { try lab.impair("client", "rate \(clientRate)") }
         let session = try lab.background(
             "client",
             name,
@@ -63,6 +69,7 @@ final class FailoverEndToEndTests: RunningFTCPTestCase {
     /// the session survives.
     func testPartitionLeavesOneOwnerOfTheServiceAddress() throws {
         let lab = try requireLab()
+        try lab.impair("client", "rate 1gbit")
         let session = try lab.background(
             "client",
             "session",
@@ -72,6 +79,7 @@ final class FailoverEndToEndTests: RunningFTCPTestCase {
             ]
         )
         Thread.sleep(forTimeInterval: 0.3)
+        XCTAssertTrue(session.process.isRunning, "the session ended before the partition: make it longer")
         let cut = try lab.labScriptResult(["partition", "on"], environment: [:])
         XCTAssertEqual(cut.status, 0, cut.output)
         Thread.sleep(forTimeInterval: 1.5)
@@ -246,7 +254,8 @@ final class FailoverEndToEndTests: RunningFTCPTestCase {
                 download: 80_000_000,
                 upload: 30_000_000,
                 after: delay,
-                name: "impaired-\(link)"
+                name: "impaired-\(link)",
+                clientRate: link == "client" ? nil : "1gbit"
             )
             XCTAssertEqual(
                 try resets.finish().ipv4Packets.count,
@@ -345,6 +354,8 @@ final class FailoverEndToEndTests: RunningFTCPTestCase {
         )
         XCTAssertEqual(start.status, 0, start.output)
         let resets = try lab.startCapture(on: "client", filter: "tcp and src port 9999 and tcp[13] & 4 != 0")
+        // At 500 Mbit/s the session lasts about 2 s: unshaped, it can end before the stop.
+        try lab.impair("client", "rate 500mbit")
         let session = try lab.background(
             "client",
             "session",
