@@ -118,9 +118,12 @@ struct BenchSummary {
         Self.median(all(kind, ["mode": mode]).compactMap { $0.number(key) })
     }
 
-    var stalls: [Double] { all("failover").compactMap { $0.number("stall_ms") } }
+    /// Trials whose cut fell inside the download (all of them in raw files older than the
+    /// `spanned` field).
+    var spanningTrials: [BenchMeasurement] { all("failover").filter { $0.fields["spanned"] != "0" } }
+    var stalls: [Double] { spanningTrials.compactMap { $0.number("stall_ms") } }
     /// Times from a cut until the download's rate was back (trials where it came back in time).
-    var recoveries: [Double] { all("failover").compactMap { $0.number("recovery_ms") }.filter { !$0.isNaN } }
+    var recoveries: [Double] { spanningTrials.compactMap { $0.number("recovery_ms") }.filter { !$0.isNaN } }
 
     /// Median of a pipelined-workload field over rounds (mode clean, ftcp or replicated).
     func pipeline(_ mode: String, _ key: String = "rate_per_s") -> Double? {
@@ -281,6 +284,7 @@ struct BenchSummary {
         lines.append(
             "| trials (byte-exact, no reset) | \(failoverTrials - failoverFailures) of \(failoverTrials) | all |"
         )
+        lines.append("| trials whose cut fell inside the download (the stalls below) | \(stalls.count) | all |")
         lines.append("| client-visible stall p50, ms | \(Self.format(Self.percentile(stalls, 0.5), 1)) | ≤ 50 |")
         lines.append("| client-visible stall p99, ms | \(Self.format(Self.percentile(stalls, 0.99), 1)) | ≤ 150 |")
         lines.append("| client-visible stall max, ms | \(Self.format(stalls.max(), 1)) | — |")
@@ -289,7 +293,7 @@ struct BenchSummary {
         )
         lines.append("| cut to the rate back p99, ms | \(Self.format(Self.percentile(recoveries, 0.99), 1)) | — |")
         lines.append(
-            "| trials whose rate came back before the download ended | \(recoveries.count) of \(failoverTrials) | — |"
+            "| trials whose rate came back before the download ended | \(recoveries.count) of \(stalls.count) | — |"
         )
         lines.append("| detection settings | \(detection) | — |")
         lines.append("")
@@ -354,7 +358,7 @@ struct BenchSummary {
             ])
         }
         let failover = object([
-            ("trials", failoverTrials), ("failed_trials", failoverFailures),
+            ("trials", failoverTrials), ("failed_trials", failoverFailures), ("spanning_trials", stalls.count),
             ("stall_p50_ms", Self.percentile(stalls, 0.5)), ("stall_p99_ms", Self.percentile(stalls, 0.99)),
             ("stall_max_ms", stalls.max()), ("stalls_ms", stalls),
             ("detection", all("failover").first?.fields["detection"]),

@@ -24,6 +24,7 @@ final class BenchmarkTests: LabTestCase {
         let failover = json?["failover"] as? [String: Any]
         XCTAssertEqual(failover?["failed_trials"] as? Int, 0, "a failover trial lost or corrupted bytes: \(run.output)")
         XCTAssertNotNil(failover?["stall_p50_ms"] as? Double)
+        XCTAssertGreaterThan(failover?["spanning_trials"] as? Int ?? 0, 0, "no cut fell inside its download")
         let pipeline = json?["pipeline"] as? [String: Any]
         for key in ["clean_rate_per_s", "ftcp_rate_per_s", "replicated_rate_per_s"] {
             XCTAssertGreaterThan(pipeline?[key] as? Double ?? 0, 0, "\(key) missing: \(run.output)")
