@@ -156,6 +156,30 @@ struct ClientSegmentBuilder {
         return (fields, next)
     }
 
+    /// A segment of the secondary's kernel while it serves alone: as it is (it is in the client's
+    /// space already), but never with an older TSval than the client was sent before (a segment
+    /// the secondary resends when asked to relay a connection whole carries the clock of its
+    /// first sending, and the merged stream may have carried the primary's newer clock).
+    func forwardedFromSecondaryAlone(
+        _ segment: TCPSegment,
+        after advertised: ClientAdvertisement
+    ) -> (segment: TCPPacketFields, advertised: ClientAdvertisement) {
+        var fields = addressing.relayed(segment)
+        var next = advertised
+        fields.options = fields.options.map { option in
+            guard case let .timestamps(value, echoReply) = option else { return option }
+            let stamped = next.stamping(value)
+            next = stamped.advertised
+            return .timestamps(value: stamped.value, echoReply: echoReply)
+        }
+        if fields.flags.contains(.ack) {
+            next.acknowledgment =
+                next.acknowledgment.map { SequenceNumber.later($0, fields.acknowledgmentNumber) }
+                ?? fields.acknowledgmentNumber
+        }
+        return (fields, next)
+    }
+
     /// A segment cut into pieces that fit the MSS: a kernel may hand over a super-segment (the
     /// queues take GSO packets whole).
     func withinMaximumSegmentSize(_ segment: TCPPacketFields) -> [TCPPacketFields] {

@@ -633,16 +633,11 @@ struct MergedConnection: Sendable {
         now: MonotonicTime,
         into output: inout BridgeOutput
     ) {
-        let copy = addressing.relayed(segment)
+        let copy = commit(clientBuilder.forwardedFromSecondaryAlone(segment, after: advertised))
         let end = copy.sequenceNumber + copy.sequenceLength
         if sentUpTo < end { sentUpTo = end }
         if copy.flags.contains(.fin) { finSent = true }
         AcknowledgmentMerge.record(segment, into: &secondary, shift: windowShift(of: secondary))
-        if copy.flags.contains(.ack) {
-            advertised.acknowledgment =
-                advertised.acknowledgment.map { SequenceNumber.later($0, copy.acknowledgmentNumber) }
-                ?? copy.acknowledgmentNumber
-        }
         send(clientBuilder.withinMaximumSegmentSize(copy), into: &output)
         if copy.flags.contains(.rst) {
             close(reason: .resetByServers, now: now, into: &output)

@@ -233,6 +233,48 @@ struct MergeTests {
         return scenario
     }
 
+    @Test("S serving alone (P's replica lost) never sets the client's TSval back below P's newer clock")
+    func timestampNeverGoesBackWhenSecondaryAlone() throws {
+        var scenario = try timestampScenario()
+        // P sends 1–4 at 100,040 (40,040 in S's clock), S at 40,020: the client gets 40,040.
+        try scenario.primary(
+            S.fromServer(
+                .primary,
+                seq: 31,
+                ack: 1001,
+                options: [.timestamps(value: 100_040, echoReply: 9)],
+                payload: [1, 2, 3, 4]
+            )
+        )
+        let merged = try scenario.secondary(
+            S.fromServer(
+                .secondary,
+                seq: 1,
+                ack: 1001,
+                options: [.timestamps(value: 40_020, echoReply: 9)],
+                payload: [1, 2, 3, 4]
+            )
+        )
+        #expect(merged.packetsToClient.first?.timestampValue == 40_040)
+        // P's kernel resets (its application died): S goes on alone. Its next segment, or one it
+        // resends when asked to relay whole, carries an older clock than the client last saw.
+        try scenario.primary(S.fromServer(.primary, seq: 35, ack: 1001, flags: [.rst, .ack]))
+        let alone = try scenario.secondary(
+            S.fromServer(
+                .secondary,
+                seq: 5,
+                ack: 1001,
+                options: [.timestamps(value: 40_025, echoReply: 9)],
+                payload: [5, 6]
+            )
+        )
+        #expect(alone.packetsToClient.map(\.payload) == [[5, 6]])
+        #expect(
+            alone.packetsToClient.first?.timestampValue == 40_040,
+            "not S's 40,025: the client's PAWS would drop it"
+        )
+    }
+
     @Test("a late segment of S (a relay resent after a loss) never sets the client's TSval back (PAWS)")
     func timestampNeverGoesBack() throws {
         var scenario = try timestampScenario()
