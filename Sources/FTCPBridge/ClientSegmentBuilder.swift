@@ -135,12 +135,7 @@ struct ClientSegmentBuilder {
     ) -> (segment: TCPPacketFields, advertised: ClientAdvertisement) {
         var fields = addressing.translatedFromPrimary(segment, by: translation)
         var next = advertised
-        fields.options = fields.options.map { option in
-            guard case let .timestamps(value, echoReply) = option else { return option }
-            let stamped = next.stamping(value)
-            next = stamped.advertised
-            return .timestamps(value: stamped.value, echoReply: echoReply)
-        }
+        fields.options = Self.stampingTimestamps(of: fields.options, advertised: &next)
         let flags = fields.flags
         if flags.contains(.ack) { next.acknowledgment = fields.acknowledgmentNumber }
         if flags.contains(.syn) { return (fields, next) }
@@ -166,18 +161,27 @@ struct ClientSegmentBuilder {
     ) -> (segment: TCPPacketFields, advertised: ClientAdvertisement) {
         var fields = addressing.relayed(segment)
         var next = advertised
-        fields.options = fields.options.map { option in
-            guard case let .timestamps(value, echoReply) = option else { return option }
-            let stamped = next.stamping(value)
-            next = stamped.advertised
-            return .timestamps(value: stamped.value, echoReply: echoReply)
-        }
+        fields.options = Self.stampingTimestamps(of: fields.options, advertised: &next)
         if fields.flags.contains(.ack) {
             next.acknowledgment =
                 next.acknowledgment.map { SequenceNumber.later($0, fields.acknowledgmentNumber) }
                 ?? fields.acknowledgmentNumber
         }
         return (fields, next)
+    }
+
+    /// A server's options with its TSval, if any, never older than the newest the client was sent
+    /// (``ClientAdvertisement/stamping(_:)``), and `advertised` remembering it.
+    private static func stampingTimestamps(
+        of options: [TCPOption],
+        advertised: inout ClientAdvertisement
+    ) -> [TCPOption] {
+        options.map { option in
+            guard case let .timestamps(value, echoReply) = option else { return option }
+            let stamped = advertised.stamping(value)
+            advertised = stamped.advertised
+            return .timestamps(value: stamped.value, echoReply: echoReply)
+        }
     }
 
     /// A segment cut into pieces that fit the MSS: a kernel may hand over a super-segment (the

@@ -481,39 +481,37 @@ public final class PrimaryDaemon {
     /// its bytes alone (`--relay digests`; see ``SecondaryBridge/relayWhole(_:)``).
     private func sendRelayWhole(link: ReplicationLink, now: MonotonicTime) {
         guard !toRelayWhole.isEmpty else { return }
-        let all = toRelayWhole.map {
-            ReplicatedConnectionID(
-                clientAddress: $0.clientAddress.value,
-                clientPort: $0.clientPort,
-                serverPort: $0.serverPort
-            )
-        }
+        send(toRelayWhole, counter: "relayWholeRequested", link: link, now: now) { .relayWhole(connections: $0) }
         toRelayWhole.removeAll()
-        var start = 0
-        while start < all.count {
-            let end = min(all.count, start + ReplicationSealer.maximumReleasedPerMessage)
-            link.send(.relayWhole(connections: Array(all[start..<end])), now: now)
-            counters["relayWholeRequested", default: 0] += UInt64(end - start)
-            start = end
-        }
     }
 
     /// Tells the secondary which connections it must not inherit at a takeover.
     private func sendReleased(link: ReplicationLink, now: MonotonicTime) {
         guard !toRelease.isEmpty, !bridge.isAlone else { return }
-        let all = toRelease.map {
+        send(toRelease, counter: "releasedConnections", link: link, now: now) { .released(connections: $0) }
+        toRelease.removeAll()
+    }
+
+    /// Names `keys` to the secondary in messages of as many as one may carry, counted in `counter`.
+    private func send(
+        _ keys: Set<ConnectionKey>,
+        counter: String,
+        link: ReplicationLink,
+        now: MonotonicTime,
+        as message: ([ReplicatedConnectionID]) -> ReplicationMessage
+    ) {
+        let all = keys.map {
             ReplicatedConnectionID(
                 clientAddress: $0.clientAddress.value,
                 clientPort: $0.clientPort,
                 serverPort: $0.serverPort
             )
         }
-        toRelease.removeAll()
         var start = 0
         while start < all.count {
             let end = min(all.count, start + ReplicationSealer.maximumReleasedPerMessage)
-            link.send(.released(connections: Array(all[start..<end])), now: now)
-            counters["releasedConnections", default: 0] += UInt64(end - start)
+            link.send(message(Array(all[start..<end])), now: now)
+            counters[counter, default: 0] += UInt64(end - start)
             start = end
         }
     }
