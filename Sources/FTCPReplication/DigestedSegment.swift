@@ -24,7 +24,8 @@ public struct DigestedSegment: Equatable, Hashable, Sendable {
 
     /// How many pieces `payloadLength` bytes make.
     public static func pieceCount(payloadLength: UInt32, pieceLength: UInt16) -> Int {
-        pieceLength == 0 ? 0 : Int((payloadLength + UInt32(pieceLength) - 1) / UInt32(pieceLength))
+        // In Int: a forged payload length near 2³² must not overflow (found by replication-opener).
+        pieceLength == 0 ? 0 : (Int(payloadLength) + Int(pieceLength) - 1) / Int(pieceLength)
     }
 
     /// Whether the fields agree: a header, a payload, and one digest per piece.

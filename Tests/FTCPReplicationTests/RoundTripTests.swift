@@ -244,6 +244,8 @@ struct DigestMessageTests {
             [0, 1, 0, 1, 0x45, 0, 0, 0, 1, 0, 0] + Array(repeating: 1, count: 16),
             [0, 1, 0, 1, 0x45, 0, 0, 0, 1, 0, 1] + Array(repeating: 1, count: 17),
             [0, 2, 0, 1, 0x45, 0, 0, 0, 1, 0, 1] + Array(repeating: 1, count: 16),
+            // A payload length near 2³² (its piece count overflowed 32 bits: found by the fuzzer).
+            [0, 1, 0, 1, 0x45, 0xFF, 0xFF, 0xFF, 0xFF, 0, 1] + Array(repeating: 1, count: 16),
         ] as [[UInt8]]
     )
     func malformedDigests(body: [UInt8]) {
