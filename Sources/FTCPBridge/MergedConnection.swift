@@ -190,10 +190,10 @@ struct MergedConnection: Sendable {
             }
             // The kernel's own space cannot be mapped before the secondary answers.
             statistics.droppedBeforeHandshake += 1
-        case .closed where closedFrom == .secondaryOnly:
-            // The primary's kernel refused or left the connection before it closed: what it
-            // sends now is not of the stream the client got (the secondary's kernel resends
-            // anything the client lacks).
+        case .closed where closedFrom == .secondaryOnly || closedFrom == .handshake:
+            // The primary's kernel refused or left the connection before it closed, or it closed
+            // before both kernels answered (Δ was never known): what it sends now is not of the
+            // stream the client got.
             statistics.droppedFromPrimaryAfterReplicaLost += 1
         case .closed:
             send(
@@ -233,8 +233,9 @@ struct MergedConnection: Sendable {
                 output.event(.replicaLost(key, role: .secondary, cause: .reset))
             }
             statistics.droppedBeforeHandshake += 1
-        case .closed where closedFrom == .primaryOnly:
-            // Diverged, or counted lost, before the close: its bytes may not be the client's.
+        case .closed where closedFrom == .primaryOnly || closedFrom == .handshake:
+            // Diverged, or counted lost, before the close (its bytes may not be the client's), or
+            // the connection closed before its handshake was merged.
             statistics.droppedFromSecondaryAfterDivergence += 1
         case .closed:
             output.send(addressing.relayed(segment), connection: key)
@@ -287,7 +288,10 @@ struct MergedConnection: Sendable {
 
     private mutating func completeHandshakeIfReady(now: MonotonicTime, into output: inout BridgeOutput) {
         guard let isnP = primary.initialSequence, let isnS = secondary.initialSequence,
-            let synP = primary.handshake, let synS = secondary.handshake
+            let synP = primary.handshake, let synS = secondary.handshake,
+            // A SYN-ACK that comes after the close (the client reset, or gave up) is answered by
+            // no one: the client may be opening another connection from the same port.
+            phase != .closed
         else { return }
         let handshake = MergedHandshake(primary: synP, secondary: synS)
         if opensOutbound {

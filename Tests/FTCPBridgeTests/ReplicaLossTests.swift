@@ -92,6 +92,22 @@ struct ReplicaLossTests {
         #expect(again.packetsToClient.map(\.sequenceNumber) == [SequenceNumber(201)])
     }
 
+    @Test("the client resets before S answers: S's late SYN-ACK and P's bytes reach no one")
+    func closedInTheHandshake() throws {
+        var scenario = S()
+        try scenario.client(S.fromClient(seq: 1000, flags: [.syn]))
+        try scenario.primary(S.fromServer(.primary, seq: 30, ack: 1001, flags: [.syn, .ack]))
+        let reset = try scenario.client(S.fromClient(seq: 1001, flags: [.rst]))
+        #expect(reset.output.events == [.connectionClosed(scenario.key, reason: .resetByClient)])
+        // Found by the bridge-cores fuzzer: the late SYN-ACK completed a merged handshake for a
+        // closed connection, and P's bytes then went out untranslated (Δ was never known).
+        let synACK = try scenario.secondary(S.fromServer(.secondary, seq: 0, ack: 1001, flags: [.syn, .ack]))
+        #expect(synACK.packetsToClient.isEmpty)
+        let data = try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1001, payload: numberedBytes(1...4)))
+        #expect(data.packetsToClient.isEmpty)
+        #expect(scenario.status?.phase == "closed")
+    }
+
     @Test("the primary's kernel resets an established connection: what S holds goes out, then S alone")
     func primaryResetsEstablished() throws {
         var scenario = try established()
