@@ -37,17 +37,22 @@ public enum ConfigFile {
         let lines = text.split(omittingEmptySubsequences: false) { $0 == "\n" || $0 == "\r\n" }
         for (index, raw) in lines.enumerated() {
             let number = index + 1
-            let line =
-                raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+            // The delimiters are found among Unicode scalars, not Characters: a character that
+            // joins the next one into a cluster (Grapheme_Cluster_Break=Prepend, U+113D1 for one)
+            // would hide a '#', '=' or closing quote after it (found by the config-file fuzzer).
+            let scalars = raw.unicodeScalars
+            let line = String(scalars[..<(scalars.firstIndex(of: "#") ?? scalars.endIndex)])
             let trimmed = line.trimmingWhitespace
             guard !trimmed.isEmpty else { continue }
-            guard let equals = trimmed.firstIndex(of: "=") else {
+            guard let equals = trimmed.unicodeScalars.firstIndex(of: "=") else {
                 throw ParseError(path: path, line: number, message: "expected 'key = value', found '\(trimmed)'")
             }
-            let key = String(trimmed[..<equals]).trimmingWhitespace
-            var value = String(trimmed[trimmed.index(after: equals)...]).trimmingWhitespace
-            if value.count >= 2, value.first == "\"", value.last == "\"" {
-                value = String(value.dropFirst().dropLast())
+            let key = String(trimmed.unicodeScalars[..<equals]).trimmingWhitespace
+            var value = String(trimmed.unicodeScalars[trimmed.unicodeScalars.index(after: equals)...])
+                .trimmingWhitespace
+            let valueScalars = value.unicodeScalars
+            if valueScalars.count >= 2, valueScalars.first == "\"", valueScalars.last == "\"" {
+                value = String(valueScalars.dropFirst().dropLast())
             }
             guard let kind = keys[key] else {
                 let nearest = keys.keys.map { ($0, editDistance($0, key)) }.filter { $0.1 <= 2 }.min {
@@ -117,10 +122,11 @@ public enum ConfigFile {
 }
 
 extension String {
+    /// The text without white space (Unicode's, scalar by scalar) at either end.
     var trimmingWhitespace: String {
-        var text = Substring(self)
-        while let first = text.first, first.isWhitespace { text.removeFirst() }
-        while let last = text.last, last.isWhitespace { text.removeLast() }
+        var text = Substring(self).unicodeScalars
+        while let first = text.first, first.properties.isWhitespace { text.removeFirst() }
+        while let last = text.last, last.properties.isWhitespace { text.removeLast() }
         return String(text)
     }
 }

@@ -31,6 +31,22 @@ struct ConfigFileTests {
         #expect(entries.map(\.line) == [2, 3, 4, 5, 6, 8])
     }
 
+    /// Found by the config-file campaign: U+113D1 (TULU-TIGALARI REPHA) joins the character after
+    /// it into one cluster, so a closing quote, an '=' or a '#' right after it went unseen.
+    @Test("a character that joins the next one hides no quote, '=' or '#' after it")
+    func prependingCharacters() throws {
+        let text = "address = \"\u{11451}\u{113D1}\"\npeer = 192.0.2.11\u{113D1}# a comment\nport\u{113D1}= 9999"
+        // The key 'port' followed by U+113D1 is not 'port': an unknown key, named on its line.
+        #expect(throws: ConfigFile.ParseError.self) { try ConfigFile.parse(text, path: "ftcp.conf", keys: Self.keys) }
+        let entries = try ConfigFile.parse(
+            text.split(separator: "\n").prefix(2).joined(separator: "\n"),
+            path: "ftcp.conf",
+            keys: Self.keys
+        )
+        #expect(entries.map(\.key) == ["address", "peer"])
+        #expect(entries.map(\.value) == ["\u{11451}\u{113D1}", "192.0.2.11\u{113D1}"])
+    }
+
     /// Found by Fuzz/ConfigFileFuzzer.swift: "\r\n" is a single Character in Swift, so a file
     /// with CRLF line ends was one line, and the first key took every later setting as its value.
     @Test("a file saved with CRLF line ends reads like the same file with LF ends")
