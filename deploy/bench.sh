@@ -17,7 +17,8 @@
 # It measures: throughput both ways with the client's link shaped to 100 Mbit/s, to 1 Gbit/s and
 # unshaped; pipelined 64-byte requests (20 connections, 16 in flight each); the replicated limit
 # of the unshaped and pipelined figures; the replication channel's bytes per byte delivered;
-# connect() time and 64-byte request/response time; the client-visible stall over primary
+# connect() time and 64-byte request/response time, and where the latter's time goes hop by hop
+# (both bridges' latency traces, `ftcp-bridge latency-report`); the client-visible stall over primary
 # cut-offs and the time until the download's rate is back; the bridges' memory per idle protected
 # connection (1, 100, 1000) and CPU time per GiB. It writes results.json, results.md and
 # failover.svg (and raw.txt) to the report folder and prints the folder on its last line.
@@ -227,6 +228,18 @@ for mode in clean ftcp clean ftcp; do
     record "round-trip mode=$mode $exchange"
     note "$mode: connect p50 $(field p50_us <<<"$connect") µs, 64-byte round trip p50 $(field p50_us <<<"$exchange") µs"
 done
+
+# 4b. Where the time of one request and its answer goes, hop by hop: both bridges record when
+# they handled each data segment (--latency-trace-dir), the client when it wrote and read; they
+# share this host's clock. Written when the bridges stop.
+LATENCY_DIR=$OUT/latency-trace
+rm -rf "$LATENCY_DIR" && mkdir -p "$LATENCY_DIR"
+FTCP_BRIDGE_ARGS="${FTCP_BRIDGE_ARGS:-} --latency-trace-dir $LATENCY_DIR" fresh_lab
+labtool round-trip --connect 10.80.0.1:9999 --count "$EXCHANGES" --trace "$LATENCY_DIR/client.csv" --timeout-s 300 >/dev/null
+"$LAB" ftcp stop >/dev/null
+"$FTCP_BIN/ftcp-bridge" latency-report "$LATENCY_DIR" --client "$LATENCY_DIR/client.csv" >"$OUT/latency-breakdown.txt"
+grep '^latency ' "$OUT/latency-breakdown.txt" >>"$RAW"
+note "hop by hop: $(grep -c '^latency interval' "$OUT/latency-breakdown.txt") intervals (latency-breakdown.txt)"
 
 # 5. Failover: the primary cut off at a random point of a download, on a fresh lab each time.
 detection="heartbeat-10ms,secondary-2-missed+3-ARP-probes-5ms-apart,primary-8-missed"

@@ -58,6 +58,9 @@ public struct DaemonConfiguration: Sendable {
     /// The secondary relays the new bytes its kernel sends as digests, not the bytes
     /// (`--relay digests`); both nodes must have it alike, since roles swap.
     public var relaysDigests: Bool
+    /// Where each bridge writes, when it stops, when it handled each data segment (a
+    /// ``LatencyTrace``, for `ftcp-bridge latency-report`); nil: nothing is recorded.
+    public var latencyTraceDirectory: String?
     /// Connections the servers' applications open that are replicated (`--protect-outbound`, §7.2).
     public var outboundSelections: [OutboundSelection]
     /// What a difference between the servers' bytes costs a connection (`--divergence`).
@@ -91,9 +94,11 @@ public struct DaemonConfiguration: Sendable {
         additionalServiceAddresses: [IPv4Address] = [],
         outboundSelections: [OutboundSelection] = [],
         divergencePolicy: DivergencePolicy = .strict,
-        relaysDigests: Bool = true
+        relaysDigests: Bool = true,
+        latencyTraceDirectory: String? = nil
     ) {
         self.relaysDigests = relaysDigests
+        self.latencyTraceDirectory = latencyTraceDirectory
         self.outboundSelections = outboundSelections
         self.divergencePolicy = divergencePolicy
         self.separateServiceAddress = separateServiceAddress

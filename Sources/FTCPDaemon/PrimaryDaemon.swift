@@ -58,6 +58,8 @@ public final class PrimaryDaemon {
     private var rulesSwap: BackgroundJob?
     /// This node took the service address over as the secondary.
     private var tookOver: Bool { handOff != nil }
+    /// When each data segment passed (`--latency-trace-dir`); nil: not recorded.
+    private let trace: LatencyTrace?
 
     public convenience init(configuration: DaemonConfiguration, logger: Logger, guardian: GuardianLink? = nil) {
         self.init(configuration: configuration, logger: logger, guardian: guardian, node: nil, handOff: nil)
@@ -80,6 +82,7 @@ public final class PrimaryDaemon {
         self.metrics = metrics
         self.handOff = handOff
         inherited = handOff?.inherited
+        trace = configuration.latencyTraceDirectory.map { LatencyTrace(directory: $0, role: "primary") }
         bridge = PrimaryBridge(configuration: configuration.bridgeConfiguration, digester: PayloadDigests.sha256)
         self.node =
             node
@@ -110,6 +113,7 @@ public final class PrimaryDaemon {
     /// bound and removed on the way out, whatever the reason.
     public func run() throws {
         try TerminationSignals.install()
+        defer { writeTrace(trace, logger: logger) }
         if handOff == nil { try checkAddressIsOurs() }
         let outbound =
             try handOff?.outbound
@@ -207,7 +211,7 @@ public final class PrimaryDaemon {
                 flushToClients(raw: raw, now: now)
             }
             if ready.contains(outbound.fileDescriptor) {
-                try handleOwnKernel(outbound, link: link, now: now)
+                try handleOwnKernel(outbound, link: link, raw: raw, now: now)
                 flushToClients(raw: raw, now: now)
             }
             if ready.contains(link.fileDescriptor) {
@@ -631,7 +635,12 @@ public final class PrimaryDaemon {
 
     /// The primary's kernel's segments: always taken off the kernel's path; what
     /// reaches the client is what the merge decides.
-    private func handleOwnKernel(_ queue: NetfilterQueue, link: ReplicationLink, now: MonotonicTime) throws {
+    private func handleOwnKernel(
+        _ queue: NetfilterQueue,
+        link: ReplicationLink,
+        raw: RawIPv4Socket,
+        now: MonotonicTime
+    ) throws {
         try queue.drain { packet in
             if packet.isTruncated {
                 // Longer than the kernel copies (NetfilterQueue.maximumCopyRange): never passed on
@@ -646,6 +655,7 @@ public final class PrimaryDaemon {
             }
             let decision: (PrimaryKernelVerdict, BridgeOutput)? = bytes.withUnsafeMutableBytes { buffer in
                 guard let view = try? TCPPacket(validating: buffer) else { return nil }
+                trace?.record(.primaryKernelOut, view, clientPortIsDestination: true)
                 return bridge.primaryKernelSegment(view, now: now)
             }
             guard let (verdict, output) = decision else {
@@ -656,6 +666,8 @@ public final class PrimaryDaemon {
             // An unprotected connection's segment goes out as it is, but not while this host is
             // not sure the address is still its own.
             return .init(id: packet.id, verdict == .pass && !node.holdsOutput ? .accept : .drop)
+        } beforeVerdicts: {
+            flushToClients(raw: raw, now: now)
         }
     }
 
@@ -677,6 +689,7 @@ public final class PrimaryDaemon {
             }
             let decision: (ClientVerdict, BridgeOutput)? = bytes.withUnsafeMutableBytes { buffer in
                 guard let view = try? TCPPacket(validating: buffer) else { return nil }
+                trace?.record(.primaryClientIn, view, clientPortIsDestination: false)
                 let result = bridge.clientSegment(view, now: now)
                 if case .accept(modified: true) = result.verdict, packet.checksumNotReady {
                     // The field held only the pseudo-header sum: an incremental update would be wrong.
@@ -770,6 +783,7 @@ public final class PrimaryDaemon {
         var bytes = packet
         let output: BridgeOutput? = bytes.withUnsafeMutableBytes { buffer in
             guard let view = try? TCPPacket(validating: buffer) else { return nil }
+            trace?.record(.primaryRelayIn, view, clientPortIsDestination: true)
             return bridge.secondaryKernelSegment(view, now: now)
         }
         if let output {
@@ -784,6 +798,12 @@ public final class PrimaryDaemon {
         let digests = PayloadDigests.digests(of: segment)
         let output: BridgeOutput? = header.withUnsafeMutableBytes { buffer in
             guard let view = try? TCPPacket(validating: buffer) else { return nil }
+            trace?.record(
+                .primaryRelayIn,
+                clientPort: view.tcp.destinationPort,
+                sequence: view.tcp.sequenceNumber.rawValue,
+                payloadLength: Int(segment.payloadLength)
+            )
             return bridge.secondaryDigestedSegment(
                 view,
                 payloadLength: Int(segment.payloadLength),
@@ -875,6 +895,7 @@ public final class PrimaryDaemon {
                 continue
             }
             do {
+                if let trace { for piece in packet.pieces { trace.recordSent(piece) } }
                 let length = try scratch.withUnsafeMutableBytes { buffer in try packet.fields.build(into: buffer) }
                 try scratch.withUnsafeMutableBytes { buffer in
                     try offload.send(
@@ -902,6 +923,7 @@ public final class PrimaryDaemon {
     private func sendRaw(_ packet: TCPPacketFields, raw: RawIPv4Socket) {
         do {
             let length = try scratch.withUnsafeMutableBytes { buffer in try packet.build(into: buffer) }
+            trace?.recordSent(packet)
             try scratch.withUnsafeBytes { try raw.send(UnsafeRawBufferPointer(rebasing: $0[0..<length])) }
             count("sentToClient")
         } catch {

@@ -56,6 +56,7 @@ public final class SecondaryDaemon {
         self.metrics = metrics
         bridge = SecondaryBridge(configuration: configuration.bridgeConfiguration)
         relayBundle = RelayBundler(maximumDatagramBytes: configuration.relayBundleBytes)
+        trace = configuration.latencyTraceDirectory.map { LatencyTrace(directory: $0, role: "secondary") }
         self.node =
             node
             ?? NodeController(
@@ -66,6 +67,9 @@ public final class SecondaryDaemon {
     }
 
     private var takeover: TakeoverCoordinator { node.takeover }
+
+    /// When each data segment passed (`--latency-trace-dir`); nil: not recorded.
+    private let trace: LatencyTrace?
 
     /// The capture, stopped at the takeover, for the primary this node becomes to close.
     private var captureToClose: PacketCapture?
@@ -84,6 +88,7 @@ public final class SecondaryDaemon {
     @discardableResult
     func run() throws -> TakeoverHandOff? {
         try TerminationSignals.install()
+        defer { writeTrace(trace, logger: logger) }
         let outbound = try NetfilterQueue.open(
             queue: configuration.outboundQueue,
             options: configuration.superPacketQueueOptions
@@ -495,15 +500,23 @@ public final class SecondaryDaemon {
                         count("capturedBadChecksum")
                         return
                     }
+                    trace?.record(.secondaryCaptured, view, clientPortIsDestination: false)
                     guard bridge.capturedClientSegment(view, now: now) == .inject else { return }
                     if configuration.segmentationOffload, view.tcp.payloadLength > 0,
                         view.ip.headerLength == IPv4Packet.minimumHeaderLength
                     {
                         pendingInjection.append(TCPPacketFields(parsing: view))
+                        trace?.wait(
+                            .secondaryInjected,
+                            clientPort: view.tcp.sourcePort,
+                            sequence: view.tcp.sequenceNumber.rawValue,
+                            payloadLength: view.tcp.payloadLength
+                        )
                         return
                     }
                     // Anything else keeps its place behind the data captured before it.
                     injectPending(raw: raw, now: now)
+                    trace?.record(.secondaryInjected, view, clientPortIsDestination: false)
                     inject(UnsafeRawBufferPointer(view.bytes), raw: raw, now: now)
                 }
             } catch {
@@ -523,6 +536,7 @@ public final class SecondaryDaemon {
     private func injectPending(raw: RawIPv4Socket, now: MonotonicTime) {
         guard !pendingInjection.isEmpty else { return }
         defer { pendingInjection.removeAll(keepingCapacity: true) }
+        trace?.recordWaiting(at: .secondaryInjected)
         for packet in SegmentCoalescing.coalesce(pendingInjection) {
             if packet.segmentCount > 1 { counters["injectedRuns", default: 0] += 1 }
             let built: Int? = injectionScratch.withUnsafeMutableBytes { buffer in try? packet.fields.build(into: buffer)
@@ -584,8 +598,17 @@ public final class SecondaryDaemon {
             let handled: (verdict: KernelVerdict, pieces: [[UInt8]]?)? = bytes.withUnsafeMutableBytes { buffer in
                 guard let view = try? TCPPacket(validating: buffer) else { return nil }
                 if packet.checksumNotReady { view.updateChecksums() }
+                trace?.record(.secondaryKernelOut, view, clientPortIsDestination: true)
                 let digestible = bridge.isDigestible(view)
                 let verdict = bridge.ownKernelSegment(view, now: now)
+                if verdict == .relayToPrimary {
+                    trace?.wait(
+                        .secondaryRelayed,
+                        clientPort: view.tcp.destinationPort,
+                        sequence: view.tcp.sequenceNumber.rawValue,
+                        payloadLength: view.tcp.payloadLength
+                    )
+                }
                 if verdict == .relayToPrimary && digestible {
                     digested = bridge.digestedRelay(
                         view,
@@ -627,8 +650,9 @@ public final class SecondaryDaemon {
                 count("ownKernelMalformed")
                 return .init(id: packet.id, .drop)
             }
+        } beforeVerdicts: {
+            flushRelayBundle(link: link, now: now)
         }
-        flushRelayBundle(link: link, now: now)
     }
 
     /// Adds one of the kernel's segments to the bundle for the primary, sending the bundle
@@ -651,6 +675,7 @@ public final class SecondaryDaemon {
     }
 
     private func flushRelayBundle(link: ReplicationLink, now: MonotonicTime) {
+        trace?.recordWaiting(at: .secondaryRelayed)
         for message in relayBundle.flushAll() { link.send(message, now: now) }
     }
 

@@ -15,7 +15,7 @@ struct BridgeCommand: ParsableCommand {
             """,
         subcommands: [
             PrimaryCommand.self, SecondaryCommand.self, SwitchoverCommand.self, StatusCommand.self,
-            CheckConfigCommand.self, RulesCommand.self, KeygenCommand.self,
+            CheckConfigCommand.self, RulesCommand.self, KeygenCommand.self, LatencyReportCommand.self,
         ]
     )
 

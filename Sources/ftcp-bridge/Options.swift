@@ -194,6 +194,21 @@ struct BridgeOptions: ParsableArguments {
     var relayBundleBytes: Int = DaemonConfiguration.defaultRelayBundleBytes
 
     @Option(
+        name: .customLong("latency-trace-dir"),
+        help: ArgumentHelp(
+            "Diagnosis: record when this bridge handled each data segment and write it to DIR when it stops; read with `ftcp-bridge latency-report DIR`.",
+            discussion: """
+                Each bridge writes latency-ROLE-PID.csv into the directory (it must exist): one line per data \
+                segment per hop (read from a queue or the capture, injected, relayed, sent), timestamps from the \
+                monotonic clock. A record costs a clock reading and 24 bytes; at most 1,000,000 are kept. For \
+                finding where a request's time goes, not for every day.
+                """,
+            valueName: "DIR"
+        )
+    )
+    var latencyTraceDirectory: String?
+
+    @Option(
         help: ArgumentHelp(
             "Milliseconds the bridge process may go without turning its loop before its guardian kills it; 0: never.",
             discussion: """
@@ -314,6 +329,14 @@ struct BridgeOptions: ParsableArguments {
         guard ["bytes", "digests"].contains(relay) else {
             throw ValidationError("--relay takes bytes or digests, not '\(relay)'")
         }
+        if let latencyTraceDirectory {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: latencyTraceDirectory, isDirectory: &isDirectory),
+                isDirectory.boolValue, access(latencyTraceDirectory, W_OK) == 0
+            else {
+                throw ValidationError("--latency-trace-dir \(latencyTraceDirectory) is not a writable directory")
+            }
+        }
         guard relayBundleBytes == 0 || (576...65_000).contains(relayBundleBytes) else {
             throw ValidationError(
                 "--relay-bundle-bytes must be 0 (no bundling) or between 576 and 65000 (1472 fits a 1,500-byte MTU)"
@@ -390,7 +413,8 @@ struct BridgeOptions: ParsableArguments {
             additionalServiceAddresses: Array(serviceAddress.dropFirst()),
             outboundSelections: try outboundSelections(),
             divergencePolicy: DivergencePolicy(divergence) ?? .strict,
-            relaysDigests: relay == "digests"
+            relaysDigests: relay == "digests",
+            latencyTraceDirectory: latencyTraceDirectory
         )
     }
 

@@ -253,3 +253,68 @@ struct SwitchoverCommand: ParsableCommand {
         throw ExitCode(1)
     }
 }
+
+struct LatencyReportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "latency-report",
+        abstract: "Show where one request's time goes, hop by hop, from the traces of --latency-trace-dir.",
+        discussion: """
+            Reads every latency-*.csv in DIR (both bridges' traces, copied into one directory if they ran on two \
+            hosts: the timestamps line up only when both came from one host's clock, as in the lab) and the \
+            client's trace if given (`ftcp-labtool round-trip --trace FILE`). The connection must carry one \
+            request at a time; requests and answers are told apart from other segments by their payload length. \
+            Prints a table of p50/p90/p99 per interval, then one `latency interval=KEY ...` line per interval.
+            """
+    )
+
+    @Argument(help: "The directory the bridges wrote their traces into.")
+    var directory: String
+
+    @Option(help: "The client's trace (ftcp-labtool round-trip --trace).")
+    var client: String?
+
+    @Option(help: "The connection's client port (default: the client trace's, else the busiest).")
+    var clientPort: UInt16?
+
+    @Option(help: "Payload bytes of one request.")
+    var requestBytes: Int = 64
+
+    @Option(help: "Payload bytes of one answer.")
+    var answerBytes: Int = 59
+
+    func run() throws {
+        let names: [String]
+        do {
+            names = try FileManager.default.contentsOfDirectory(atPath: directory)
+                .filter { $0.hasPrefix("latency-") && $0.hasSuffix(".csv") }.sorted()
+        } catch {
+            throw ValidationError("cannot read \(directory): \(error.localizedDescription)")
+        }
+        var paths = names.map { "\(directory)/\($0)" }
+        guard !paths.isEmpty else {
+            throw ValidationError(
+                "no latency-*.csv in \(directory): were the bridges started with --latency-trace-dir and stopped?"
+            )
+        }
+        if let client { paths.append(client) }
+        var records: [LatencyTrace.Record] = []
+        for path in paths {
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                throw ValidationError("cannot read \(path)")
+            }
+            records += LatencyBreakdown.records(fromText: text)
+        }
+        let breakdown = LatencyBreakdown(
+            records: records,
+            clientPort: clientPort,
+            requestBytes: requestBytes,
+            answerBytes: answerBytes
+        )
+        guard breakdown.exchanges > 0 else {
+            throw ValidationError(
+                "no request of \(requestBytes) bytes from client port \(breakdown.clientPort) in the primary's trace"
+            )
+        }
+        print(breakdown.report)
+    }
+}

@@ -12,7 +12,7 @@ extension LabToolCommand {
             discussion: """
                 Raw lines are "KIND key=value …", one measurement each, for example
                 "throughput shaping=100mbit mode=clean direction=down round=1 mbps=94.2". KIND is throughput, cpu,
-                pipeline, replication, connect, round-trip, scale, failover or machine. Exit status 1 if a figure is missing.
+                pipeline, replication, connect, round-trip, latency, scale, failover or machine. Exit status 1 if a figure is missing.
                 """
         )
 
@@ -177,6 +177,10 @@ struct BenchSummary {
             absent.append("scale \(connections) connections")
         }
         if all("cpu").isEmpty { absent.append("CPU time per GiB") }
+        for key in ["primary-application", "secondary-application", "channel", "primary-merge-send", "client-exchange"]
+        where all("latency", ["interval": key]).isEmpty {
+            absent.append("latency hop \(key)")
+        }
         if needPlot && !plotted { absent.append("failover plot") }
         return absent
     }
@@ -196,6 +200,22 @@ struct BenchSummary {
     }
 
     var machine: BenchMeasurement? { all("machine").first }
+
+    /// What each interval of `ftcp-bridge latency-report` measures, for the table.
+    static let intervalNames: [String: String] = [
+        "client-primary": "client's write to the primary's bridge reading the request",
+        "primary-application": "primary: request passed to its kernel to its answer read",
+        "client-secondary": "client's write to the secondary's capture reading it",
+        "secondary-injection": "secondary: captured to injected",
+        "secondary-application": "secondary: injected to its kernel's answer read",
+        "secondary-relay": "secondary: answer read to its relay datagram sent",
+        "channel": "relay datagram sent to the primary's loop reading it",
+        "primary-waits-secondary": "primary: its own answer read to the secondary's arriving (0 if first)",
+        "primary-merge-send": "primary: both answers in to the merged answer sent",
+        "primary-client": "merged answer sent to the client's read returning",
+        "primary-request-answer": "at the primary's bridge: request in to answer out",
+        "client-exchange": "the whole exchange at the client (traced run)",
+    ]
 
     func markdown() -> String {
         let m = machine?.fields ?? [:]
@@ -278,6 +298,25 @@ struct BenchSummary {
             lines.append("| \(name) | \(Self.format(replicationBytesPerByte(direction), 3)) | \(target) |")
         }
         lines.append("")
+        let hops = all("latency").filter { $0.fields["interval"] != nil }
+        if !hops.isEmpty {
+            lines.append(
+                "| one 64-byte request and its answer through ftcp, hop by hop (both bridges' traces, one run) | p50, µs | p90, µs | p99, µs |"
+            )
+            lines.append("|---|---|---|---|")
+            for hop in hops {
+                let name = Self.intervalNames[hop.fields["interval"] ?? ""] ?? hop.fields["interval"] ?? "?"
+                lines.append(
+                    "| \(name) | \(Self.format(hop.number("p50_us"), 1)) | \(Self.format(hop.number("p90_us"), 1)) | \(Self.format(hop.number("p99_us"), 1)) |"
+                )
+            }
+            if let summary = all("latency").first(where: { $0.fields["secondary_later"] != nil }) {
+                lines.append(
+                    "| exchanges in which the secondary's answer reached the primary after the primary's own | \(summary.fields["secondary_later"] ?? "?") of \(summary.fields["both_answers"] ?? "?") | | |"
+                )
+            }
+            lines.append("")
+        }
         let detection = all("failover").first?.fields["detection"] ?? "?"
         lines.append("| failover (primary cut off at a random point of a download) | value | target |")
         lines.append("|---|---|---|")
@@ -386,12 +425,25 @@ struct BenchSummary {
             ("clean_p50_us", pipeline("clean", "p50_us")), ("ftcp_p50_us", pipeline("ftcp", "p50_us")),
             ("clean_p99_us", pipeline("clean", "p99_us")), ("ftcp_p99_us", pipeline("ftcp", "p99_us")),
         ])
+        var breakdown: [String: Any] = [:]
+        for hop in all("latency") {
+            guard let interval = hop.fields["interval"] else { continue }
+            breakdown[interval] = object([
+                ("count", hop.number("count")), ("p50_us", hop.number("p50_us")), ("p90_us", hop.number("p90_us")),
+                ("p99_us", hop.number("p99_us")),
+            ])
+        }
+        if let summary = all("latency").first(where: { $0.fields["secondary_later"] != nil }) {
+            breakdown["secondary_later"] = summary.number("secondary_later") ?? NSNull()
+            breakdown["both_answers"] = summary.number("both_answers") ?? NSNull()
+        }
         let scale = all("scale").map { $0.fields }
         let cpu = all("cpu").map { $0.fields }
         let document: [String: Any] = [
             "machine": machine?.fields ?? [:], "throughput": throughputs, "latency": latencies,
             "failover": failover, "scale": scale, "cpu": cpu, "pipeline": pipelined,
             "replicated_limit": replicatedLimit, "replication_bytes_per_delivered_byte": replicationBytes,
+            "latency_breakdown": breakdown,
             "raw": measurements.map { ["kind": $0.kind, "fields": $0.fields] as [String: Any] },
         ]
         let data =

@@ -81,6 +81,16 @@ final class LabSocket {
         }
     }
 
+    /// The port the socket is bound to (after connect(), the one the kernel chose).
+    var localPort: UInt16 {
+        var address = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let result = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        return result == 0 ? UInt16(bigEndian: address.sin_port) : 0
+    }
+
     func listen() throws {
         try systemCall("listen") { Glibc.listen(fd, 4) }
     }

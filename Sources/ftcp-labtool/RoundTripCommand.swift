@@ -16,6 +16,13 @@ extension LabToolCommand {
         var connect: String
         @Option(help: "How many exchanges.")
         var count: Int = 1000
+        @Option(
+            help: ArgumentHelp(
+                "Write when each request was sent and its answer read to FILE, in the bridges' latency-trace format, for `ftcp-bridge latency-report --client FILE`.",
+                valueName: "FILE"
+            )
+        )
+        var trace: String?
         @OptionGroup var common: Common
 
         func validate() throws {
@@ -38,13 +45,35 @@ extension LabToolCommand {
             let text = String(repeating: "r", count: 58)
             let request = Array("ECHO \(text)\n".utf8)
             var samples = LatencySamples(capacity: count)
-            for _ in 0..<count {
+            // The bridges' clock (CLOCK_MONOTONIC), one line per request and one per answer, the
+            // exchange's number in place of a sequence number.
+            var traceLines: [String] = []
+            let port = socket.localPort
+            for index in 0..<count {
                 let started = ContinuousClock.now
+                let sentAt = monotonicNanoseconds()
                 try sendAll(socket, request, deadline: deadline)
                 let answer = try reader.line()
                 let elapsed = started.duration(to: .now)
+                let readAt = monotonicNanoseconds()
                 guard answer == text else { throw SessionFailure("ECHO came back as '\(answer)'") }
                 samples.append(elapsed)
+                if trace != nil {
+                    traceLines.append("client.send,\(port),\(index),\(request.count),\(sentAt)")
+                    traceLines.append("client.receive,\(port),\(index),\(text.utf8.count + 1),\(readAt)")
+                }
+            }
+            if let trace {
+                let contents =
+                    "# hop,client_port,sequence,payload_length,monotonic_ns\n" + traceLines.joined(separator: "\n")
+                    + "\n"
+                guard let file = fopen(trace, "w") else {
+                    throw ValidationError("cannot write \(trace): \(String(cString: strerror(errno)))")
+                }
+                fputs(contents, file)
+                guard fclose(file) == 0 else {
+                    throw ValidationError("cannot write \(trace): \(String(cString: strerror(errno)))")
+                }
             }
             try sendAll(socket, Array("QUIT\n".utf8), deadline: deadline)
             _ = try reader.line()
@@ -111,4 +140,11 @@ extension LabToolCommand {
             emit("ok=1 connections=\(connections)")
         }
     }
+}
+
+/// The kernel's monotonic clock in nanoseconds: the clock the bridges' latency traces use.
+func monotonicNanoseconds() -> UInt64 {
+    var spec = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &spec)
+    return UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec)
 }
