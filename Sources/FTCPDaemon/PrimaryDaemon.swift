@@ -648,7 +648,7 @@ public final class PrimaryDaemon {
                 count("truncatedDropped")
                 return .init(id: packet.id, .drop)
             }
-            var bytes = packet.payload
+            var bytes = packet.takePayload()
             if inherited != nil, let translated = translateInherited(&bytes, fromKernel: true, packet: packet, now: now)
             {
                 return translated
@@ -681,7 +681,7 @@ public final class PrimaryDaemon {
                 return .init(id: packet.id, .drop)
             }
             if packet.isGSO { count("clientSuperSegments") }
-            var bytes = packet.payload
+            var bytes = packet.takePayload()
             if inherited != nil,
                 let translated = translateInherited(&bytes, fromKernel: false, packet: packet, now: now)
             {
@@ -703,7 +703,7 @@ public final class PrimaryDaemon {
                 count("clientMalformedDropped")
                 return .init(id: packet.id, .drop)
             }
-            if case .accept(modified: true) = verdict { learnNextHop(packet) }
+            if case .accept(modified: true) = verdict { learnNextHop(packet, bytes: bytes) }
             carryOut(output, link: link, now: now)
             switch verdict {
             case .accept(modified: false): return .init(id: packet.id, .accept)
@@ -953,12 +953,13 @@ public final class PrimaryDaemon {
     /// Remembers which neighbour a client's frames come from, so that runs of segments to it
     /// can leave through the offload socket, which needs the next hop's hardware address.
     /// A tracked connection's client segment (translated by the bridge) names its client's next hop.
-    private func learnNextHop(_ packet: NetfilterQueue.Packet) {
+    /// `bytes`: the packet's IPv4 packet.
+    private func learnNextHop(_ packet: NetfilterQueue.Packet, bytes: [UInt8]) {
         guard let offload, let neighbour = packet.linkLayerSource,
             packet.inputInterface == UInt32(bitPattern: offload.interfaceIndex),
-            packet.payload.count >= 20
+            bytes.count >= 20
         else { return }
-        let client = IPv4Address(packet.payload[12], packet.payload[13], packet.payload[14], packet.payload[15])
+        let client = IPv4Address(bytes[12], bytes[13], bytes[14], bytes[15])
         nextHops.learn(client: client, neighbour: neighbour)
     }
 

@@ -11,10 +11,13 @@ extension NetfilterQueue {
     ///   to the kernel: what the decisions produced (a relay datagram, merged segments) leaves
     ///   one system call and one empty read sooner, and on a request's path that is the
     ///   critical one (`ftcp-bridge latency-report` shows it).
-    func drain(_ decide: (Packet) -> VerdictRequest, beforeVerdicts: () -> Void = {}) throws {
+    ///
+    /// `decide` gets each packet `inout`: ``Packet/takePayload()`` leaves it the only reference to
+    /// the bytes, which it can then rewrite in place without a copy.
+    func drain(_ decide: (inout Packet) -> VerdictRequest, beforeVerdicts: () -> Void = {}) throws {
         let start = MonotonicClock.now()
         for _ in 0..<8 {
-            let packets: [Packet]
+            var packets: [Packet]
             do {
                 packets = try receive(maxPackets: 128, timeout: .zero)
             } catch {
@@ -25,11 +28,24 @@ extension NetfilterQueue {
                 continue
             }
             if packets.isEmpty { return }
-            let verdicts = packets.map(decide)
+            var verdicts: [VerdictRequest] = []
+            verdicts.reserveCapacity(packets.count)
+            for index in packets.indices { verdicts.append(decide(&packets[index])) }
             beforeVerdicts()
             try setVerdicts(verdicts)
             if MonotonicClock.now().milliseconds(since: start) >= turnBudgetMilliseconds { return }
         }
+    }
+}
+
+extension NetfilterQueue.Packet {
+    /// Moves the payload out of the packet (which keeps none): the caller then holds the only
+    /// reference to the bytes, so rewriting them in place copies nothing. Read ``isTruncated``
+    /// first: it compares with the payload's length.
+    mutating func takePayload() -> [UInt8] {
+        var payload: [UInt8] = []
+        swap(&payload, &self.payload)
+        return payload
     }
 }
 

@@ -576,7 +576,7 @@ public final class SecondaryDaemon {
                 count("truncatedDropped")
                 return .init(id: packet.id, .drop)
             }
-            var bytes = packet.payload
+            var bytes = packet.takePayload()
             if bridge.isPromoted {
                 let rewritten: Bool? = bytes.withUnsafeMutableBytes { buffer in
                     guard let view = try? TCPPacket(validating: buffer) else { return nil }
@@ -689,7 +689,7 @@ public final class SecondaryDaemon {
                 count("truncatedDropped")
                 return .init(id: packet.id, .drop)
             }
-            var bytes = packet.payload
+            var bytes = packet.takePayload()
             let rewritten: Bool = bytes.withUnsafeMutableBytes { buffer in
                 guard let view = try? TCPPacket(validating: buffer) else { return false }
                 let changed = bridge.promotedClientSegment(view, now: now)
