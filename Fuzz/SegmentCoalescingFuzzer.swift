@@ -1,4 +1,5 @@
 import FTCPWire
+import Glibc
 
 /// Fuzzes segment splitting and coalescing (`TCPPacketFields.split`, `SegmentCoalescing`): a
 /// list of segments decoded from the input, mostly runs of consecutive data segments of a few
@@ -88,9 +89,7 @@ private func decodeSegment(_ input: inout FuzzInput, pieceSize: Int, state: inou
         options += [.noOperation, .noOperation, .sack([SACKBlock(left: left, right: left + UInt32(optionChoice))])]
     }
     if optionChoice & 4 != 0 { options.append(.maximumSegmentSize(UInt16(optionChoice) << 4)) }
-    let payload = (0..<min(max(0, payloadLength), 66_000)).map {
-        UInt8(truncatingIfNeeded: sequence.rawValue &+ UInt32($0))
-    }
+    let payload = pattern(from: sequence, count: min(max(0, payloadLength), 66_000))
     let fields = TCPPacketFields(
         source: service,
         destination: connection == 1 ? otherClient : client,
@@ -108,6 +107,32 @@ private func decodeSegment(_ input: inout FuzzInput, pieceSize: Int, state: inou
     )
     state.next[connection] = sequence + UInt32(payload.count)
     return fields
+}
+
+/// Every payload byte is its sequence number's low byte: 512 bytes hold every run of up to 256
+/// bytes from any start, and a payload is copied from it in slices, not built byte by byte (the
+/// fuzzer's instrumentation makes a loop per byte the target's main cost).
+private let cycle: [UInt8] = (0..<512).map { UInt8(truncatingIfNeeded: $0) }
+
+private func pattern(from sequence: SequenceNumber, count: Int) -> [UInt8] {
+    var payload: [UInt8] = []
+    payload.reserveCapacity(count)
+    var start = Int(sequence.rawValue & 0xFF)
+    while payload.count < count {
+        let take = min(256, count - payload.count)
+        payload += cycle[start..<start + take]
+        start = (start + take) & 0xFF
+    }
+    return payload
+}
+
+/// Whether two byte sequences are the same, compared with memcmp (see `cycle`).
+private func same(_ left: ArraySlice<UInt8>, _ right: ArraySlice<UInt8>) -> Bool {
+    guard left.count == right.count else { return false }
+    guard !left.isEmpty else { return true }
+    return left.withUnsafeBytes { l in
+        right.withUnsafeBytes { r in memcmp(l.baseAddress!, r.baseAddress!, l.count) == 0 }
+    }
 }
 
 /// Splits into more pieces than this are not checked: cutting 60 KB into 1-byte pieces runs the
@@ -137,7 +162,7 @@ private func checkSplit(_ segment: TCPPacketFields, maximumPayload: Int) {
         let isSYN = segment.flags.contains(.syn)
         let synLength: UInt32 = isSYN && index > 0 ? 1 : 0
         require(piece.sequenceNumber == segment.sequenceNumber + synLength + UInt32(offset))
-        require(piece.payload[...] == segment.payload[offset..<(offset + piece.payload.count)])
+        require(same(piece.payload[...], segment.payload[offset..<(offset + piece.payload.count)]))
         var expectedFlags = segment.flags
         if !last { expectedFlags.subtract([.fin, .psh]) }
         if index > 0 { expectedFlags.subtract([.cwr, .syn]) }
@@ -182,7 +207,17 @@ private func checkCoalescing(_ segments: [TCPPacketFields], maximumPayload: Int)
         }
         require(joined.count >= 2, "a super-segment of one segment")
         require(packet.fields.payload.count <= maximumPayload, "a super-segment over the limit")
-        require(packet.fields.payload == joined.flatMap(\.payload), "a super-segment's bytes differ")
+        var joinedOffset = 0
+        for segment in joined {
+            let end = joinedOffset + segment.payload.count
+            require(
+                end <= packet.fields.payload.count
+                    && same(packet.fields.payload[joinedOffset..<end], segment.payload[...]),
+                "a super-segment's bytes differ"
+            )
+            joinedOffset = end
+        }
+        require(joinedOffset == packet.fields.payload.count, "a super-segment's bytes differ")
         let last = joined[joined.count - 1]
         require(packet.fields.acknowledgmentNumber == last.acknowledgmentNumber)
         require(packet.fields.window == last.window && packet.fields.options == last.options)
@@ -190,7 +225,7 @@ private func checkCoalescing(_ segments: [TCPPacketFields], maximumPayload: Int)
         require(pieces.count == joined.count, "a super-segment cuts into \(pieces.count), not \(joined.count)")
         for (piece, segment) in zip(pieces, joined) {
             require(piece.payload.count <= size)
-            require(piece.sequenceNumber == segment.sequenceNumber && piece.payload == segment.payload)
+            require(piece.sequenceNumber == segment.sequenceNumber && same(piece.payload[...], segment.payload[...]))
             require(piece.source == segment.source && piece.destination == segment.destination)
             require(piece.sourcePort == segment.sourcePort && piece.destinationPort == segment.destinationPort)
             require(piece.optionsLength == segment.optionsLength && piece.urgentPointer == 0)
