@@ -88,7 +88,15 @@ public final class SecondaryDaemon {
     @discardableResult
     func run() throws -> TakeoverHandOff? {
         try TerminationSignals.install()
-        defer { writeTrace(trace, logger: logger) }
+        defer {
+            // Not at a takeover: writing up to a million records must not delay the primary this
+            // node becomes.
+            if handOff == nil {
+                writeTrace(trace, logger: logger)
+            } else if trace != nil {
+                logger.notice("latency trace not written: this node took over as primary")
+            }
+        }
         let outbound = try NetfilterQueue.open(
             queue: configuration.outboundQueue,
             options: configuration.superPacketQueueOptions

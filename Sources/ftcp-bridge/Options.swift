@@ -200,8 +200,9 @@ struct BridgeOptions: ParsableArguments {
             discussion: """
                 Each bridge writes latency-ROLE-PID.csv into the directory (it must exist): one line per data \
                 segment per hop (read from a queue or the capture, injected, relayed, sent), timestamps from the \
-                monotonic clock. A record costs a clock reading and 24 bytes; at most 1,000,000 are kept. For \
-                finding where a request's time goes, not for every day.
+                monotonic clock. A record costs a clock reading and 24 bytes; at most 1,000,000 are kept. A \
+                secondary that takes over does not write its trace (the takeover comes first). For finding where \
+                a request's time goes, not for every day.
                 """,
             valueName: "DIR"
         )

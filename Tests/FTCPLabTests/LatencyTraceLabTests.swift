@@ -44,17 +44,15 @@ final class LatencyTraceLabTests: RunningFTCPTestCase {
         XCTAssertEqual(names.filter { $0.hasPrefix("latency-primary-") }.count, 1, "\(names)")
         XCTAssertEqual(names.filter { $0.hasPrefix("latency-secondary-") }.count, 1, "\(names)")
 
-        let report = Process()
-        report.executableURL = URL(fileURLWithPath: "\(binaries)/ftcp-bridge")
-        report.arguments = ["latency-report", Self.directory, "--client", clientTrace]
-        let pipe = Pipe()
-        report.standardOutput = pipe
-        report.standardError = pipe
-        try report.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        report.waitUntilExit()
+        // Any namespace will do: the report only reads files.
+        let (status, report) = try lab.run(
+            "client",
+            "latency-report",
+            ["\(binaries)/ftcp-bridge", "latency-report", Self.directory, "--client", clientTrace]
+        )
+        let output = report.output
         print(output)
-        XCTAssertEqual(report.terminationStatus, 0, output)
+        XCTAssertEqual(status, 0, "\(output) \(report.errors)")
 
         var counts: [String: Int] = [:]
         var medians: [String: Double] = [:]
