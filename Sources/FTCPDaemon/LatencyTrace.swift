@@ -133,9 +133,19 @@ public final class LatencyTrace {
         waiting.removeAll { $0.hop == hop }
     }
 
-    /// Records a segment's headers as they are in `packet`.
+    /// Records the segment in `packet` (its ports, sequence number and payload length).
     func record(_ hop: Hop, _ packet: TCPPacket, clientPortIsDestination: Bool) {
         record(
+            hop,
+            clientPort: clientPortIsDestination ? packet.tcp.destinationPort : packet.tcp.sourcePort,
+            sequence: packet.tcp.sequenceNumber.rawValue,
+            payloadLength: packet.tcp.payloadLength
+        )
+    }
+
+    /// Notes the segment in `packet` as leaving later in this turn (``recordWaiting(at:)``).
+    func wait(_ hop: Hop, _ packet: TCPPacket, clientPortIsDestination: Bool) {
+        wait(
             hop,
             clientPort: clientPortIsDestination ? packet.tcp.destinationPort : packet.tcp.sourcePort,
             sequence: packet.tcp.sequenceNumber.rawValue,

@@ -514,12 +514,7 @@ public final class SecondaryDaemon {
                         view.ip.headerLength == IPv4Packet.minimumHeaderLength
                     {
                         pendingInjection.append(TCPPacketFields(parsing: view))
-                        trace?.wait(
-                            .secondaryInjected,
-                            clientPort: view.tcp.sourcePort,
-                            sequence: view.tcp.sequenceNumber.rawValue,
-                            payloadLength: view.tcp.payloadLength
-                        )
+                        trace?.wait(.secondaryInjected, view, clientPortIsDestination: false)
                         return
                     }
                     // Anything else keeps its place behind the data captured before it.
@@ -610,12 +605,7 @@ public final class SecondaryDaemon {
                 let digestible = bridge.isDigestible(view)
                 let verdict = bridge.ownKernelSegment(view, now: now)
                 if verdict == .relayToPrimary {
-                    trace?.wait(
-                        .secondaryRelayed,
-                        clientPort: view.tcp.destinationPort,
-                        sequence: view.tcp.sequenceNumber.rawValue,
-                        payloadLength: view.tcp.payloadLength
-                    )
+                    trace?.wait(.secondaryRelayed, view, clientPortIsDestination: true)
                 }
                 if verdict == .relayToPrimary && digestible {
                     digested = bridge.digestedRelay(
