@@ -56,6 +56,17 @@ public final class LatencyTrace {
             self.nanoseconds = nanoseconds
         }
 
+        /// The segment in `packet` at `hop`.
+        init(hop: Hop, _ packet: TCPPacket, clientPortIsDestination: Bool, nanoseconds: UInt64) {
+            self.init(
+                hop: hop,
+                clientPort: clientPortIsDestination ? packet.tcp.destinationPort : packet.tcp.sourcePort,
+                sequence: packet.tcp.sequenceNumber.rawValue,
+                payloadLength: packet.tcp.payloadLength,
+                nanoseconds: nanoseconds
+            )
+        }
+
         /// Reads one line; nil if it is not one (a header, a comment, a truncated last line).
         public init?(line: Substring) {
             let fields = line.split(separator: ",", omittingEmptySubsequences: false)
@@ -114,14 +125,6 @@ public final class LatencyTrace {
         )
     }
 
-    /// Notes a segment that leaves later in this turn, for ``recordWaiting(at:)``.
-    func wait(_ hop: Hop, clientPort: UInt16, sequence: UInt32, payloadLength: Int) {
-        guard payloadLength > 0 else { return }
-        waiting.append(
-            Record(hop: hop, clientPort: clientPort, sequence: sequence, payloadLength: payloadLength, nanoseconds: 0)
-        )
-    }
-
     /// Records every segment waiting at `hop` as passing it now.
     func recordWaiting(at hop: Hop) {
         guard !waiting.isEmpty else { return }
@@ -133,24 +136,23 @@ public final class LatencyTrace {
         waiting.removeAll { $0.hop == hop }
     }
 
-    /// Records the segment in `packet` (its ports, sequence number and payload length).
+    /// Records the segment in `packet` (its ports, sequence number and payload length) now.
     func record(_ hop: Hop, _ packet: TCPPacket, clientPortIsDestination: Bool) {
-        record(
-            hop,
-            clientPort: clientPortIsDestination ? packet.tcp.destinationPort : packet.tcp.sourcePort,
-            sequence: packet.tcp.sequenceNumber.rawValue,
-            payloadLength: packet.tcp.payloadLength
+        guard packet.tcp.payloadLength > 0 else { return }
+        append(
+            Record(
+                hop: hop,
+                packet,
+                clientPortIsDestination: clientPortIsDestination,
+                nanoseconds: MonotonicClock.now().nanoseconds
+            )
         )
     }
 
-    /// Notes the segment in `packet` as leaving later in this turn (``recordWaiting(at:)``).
+    /// Notes the segment in `packet` as leaving later in this turn, for ``recordWaiting(at:)``.
     func wait(_ hop: Hop, _ packet: TCPPacket, clientPortIsDestination: Bool) {
-        wait(
-            hop,
-            clientPort: clientPortIsDestination ? packet.tcp.destinationPort : packet.tcp.sourcePort,
-            sequence: packet.tcp.sequenceNumber.rawValue,
-            payloadLength: packet.tcp.payloadLength
-        )
+        guard packet.tcp.payloadLength > 0 else { return }
+        waiting.append(Record(hop: hop, packet, clientPortIsDestination: clientPortIsDestination, nanoseconds: 0))
     }
 
     private func append(_ record: Record) {
