@@ -248,7 +248,7 @@ private struct OpenerHarness {
 }
 
 /// A body the opener accepted is the one the sealer writes for the message it read (a heartbeat
-/// of a later version may carry more, which the opener ignores).
+/// of another version has fewer or more fields, and agrees with it on those both have).
 private func checkCanonical(_ body: [UInt8], type: UInt8, of message: ReplicationMessage, from role: ReplicationRole) {
     require(message.kind.rawValue == type && message.kind.isSent(by: role), "accepted \(message) as type \(type)")
     var sealer = ReplicationSealer(key: key, role: role, epoch: 1)
@@ -261,10 +261,14 @@ private func checkCanonical(_ body: [UInt8], type: UInt8, of message: Replicatio
     let sealedBody = Array(
         sealed[ReplicationWireFormat.headerLength..<(sealed.count - ReplicationWireFormat.tagLength)]
     )
-    if case .heartbeat = message, let version = body.first,
-        version > ReplicationWireFormat.heartbeatWithHardwareAddressVersion
-    {
-        require(body.count >= sealedBody.count && body[1..<sealedBody.count] == sealedBody[1...])
+    if case .heartbeat = message {
+        // The sealer writes the current version; an older one lacks fields at the end (they
+        // seal as zeros: no hardware address, no capabilities) and a later one has more.
+        let known = min(body.count, sealedBody.count)
+        require(
+            body[1..<known] == sealedBody[1..<known] && sealedBody[known...].allSatisfy { $0 == 0 },
+            "the heartbeat body \(body) was read as \(message), which seals as \(sealedBody)"
+        )
     } else {
         require(body == sealedBody, "the body \(body) was read as \(message), which seals as \(sealedBody)")
     }
@@ -391,7 +395,8 @@ private func decodeMessage(_ input: inout FuzzInput, sender: ReplicationRole) ->
     case .segment: return .segment(packet: packet())
     case .inject: return .inject(packet: packet())
     case .heartbeat:
-        // Six bytes or none: the sealer sends no other (the input may run out).
+        // Six bytes not all zero, or none: the sealer sends no other (all zero is the wire's
+        // none; the input may run out).
         let address = input.byte() % 2 == 0 ? [] : input.bytes(6)
         return .heartbeat(
             ReplicationHeartbeat(
@@ -399,7 +404,8 @@ private func decodeMessage(_ input: inout FuzzInput, sender: ReplicationRole) ->
                 state: input.byte(),
                 connectionCount: input.uint32(),
                 sawPeerTrafficAtMilliseconds: input.uint64(),
-                hardwareAddress: address.count == 6 ? address : nil
+                hardwareAddress: address.count == 6 && address.contains { $0 != 0 } ? address : nil,
+                capabilities: ReplicationCapabilities(rawValue: input.byte())
             )
         )
     case .resendRequest:

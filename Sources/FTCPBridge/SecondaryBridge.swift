@@ -9,6 +9,11 @@ import FTCPWire
 public struct SecondaryBridge: Sendable {
     public let configuration: BridgeConfiguration
     public private(set) var counters = SecondaryCounters()
+    /// Whether the primary's build reads digests, as its latest heartbeat said (the daemon sets
+    /// it). Until it says so, and whenever a primary of an older release runs, the new bytes go
+    /// whole even with `--relay digests`: a primary that cannot read a digest would wait forever
+    /// for the bytes it stands for.
+    public var primaryReadsDigests = false
     var seen: [ConnectionKey: SecondaryConnectionActivity] = [:]
     /// Per connection, what the local kernel sent that the client has not acknowledged.
     var flights: [ConnectionKey: UnacknowledgedFlight] = [:]
@@ -127,10 +132,11 @@ public struct SecondaryBridge: Sendable {
     /// byte by byte (`same-length` needs the bytes). Everything else goes whole: the handshake,
     /// retransmissions (the primary may have sent part of their range already, and can no
     /// longer check a digest of it), and every segment of a connection the primary asked for
-    /// whole (``relayWhole(_:)``). Asked before ``ownKernelSegment(_:now:)``.
+    /// whole (``relayWhole(_:)``), and everything while the primary does not read digests
+    /// (``primaryReadsDigests``). Asked before ``ownKernelSegment(_:now:)``.
     public func isDigestible(_ packet: TCPPacket) -> Bool {
         let tcp = packet.tcp
-        guard configuration.relaysDigests, tcp.payloadLength > 0, !tcp.flags.contains(.syn),
+        guard configuration.relaysDigests, primaryReadsDigests, tcp.payloadLength > 0, !tcp.flags.contains(.syn),
             !tcp.flags.contains(.rst), packet.ip.source == configuration.secondaryAddress,
             configuration.protectedPorts.contains(tcp.sourcePort),
             configuration.divergencePolicy.tolerance(forPort: tcp.sourcePort) != .sameLength

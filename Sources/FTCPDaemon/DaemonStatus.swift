@@ -44,6 +44,9 @@ public struct DaemonStatus: Codable, Sendable {
         /// The format version of the peer's last authentic datagram this node could not read:
         /// the nodes run incompatible ftcp versions and do not replicate (nil while none came).
         public var incompatibleFormatVersion: UInt8?
+        /// What the peer's build reads beyond the first format's messages, from its heartbeats
+        /// (``ReplicationCapabilities``): "digests", or "none" from a release before digests.
+        public var capabilities: String? = nil
     }
 
     /// One protected connection.

@@ -301,7 +301,8 @@ public final class PrimaryDaemon {
                             state: signal.rawValue,
                             connectionCount: UInt32(clamping: bridge.connectionCount),
                             sawPeerTrafficAtMilliseconds: 0,
-                            hardwareAddress: arp.hardwareAddress.octets
+                            hardwareAddress: arp.hardwareAddress.octets,
+                            capabilities: .thisBuild
                         )
                     ),
                     now: now
@@ -824,7 +825,9 @@ public final class PrimaryDaemon {
             switch event {
             case let .replicaLost(key, role, _):
                 if role == .secondary { toRelease.insert(key) }
-                if role == .primary && bridge.configuration.relaysDigests { toRelayWhole.insert(key) }
+                // Only a secondary that reads relay-whole is asked (one of an older release
+                // never relays digests: the bytes are here already).
+                if role == .primary && link.peerCapabilities.contains(.digests) { toRelayWhole.insert(key) }
                 count(role == .primary ? "replicasLostPrimary" : "replicasLostSecondary")
             case let .divergence(key, _):
                 toRelease.insert(key)

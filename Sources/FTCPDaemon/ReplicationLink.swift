@@ -34,6 +34,8 @@ final class ReplicationLink {
     private var resends = ResendTracker(window: UInt64(ReplicationLink.historySize))
     private(set) var resendsRequested: UInt64 = 0
     private(set) var resendsAnswered: UInt64 = 0
+    /// What the peer's build reads, from its messages.
+    private var capabilities = PeerCapabilities()
 
     /// - Parameter socket: the bound socket to go on with (a node changing roles), or nil to open one.
     init(configuration: DaemonConfiguration, logger: Logger, socket existing: UDPSocket? = nil) throws {
@@ -108,6 +110,7 @@ final class ReplicationLink {
                 ) {
                     request(counters, now: now)
                 }
+                if let change = capabilities.heard(message) { sayCapabilities(change.now, before: change.before) }
                 if case let .resendRequest(first, count) = message.message {
                     resend(first: first, count: count)
                 } else {
@@ -128,6 +131,28 @@ final class ReplicationLink {
                     metadata: ["from": "\(received.from)", "reason": "\(reason)"]
                 )
             }
+        }
+    }
+
+    /// What the peer's build reads (``ReplicationCapabilities``), as its running process's
+    /// heartbeats said or its digests showed; none until then.
+    var peerCapabilities: ReplicationCapabilities { capabilities.current(peerEpoch: opener.peerEpoch) }
+
+    /// Says what the peer's heartbeats name, when it changes: a peer that reads fewer messages
+    /// than this build is an older release, and gets only what it reads.
+    private func sayCapabilities(_ capabilities: ReplicationCapabilities, before previous: ReplicationCapabilities?) {
+        let missing = ReplicationCapabilities.thisBuild.subtracting(capabilities)
+        let metadata: Logger.Metadata = [
+            "peer": "\(peerAddress)", "peer_reads": "\(capabilities)",
+            "previous": "\(previous.map { "\($0)" } ?? "none heard")",
+        ]
+        if missing.isEmpty {
+            logger.info("the peer's ftcp reads every replication message this node sends", metadata: metadata)
+        } else {
+            logger.notice(
+                "the peer's ftcp is an older release whose heartbeats do not say it reads: \(missing); the nodes replicate with what both read (a secondary relays bytes to a primary that does not read digests: the channel carries every byte); upgrade the older node",
+                metadata: metadata
+            )
         }
     }
 
@@ -176,7 +201,8 @@ final class ReplicationLink {
             lastHeardMillisecondsAgo: ago,
             epoch: opener.peerEpoch,
             formatVersion: ReplicationOpener.formatVersion,
-            incompatibleFormatVersion: opener.incompatiblePeerVersion
+            incompatibleFormatVersion: opener.incompatiblePeerVersion,
+            capabilities: opener.peerEpoch == nil ? nil : "\(peerCapabilities)"
         )
     }
 

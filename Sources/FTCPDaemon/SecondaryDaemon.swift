@@ -283,7 +283,8 @@ public final class SecondaryDaemon {
                             sentAtMilliseconds: now.nanoseconds / 1_000_000,
                             state: signal.rawValue,
                             connectionCount: UInt32(clamping: bridge.connections.count),
-                            sawPeerTrafficAtMilliseconds: (node.detector.lastEvidence?.nanoseconds ?? 0) / 1_000_000
+                            sawPeerTrafficAtMilliseconds: (node.detector.lastEvidence?.nanoseconds ?? 0) / 1_000_000,
+                            capabilities: .thisBuild
                         )
                     ),
                     now: now
@@ -602,6 +603,7 @@ public final class SecondaryDaemon {
                 guard let view = try? TCPPacket(validating: buffer) else { return nil }
                 if packet.checksumNotReady { view.updateChecksums() }
                 trace?.record(.secondaryKernelOut, view, clientPortIsDestination: true)
+                bridge.primaryReadsDigests = link.peerCapabilities.contains(.digests)
                 let digestible = bridge.isDigestible(view)
                 let verdict = bridge.ownKernelSegment(view, now: now)
                 if verdict == .relayToPrimary {

@@ -24,20 +24,25 @@ public struct ReplicationHeartbeat: Equatable, Hashable, Sendable {
     /// The hardware (MAC) address, six bytes, of the sender's interface that holds the service
     /// address: where clients' frames to it go. The primary sends it so that the secondary's
     /// capture admits only frames addressed to it. Heartbeat version 2; nil from version 1, and
-    /// not sent unless it is exactly six bytes.
+    /// not sent unless it is exactly six bytes and not all zero (all zero is the wire's none).
     public var hardwareAddress: [UInt8]?
+    /// What the sender's build can read beyond the first format's messages (heartbeat version
+    /// 3; empty from an older build, which is how a node learns that its peer is older).
+    public var capabilities: ReplicationCapabilities
 
     public init(
         sentAtMilliseconds: UInt64,
         state: UInt8,
         connectionCount: UInt32,
         sawPeerTrafficAtMilliseconds: UInt64,
-        hardwareAddress: [UInt8]? = nil
+        hardwareAddress: [UInt8]? = nil,
+        capabilities: ReplicationCapabilities = []
     ) {
         self.sentAtMilliseconds = sentAtMilliseconds
         self.state = state
         self.connectionCount = connectionCount
         self.sawPeerTrafficAtMilliseconds = sawPeerTrafficAtMilliseconds
         self.hardwareAddress = hardwareAddress
+        self.capabilities = capabilities
     }
 }

@@ -190,12 +190,19 @@ public struct ReplicationOpener: Sendable {
                 case 0: false
                 case Format.heartbeatVersion: body.count == Format.heartbeatLength
                 case Format.heartbeatWithHardwareAddressVersion: body.count == Format.heartbeatWithHardwareAddressLength
-                default: body.count >= Format.heartbeatWithHardwareAddressLength
+                case Format.heartbeatWithCapabilitiesVersion: body.count == Format.heartbeatWithCapabilitiesLength
+                default: body.count >= Format.heartbeatWithCapabilitiesLength
                 }
             guard fits else { return .failure(.invalidBody(.badHeartbeat(version: version, length: body.count))) }
-            let hardwareAddress =
+            var hardwareAddress =
                 version >= Format.heartbeatWithHardwareAddressVersion
                 ? Array(body[Format.HeartbeatField.hardwareAddress]) : nil
+            if version >= Format.heartbeatWithCapabilitiesVersion, hardwareAddress?.allSatisfy({ $0 == 0 }) == true {
+                hardwareAddress = nil  // version 3 from a sender that names none
+            }
+            let capabilities: ReplicationCapabilities =
+                version >= Format.heartbeatWithCapabilitiesVersion
+                ? ReplicationCapabilities(rawValue: body[Format.HeartbeatField.capabilities]) : []
             return .success(
                 .heartbeat(
                     ReplicationHeartbeat(
@@ -203,7 +210,8 @@ public struct ReplicationOpener: Sendable {
                         state: body[Format.HeartbeatField.state],
                         connectionCount: body.readBigEndian(Format.HeartbeatField.connectionCount),
                         sawPeerTrafficAtMilliseconds: body.readBigEndian(Format.HeartbeatField.sawPeerTrafficAt),
-                        hardwareAddress: hardwareAddress
+                        hardwareAddress: hardwareAddress,
+                        capabilities: capabilities
                     )
                 )
             )

@@ -48,10 +48,8 @@ public struct ReplicationSealer: Sendable {
                 throw .packetTooLarge(size: packet.count, limit: Self.maximumPacketLength)
             }
             bodyLength = packet.count
-        case let .heartbeat(heartbeat):
-            bodyLength =
-                heartbeat.hardwareAddress?.count == 6
-                ? ReplicationWireFormat.heartbeatWithHardwareAddressLength : ReplicationWireFormat.heartbeatLength
+        case .heartbeat:
+            bodyLength = ReplicationWireFormat.heartbeatWithCapabilitiesLength
         case let .resendRequest(_, count):
             guard count >= 1, count <= ReplicationWireFormat.maximumResendCount else {
                 throw .resendCountOutOfRange(count: count, limit: ReplicationWireFormat.maximumResendCount)
@@ -93,15 +91,13 @@ public struct ReplicationSealer: Sendable {
             datagram.append(contentsOf: packet)
         case let .heartbeat(heartbeat):
             let hardwareAddress = heartbeat.hardwareAddress.flatMap { $0.count == 6 ? $0 : nil }
-            datagram.append(
-                hardwareAddress == nil
-                    ? ReplicationWireFormat.heartbeatVersion : ReplicationWireFormat.heartbeatWithHardwareAddressVersion
-            )
+            datagram.append(ReplicationWireFormat.heartbeatWithCapabilitiesVersion)
             datagram.append(heartbeat.state)
             datagram.appendBigEndian(heartbeat.sentAtMilliseconds)
             datagram.appendBigEndian(heartbeat.connectionCount)
             datagram.appendBigEndian(heartbeat.sawPeerTrafficAtMilliseconds)
-            if let hardwareAddress { datagram.append(contentsOf: hardwareAddress) }
+            datagram.append(contentsOf: hardwareAddress ?? [0, 0, 0, 0, 0, 0])
+            datagram.append(heartbeat.capabilities.rawValue)
         case let .resendRequest(firstCounter, count):
             datagram.appendBigEndian(firstCounter)
             datagram.appendBigEndian(count)

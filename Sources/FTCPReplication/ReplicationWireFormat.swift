@@ -25,9 +25,13 @@
 /// - segment, inject: the IPv4 packet itself, 1 ... 65,000 bytes, not interpreted here.
 /// - heartbeat: format version (1 byte, currently 1), state (1), sent-at milliseconds (8),
 ///   connection count (4), saw-peer-traffic-at milliseconds (8) — 22 bytes; version 2 appends
-///   the sender's hardware address (6) — 28 bytes. A later heartbeat version may only append
-///   fields: a receiver reads the fields it knows from a longer body with a higher version and
-///   ignores the rest; version 0 or a body shorter than its version needs is malformed.
+///   the sender's hardware address (6) — 28 bytes; version 3 appends its capabilities (1,
+///   ``ReplicationCapabilities``) — 29 bytes, with the hardware address all zero when the sender
+///   names none. A later heartbeat version may only append fields: a receiver reads the fields
+///   it knows from a longer body with a higher version and ignores the rest (every release
+///   since version 2 does), so a node learns from a version 1 or 2 heartbeat that its peer reads
+///   none of the messages a capability stands for; version 0 or a body shorter than its version
+///   needs is malformed.
 /// - resend request: first counter (8), count (4, 1 ... 1024) — 12 bytes.
 /// - segments: packet count (2, at least 1), then for each packet its length (2, at least 1)
 ///   and its bytes; the lengths add up to the body exactly.
@@ -81,12 +85,16 @@ enum ReplicationWireFormat {
         static let sawPeerTrafficAt = 14..<22
         /// Version 2 appends the sender's hardware address (6 bytes).
         static let hardwareAddress = 22..<28
+        /// Version 3 appends the sender's capabilities (1 byte).
+        static let capabilities = 28
     }
 
     static let heartbeatVersion: UInt8 = 1
     static let heartbeatLength = 22
     static let heartbeatWithHardwareAddressVersion: UInt8 = 2
     static let heartbeatWithHardwareAddressLength = 28
+    static let heartbeatWithCapabilitiesVersion: UInt8 = 3
+    static let heartbeatWithCapabilitiesLength = 29
     static let resendRequestLength = 12
     static let maximumResendCount: UInt32 = 1024
     /// Bytes a segments body spends on its count, and on each packet's length.

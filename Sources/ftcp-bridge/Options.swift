@@ -99,7 +99,8 @@ struct BridgeOptions: ParsableArguments {
                 new bytes and a 16-byte SHA-256 digest of each piece of about one segment, and the primary sends \
                 its own bytes once they match (the channel carries about 1% of what clients receive); \
                 retransmissions, ports with --divergence same-length, and connections whose primary application \
-                failed are relayed whole. Set it alike on both servers: roles swap at a failover.
+                failed are relayed whole. Digests go only to a primary whose heartbeats say it reads them; a \
+                primary of an older release gets bytes. Set it alike on both servers: roles swap at a failover.
                 """
         )
     )

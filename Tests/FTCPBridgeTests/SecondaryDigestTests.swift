@@ -8,14 +8,18 @@ import Testing
 @Suite("Secondary bridge: digests")
 struct SecondaryDigestTests {
     typealias S = PrimaryScenario
-    var bridge = SecondaryBridge(
-        configuration: BridgeConfiguration(
-            serviceAddress: S.serviceAddress,
-            secondaryAddress: S.secondaryAddress,
-            protectedPorts: [S.serverPort],
-            relaysDigests: true
+    var bridge = {
+        var bridge = SecondaryBridge(
+            configuration: BridgeConfiguration(
+                serviceAddress: S.serviceAddress,
+                secondaryAddress: S.secondaryAddress,
+                protectedPorts: [S.serverPort],
+                relaysDigests: true
+            )
         )
-    )
+        bridge.primaryReadsDigests = true
+        return bridge
+    }()
 
     /// Feeds a kernel segment; returns whether it was digestible just before, and the relays.
     mutating func kernel(_ fields: TCPPacketFields, maximumPieces: Int = 100) throws -> (
@@ -116,6 +120,7 @@ struct SecondaryDigestTests {
         ] {
             var test = SecondaryDigestTests()
             test.bridge = SecondaryBridge(configuration: configuration)
+            test.bridge.primaryReadsDigests = true
             var syn = try S.fromClient(seq: 1000, flags: [.syn]).build()
             _ = try syn.withUnsafeMutableBytes {
                 try test.bridge.capturedClientSegment(TCPPacket(validating: $0), now: .zero)
@@ -123,5 +128,24 @@ struct SecondaryDigestTests {
             _ = try test.kernel(S.fromServer(.secondary, seq: 0, ack: 1001, flags: [.syn, .ack]))
             #expect(try !test.kernel(S.fromServer(.secondary, seq: 1, ack: 1001, payload: [1, 2, 3])).digestible)
         }
+    }
+
+    @Test(
+        "a primary that has not said it reads digests (an older release, or none heard yet) gets bytes; once it says so, new bytes go as digests"
+    )
+    mutating func primaryOfAnOlderRelease() throws {
+        bridge.primaryReadsDigests = false
+        try open()
+        #expect(
+            try !kernel(S.fromServer(.secondary, seq: 1, ack: 1001, payload: Array(repeating: 7, count: 300)))
+                .digestible
+        )
+        bridge.primaryReadsDigests = true
+        #expect(
+            try kernel(S.fromServer(.secondary, seq: 301, ack: 1001, payload: Array(repeating: 8, count: 300)))
+                .digestible
+        )
+        bridge.primaryReadsDigests = false
+        #expect(try !kernel(S.fromServer(.secondary, seq: 601, ack: 1001, payload: [1])).digestible)
     }
 }

@@ -185,7 +185,7 @@ struct HostileInputTests {
                 HandmadeDatagram(type: 3, body: [2] + heartbeatBody.dropFirst(2)),
                 .invalidBody(.badHeartbeat(version: 2, length: 21))
             ),
-            // Version 2 carries the sender's hardware address: 28 bytes exactly; later ones at least 28.
+            // Version 2 carries the sender's hardware address: 28 bytes exactly.
             (
                 HandmadeDatagram(type: 3, body: [2] + heartbeatBody.dropFirst()),
                 .invalidBody(.badHeartbeat(version: 2, length: 22))
@@ -194,9 +194,22 @@ struct HostileInputTests {
                 HandmadeDatagram(type: 3, body: [2] + heartbeatBody.dropFirst() + [1, 2, 3, 4, 5, 6, 7]),
                 .invalidBody(.badHeartbeat(version: 2, length: 29))
             ),
+            // Version 3 appends the capabilities: 29 bytes exactly; later ones at least 29.
             (
                 HandmadeDatagram(type: 3, body: [3] + heartbeatBody.dropFirst() + [1, 2, 3, 4, 5]),
                 .invalidBody(.badHeartbeat(version: 3, length: 27))
+            ),
+            (
+                HandmadeDatagram(type: 3, body: [3] + heartbeatBody.dropFirst() + [1, 2, 3, 4, 5, 6]),
+                .invalidBody(.badHeartbeat(version: 3, length: 28))
+            ),
+            (
+                HandmadeDatagram(type: 3, body: [3] + heartbeatBody.dropFirst() + [1, 2, 3, 4, 5, 6, 1, 0]),
+                .invalidBody(.badHeartbeat(version: 3, length: 30))
+            ),
+            (
+                HandmadeDatagram(type: 3, body: [4] + heartbeatBody.dropFirst() + [1, 2, 3, 4, 5, 6]),
+                .invalidBody(.badHeartbeat(version: 4, length: 28))
             ),
             // An inject message only ever comes from the primary.
             (

@@ -128,7 +128,7 @@ struct RoundTripTests {
             role: 2,
             epoch: 0x1122_3344_5566_7788,
             counter: 1,
-            body: heartbeatBody
+            body: [3] + heartbeatBody.dropFirst() + [0, 0, 0, 0, 0, 0] + [0]
         ).bytes()
         #expect(datagram == expected)
         #expect(Array(datagram[0..<8]) == [0x46, 0x54, 0x43, 0x52, 1, 3, 2, 0])
@@ -167,29 +167,65 @@ struct RoundTripTests {
     func laterHeartbeatVersion() throws {
         var opener = Fixtures.opener(.primary)
         var body = heartbeatBody
-        body[0] = 3
-        body += [2, 0, 0, 0xaa, 0xbb, 0xcc] + [9, 9, 9, 9]
+        body[0] = 4
+        body += [2, 0, 0, 0xaa, 0xbb, 0xcc] + [0b1000_0001] + [9, 9, 9, 9]
         let received = try opener.open(HandmadeDatagram(body: body).bytes()).get()
         var expected = Fixtures.heartbeat
         expected.hardwareAddress = [2, 0, 0, 0xaa, 0xbb, 0xcc]
+        expected.capabilities = ReplicationCapabilities(rawValue: 0b1000_0001)
         #expect(received.message == .heartbeat(expected))
+        #expect(expected.capabilities.contains(.digests))
+        #expect(expected.capabilities.description == "digests, unknown 0x80")
     }
 
-    @Test("a heartbeat with the sender's hardware address is version 2 and round-trips")
-    func heartbeatWithHardwareAddress() throws {
+    @Test("a heartbeat is version 3: the hardware address (zeros when the sender names none) and the capabilities")
+    func heartbeatVersion3() throws {
         var sealer = Fixtures.sealer(.primary)
         var opener = Fixtures.opener(.secondary)
         var heartbeat = Fixtures.heartbeat
         heartbeat.hardwareAddress = [0x02, 0x42, 0xac, 0x11, 0x00, 0x02]
+        heartbeat.capabilities = .thisBuild
         let datagram = try sealer.seal(.heartbeat(heartbeat))
-        #expect(datagram[28] == 2 && datagram.count == 28 + 28 + 32)
+        #expect(datagram[28] == 3 && datagram.count == 28 + 29 + 32)
+        #expect(Array(datagram[(28 + 22)..<(28 + 29)]) == [0x02, 0x42, 0xac, 0x11, 0x00, 0x02, 1])
         #expect(try opener.open(datagram).get().message == .heartbeat(heartbeat))
-        // A version-1 receiver's reading: the known fields, the address ignored.
+        // No address, or one that is not six bytes: zeros on the wire, none when opened.
         heartbeat.hardwareAddress = [1, 2, 3]
         let withoutAddress = try sealer.seal(.heartbeat(heartbeat))
-        #expect(withoutAddress[28] == 1 && withoutAddress.count == 28 + 22 + 32)
+        #expect(Array(withoutAddress[(28 + 22)..<(28 + 28)]) == [0, 0, 0, 0, 0, 0])
         heartbeat.hardwareAddress = nil
         #expect(try opener.open(withoutAddress).get().message == .heartbeat(heartbeat))
+    }
+
+    @Test(
+        "a heartbeat of an older release (version 1, or 2 with an address) opens with no capabilities",
+        arguments: [
+            (heartbeatBody, nil),
+            ([2] + heartbeatBody.dropFirst() + [0x02, 0, 0, 0, 0, 0x07], [0x02, 0, 0, 0, 0, 0x07]),
+        ] as [([UInt8], [UInt8]?)]
+    )
+    func olderRelease(body: [UInt8], hardwareAddress: [UInt8]?) throws {
+        var opener = Fixtures.opener(.secondary)
+        let datagram = HandmadeDatagram(role: ReplicationRole.primary.rawValue, body: body).bytes()
+        var expected = Fixtures.heartbeat
+        expected.hardwareAddress = hardwareAddress
+        let received = try opener.open(datagram).get()
+        #expect(received.message == .heartbeat(expected))
+        guard case let .heartbeat(heartbeat) = received.message else { return }
+        #expect(heartbeat.capabilities.isEmpty, "an older release reads no digests: it gets bytes")
+    }
+
+    @Test("what a release before capabilities reads from this build's heartbeat: the first 28 bytes, as version 2")
+    func readByAnOlderRelease() throws {
+        var sealer = Fixtures.sealer(.primary)
+        var heartbeat = Fixtures.heartbeat
+        heartbeat.hardwareAddress = [0x02, 0x42, 0xac, 0x11, 0x00, 0x02]
+        heartbeat.capabilities = .thisBuild
+        let body = Array(try sealer.seal(.heartbeat(heartbeat)).dropFirst(28).dropLast(32))
+        // That release took any version above 2 with at least 28 bytes and read its known fields.
+        #expect(body[0] > 2 && body.count >= 28)
+        #expect(Array(body[1..<22]) == Array(heartbeatBody[1...]))
+        #expect(Array(body[22..<28]) == heartbeat.hardwareAddress)
     }
 }
 
