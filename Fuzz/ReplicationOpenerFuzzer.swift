@@ -429,7 +429,8 @@ private func decodeMessage(_ input: inout FuzzInput, sender: ReplicationRole) ->
                     header: [0x45] + input.bytes(Int(input.byte() % 60)),
                     payloadLength: payloadLength,
                     pieceLength: pieceLength,
-                    digests: digests + [UInt8](repeating: 0, count: pieces * DigestedSegment.digestLength - digests.count)
+                    digests: digests
+                        + [UInt8](repeating: 0, count: pieces * DigestedSegment.digestLength - digests.count)
                 )
             }
         )

@@ -31,6 +31,7 @@ public func fuzzSegmentCoalescing(_ data: UnsafePointer<UInt8>, _ size: Int) -> 
     }
     checkCoalescing(segments, maximumPayload: limit)
     checkCoalescing(segments, maximumPayload: SegmentCoalescing.maximumPayload)
+    checkGathered(segments, maximumPayload: limit)
     return 0
 }
 
@@ -235,4 +236,56 @@ private func checkCoalescing(_ segments: [TCPPacketFields], maximumPayload: Int)
             require((try? packet.fields.build()) != nil, "a super-segment does not build")
         }
     }
+}
+
+/// The runs name the packets `coalesce` joins, by place; built apart (the headers, then the TCP
+/// checksum summed over the segments' payloads where they lie, at odd offsets too), each packet
+/// has the headers of the one built whole. Runs capped at a few segments cover every segment
+/// once, in order.
+private func checkGathered(_ segments: [TCPPacketFields], maximumPayload: Int) {
+    let packets = SegmentCoalescing.coalesce(segments, maximumPayload: maximumPayload)
+    let runs = SegmentCoalescing.runs(segments, maximumPayload: maximumPayload)
+    require(runs.count == packets.count, "\(runs.count) runs for \(packets.count) packets")
+    for (run, packet) in zip(runs, packets) {
+        require(run.segments.count == packet.segmentCount && run.segmentSize == packet.segmentSize)
+        require(run.payloadLength == packet.fields.payload.count, "a run's payload length differs")
+        guard let whole = try? packet.fields.build() else { continue }
+        var buffer = [UInt8](repeating: 0xEE, count: 120)
+        let headers: [UInt8]? = buffer.withUnsafeMutableBytes { buffer in
+            let header = SegmentCoalescing.header(of: run, in: segments)
+            guard let length = try? header.buildHeaders(into: buffer, payloadLength: run.payloadLength) else {
+                return nil
+            }
+            let built = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<length])
+            withPayloads(of: segments, run.segments) { GatheredChecksum.store(headers: built, payload: $0) }
+            return Array(built)
+        }
+        guard let headers else { return require(false, "the headers of a packet that builds whole do not build") }
+        require(whole.count == headers.count + run.payloadLength, "the gathered packet's length differs")
+        require(headers[...] == whole[0..<headers.count], "the gathered headers or checksum differ")
+    }
+    let capped = SegmentCoalescing.runs(segments, maximumPayload: maximumPayload, maximumSegments: 3)
+    var next = 0
+    for run in capped {
+        require(run.segments.lowerBound == next && (1...3).contains(run.segments.count), "a capped run is misplaced")
+        next = run.segments.upperBound
+    }
+    require(next == segments.count, "capped runs do not cover every segment")
+}
+
+/// Calls `body` with views of the payloads of `segments[range]`, in order.
+private func withPayloads(
+    of segments: [TCPPacketFields],
+    _ range: Range<Int>,
+    _ body: ([UnsafeRawBufferPointer]) -> Void
+) {
+    var views: [UnsafeRawBufferPointer] = []
+    func nest(_ index: Int) {
+        guard index < range.upperBound else { return body(views) }
+        segments[index].payload.withUnsafeBytes { payload in
+            views.append(payload)
+            nest(index + 1)
+        }
+    }
+    nest(range.lowerBound)
 }

@@ -892,33 +892,44 @@ public final class PrimaryDaemon {
             for segment in toClients { sendRaw(segment, raw: raw) }
             return
         }
-        for packet in SegmentCoalescing.coalesce(toClients) {
-            guard let size = packet.segmentSize, let nextHop = nextHops.nextHop(to: packet.fields.destination) else {
-                for piece in packet.pieces { sendRaw(piece, raw: raw) }
+        // Runs go out with their payloads where the merge left them: the headers are built into
+        // `scratch`, and the kernel gathers the rest into the frame.
+        for run in SegmentCoalescing.runs(toClients, maximumSegments: maximumSegmentsPerGatheredSend) {
+            let header = SegmentCoalescing.header(of: run, in: toClients)
+            guard let size = run.segmentSize, let nextHop = nextHops.nextHop(to: header.destination) else {
+                for index in run.segments { sendRaw(toClients[index], raw: raw) }
                 continue
             }
-            do {
-                if let trace { for piece in packet.pieces { trace.recordSent(piece) } }
-                let length = try scratch.withUnsafeMutableBytes { buffer in try packet.fields.build(into: buffer) }
-                try scratch.withUnsafeMutableBytes { buffer in
-                    try offload.send(
-                        UnsafeMutableRawBufferPointer(rebasing: buffer[0..<length]),
-                        segmentSize: size,
-                        to: nextHop
-                    )
+            if let trace { for index in run.segments { trace.recordSent(toClients[index]) } }
+            let sent: (any Error)? = toClients.withPayloads(in: run.segments) { pieces in
+                scratch.withUnsafeMutableBytes { buffer in
+                    do {
+                        let length = try header.buildHeaders(into: buffer, payloadLength: run.payloadLength)
+                        try offload.send(
+                            headers: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<length]),
+                            payload: pieces,
+                            segmentSize: size,
+                            to: nextHop
+                        )
+                        return nil
+                    } catch {
+                        return error
+                    }
                 }
-                counters["sentToClient", default: 0] += UInt64(packet.segmentCount)
-                count("superSegmentsSent")
-            } catch {
+            }
+            if let error = sent {
                 count("superSegmentErrors")
                 throttle.warning(
                     "superSegment",
                     "segmentation offload refused a run of segments; sending them one by one",
-                    metadata: ["client": "\(packet.fields.destination)", "error": "\(error)"],
+                    metadata: ["client": "\(header.destination)", "error": "\(error)"],
                     logger: logger,
                     now: MonotonicClock.now()
                 )
-                for piece in packet.pieces { sendRaw(piece, raw: raw) }
+                for index in run.segments { sendRaw(toClients[index], raw: raw) }
+            } else {
+                counters["sentToClient", default: 0] += UInt64(run.segments.count)
+                count("superSegmentsSent")
             }
         }
     }

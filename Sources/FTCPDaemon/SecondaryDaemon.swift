@@ -541,29 +541,39 @@ public final class SecondaryDaemon {
         guard !pendingInjection.isEmpty else { return }
         defer { pendingInjection.removeAll(keepingCapacity: true) }
         trace?.recordWaiting(at: .secondaryInjected)
-        for packet in SegmentCoalescing.coalesce(pendingInjection) {
-            if packet.segmentCount > 1 { counters["injectedRuns", default: 0] += 1 }
-            let built: Int? = injectionScratch.withUnsafeMutableBytes { buffer in try? packet.fields.build(into: buffer)
-            }
-            guard let length = built else {
-                count("injectErrors")
-                continue
-            }
-            injectionScratch.withUnsafeBytes { buffer in
-                inject(UnsafeRawBufferPointer(rebasing: buffer[0..<length]), raw: raw, now: now)
+        for run in SegmentCoalescing.runs(pendingInjection, maximumSegments: maximumSegmentsPerGatheredSend) {
+            if run.segments.count > 1 { counters["injectedRuns", default: 0] += 1 }
+            let header = SegmentCoalescing.header(of: run, in: pendingInjection)
+            // The payloads stay where the capture put them: the headers are built into the
+            // scratch buffer, the checksum summed over the pieces, and the kernel gathers them.
+            pendingInjection.withPayloads(in: run.segments) { pieces in
+                injectionScratch.withUnsafeMutableBytes { buffer in
+                    guard let length = try? header.buildHeaders(into: buffer, payloadLength: run.payloadLength) else {
+                        count("injectErrors")
+                        return
+                    }
+                    let headers = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<length])
+                    GatheredChecksum.store(headers: headers, payload: pieces)
+                    inject(UnsafeRawBufferPointer(headers), pieces, raw: raw, now: now)
+                }
             }
         }
     }
 
-    private func inject(_ packet: UnsafeRawBufferPointer, raw: RawIPv4Socket, now: MonotonicTime) {
+    private func inject(
+        _ packet: UnsafeRawBufferPointer,
+        _ payload: [UnsafeRawBufferPointer] = [],
+        raw: RawIPv4Socket,
+        now: MonotonicTime
+    ) {
         do {
-            try raw.send(packet)
+            try raw.send(headers: packet, payload: payload)
         } catch {
             count("injectErrors")
             throttle.warning(
                 "inject",
                 "injecting a client segment failed",
-                metadata: ["error": "\(error)", "bytes": "\(packet.count)"],
+                metadata: ["error": "\(error)", "bytes": "\(payload.reduce(packet.count) { $0 + $1.count })"],
                 logger: logger,
                 now: now
             )

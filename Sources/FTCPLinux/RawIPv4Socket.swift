@@ -74,12 +74,24 @@ public final class RawIPv4Socket {
     /// ``LinuxShellError/Code/wouldBlock`` on a full nonblocking socket, and
     /// ``LinuxShellError/Code/malformedPacket`` when the bytes do not start with an IPv4 header.
     public func send(_ packet: UnsafeRawBufferPointer) throws(LinuxShellError) {
+        try send(headers: packet, payload: [])
+    }
+
+    /// Sends one IPv4 packet whose start (at least its IPv4 header) is `headers` and whose rest
+    /// is `pieces`, in order, wherever they lie: the kernel gathers them, so no byte is copied
+    /// in this process to join them. Throws as ``send(_:)-(UnsafeRawBufferPointer)`` does.
+    public func send(headers packet: UnsafeRawBufferPointer, payload pieces: [UnsafeRawBufferPointer])
+        throws(LinuxShellError)
+    {
+        let length = packet.count + pieces.reduce(0) { $0 + $1.count }
         guard fileDescriptor >= 0 else { throw LinuxShellError(.closed, operation: "send raw packet") }
-        guard packet.count >= 20, let base = packet.baseAddress, packet[0] >> 4 == 4, packet[0] & 0x0f >= 5 else {
+        guard packet.count >= 20, let base = packet.baseAddress, packet[0] >> 4 == 4, packet[0] & 0x0f >= 5,
+            pieces.count <= 1_000
+        else {
             throw LinuxShellError(
                 .malformedPacket,
                 operation: "send raw packet",
-                detail: "\(packet.count) bytes that do not start with an IPv4 header"
+                detail: "\(length) bytes that do not start with an IPv4 header, in \(pieces.count + 1) pieces"
             )
         }
         let destination =
@@ -89,26 +101,35 @@ public final class RawIPv4Socket {
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = 0
         address.sin_addr.s_addr = destination.bigEndian
+        var vectors = [iovec(iov_base: UnsafeMutableRawPointer(mutating: base), iov_len: packet.count)]
+        for piece in pieces where !piece.isEmpty {
+            vectors.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: piece.baseAddress), iov_len: piece.count))
+        }
         let descriptor = fileDescriptor
         let sent: Int
         do {
-            sent = try withUnsafePointer(to: &address) { pointer throws(SystemCallError) in
-                try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { generic throws(SystemCallError) in
-                    try systemCall("sendto(raw IPv4)") {
-                        sendto(descriptor, base, packet.count, 0, generic, socklen_t(MemoryLayout<sockaddr_in>.size))
+            sent = try withUnsafeMutablePointer(to: &address) { pointer throws(SystemCallError) in
+                try vectors.withUnsafeMutableBufferPointer { iov throws(SystemCallError) in
+                    try systemCall("sendmsg(raw IPv4)") {
+                        var message = msghdr()
+                        message.msg_name = UnsafeMutableRawPointer(pointer)
+                        message.msg_namelen = socklen_t(MemoryLayout<sockaddr_in>.size)
+                        message.msg_iov = iov.baseAddress
+                        message.msg_iovlen = iov.count
+                        return sendmsg(descriptor, &message, 0)
                     }
                 }
             }
         } catch {
             let text =
                 "\(destination >> 24).\(destination >> 16 & 0xff).\(destination >> 8 & 0xff).\(destination & 0xff)"
-            throw .classifying(error, operation: "send raw packet of \(packet.count) bytes to \(text)")
+            throw .classifying(error, operation: "send raw packet of \(length) bytes to \(text)")
         }
-        if sent != packet.count {
+        if sent != length {
             throw LinuxShellError(
                 .systemCall,
                 operation: "send raw packet",
-                detail: "the kernel took \(sent) of \(packet.count) bytes"
+                detail: "the kernel took \(sent) of \(length) bytes"
             )
         }
     }

@@ -49,6 +49,18 @@ public struct InternetChecksum: Sendable {
         }
     }
 
+    /// Adds bytes that start at `offset` of the checksummed data, even or odd: a range at an odd
+    /// offset adds its own sum byte-swapped (RFC 1071 §2(B): the sum is the same, up to a swap,
+    /// in either byte order), so the pieces of a payload can be summed where they lie, without
+    /// being joined first. Each range must start where the one before it ended.
+    @inlinable
+    public mutating func add(bytes: UnsafeRawBufferPointer, atOffset offset: Int) {
+        guard offset & 1 == 1 else { return add(bytes: bytes) }
+        var piece = InternetChecksum()
+        piece.add(bytes: bytes)
+        sum &+= UInt64(Self.fold(piece.sum).byteSwapped)
+    }
+
     /// Adds an array of bytes (see `add(bytes:)`).
     @inlinable
     public mutating func add(_ bytes: [UInt8]) {

@@ -40,40 +40,89 @@ public enum SegmentCoalescing {
     /// bytes, less 20 for the IP header and 60 for the largest TCP header.
     public static let maximumPayload = 65_535 - 20 - 60
 
+    /// Where a packet to send lies in the list of segments coalesced: a run of them, to be sent
+    /// as one super-segment without joining their payloads (``header(of:in:)`` gives its header;
+    /// the payloads stay where they are and a gathering send takes them in order), or a single
+    /// segment to send as it is.
+    public struct Run: Equatable, Sendable {
+        /// The segments the run joins, in order.
+        public var segments: Range<Int>
+        /// Payload bytes per piece; nil for a single segment sent as it is.
+        public var segmentSize: Int?
+        /// The run's payload length, all its segments' together.
+        public var payloadLength: Int
+
+        public init(segments: Range<Int>, segmentSize: Int?, payloadLength: Int) {
+            self.segments = segments
+            self.segmentSize = segmentSize
+            self.payloadLength = payloadLength
+        }
+    }
+
     /// Coalesces `segments`, keeping their order; a segment that cannot join
     /// the run before it starts a new one.
     public static func coalesce(_ segments: [TCPPacketFields], maximumPayload: Int = Self.maximumPayload) -> [Packet] {
-        var packets: [Packet] = []
-        packets.reserveCapacity(segments.count)
-        // The open run: its first segment's index in `packets`, the piece size and
-        // the last segment's payload length.
-        var run: (index: Int, size: Int, lastLength: Int)?
-        for segment in segments {
-            if let open = run,
-                joins(
-                    segment,
-                    packets[open.index],
-                    size: open.size,
-                    lastLength: open.lastLength,
-                    maximumPayload: maximumPayload
-                )
-            {
-                // In place: a copy of the packet would copy the growing payload each time.
-                let psh = segment.flags.contains(.psh)
-                packets[open.index].fields.payload += segment.payload
-                packets[open.index].fields.acknowledgmentNumber = segment.acknowledgmentNumber
-                packets[open.index].fields.window = segment.window
-                packets[open.index].fields.options = segment.options
-                packets[open.index].fields.flags = psh ? [.ack, .psh] : [.ack]
-                packets[open.index].segmentSize = open.size
-                packets[open.index].segmentCount += 1
-                run = (open.index, open.size, segment.payload.count)
-                continue
+        runs(segments, maximumPayload: maximumPayload).map { run in
+            guard run.segments.count > 1 else {
+                return Packet(fields: segments[run.segments.lowerBound], segmentSize: nil, segmentCount: 1)
             }
-            packets.append(Packet(fields: segment, segmentSize: nil, segmentCount: 1))
-            run = mayStartRun(segment) ? (packets.count - 1, segment.payload.count, segment.payload.count) : nil
+            var fields = header(of: run, in: segments)
+            fields.payload.reserveCapacity(run.payloadLength)
+            for index in run.segments { fields.payload += segments[index].payload }
+            return Packet(fields: fields, segmentSize: run.segmentSize, segmentCount: run.segments.count)
         }
-        return packets
+    }
+
+    /// The runs ``coalesce(_:maximumPayload:)`` would join, as places in `segments`: no byte is
+    /// copied. A run holds at most `maximumSegments` segments (a gathering send takes one buffer
+    /// per segment, and the kernel at most 1,024).
+    public static func runs(
+        _ segments: [TCPPacketFields],
+        maximumPayload: Int = Self.maximumPayload,
+        maximumSegments: Int = .max
+    ) -> [Run] {
+        var runs: [Run] = []
+        runs.reserveCapacity(segments.count)
+        for (index, segment) in segments.enumerated() {
+            if var open = runs.last, open.segments.count < maximumSegments {
+                let first = segments[open.segments.lowerBound]
+                let size = segments[open.segments.lowerBound].payload.count
+                let last = segments[open.segments.upperBound - 1].payload.count
+                if mayStartRun(first),
+                    joins(
+                        segment,
+                        first,
+                        size: size,
+                        lastLength: last,
+                        payloadLength: open.payloadLength,
+                        maximumPayload: maximumPayload
+                    )
+                {
+                    open.segments = open.segments.lowerBound..<(index + 1)
+                    open.segmentSize = size
+                    open.payloadLength += segment.payload.count
+                    runs[runs.count - 1] = open
+                    continue
+                }
+            }
+            runs.append(Run(segments: index..<(index + 1), segmentSize: nil, payloadLength: segment.payload.count))
+        }
+        return runs
+    }
+
+    /// The header of the packet that sends `run`: the first segment's, with the acknowledgment,
+    /// window, options and flags of the last (an ACK, with PSH if the last had it); its payload
+    /// is empty (the run's bytes stay in `segments`). A single segment's header is its own.
+    public static func header(of run: Run, in segments: [TCPPacketFields]) -> TCPPacketFields {
+        var fields = segments[run.segments.lowerBound]
+        fields.payload = []
+        guard run.segments.count > 1 else { return fields }
+        let last = segments[run.segments.upperBound - 1]
+        fields.acknowledgmentNumber = last.acknowledgmentNumber
+        fields.window = last.window
+        fields.options = last.options
+        fields.flags = last.flags.contains(.psh) ? [.ack, .psh] : [.ack]
+        return fields
     }
 
     private static func mayStartRun(_ segment: TCPPacketFields) -> Bool {
@@ -81,21 +130,23 @@ public enum SegmentCoalescing {
             && segment.urgentPointer == 0
     }
 
+    /// Whether `segment` continues the run that starts with `first`, whose segments so far hold
+    /// `payloadLength` bytes, the last of them `lastLength`.
     private static func joins(
         _ segment: TCPPacketFields,
-        _ open: Packet,
+        _ first: TCPPacketFields,
         size: Int,
         lastLength: Int,
+        payloadLength: Int,
         maximumPayload: Int
     ) -> Bool {
-        let first = open.fields
-        return mayStartRun(segment)
+        mayStartRun(segment)
             && lastLength == size
             && segment.payload.count <= size
-            && first.payload.count + segment.payload.count <= maximumPayload
+            && payloadLength + segment.payload.count <= maximumPayload
             && segment.source == first.source && segment.destination == first.destination
             && segment.sourcePort == first.sourcePort && segment.destinationPort == first.destinationPort
-            && segment.sequenceNumber == first.sequenceNumber + UInt32(first.payload.count)
+            && segment.sequenceNumber == first.sequenceNumber + UInt32(payloadLength)
             && segment.optionsLength == first.optionsLength
             && segment.timeToLive == first.timeToLive && segment.typeOfService == first.typeOfService
             && segment.dontFragment == first.dontFragment

@@ -112,6 +112,35 @@ public struct TCPPacketFields: Hashable, Sendable {
     /// Throws `.fieldOverflow` when the options exceed 40 bytes or the packet
     /// 65,535, and `.truncated(.buffer, …)` when `buffer` is too small.
     public func build(into buffer: UnsafeMutableRawBufferPointer) throws(WireError) -> Int {
+        let headers = try buildHeaders(into: buffer, payloadLength: payload.count, payloadInBuffer: true)
+        let total = headers + payload.count
+        if !payload.isEmpty {
+            payload.withUnsafeBytes { bytes in
+                UnsafeMutableRawBufferPointer(rebasing: buffer[headers..<total]).copyMemory(from: bytes)
+            }
+        }
+        // Both views are valid by construction; the initialisers cannot fail here.
+        let view = try TCPPacket(validating: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<total]))
+        view.tcp.updateChecksum(source: source, destination: destination)
+        return total
+    }
+
+    /// Writes the IPv4 and TCP headers of a packet whose `payloadLength` bytes of payload lie
+    /// elsewhere (this value's own ``payload`` is not read), and returns the headers' length:
+    /// the IPv4 header complete with its checksum and a total length that counts the payload,
+    /// the TCP checksum left 0 for the sender to fill (``GatheredChecksum``) or the offload to.
+    ///
+    /// Throws as ``build(into:)`` does, the buffer needing room for the headers only.
+    public func buildHeaders(into buffer: UnsafeMutableRawBufferPointer, payloadLength: Int) throws(WireError) -> Int {
+        try buildHeaders(into: buffer, payloadLength: payloadLength, payloadInBuffer: false)
+    }
+
+    /// `payloadInBuffer`: the buffer must have room for the payload after the headers too.
+    private func buildHeaders(
+        into buffer: UnsafeMutableRawBufferPointer,
+        payloadLength: Int,
+        payloadInBuffer: Bool
+    ) throws(WireError) -> Int {
         let optionSpace = TCPSegment.maximumHeaderLength - TCPSegment.minimumHeaderLength
         guard optionsLength <= optionSpace else {
             throw .fieldOverflow(field: "TCP options length", value: optionsLength, limit: optionSpace)
@@ -122,13 +151,16 @@ public struct TCPPacketFields: Hashable, Sendable {
         for case let .unknown(kind, data) in options where data.count > optionSpace - 2 || kind <= 1 {
             throw .fieldOverflow(field: "unknown option \(kind) length", value: data.count + 2, limit: optionSpace)
         }
-        let total = totalLength
+        let headerLength = tcpHeaderLength
+        let headers = IPv4Packet.minimumHeaderLength + headerLength
+        let total = headers + payloadLength
         guard total <= Int(UInt16.max) else {
             throw .fieldOverflow(field: "IPv4 total length", value: total, limit: Int(UInt16.max))
         }
-        guard buffer.count >= total else { throw .truncated(layer: .buffer, needed: total, available: buffer.count) }
+        let needed = payloadInBuffer ? total : headers
+        guard buffer.count >= needed else { throw .truncated(layer: .buffer, needed: needed, available: buffer.count) }
 
-        let ip = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<total])
+        let ip = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<headers])
         ip[0] = 0x45
         ip[1] = typeOfService
         ip.setUInt16(UInt16(total), at: 2)
@@ -139,9 +171,11 @@ public struct TCPPacketFields: Hashable, Sendable {
         ip.setUInt16(0, at: 10)
         ip.setUInt32(source.value, at: 12)
         ip.setUInt32(destination.value, at: 16)
+        var ipChecksum = InternetChecksum()
+        ipChecksum.add(bytes: UnsafeRawBufferPointer(rebasing: ip[0..<IPv4Packet.minimumHeaderLength]))
+        ip.setUInt16(ipChecksum.value, at: 10)
 
         let tcp = UnsafeMutableRawBufferPointer(rebasing: ip[IPv4Packet.minimumHeaderLength...])
-        let headerLength = tcpHeaderLength
         tcp.setUInt16(sourcePort, at: 0)
         tcp.setUInt16(destinationPort, at: 2)
         tcp.setUInt32(sequenceNumber.rawValue, at: 4)
@@ -160,16 +194,7 @@ public struct TCPPacketFields: Hashable, Sendable {
             tcp[offset] = TCPOption.Kind.endOfOptionList
             offset += 1
         }
-        if !payload.isEmpty {
-            payload.withUnsafeBytes { bytes in
-                UnsafeMutableRawBufferPointer(rebasing: tcp[headerLength...]).copyMemory(from: bytes)
-            }
-        }
-
-        // Both views are valid by construction; the initialisers cannot fail here.
-        let view = try TCPPacket(validating: ip)
-        view.updateChecksums()
-        return total
+        return headers
     }
 
     /// The packet as a new array.

@@ -137,6 +137,29 @@ final class PacketCaptureTests {
         #expect(packets == [packet])
     }
 
+    /// The injection path's gathering send: the headers in one buffer, the payload in pieces
+    /// where they lie; the wire carries one packet, the pieces in order.
+    @Test func aPacketSentInPiecesArrivesWhole() throws {
+        let capture = try namespaces.inside(NetworkNamespacePair.namespaceB) {
+            try PacketCapture(interface: NetworkNamespacePair.interfaceB, filter: "tcp dst port 7791")
+        }
+        let socket = try namespaces.inside(NetworkNamespacePair.namespaceA) { try RawIPv4Socket() }
+        let payload = (0..<301).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        let packet = try synPacket(destinationPort: 7791, payload: payload)
+        let headers = packet.count - payload.count
+        try packet.withUnsafeBytes { bytes in
+            try socket.send(
+                headers: UnsafeRawBufferPointer(rebasing: bytes[0..<headers]),
+                payload: [
+                    UnsafeRawBufferPointer(rebasing: bytes[headers..<(headers + 101)]),
+                    UnsafeRawBufferPointer(rebasing: bytes[(headers + 101)..<(headers + 101)]),
+                    UnsafeRawBufferPointer(rebasing: bytes[(headers + 101)...]),
+                ]
+            )
+        }
+        #expect(try collect(capture, want: 1).map(comparable) == [comparable(packet)])
+    }
+
     @Test func theCallerMayRewriteTheBufferInPlace() throws {
         let capture = try namespaces.inside(NetworkNamespacePair.namespaceB) {
             try PacketCapture(interface: NetworkNamespacePair.interfaceB, filter: "tcp dst port 7778")

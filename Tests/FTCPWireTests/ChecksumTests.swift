@@ -132,4 +132,26 @@ struct ChecksumTests {
         }
         #expect(rewritten == original)
     }
+
+    @Test(
+        "a sum taken piece by piece at odd and even offsets equals the sum over the joined bytes (every cut in three)"
+    )
+    func piecesAtAnyOffset() {
+        for count in 0...33 {
+            let bytes = (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 151 &+ 0x5d) }
+            var whole = InternetChecksum()
+            whole.add(bytes)
+            for first in 0...count {
+                for second in first...count {
+                    var pieces = InternetChecksum()
+                    bytes.withUnsafeBytes { buffer in
+                        for (start, end) in [(0, first), (first, second), (second, count)] {
+                            pieces.add(bytes: UnsafeRawBufferPointer(rebasing: buffer[start..<end]), atOffset: start)
+                        }
+                    }
+                    #expect(pieces.value == whole.value, "cut at \(first) and \(second) of \(count) bytes")
+                }
+            }
+        }
+    }
 }

@@ -122,4 +122,60 @@ struct SegmentCoalescingTests {
         #expect(pieces.map(\.payload) == segments.map(\.payload))
         #expect(pieces.map(\.flags) == [[.ack], [.ack], [.ack], [.ack, .psh]])
     }
+
+    @Test("the runs name the same packets coalesce joins, without joining a byte; at most maximumSegments each")
+    func runsAsPlaces() {
+        let segments =
+            (0..<5).map { Self.data(seq: 1000 + UInt32($0) * 100, length: 100) }
+            + [Self.data(seq: 1500, length: 0)]
+            + (0..<3).map { Self.data(seq: 1500 + UInt32($0) * 7, length: 7) }
+        let runs = SegmentCoalescing.runs(segments)
+        #expect(runs.map(\.segments) == [0..<5, 5..<6, 6..<9])
+        #expect(runs.map(\.segmentSize) == [100, nil, 7])
+        #expect(runs.map(\.payloadLength) == [500, 0, 21])
+        let packets = SegmentCoalescing.coalesce(segments)
+        for (run, packet) in zip(runs, packets) {
+            var header = packet.fields
+            header.payload = []
+            #expect(SegmentCoalescing.header(of: run, in: segments) == header)
+        }
+        #expect(
+            SegmentCoalescing.runs(segments, maximumSegments: 2).map(\.segments) == [
+                0..<2, 2..<4, 4..<5, 5..<6, 6..<8, 8..<9,
+            ]
+        )
+    }
+
+    @Test(
+        "headers built apart, the TCP checksum summed over the pieces where they lie: the same bytes as the joined packet built whole",
+        arguments: [100, 7, 1]
+    )
+    func gatheredEqualsJoined(size: Int) throws {
+        let segments = (0..<5).map {
+            Self.data(seq: 1000 + UInt32($0 * size), ack: 500 + UInt32($0), length: $0 == 4 ? size / 2 + 1 : size)
+        }
+        let runs = SegmentCoalescing.runs(segments)
+        try #require(runs.count == 1)
+        let joined = try SegmentCoalescing.coalesce(segments)[0].fields.build()
+        var headers = [UInt8](repeating: 0xEE, count: 60 + 40)
+        let gathered: [UInt8] = try headers.withUnsafeMutableBytes { buffer in
+            let header = SegmentCoalescing.header(of: runs[0], in: segments)
+            let length = try header.buildHeaders(into: buffer, payloadLength: runs[0].payloadLength)
+            let built = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<length])
+            let payloads = segments.map(\.payload)
+            payloads[0].withUnsafeBytes { p0 in
+                payloads[1].withUnsafeBytes { p1 in
+                    payloads[2].withUnsafeBytes { p2 in
+                        payloads[3].withUnsafeBytes { p3 in
+                            payloads[4].withUnsafeBytes { p4 in
+                                GatheredChecksum.store(headers: built, payload: [p0, p1, p2, p3, p4])
+                            }
+                        }
+                    }
+                }
+            }
+            return Array(built) + payloads.flatMap { $0 }
+        }
+        #expect(gathered == joined)
+    }
 }
