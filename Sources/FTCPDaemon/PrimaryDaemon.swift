@@ -649,20 +649,16 @@ public final class PrimaryDaemon {
                 count("truncatedDropped")
                 return .init(id: packet.id, .drop)
             }
-            var bytes = packet.takePayload()
-            if inherited != nil, let translated = translateInherited(&bytes, fromKernel: true, packet: packet, now: now)
-            {
-                return translated
-            }
-            let decision: (PrimaryKernelVerdict, BridgeOutput)? = bytes.withUnsafeMutableBytes { buffer in
-                guard let view = try? TCPPacket(validating: buffer) else { return nil }
-                trace?.record(.primaryKernelOut, view, clientPortIsDestination: true)
-                return bridge.primaryKernelSegment(view, now: now)
-            }
-            guard let (verdict, output) = decision else {
+            // Read, and rewritten if at all, where the kernel wrote it.
+            guard let view = try? TCPPacket(validating: packet.bytes) else {
                 count("ownKernelMalformed")
                 return .init(id: packet.id, .drop)
             }
+            if inherited != nil, let translated = translateInherited(view, fromKernel: true, packet: packet, now: now) {
+                return translated
+            }
+            trace?.record(.primaryKernelOut, view, clientPortIsDestination: true)
+            let (verdict, output) = bridge.primaryKernelSegment(view, now: now)
             carryOut(output, link: link, now: now)
             // An unprotected connection's segment goes out as it is, but not while this host is
             // not sure the address is still its own.
@@ -682,33 +678,29 @@ public final class PrimaryDaemon {
                 return .init(id: packet.id, .drop)
             }
             if packet.isGSO { count("clientSuperSegments") }
-            var bytes = packet.takePayload()
-            if inherited != nil,
-                let translated = translateInherited(&bytes, fromKernel: false, packet: packet, now: now)
-            {
-                return translated
-            }
-            let decision: (ClientVerdict, BridgeOutput)? = bytes.withUnsafeMutableBytes { buffer in
-                guard let view = try? TCPPacket(validating: buffer) else { return nil }
-                trace?.record(.primaryClientIn, view, clientPortIsDestination: false)
-                let result = bridge.clientSegment(view, now: now)
-                if case .accept(modified: true) = result.verdict, packet.checksumNotReady {
-                    // The field held only the pseudo-header sum: an incremental update would be wrong.
-                    view.updateChecksums()
-                }
-                return result
-            }
-            guard let (verdict, output) = decision else {
+            // Read, and rewritten if at all, where the kernel wrote it.
+            guard let view = try? TCPPacket(validating: packet.bytes) else {
                 // Not a TCP/IPv4 packet the bridge can read, for a protected port: dropped, never
                 // passed on untranslated (its ACK would be in the wrong space for this kernel).
                 count("clientMalformedDropped")
                 return .init(id: packet.id, .drop)
             }
-            if case .accept(modified: true) = verdict { learnNextHop(packet, bytes: bytes) }
+            if inherited != nil, let translated = translateInherited(view, fromKernel: false, packet: packet, now: now)
+            {
+                return translated
+            }
+            trace?.record(.primaryClientIn, view, clientPortIsDestination: false)
+            let (verdict, output) = bridge.clientSegment(view, now: now)
+            if case .accept(modified: true) = verdict, packet.checksumNotReady {
+                // The field held only the pseudo-header sum: an incremental update would be wrong.
+                view.updateChecksums()
+            }
+            if case .accept(modified: true) = verdict { learnNextHop(packet, client: view.ip.source) }
             carryOut(output, link: link, now: now)
             switch verdict {
             case .accept(modified: false): return .init(id: packet.id, .accept)
-            case .accept(modified: true): return .init(id: packet.id, .accept, replacementPayload: bytes)
+            case .accept(modified: true):
+                return .init(id: packet.id, .accept, replacement: UnsafeRawBufferPointer(packet.bytes))
             case .drop: return .init(id: packet.id, .drop)
             }
         }
@@ -717,13 +709,12 @@ public final class PrimaryDaemon {
     /// A connection inherited at the takeover: readdressed between the service address and this
     /// node's own (see ``InheritedConnections``), never merged. nil: not one of those.
     private func translateInherited(
-        _ bytes: inout [UInt8],
+        _ view: TCPPacket,
         fromKernel: Bool,
         packet: NetfilterQueue.Packet,
         now: MonotonicTime
     ) -> NetfilterQueue.VerdictRequest? {
-        let rewritten: Bool? = bytes.withUnsafeMutableBytes { buffer in
-            guard let view = try? TCPPacket(validating: buffer) else { return nil }
+        let rewritten: Bool? = {
             if fromKernel {
                 // From the node's own address: an inherited connection's, or one this bridge
                 // does not protect (left as it is); either way never one for the merge.
@@ -754,9 +745,9 @@ public final class PrimaryDaemon {
             guard inherited!.contains(key) || inherited!.adoptRelated(view, now: now) else { return nil }
             if packet.checksumNotReady { view.updateChecksums() }
             return inherited!.clientSegment(view, now: now)
-        }
+        }()
         guard rewritten != nil else { return nil }
-        return .init(id: packet.id, .accept, replacementPayload: bytes)
+        return .init(id: packet.id, .accept, replacement: UnsafeRawBufferPointer(packet.bytes))
     }
 
     private func handleReplication(_ message: ReplicationMessage, link: ReplicationLink, now: MonotonicTime) {
@@ -967,13 +958,11 @@ public final class PrimaryDaemon {
     /// Remembers which neighbour a client's frames come from, so that runs of segments to it
     /// can leave through the offload socket, which needs the next hop's hardware address.
     /// A tracked connection's client segment (translated by the bridge) names its client's next hop.
-    /// `bytes`: the packet's IPv4 packet.
-    private func learnNextHop(_ packet: NetfilterQueue.Packet, bytes: [UInt8]) {
+    /// `client`: the segment's source address.
+    private func learnNextHop(_ packet: NetfilterQueue.Packet, client: IPv4Address) {
         guard let offload, let neighbour = packet.linkLayerSource,
-            packet.inputInterface == UInt32(bitPattern: offload.interfaceIndex),
-            bytes.count >= 20
+            packet.inputInterface == UInt32(bitPattern: offload.interfaceIndex)
         else { return }
-        let client = IPv4Address(bytes[12], bytes[13], bytes[14], bytes[15])
         nextHops.learn(client: client, neighbour: neighbour)
     }
 

@@ -12,12 +12,13 @@ extension NetfilterQueue {
     ///   one system call and one empty read sooner, and on a request's path that is the
     ///   critical one (`ftcp-bridge latency-report` shows it).
     ///
-    /// `decide` gets each packet `inout`: ``Packet/takePayload()`` leaves it the only reference to
-    /// the bytes, which it can then rewrite in place without a copy.
-    func drain(_ decide: (inout Packet) -> VerdictRequest, beforeVerdicts: () -> Void = {}) throws {
+    /// `decide` gets each packet with its bytes where the kernel wrote them (``Packet/bytes``): it
+    /// may rewrite them in place and name them as the replacement (``VerdictRequest/replacement``),
+    /// valid until the batch's verdicts are sent; nothing is copied on the way.
+    func drain(_ decide: (Packet) -> VerdictRequest, beforeVerdicts: () -> Void = {}) throws {
         let start = MonotonicClock.now()
         for _ in 0..<8 {
-            var packets: [Packet]
+            let packets: [Packet]
             do {
                 packets = try receive(maxPackets: 128, timeout: .zero)
             } catch {
@@ -30,22 +31,11 @@ extension NetfilterQueue {
             if packets.isEmpty { return }
             var verdicts: [VerdictRequest] = []
             verdicts.reserveCapacity(packets.count)
-            for index in packets.indices { verdicts.append(decide(&packets[index])) }
+            for packet in packets { verdicts.append(decide(packet)) }
             beforeVerdicts()
             try setVerdicts(verdicts)
             if MonotonicClock.now().milliseconds(since: start) >= turnBudgetMilliseconds { return }
         }
-    }
-}
-
-extension NetfilterQueue.Packet {
-    /// Moves the payload out of the packet (which keeps none): the caller then holds the only
-    /// reference to the bytes, so rewriting them in place copies nothing. Read ``isTruncated``
-    /// first: it compares with the payload's length.
-    mutating func takePayload() -> [UInt8] {
-        var payload: [UInt8] = []
-        swap(&payload, &self.payload)
-        return payload
     }
 }
 

@@ -590,27 +590,23 @@ public final class SecondaryDaemon {
                 count("truncatedDropped")
                 return .init(id: packet.id, .drop)
             }
-            var bytes = packet.takePayload()
+            // Rewritten, if at all, where the kernel wrote it.
+            guard let view = try? TCPPacket(validating: packet.bytes) else {
+                // Fail closed: the kernel must not talk to a client directly.
+                count("ownKernelMalformed")
+                return .init(id: packet.id, .drop)
+            }
             if bridge.isPromoted {
-                let rewritten: Bool? = bytes.withUnsafeMutableBytes { buffer in
-                    guard let view = try? TCPPacket(validating: buffer) else { return nil }
-                    if packet.checksumNotReady { view.updateChecksums() }
-                    return bridge.promotedKernelSegment(view, now: now)
-                }
-                switch rewritten {
-                case true?: return .init(id: packet.id, .accept, replacementPayload: bytes)
-                case false?: return .init(id: packet.id, .accept)
-                case nil:
-                    count("ownKernelMalformed")
-                    return .init(id: packet.id, .drop)
-                }
+                if packet.checksumNotReady { view.updateChecksums() }
+                return bridge.promotedKernelSegment(view, now: now)
+                    ? .init(id: packet.id, .accept, replacement: UnsafeRawBufferPointer(packet.bytes))
+                    : .init(id: packet.id, .accept)
             }
             // What became of the segment: relayed as it is, relayed in pieces (a GSO
             // super-segment larger than a relayed packet may be), relayed as digests of its
             // bytes (`--relay digests`), or not protected.
             var digested: [DigestedRelay] = []
-            let handled: (verdict: KernelVerdict, pieces: [[UInt8]]?)? = bytes.withUnsafeMutableBytes { buffer in
-                guard let view = try? TCPPacket(validating: buffer) else { return nil }
+            let handled: (verdict: KernelVerdict, pieces: [[UInt8]]?) = {
                 if packet.checksumNotReady { view.updateChecksums() }
                 trace?.record(.secondaryKernelOut, view, clientPortIsDestination: true)
                 bridge.primaryReadsDigests = link.peerCapabilities.contains(.digests)
@@ -632,7 +628,7 @@ public final class SecondaryDaemon {
                 }
                 let limit = configuration.relayBundleBytes == 0 ? nil : relayBundle.maximumPacketBytes
                 return (verdict, bridge.relayPackets(view, maximumPacketBytes: limit))
-            }
+            }()
             if !digested.isEmpty {
                 count("relayedAsDigests")
                 for relay in digested {
@@ -643,21 +639,17 @@ public final class SecondaryDaemon {
                 return .init(id: packet.id, .drop)
             }
             switch handled {
-            case (.relayToPrimary, let pieces?)?:
+            case (.relayToPrimary, let pieces?):
                 count("relayedSuperSegments")
                 for piece in pieces { relay(piece, link: link, now: now) }
                 return .init(id: packet.id, .drop)
-            case (.relayToPrimary, nil)?:
-                relay(bytes, link: link, now: now)
+            case (.relayToPrimary, nil):
+                relay(packet.payload, link: link, now: now)
                 return .init(id: packet.id, .drop)
-            case (.pass, _)?:
+            case (.pass, _):
                 return .init(id: packet.id, .accept)
-            case (.drop, _)?:
+            case (.drop, _):
                 count("ownKernelDropped")
-                return .init(id: packet.id, .drop)
-            case nil:
-                // Fail closed: the kernel must not talk to a client directly.
-                count("ownKernelMalformed")
                 return .init(id: packet.id, .drop)
             }
         } beforeVerdicts: {
@@ -699,14 +691,12 @@ public final class SecondaryDaemon {
                 count("truncatedDropped")
                 return .init(id: packet.id, .drop)
             }
-            var bytes = packet.takePayload()
-            let rewritten: Bool = bytes.withUnsafeMutableBytes { buffer in
-                guard let view = try? TCPPacket(validating: buffer) else { return false }
-                let changed = bridge.promotedClientSegment(view, now: now)
-                if changed && packet.checksumNotReady { view.updateChecksums() }
-                return changed
-            }
-            return rewritten ? .init(id: packet.id, .accept, replacementPayload: bytes) : .init(id: packet.id, .accept)
+            guard let view = try? TCPPacket(validating: packet.bytes) else { return .init(id: packet.id, .accept) }
+            let changed = bridge.promotedClientSegment(view, now: now)
+            if changed && packet.checksumNotReady { view.updateChecksums() }
+            return changed
+                ? .init(id: packet.id, .accept, replacement: UnsafeRawBufferPointer(packet.bytes))
+                : .init(id: packet.id, .accept)
         }
     }
 

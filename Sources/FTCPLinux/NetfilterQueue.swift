@@ -6,7 +6,9 @@ import Glibc
 ///
 /// Packets arrive in batches from ``receive(maxPackets:timeout:)``; each must get exactly one
 /// verdict from ``setVerdict(id:_:mark:replacementPayload:)`` or ``setVerdicts(_:)``, in any
-/// order. Every configuration step asks the kernel for an acknowledgement and checks it; a
+/// order. A packet's bytes are a view of the buffer the kernel wrote them into, not a copy: the
+/// caller may rewrite them in place and hand the same view back as the replacement, until it
+/// next calls `receive`. Every configuration step asks the kernel for an acknowledgement and checks it; a
 /// verdict the kernel rejects surfaces as a ``NetfilterQueueError`` from the next `receive`.
 ///
 /// Not thread-safe: use one instance from one thread.
@@ -45,15 +47,19 @@ public final class NetfilterQueue {
     }
 
     /// One queued packet as the kernel described it.
-    public struct Packet: Sendable {
+    public struct Packet {
         /// The id a verdict must name.
         public var id: UInt32
-        /// The packet from its network header on (at most `copyRange` bytes of it).
-        public var payload: [UInt8]
+        /// The packet from its network header on (at most `copyRange` bytes of it), where the
+        /// kernel wrote it: valid, and the caller's to rewrite in place, until the next
+        /// ``NetfilterQueue/receive(maxPackets:timeout:)``.
+        public var bytes: UnsafeMutableRawBufferPointer
+        /// A copy of ``bytes``, to keep.
+        public var payload: [UInt8] { Array(bytes) }
         /// The packet's length before the copy range cut it (`NFQA_CAP_LEN`, else the payload length).
         public var originalLength: Int
-        /// The copy range cut it: `payload` is only its beginning.
-        public var isTruncated: Bool { originalLength > payload.count }
+        /// The copy range cut it: `bytes` is only its beginning.
+        public var isTruncated: Bool { originalLength > bytes.count }
         /// Link-layer protocol (an EtherType such as 0x0800), in host byte order.
         public var hardwareProtocol: UInt16
         /// The netfilter hook the packet was queued from (`NF_INET_PRE_ROUTING` = 0 …).
@@ -88,17 +94,28 @@ public final class NetfilterQueue {
     }
 
     /// One verdict for ``setVerdicts(_:)``.
-    public struct VerdictRequest: Sendable {
+    public struct VerdictRequest {
         public var id: UInt32
         public var verdict: Verdict
         public var mark: UInt32?
+        /// The packet's new bytes, if they changed.
         public var replacementPayload: [UInt8]?
+        /// The packet's new bytes where they lie (its ``Packet/bytes`` rewritten in place, most
+        /// often): read when the verdict is sent, so valid until then.
+        public var replacement: UnsafeRawBufferPointer?
 
         public init(id: UInt32, _ verdict: Verdict, mark: UInt32? = nil, replacementPayload: [UInt8]? = nil) {
             self.id = id
             self.verdict = verdict
             self.mark = mark
             self.replacementPayload = replacementPayload
+        }
+
+        /// A verdict whose replacement is read where it lies (see ``replacement``).
+        public init(id: UInt32, _ verdict: Verdict, replacement: UnsafeRawBufferPointer) {
+            self.id = id
+            self.verdict = verdict
+            self.replacement = replacement
         }
     }
 
@@ -121,12 +138,20 @@ public final class NetfilterQueue {
 
     private var fd: Int32
     private var sequence: UInt32 = 0
+    /// Where the kernel writes queued packets, one datagram after the other from `receiveOffset`:
+    /// the packets of a batch are views of it, so it is reused from its start only once every
+    /// packet read into it has been handed out and the caller asked for more.
     private let receiveBuffer: UnsafeMutableRawBufferPointer
+    private var receiveOffset = 0
     private let sendBuffer: UnsafeMutableRawBufferPointer
     private var pendingPackets: [Packet] = []
     private var pendingErrors: [NetfilterQueueError] = []
 
-    private static let receiveBufferSize = 256 * 1024
+    /// Room for a batch of 128 super-packets of 64 KiB, and the one datagram more that a read
+    /// always has room for.
+    private static let receiveBufferSize = 128 * 65_536 + largestDatagram
+    /// A queued packet's datagram: the copy range, its attributes, the netlink headers.
+    private static let largestDatagram = 72 * 1024
     private static let sendBufferSize = 128 * 1024
     private static let sendChunkLimit = 60 * 1024
 
@@ -337,11 +362,12 @@ public final class NetfilterQueue {
     /// Reads datagrams without blocking until none is left or `limit` packets were collected into
     /// `pendingPackets`; error/ack messages go to `onAnswer(sequence, code)`.
     private func readDatagrams(limit: Int, onAnswer: (UInt32, Int32) -> Void) throws(NetfilterQueueError) {
-        while pendingPackets.count < limit {
+        while pendingPackets.count < limit, receiveBuffer.count - receiveOffset >= Self.largestDatagram {
             let received: Int
+            let room = UnsafeMutableRawBufferPointer(rebasing: receiveBuffer[receiveOffset...])
             do throws(SystemCallError) {
                 received = try systemCall("recv(netlink)") {
-                    recv(fd, receiveBuffer.baseAddress, receiveBuffer.count, Int32(MSG_DONTWAIT) | Int32(MSG_TRUNC))
+                    recv(fd, room.baseAddress, room.count, Int32(MSG_DONTWAIT) | Int32(MSG_TRUNC))
                 }
             } catch  where error.errno == EAGAIN || error.errno == EWOULDBLOCK {
                 return
@@ -351,20 +377,25 @@ public final class NetfilterQueue {
             } catch {
                 throw NetfilterQueueError(.systemCall, queue: queue, operation: "receive", systemCallError: error)
             }
-            if received > receiveBuffer.count {
+            if received > room.count {
                 throw NetfilterQueueError(
                     .malformedMessage,
                     queue: queue,
                     operation: "receive (datagram of \(received) bytes truncated)"
                 )
             }
-            try parseDatagram(length: received, onAnswer: onAnswer)
+            try parseDatagram(at: room.baseAddress!, length: received, onAnswer: onAnswer)
+            receiveOffset += (received + 7) & ~7
         }
     }
 
-    private func parseDatagram(length: Int, onAnswer: (UInt32, Int32) -> Void) throws(NetfilterQueueError) {
+    private func parseDatagram(
+        at start: UnsafeMutableRawPointer,
+        length: Int,
+        onAnswer: (UInt32, Int32) -> Void
+    ) throws(NetfilterQueueError) {
         var remaining = Int32(length)
-        var header = receiveBuffer.baseAddress!.assumingMemoryBound(to: nlmsghdr.self)
+        var header = start.assumingMemoryBound(to: nlmsghdr.self)
         let packetType = UInt16(NFNL_SUBSYS_QUEUE << 8) | UInt16(NFQNL_MSG_PACKET.rawValue)
         while ftcp_nlmsg_ok(header, remaining) != 0 {
             let type = header.pointee.nlmsg_type
@@ -413,16 +444,19 @@ public final class NetfilterQueue {
         let hardwareProtocol = UInt16(bigEndian: raw.loadUnaligned(fromByteOffset: 4, as: UInt16.self))
         let hook = raw.load(fromByteOffset: 6, as: UInt8.self)
 
-        var payload: [UInt8] = []
+        var bytes = UnsafeMutableRawBufferPointer(start: nil, count: 0)
         if let data = attribute(NFQA_PAYLOAD) {
-            let count = Int(ftcp_nla_payload_len(data))
-            payload = Array(UnsafeRawBufferPointer(start: ftcp_nla_data(data), count: count))
+            // The attribute lies in `receiveBuffer`, which this queue owns and may write.
+            bytes = UnsafeMutableRawBufferPointer(
+                start: UnsafeMutableRawPointer(mutating: ftcp_nla_data(data)),
+                count: Int(ftcp_nla_payload_len(data))
+            )
         }
         let info = be32(NFQA_SKB_INFO) ?? 0
         return Packet(
             id: id,
-            payload: payload,
-            originalLength: be32(NFQA_CAP_LEN).map(Int.init) ?? payload.count,
+            bytes: bytes,
+            originalLength: be32(NFQA_CAP_LEN).map(Int.init) ?? bytes.count,
             hardwareProtocol: hardwareProtocol,
             hook: hook,
             mark: be32(NFQA_MARK) ?? 0,
@@ -457,6 +491,8 @@ public final class NetfilterQueue {
             throw pendingErrors.removeFirst()
         }
         let limit = max(1, maxPackets)
+        // Every packet read so far has been handed out, and its caller is done with it.
+        if pendingPackets.isEmpty { receiveOffset = 0 }
         if pendingPackets.isEmpty, try !waitReadable(timeout: timeout, operation: "wait for packets") {
             return []
         }
@@ -489,7 +525,7 @@ public final class NetfilterQueue {
         guard fd >= 0 else { throw NetfilterQueueError(.closed, queue: queue, operation: "verdict") }
         var offset = 0
         for request in requests {
-            let payloadBytes = request.replacementPayload?.count ?? 0
+            let payloadBytes = request.replacement?.count ?? request.replacementPayload?.count ?? 0
             if payloadBytes > Self.maximumPayloadBytes {
                 throw NetfilterQueueError(.payloadTooLarge, queue: queue, operation: "verdict for packet \(request.id)")
             }
@@ -503,7 +539,9 @@ public final class NetfilterQueue {
             if let mark = request.mark {
                 nfq_nlmsg_verdict_put_mark(header, mark)
             }
-            if let payload = request.replacementPayload {
+            if let replacement = request.replacement {
+                nfq_nlmsg_verdict_put_pkt(header, replacement.baseAddress, UInt32(replacement.count))
+            } else if let payload = request.replacementPayload {
                 payload.withUnsafeBytes { bytes in
                     nfq_nlmsg_verdict_put_pkt(header, bytes.baseAddress, UInt32(bytes.count))
                 }
