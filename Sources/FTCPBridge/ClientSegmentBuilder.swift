@@ -152,9 +152,11 @@ struct ClientSegmentBuilder {
     }
 
     /// A segment of the secondary's kernel while it serves alone: as it is (it is in the client's
-    /// space already), but never with an older TSval than the client was sent before (a segment
-    /// the secondary resends when asked to relay a connection whole carries the clock of its
-    /// first sending, and the merged stream may have carried the primary's newer clock).
+    /// space already, and its window in the scale the client applies, the secondary's), but
+    /// never with an older TSval than the client was sent before, nor a window edge left of one
+    /// offered before (a segment the secondary resends when asked to relay a connection whole
+    /// carries the clock, acknowledgment and window of its first sending, and the merged stream
+    /// may have carried the primary's newer clock and a later edge).
     func forwardedFromSecondaryAlone(
         _ segment: TCPSegment,
         after advertised: ClientAdvertisement
@@ -162,10 +164,13 @@ struct ClientSegmentBuilder {
         var fields = addressing.relayed(segment)
         var next = advertised
         fields.options = Self.stampingTimestamps(of: fields.options, advertised: &next)
-        if fields.flags.contains(.ack) {
-            next.acknowledgment =
-                next.acknowledgment.map { SequenceNumber.later($0, fields.acknowledgmentNumber) }
-                ?? fields.acknowledgmentNumber
+        let flags = fields.flags
+        guard flags.contains(.ack) else { return (fields, next) }
+        let ack = fields.acknowledgmentNumber
+        next.acknowledgment = next.acknowledgment.map { SequenceNumber.later($0, ack) } ?? ack
+        if !flags.contains(.syn) && !flags.contains(.rst) {
+            next = next.widened(to: ack + UInt32(UInt64(segment.window) << UInt64(windowShift)))
+            fields.window = next.windowField(acknowledging: ack, shift: windowShift)
         }
         return (fields, next)
     }

@@ -127,6 +127,32 @@ struct ReplicaLossTests {
         #expect(scenario.status?.statistics.droppedFromPrimaryAfterReplicaLost == 1)
     }
 
+    @Test(
+        "S alone resends a segment with an older ACK and a smaller window: the client is still offered the edge it had (never shrunk)"
+    )
+    func secondaryAloneNeverShrinksTheWindow() throws {
+        var scenario = try established()
+        try scenario.client(S.fromClient(seq: 1001, ack: 1, payload: Array(repeating: 5, count: 100)))
+        try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1101, window: 1000))
+        let merged = try scenario.secondary(S.fromServer(.secondary, seq: 1, ack: 1101, window: 1000))
+        #expect(merged.packetsToClient.map(\.acknowledgmentNumber) == [SequenceNumber(1101)])
+        #expect(merged.packetsToClient.map(\.window) == [1000], "the client may send up to 2101")
+        try scenario.primary(S.fromServer(.primary, seq: 31, ack: 1101, flags: [.rst, .ack]))
+        // A segment the secondary's kernel sent before the client's bytes, resent whole (the
+        // primary asked for the connection whole): ACK 1001, window 500, an edge of 1501.
+        let resent = try scenario.secondary(
+            S.fromServer(.secondary, seq: 1, ack: 1001, window: 500, payload: numberedBytes(1...3))
+        )
+        #expect(resent.packetsToClient.map(\.payload) == [numberedBytes(1...3)])
+        #expect(resent.packetsToClient.map(\.acknowledgmentNumber) == [SequenceNumber(1001)])
+        #expect(resent.packetsToClient.map(\.window) == [1100], "1001 + 1100 = 2101, the edge already offered")
+        // The secondary's own later edge moves it on.
+        let later = try scenario.secondary(
+            S.fromServer(.secondary, seq: 4, ack: 1101, window: 2000, payload: numberedBytes(4...5))
+        )
+        #expect(later.packetsToClient.map(\.window) == [2000])
+    }
+
     @Test("the primary's kernel closes where S has bytes (its application died): S's bytes win, no FIN")
     func primaryClosesEarly() throws {
         var scenario = try established()
