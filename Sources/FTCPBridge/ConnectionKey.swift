@@ -14,5 +14,23 @@ public struct ConnectionKey: Hashable, Sendable, CustomStringConvertible {
         self.serverPort = serverPort
     }
 
+    /// The connection of a segment a server sends its client.
+    public init(serverSegment packet: TCPPacket) {
+        self.init(
+            clientAddress: packet.ip.destination,
+            clientPort: packet.tcp.destinationPort,
+            serverPort: packet.tcp.sourcePort
+        )
+    }
+
+    /// The connection of a segment a client sends its server.
+    public init(clientSegment packet: TCPPacket) {
+        self.init(
+            clientAddress: packet.ip.source,
+            clientPort: packet.tcp.sourcePort,
+            serverPort: packet.tcp.destinationPort
+        )
+    }
+
     public var description: String { "\(clientAddress):\(clientPort)->:\(serverPort)" }
 }

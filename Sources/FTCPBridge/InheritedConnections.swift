@@ -73,11 +73,7 @@ public struct InheritedConnections: Sendable {
     /// A client's segment to the service address: an inherited connection's is readdressed in
     /// place to the node's own address, where its socket is. Returns whether it was.
     public mutating func clientSegment(_ packet: TCPPacket, now: MonotonicTime) -> Bool {
-        let key = ConnectionKey(
-            clientAddress: packet.ip.source,
-            clientPort: packet.tcp.sourcePort,
-            serverPort: packet.tcp.destinationPort
-        )
+        let key = ConnectionKey(clientSegment: packet)
         guard let entry = entries[key], packet.ip.destination == entry.serviceAddress else { return false }
         packet.setDestination(nodeAddress)
         translatedFromClients += 1
@@ -122,11 +118,7 @@ public struct InheritedConnections: Sendable {
     /// from the service address, as its client has always seen it. Returns whether it was
     /// rewritten (anything else from the node's own address is not this type's business).
     public mutating func kernelSegment(_ packet: TCPPacket, now: MonotonicTime) -> Bool {
-        let key = ConnectionKey(
-            clientAddress: packet.ip.destination,
-            clientPort: packet.tcp.destinationPort,
-            serverPort: packet.tcp.sourcePort
-        )
+        let key = ConnectionKey(serverSegment: packet)
         guard packet.ip.source == nodeAddress, let entry = entries[key] else { return false }
         packet.setSource(entry.serviceAddress)
         translatedFromKernel += 1

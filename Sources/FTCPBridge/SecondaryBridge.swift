@@ -112,11 +112,7 @@ public struct SecondaryBridge: Sendable {
     /// nil, pieces that fit the client's MSS, as the kernel would have sent them. The primary
     /// merges bytes, not segments, so the cut does not matter to it.
     public func relayPackets(_ packet: TCPPacket, maximumPacketBytes: Int?) -> [[UInt8]] {
-        let key = ConnectionKey(
-            clientAddress: packet.ip.destination,
-            clientPort: packet.tcp.destinationPort,
-            serverPort: packet.tcp.sourcePort
-        )
+        let key = ConnectionKey(serverSegment: packet)
         let headers = packet.ip.headerLength + packet.tcp.headerLength
         let whole = TCPPacketFields(parsing: packet)
         let pieces =
@@ -141,11 +137,7 @@ public struct SecondaryBridge: Sendable {
             configuration.protectedPorts.contains(tcp.sourcePort),
             configuration.divergencePolicy.tolerance(forPort: tcp.sourcePort) != .sameLength
         else { return false }
-        let key = ConnectionKey(
-            clientAddress: packet.ip.destination,
-            clientPort: tcp.destinationPort,
-            serverPort: tcp.sourcePort
-        )
+        let key = ConnectionKey(serverSegment: packet)
         guard let activity = seen[key], !activity.opensOutbound, !activity.relaysWhole else { return false }
         return flights[key]?.sendNext == tcp.sequenceNumber
     }
@@ -160,12 +152,8 @@ public struct SecondaryBridge: Sendable {
         digester: PayloadDigester,
         maximumPieces: Int
     ) -> [DigestedRelay] {
-        let key = ConnectionKey(
-            clientAddress: packet.ip.destination,
-            clientPort: packet.tcp.destinationPort,
-            serverPort: packet.tcp.sourcePort
-        )
-        let pieceLength = max(1, clientMaximumSegmentSize(key) - TCPSegment.maximumHeaderLength + 20)
+        let key = ConnectionKey(serverSegment: packet)
+        let pieceLength = Self.digestPieceLength(clientMaximumSegmentSize: clientMaximumSegmentSize(key))
         let payload = UnsafeRawBufferPointer(packet.tcp.payload)
         let perRelay = max(1, maximumPieces) * pieceLength
         var header = TCPPacketFields(parsing: packet)
@@ -188,6 +176,14 @@ public struct SecondaryBridge: Sendable {
             offset += length
         }
         return relays
+    }
+
+    /// The bytes one digest covers for a client of this MSS: the MSS less the most a TCP header's
+    /// options take (40 bytes), so that one full segment of the primary's kernel to this client,
+    /// whatever options it carries, holds a piece's worth: the primary never waits for bytes its
+    /// kernel could send only after the client acknowledged the ones waiting.
+    static func digestPieceLength(clientMaximumSegmentSize: Int) -> Int {
+        max(1, clientMaximumSegmentSize - (TCPSegment.maximumHeaderLength - TCPSegment.minimumHeaderLength))
     }
 
     /// The primary can no longer merge digests of these connections (its own replica of each is
@@ -218,11 +214,7 @@ public struct SecondaryBridge: Sendable {
             counters.passedUnprotected += 1
             return .pass
         }
-        let key = ConnectionKey(
-            clientAddress: packet.ip.destination,
-            clientPort: tcp.destinationPort,
-            serverPort: tcp.sourcePort
-        )
+        let key = ConnectionKey(serverSegment: packet)
         let opens = outbound && tcp.flags.contains(.syn) && !tcp.flags.contains(.ack)
         if opens, let known = seen[key], known.isFinished || !known.opensOutbound {
             // The port used again for a new connection: nothing of the old one applies.
@@ -276,11 +268,7 @@ public struct SecondaryBridge: Sendable {
     /// only if it is addressed to the secondary on a protected port.
     public mutating func packetFromPrimary(_ packet: TCPPacket) -> CaptureVerdict {
         let tcp = packet.tcp
-        let key = ConnectionKey(
-            clientAddress: packet.ip.source,
-            clientPort: tcp.sourcePort,
-            serverPort: tcp.destinationPort
-        )
+        let key = ConnectionKey(clientSegment: packet)
         let outbound = seen[key]?.opensOutbound == true
         guard packet.ip.destination == configuration.secondaryAddress,
             outbound || configuration.protectedPorts.contains(tcp.destinationPort)
@@ -371,11 +359,7 @@ public struct SecondaryBridge: Sendable {
     /// anything else is served natively. Returns whether it was rewritten.
     public mutating func promotedClientSegment(_ packet: TCPPacket, now: MonotonicTime) -> Bool {
         let tcp = packet.tcp
-        let key = ConnectionKey(
-            clientAddress: packet.ip.source,
-            clientPort: tcp.sourcePort,
-            serverPort: tcp.destinationPort
-        )
+        let key = ConnectionKey(clientSegment: packet)
         if isPromoted, !inherited.contains(key), tcp.flags.contains(.syn), !tcp.flags.contains(.ack),
             inherited.count < InheritedConnections.limit,
             inherited.contains(where: {
@@ -407,11 +391,7 @@ public struct SecondaryBridge: Sendable {
     /// the client has always seen it. Returns whether it was rewritten.
     public mutating func promotedKernelSegment(_ packet: TCPPacket, now: MonotonicTime) -> Bool {
         let tcp = packet.tcp
-        let key = ConnectionKey(
-            clientAddress: packet.ip.destination,
-            clientPort: tcp.destinationPort,
-            serverPort: tcp.sourcePort
-        )
+        let key = ConnectionKey(serverSegment: packet)
         guard isPromoted, packet.ip.source == configuration.secondaryAddress, inherited.contains(key) else {
             counters.promotedPassed += 1
             return false

@@ -719,11 +719,7 @@ public final class PrimaryDaemon {
                 // From the node's own address: an inherited connection's, or one this bridge
                 // does not protect (left as it is); either way never one for the merge.
                 guard view.ip.source == configuration.ownAddress else { return nil }
-                let key = ConnectionKey(
-                    clientAddress: view.ip.destination,
-                    clientPort: view.tcp.destinationPort,
-                    serverPort: view.tcp.sourcePort
-                )
+                let key = ConnectionKey(serverSegment: view)
                 if !inherited!.contains(key),
                     bridge.configuration.selectsOutbound(
                         localPort: key.serverPort,
@@ -737,11 +733,7 @@ public final class PrimaryDaemon {
                 _ = inherited!.kernelSegment(view, now: now)
                 return true
             }
-            let key = ConnectionKey(
-                clientAddress: view.ip.source,
-                clientPort: view.tcp.sourcePort,
-                serverPort: view.tcp.destinationPort
-            )
+            let key = ConnectionKey(clientSegment: view)
             guard inherited!.contains(key) || inherited!.adoptRelated(view, now: now) else { return nil }
             if packet.checksumNotReady { view.updateChecksums() }
             return inherited!.clientSegment(view, now: now)
