@@ -8,7 +8,8 @@ import FTCPWire
 /// ``ByteMerge`` (bytes and FIN, divergence, §3.2), ``AcknowledgmentMerge`` (the smaller
 /// ACK and window, §3.2, §3.4), ``ClientSegmentBuilder`` (segments to the client, §3.4) and
 /// ``InboundTranslation`` (client segments to the primary's kernel). It decides which rule
-/// applies in which phase, and keeps what the rules return.
+/// applies in which phase, and keeps what the rules return: the merge itself in
+/// `MergedConnection+Merge.swift`, one server alone in `MergedConnection+Alone.swift`.
 struct MergedConnection: Sendable {
     enum Phase: Equatable, Sendable {
         /// Waiting for both kernels' SYN-ACKs.
@@ -280,13 +281,13 @@ struct MergedConnection: Sendable {
     }
 
     /// A server's SYN-ACK (or its retransmission): its ISN, options and acknowledgment.
-    private static func recordSYN(_ segment: TCPSegment, into stream: inout ServerStream) {
+    static func recordSYN(_ segment: TCPSegment, into stream: inout ServerStream) {
         stream.initialSequence = segment.sequenceNumber
         stream.handshake = HandshakeOptions(segment)
         AcknowledgmentMerge.record(segment, into: &stream, shift: 0)
     }
 
-    private mutating func completeHandshakeIfReady(now: MonotonicTime, into output: inout BridgeOutput) {
+    mutating func completeHandshakeIfReady(now: MonotonicTime, into output: inout BridgeOutput) {
         guard let isnP = primary.initialSequence, let isnS = secondary.initialSequence,
             let synP = primary.handshake, let synS = secondary.handshake,
             // A SYN-ACK that comes after the close (the client reset, or gave up) is answered by
@@ -321,7 +322,7 @@ struct MergedConnection: Sendable {
 
     /// The merged SYN of a connection the servers open (``MergedHandshake``, §7.2), sent again for
     /// either kernel's retransmitted SYN while the remote end has not answered.
-    private mutating func sendMergedSYN(
+    mutating func sendMergedSYN(
         _ handshake: MergedHandshake,
         isnP: SequenceNumber,
         isnS: SequenceNumber,
@@ -354,337 +355,13 @@ struct MergedConnection: Sendable {
     /// acknowledgment segment in the same way as all future incoming segments." The remote
     /// end's SYN-ACK makes it the client of a replicating connection; both kernels' ACKs of it
     /// then merge into the one that completes its handshake.
-    private mutating func acceptRemoteSYNACK(_ segment: TCPSegment, now: MonotonicTime) {
+    mutating func acceptRemoteSYNACK(_ segment: TCPSegment, now: MonotonicTime) {
         client = ClientStream(initialSequence: segment.sequenceNumber, handshake: HandshakeOptions(segment))
         guard phase == .handshake else { return }  // primary-only: its kernel's segments go out translated
         primary.pending = SequenceRangeStore(base: sentUpTo, capacity: primary.pending.capacity)
         secondary.pending = SequenceRangeStore(base: sentUpTo, capacity: secondary.pending.capacity)
         phase = .replicating
         phaseSince = now
-    }
-
-    // MARK: The merge (§3.2)
-
-    private mutating func serverSegment(
-        _ segment: TCPSegment,
-        from role: ServerRole,
-        digested: (length: Int, pieceLength: Int, digests: [PayloadDigest])? = nil,
-        now: MonotonicTime,
-        into output: inout BridgeOutput
-    ) {
-        let shift = role == .primary ? windowShift(of: primary) : windowShift(of: secondary)
-        let sequence =
-            role == .primary ? translation.clientSequence(fromPrimary: segment.sequenceNumber) : segment.sequenceNumber
-        let flags = segment.flags
-
-        if flags.contains(.rst) {
-            // One kernel reset a connection the other still serves: that replica is gone
-            // (its application died, or aborted the connection). The other goes on alone;
-            // if its kernel resets too, that reset reaches the client from the mode below.
-            output.event(.replicaLost(key, role: role, cause: .reset))
-            replicaLost(role, into: &output)
-            return
-        }
-
-        var previousAck: SequenceNumber?
-        var previousWindow: UInt32 = 0
-        let clock = role == .primary ? translation : .identity
-        update(role) { stream in
-            previousAck = stream.acknowledged
-            previousWindow = stream.windowBytes
-            AcknowledgmentMerge.record(segment, into: &stream, shift: shift)
-            if var ts = segment.timestamps {
-                ts.value = clock.clientTimestamp(fromPrimary: ts.value)
-                // A late segment (a relayed datagram resent after a loss) does not set the clock back.
-                if stream.timestamps.map({ SequenceNumber(ts.value) >= SequenceNumber($0.value) }) ?? true {
-                    stream.timestamps = ts
-                }
-            }
-            stream.sackBlocks = segment.sackBlocks
-        }
-
-        var sentData = false
-        let payloadLength = digested?.length ?? segment.payloadLength
-        if let digested, payloadLength > 0 {
-            for (index, digest) in digested.digests.enumerated() {
-                let offset = index * digested.pieceLength
-                let length = min(digested.pieceLength, payloadLength - offset)
-                claim(digest, at: sequence + UInt32(offset), length: length)
-            }
-        } else if payloadLength > 0 {
-            let payload = segment.payload
-            // Bytes before sentUpTo were merged and sent already: the kernel is
-            // retransmitting (paper §4), and only this copy will come, so it
-            // goes out at once.
-            var alreadySent = max(0, min(payloadLength, Int(sequence.distance(to: sentUpTo))))
-            if alreadySent > 0 && role == .secondary && statistics.toleratedBytes > 0 {
-                // The client holds the primary's version of what differed: only the primary
-                // kernel's retransmission (which comes too) may fill what it missed.
-                alreadySent = 0
-            }
-            if alreadySent > 0 {
-                let bytes = Array(payload[0..<alreadySent])
-                sendData(bytes, at: sequence, into: &output)
-                statistics.retransmissionsForwarded += 1
-                sentData = true
-            }
-            if alreadySent < payloadLength {
-                let start = sequence + UInt32(alreadySent)
-                let rest = UnsafeRawBufferPointer(rebasing: payload[alreadySent...])
-                // Bytes below the other server's furthest byte pair with its copy and leave at
-                // once: always taken. Beyond it only as far as the bridge-wide cap allows.
-                // (Plain values only: a copy of a store held across the insert below would make
-                // the insert copy all its bytes.)
-                let otherEnd =
-                    role == .primary
-                    ? secondary.claims.highestEnd.map { SequenceNumber.later($0, secondary.pending.highestEnd) }
-                        ?? secondary.pending.highestEnd
-                    : primary.pending.highestEnd
-                let ownIsEmpty = role == .primary ? primary.pending.isEmpty : secondary.pending.isEmpty
-                let pairing = max(0, min(rest.count, Int(start.distance(to: otherEnd))))
-                // A server with nothing queued here may always queue a little: with the cap full of
-                // other connections' bytes, refusing both servers' first bytes would stop this
-                // connection's merge for good.
-                let floor = ownIsEmpty ? MergedConnection.queueFloorBytes : 0
-                let allowed = min(rest.count, pairing + max(0, queueRoom, floor))
-                let refused = update(role) { $0.pending.insert(ArraySlice(rest[..<allowed]), at: start) }
-                statistics.refusedQueueBytes += UInt64(refused + rest.count - allowed)
-                statistics.refusedOverTotalCap += UInt64(rest.count - allowed)
-            }
-        }
-        if flags.contains(.fin) {
-            let finAt = sequence + UInt32(payloadLength)
-            update(role) { $0.finAt = finAt }
-            if finSent && finAt + 1 == sentUpTo {
-                send(commit(clientBuilder.fin(at: finAt, after: advertised)), into: &output)
-                statistics.retransmissionsForwarded += 1
-                sentData = true
-            }
-        }
-
-        if merge(into: &output) { sentData = true }
-        if phase != .replicating { return }
-
-        if !sentData {
-            // A duplicate ACK from the server the client's view depends on goes out as a
-            // duplicate ACK too.
-            let acknowledgments = AcknowledgmentMerge(primary: primary, secondary: secondary)
-            let duplicate = acknowledgments.isDuplicate(
-                segment,
-                from: role == .primary ? primary : secondary,
-                previousAcknowledgment: previousAck,
-                previousWindowBytes: previousWindow
-            )
-            sendAcknowledgmentIfAdvanced(acknowledgments, forceDuplicate: duplicate, into: &output)
-            if duplicate { statistics.duplicateAcknowledgments += 1 }
-        }
-        checkClosed(now: now, into: &output)
-    }
-
-    /// Keeps the secondary's digest of `length` bytes at `start`, unless those bytes were sent
-    /// already: wholly (a retransmission; the primary kernel's own copy goes out at once) or in
-    /// part (the rest can no longer be checked; the secondary's kernel retransmits it whole).
-    private mutating func claim(_ digest: PayloadDigest, at start: SequenceNumber, length: Int) {
-        let end = start + UInt32(length)
-        if end <= sentUpTo {
-            statistics.digestsOfSentBytes += 1
-        } else if start < sentUpTo {
-            statistics.digestsNotMerged += 1
-        } else if !secondary.claims.insert(.init(start: start, length: length, digest: digest)) {
-            statistics.digestsNotMerged += 1
-        }
-    }
-
-    /// Sends every byte both servers have produced, and the FIN once both reached it at the same
-    /// place (``ByteMerge``). Returns whether anything was sent.
-    private mutating func merge(into output: inout BridgeOutput) -> Bool {
-        var sent = false
-        while true {
-            // The secondary said these bytes by digest: compared with the primary's own, whole. (When
-            // its kernel's retransmission brought all of them whole too, they merge as bytes: finer.)
-            if let claim = secondary.claims.first, claim.start == sentUpTo,
-                secondary.pending.contiguousCount < claim.length
-            {
-                if let fin = primary.finAt, fin < claim.end,
-                    primary.pending.contiguousCount == Int(sentUpTo.distance(to: fin))
-                {
-                    // The primary's kernel ends its stream inside the piece (its application died
-                    // or closed early) while the secondary's goes on past it: the secondary's wins,
-                    // as in ``ByteMerge/ending(at:primaryFIN:secondaryFIN:primaryHeldBytes:secondaryHeldBytes:)``.
-                    output.event(.replicaLost(key, role: .primary, cause: .closedEarly))
-                    replicaLost(.primary, into: &output)
-                    return true
-                }
-                guard primary.pending.contiguousCount >= claim.length else { break }
-                let bytes = primary.pending.take(claim.length)
-                secondary.claims.removeFirst()
-                let agreed = bytes.withUnsafeBytes { digester($0) } == claim.digest
-                if !agreed {
-                    // Where in the range they differ is unknown: the range's start is reported.
-                    diverge(at: claim.start, into: &output)
-                    sendNext(bytes, into: &output)
-                    flushAlone(.primary, into: &output)
-                    return true
-                }
-                statistics.digestsMerged += 1
-                sendNext(bytes, into: &output)
-                secondary.pending.advance(to: sentUpTo)
-                sent = true
-                continue
-            }
-            let tolerance = ByteMerge.Tolerance(
-                toleratesSameLength: toleratesSameLength,
-                toleratedBytesSoFar: statistics.toleratedBytes
-            )
-            // Bytes run only up to the next claim ahead, which is compared as a whole.
-            let limit = secondary.claims.nextStart(after: sentUpTo).map { Int(sentUpTo.distance(to: $0)) }
-            guard
-                let run = ByteMerge.takeRun(
-                    primary: &primary.pending,
-                    secondary: &secondary.pending,
-                    tolerance: tolerance,
-                    limit: limit
-                )
-            else { break }
-            let start = sentUpTo
-            defer { statistics.digestsNotMerged += UInt64(secondary.claims.advance(to: sentUpTo)) }
-            switch run {
-            case let .agreed(bytes):
-                sendNext(bytes, into: &output)
-                sent = true
-            case let .tolerated(bytes, differing):
-                // Same length, a few bytes apart (a timestamp, a pid): the client gets the
-                // primary's version, and the connection stays protected.
-                statistics.toleratedDifferences += 1
-                statistics.toleratedBytes += UInt64(differing)
-                sendNext(bytes, into: &output)
-                sent = true
-            case let .diverged(bytes, offset):
-                diverge(at: start + UInt32(offset), into: &output)
-                // The primary's bytes are the ones its kernel will retransmit.
-                sendNext(bytes, into: &output)
-                flushAlone(.primary, into: &output)
-                return true
-            }
-        }
-        guard !finSent else { return sent }
-        let ending = ByteMerge.ending(
-            at: sentUpTo,
-            primaryFIN: primary.finAt,
-            secondaryFIN: secondary.finAt,
-            primaryHeldBytes: primary.pending.contiguousCount,
-            secondaryHeldBytes: secondary.pending.contiguousCount + (secondary.claims.first?.length ?? 0)
-        )
-        switch ending {
-        case .open:
-            return sent
-        case .bothFinished:
-            sendFIN(into: &output)
-            primary.pending.advance(to: sentUpTo)
-            secondary.pending.advance(to: sentUpTo)
-            return true
-        case let .closedEarly(role):
-            output.event(.replicaLost(key, role: role, cause: .closedEarly))
-            replicaLost(role, into: &output)
-            return true
-        }
-    }
-
-    // MARK: One server alone (§5, §6)
-
-    /// One server's copy of the connection is gone: the other serves it alone from now on.
-    mutating func replicaLost(_ role: ServerRole, into output: inout BridgeOutput) {
-        guard phase == .replicating else { return }
-        switch role {
-        case .secondary:
-            flushAlone(.primary, into: &output)
-            phase = .primaryOnly
-            acknowledgeAlone(primary, into: &output)
-        case .primary:
-            flushAlone(.secondary, into: &output)
-            phase = .secondaryOnly
-            acknowledgeAlone(secondary, into: &output)
-        }
-    }
-
-    /// Tells the client at once how far the server that goes on has acknowledged, with its
-    /// window: the merged ACK waited for the lost server, and the one that goes on may have
-    /// nothing to send that would carry its ACK (a client whose window is full would wait for
-    /// its retransmission timer). Both servers' ACKs are in the client's sequence space.
-    private mutating func acknowledgeAlone(_ stream: ServerStream, into output: inout BridgeOutput) {
-        guard let told = clientBuilder.aloneAcknowledgment(of: stream, at: sentUpTo, after: advertised) else { return }
-        output.send(commit(told), connection: key)
-        statistics.pureAcknowledgments += 1
-    }
-
-    /// The primary refused the client's SYN: once the secondary's SYN-ACK is here, it goes
-    /// to the client as it is and the connection is the secondary's alone (Δ stays 0).
-    private mutating func serveSecondaryHandshakeAlone(now: MonotonicTime, into output: inout BridgeOutput) {
-        guard phase == .handshake, let isnS = secondary.initialSequence, let synS = secondary.handshake else { return }
-        sentUpTo = isnS + 1
-        secondary.pending = SequenceRangeStore(base: sentUpTo, capacity: secondary.pending.capacity)
-        phase = .secondaryOnly
-        phaseSince = now
-        let synACK = MergedHandshake.secondaryAloneSYNACK(synS, from: isnS, to: client, addressing: addressing)
-        advertised.acknowledgment = synACK.acknowledgmentNumber
-        output.send(synACK, connection: key)
-    }
-
-    /// In secondary-only mode a secondary segment goes out at once, as it is: it is in the
-    /// client's sequence space and carries the secondary's own ACK, window and timestamps.
-    private mutating func forwardFromSecondaryAlone(
-        _ segment: TCPSegment,
-        now: MonotonicTime,
-        into output: inout BridgeOutput
-    ) {
-        let copy = commit(clientBuilder.forwardedFromSecondaryAlone(segment, after: advertised))
-        let end = copy.sequenceNumber + copy.sequenceLength
-        if sentUpTo < end { sentUpTo = end }
-        if copy.flags.contains(.fin) { finSent = true }
-        AcknowledgmentMerge.record(segment, into: &secondary, shift: windowShift(of: secondary))
-        send(clientBuilder.withinMaximumSegmentSize(copy), into: &output)
-        if copy.flags.contains(.rst) {
-            close(reason: .resetByServers, now: now, into: &output)
-        } else {
-            checkClosed(now: now, into: &output)
-        }
-    }
-
-    private mutating func diverge(at position: SequenceNumber, into output: inout BridgeOutput) {
-        statistics.divergences += 1
-        output.event(.divergence(key, at: position))
-        phase = .primaryOnly
-    }
-
-    /// One server goes on alone: sends what it holds, in order (and its FIN if it is there),
-    /// and forgets the other's copy.
-    private mutating func flushAlone(_ role: ServerRole, into output: inout BridgeOutput) {
-        let held = update(role) { $0.pending.take($0.pending.contiguousCount) }
-        if !held.isEmpty { sendNext(held, into: &output) }
-        let finAt = role == .primary ? primary.finAt : secondary.finAt
-        if !finSent, finAt == sentUpTo { sendFIN(into: &output) }
-        update(role == .primary ? .secondary : .primary) { $0.pending.removeAll() }
-        // What the secondary said by digest only cannot be sent: with the primary's replica lost
-        // the secondary relays whole again and resends it.
-        secondary.claims.removeAll()
-    }
-
-    /// In primary-only mode a primary segment goes out at once, translated, carrying the
-    /// primary's own ACK and window (§6).
-    private mutating func forwardFromPrimaryAlone(_ segment: TCPSegment, into output: inout BridgeOutput) {
-        let end = translation.clientSequence(fromPrimary: segment.sequenceNumber) + segment.sequenceLength
-        if sentUpTo < end { sentUpTo = end }
-        if segment.flags.contains(.fin) { finSent = true }
-        AcknowledgmentMerge.record(segment, into: &primary, shift: windowShift(of: primary))
-        let forwarded = commit(
-            clientBuilder.forwardedFromPrimaryAlone(
-                segment,
-                by: translation,
-                primaryWindowShift: windowShift(of: primary),
-                after: advertised
-            )
-        )
-        send(clientBuilder.withinMaximumSegmentSize(forwarded), into: &output)
     }
 
     // MARK: Segments to the client
@@ -736,24 +413,24 @@ struct MergedConnection: Sendable {
     }
 
     /// Keeps what a built segment told the client, and returns the segment.
-    private mutating func commit(_ built: (segment: TCPPacketFields, advertised: ClientAdvertisement))
+    mutating func commit(_ built: (segment: TCPPacketFields, advertised: ClientAdvertisement))
         -> TCPPacketFields
     {
         advertised = built.advertised
         return built.segment
     }
 
-    private func send(_ segments: [TCPPacketFields], into output: inout BridgeOutput) {
+    func send(_ segments: [TCPPacketFields], into output: inout BridgeOutput) {
         for segment in segments { output.send(segment, connection: key) }
     }
 
-    private func send(_ segment: TCPPacketFields, into output: inout BridgeOutput) {
+    func send(_ segment: TCPPacketFields, into output: inout BridgeOutput) {
         output.send(segment, connection: key)
     }
 
     /// Sends a pure ACK when the merged ACK or window edge moved forward with no data to carry it
     /// (§3.4), or to repeat a server's duplicate ACK.
-    private mutating func sendAcknowledgmentIfAdvanced(
+    mutating func sendAcknowledgmentIfAdvanced(
         _ acknowledgments: AcknowledgmentMerge,
         forceDuplicate: Bool,
         into output: inout BridgeOutput
@@ -765,7 +442,7 @@ struct MergedConnection: Sendable {
     }
 
     /// Sends `bytes` from `start` in segments that fit the MSS.
-    private mutating func sendData(_ bytes: [UInt8], at start: SequenceNumber, into output: inout BridgeOutput) {
+    mutating func sendData(_ bytes: [UInt8], at start: SequenceNumber, into output: inout BridgeOutput) {
         let (segments, told) = clientBuilder.dataSegments(bytes, at: start, after: advertised)
         advertised = told
         send(segments, into: &output)
@@ -773,13 +450,13 @@ struct MergedConnection: Sendable {
     }
 
     /// Sends `bytes` at `sentUpTo` and moves `sentUpTo` past them.
-    private mutating func sendNext(_ bytes: [UInt8], into output: inout BridgeOutput) {
+    mutating func sendNext(_ bytes: [UInt8], into output: inout BridgeOutput) {
         sendData(bytes, at: sentUpTo, into: &output)
         sentUpTo += UInt32(bytes.count)
     }
 
     /// Sends the FIN at `sentUpTo`, which it then occupies.
-    private mutating func sendFIN(into output: inout BridgeOutput) {
+    mutating func sendFIN(into output: inout BridgeOutput) {
         send(commit(clientBuilder.fin(at: sentUpTo, after: advertised)), into: &output)
         finSent = true
         sentUpTo += 1
@@ -866,7 +543,7 @@ struct MergedConnection: Sendable {
     // MARK: Closing
 
     /// Closed once both FINs went out and each was acknowledged.
-    private mutating func checkClosed(now: MonotonicTime, into output: inout BridgeOutput) {
+    mutating func checkClosed(now: MonotonicTime, into output: inout BridgeOutput) {
         guard phase == .replicating || phase == .secondaryOnly, finSent, let clientFIN = client.finAt,
             let ackSent = advertised.acknowledgment, clientFIN < ackSent,
             let clientAck = client.acknowledged, sentUpTo <= clientAck
@@ -874,7 +551,7 @@ struct MergedConnection: Sendable {
         close(reason: .finished, now: now, into: &output)
     }
 
-    private mutating func close(reason: BridgeEvent.CloseReason, now: MonotonicTime, into output: inout BridgeOutput) {
+    mutating func close(reason: BridgeEvent.CloseReason, now: MonotonicTime, into output: inout BridgeOutput) {
         if phase != .closed { closedFrom = phase }
         phase = .closed
         phaseSince = now
@@ -884,7 +561,7 @@ struct MergedConnection: Sendable {
         output.event(.connectionClosed(key, reason: reason))
     }
 
-    private mutating func update<T>(_ role: ServerRole, _ body: (inout ServerStream) -> T) -> T {
+    mutating func update<T>(_ role: ServerRole, _ body: (inout ServerStream) -> T) -> T {
         role == .primary ? body(&primary) : body(&secondary)
     }
 }
