@@ -8,8 +8,9 @@ import Glibc
 /// verdict from ``setVerdict(id:_:mark:replacementPayload:)`` or ``setVerdicts(_:)``, in any
 /// order. A packet's bytes are a view of the buffer the kernel wrote them into, not a copy: the
 /// caller may rewrite them in place and hand the same view back as the replacement, until it
-/// next calls `receive`. Every configuration step asks the kernel for an acknowledgement and checks it; a
-/// verdict the kernel rejects surfaces as a ``NetfilterQueueError`` from the next `receive`.
+/// next calls `receive`. Every configuration step asks the kernel for an acknowledgement and
+/// checks it; a verdict the kernel rejects surfaces as a ``NetfilterQueueError`` from the next
+/// `receive`.
 ///
 /// Not thread-safe: use one instance from one thread.
 public final class NetfilterQueue {
@@ -143,13 +144,15 @@ public final class NetfilterQueue {
     /// packet read into it has been handed out and the caller asked for more.
     private let receiveBuffer: UnsafeMutableRawBufferPointer
     private var receiveOffset = 0
+    /// Room taken when more is read than `receiveBuffer` holds (a configuration answer awaited
+    /// behind many queued packets), freed when it is reused.
+    private var overflowBuffers: [UnsafeMutableRawBufferPointer] = []
     private let sendBuffer: UnsafeMutableRawBufferPointer
     private var pendingPackets: [Packet] = []
     private var pendingErrors: [NetfilterQueueError] = []
 
-    /// Room for a batch of 128 super-packets of 64 KiB, and the one datagram more that a read
-    /// always has room for.
-    private static let receiveBufferSize = 128 * 65_536 + largestDatagram
+    /// Room for a batch of 128 datagrams of super-packets of 64 KiB, and one more.
+    private static let receiveBufferSize = 129 * largestDatagram
     /// A queued packet's datagram: the copy range, its attributes, the netlink headers.
     private static let largestDatagram = 72 * 1024
     private static let sendBufferSize = 128 * 1024
@@ -171,6 +174,7 @@ public final class NetfilterQueue {
             _ = Glibc.close(fd)
         }
         receiveBuffer.deallocate()
+        for buffer in overflowBuffers { buffer.deallocate() }
         sendBuffer.deallocate()
     }
 
@@ -362,9 +366,12 @@ public final class NetfilterQueue {
     /// Reads datagrams without blocking until none is left or `limit` packets were collected into
     /// `pendingPackets`; error/ack messages go to `onAnswer(sequence, code)`.
     private func readDatagrams(limit: Int, onAnswer: (UInt32, Int32) -> Void) throws(NetfilterQueueError) {
-        while pendingPackets.count < limit, receiveBuffer.count - receiveOffset >= Self.largestDatagram {
+        while pendingPackets.count < limit {
             let received: Int
-            let room = UnsafeMutableRawBufferPointer(rebasing: receiveBuffer[receiveOffset...])
+            let inReceiveBuffer = receiveBuffer.count - receiveOffset >= Self.largestDatagram
+            let room =
+                inReceiveBuffer
+                ? UnsafeMutableRawBufferPointer(rebasing: receiveBuffer[receiveOffset...]) : overflowRoom()
             do throws(SystemCallError) {
                 received = try systemCall("recv(netlink)") {
                     recv(fd, room.baseAddress, room.count, Int32(MSG_DONTWAIT) | Int32(MSG_TRUNC))
@@ -385,8 +392,16 @@ public final class NetfilterQueue {
                 )
             }
             try parseDatagram(at: room.baseAddress!, length: received, onAnswer: onAnswer)
-            receiveOffset += (received + 7) & ~7
+            if inReceiveBuffer { receiveOffset += (received + 7) & ~7 }
         }
+    }
+
+    /// A datagram's room beyond the receive buffer, kept until the buffer is reused (rare: only
+    /// an unbounded read, waiting for a configuration answer, goes past the buffer).
+    private func overflowRoom() -> UnsafeMutableRawBufferPointer {
+        let room = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.largestDatagram, alignment: 8)
+        overflowBuffers.append(room)
+        return room
     }
 
     private func parseDatagram(
@@ -492,7 +507,11 @@ public final class NetfilterQueue {
         }
         let limit = max(1, maxPackets)
         // Every packet read so far has been handed out, and its caller is done with it.
-        if pendingPackets.isEmpty { receiveOffset = 0 }
+        if pendingPackets.isEmpty {
+            receiveOffset = 0
+            for buffer in overflowBuffers { buffer.deallocate() }
+            overflowBuffers.removeAll()
+        }
         if pendingPackets.isEmpty, try !waitReadable(timeout: timeout, operation: "wait for packets") {
             return []
         }
