@@ -607,7 +607,6 @@ public final class SecondaryDaemon {
             // bytes (`--relay digests`), or not protected.
             var digested: [DigestedRelay] = []
             let handled: (verdict: KernelVerdict, pieces: [[UInt8]]?) = {
-                if packet.checksumNotReady { view.updateChecksums() }
                 trace?.record(.secondaryKernelOut, view, clientPortIsDestination: true)
                 bridge.primaryReadsDigests = link.peerCapabilities.contains(.digests)
                 let digestible = bridge.isDigestible(view)
@@ -623,6 +622,11 @@ public final class SecondaryDaemon {
                     )
                     if !digested.isEmpty { return (verdict, []) }
                 }
+                // Relayed as its bytes: with the checksum its kernel left to the offload. Not
+                // before, which saves a pass over every byte the secondary sends: a digested
+                // segment's bytes never leave as they are kept (its resend and its restart copy
+                // get their checksums computed then).
+                if packet.checksumNotReady { view.updateChecksums() }
                 guard verdict == .relayToPrimary, view.bytes.count > relayBundle.maximumPacketBytes else {
                     return (verdict, nil)
                 }
@@ -665,15 +669,18 @@ public final class SecondaryDaemon {
 
     /// A packet the kernel sent before, relayed whole again, cut to fit a datagram as it would
     /// have been when it was sent.
+    /// Its checksum is computed again: a segment that was relayed as digests is kept with the
+    /// checksum its kernel left to the offload.
     private func relayWhole(_ packet: [UInt8], link: ReplicationLink, now: MonotonicTime) {
-        guard packet.count > relayBundle.maximumPacketBytes else { return relay(packet, link: link, now: now) }
         var bytes = packet
         let limit = configuration.relayBundleBytes == 0 ? nil : relayBundle.maximumPacketBytes
-        let pieces: [[UInt8]] = bytes.withUnsafeMutableBytes { buffer in
+        let pieces: [[UInt8]]? = bytes.withUnsafeMutableBytes { buffer in
             guard let view = try? TCPPacket(validating: buffer) else { return [] }
-            return bridge.relayPackets(view, maximumPacketBytes: limit)
+            view.updateChecksums()
+            return buffer.count > relayBundle.maximumPacketBytes
+                ? bridge.relayPackets(view, maximumPacketBytes: limit) : nil
         }
-        for piece in pieces { relay(piece, link: link, now: now) }
+        for piece in pieces ?? [bytes] { relay(piece, link: link, now: now) }
     }
 
     private func flushRelayBundle(link: ReplicationLink, now: MonotonicTime) {
