@@ -23,7 +23,7 @@
 ///
 /// Bodies:
 /// - segment, inject: the IPv4 packet itself, 1 ... 65,000 bytes, not interpreted here.
-/// - heartbeat: format version (1 byte, currently 1), state (1), sent-at milliseconds (8),
+/// - heartbeat: its own version (1 byte, currently 3), state (1), sent-at milliseconds (8),
 ///   connection count (4), saw-peer-traffic-at milliseconds (8) — 22 bytes; version 2 appends
 ///   the sender's hardware address (6) — 28 bytes; version 3 appends its capabilities (1,
 ///   ``ReplicationCapabilities``) — 29 bytes, with the hardware address all zero when the sender
