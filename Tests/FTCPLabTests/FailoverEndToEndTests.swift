@@ -246,12 +246,16 @@ final class FailoverEndToEndTests: RunningFTCPTestCase {
                 let start = try lab.labScriptResult(["ftcp", "start"], environment: ["FTCP_BIN": binaries])
                 XCTAssertEqual(start.status, 0, start.output)
             }
-            try lab.impair(link, "loss 1% reorder 5% delay 1ms seed \(index + 7)")
+            // Every session runs at 1 Gbit/s on the client's link (with the impairment when that
+            // link is the impaired one), so it lasts well over a second and is surely still
+            // running at the cut: unshaped, a session here ended in 0.54 s, before a cut at 0.5 s.
+            let rate = link == "client" ? " rate 1gbit" : ""
+            try lab.impair(link, "loss 1% reorder 5% delay 1ms seed \(index + 7)\(rate)")
             let resets = try lab.startCapture(on: "client", filter: "tcp and src port 9999 and tcp[13] & 4 != 0")
             let delay = Double.random(in: 0.2...0.5, using: &generator)
             let fields = try sessionAcrossFailure(
                 of: "primary",
-                download: 80_000_000,
+                download: 150_000_000,
                 upload: 30_000_000,
                 after: delay,
                 name: "impaired-\(link)",
