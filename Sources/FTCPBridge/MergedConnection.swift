@@ -189,8 +189,10 @@ struct MergedConnection: Sendable {
                 serveSecondaryHandshakeAlone(now: now, into: &output)
                 return
             }
-            // The kernel's own space cannot be mapped before the secondary answers.
-            statistics.droppedBeforeHandshake += 1
+            if !passAnswerOfPreviousConnection(segment, into: &output) {
+                // The kernel's own space cannot be mapped before the secondary answers.
+                statistics.droppedBeforeHandshake += 1
+            }
         case .closed where closedFrom == .secondaryOnly || closedFrom == .handshake:
             // The primary's kernel refused or left the connection before it closed, or it closed
             // before both kernels answered (Δ was never known): what it sends now is not of the
@@ -232,6 +234,8 @@ struct MergedConnection: Sendable {
                 // listening): the bridge forgets the connection and the primary serves it.
                 secondaryRefusedHandshake = true
                 output.event(.replicaLost(key, role: .secondary, cause: .reset))
+            } else if passAnswerOfPreviousConnection(segment, into: &output) {
+                return
             }
             statistics.droppedBeforeHandshake += 1
         case .closed where closedFrom == .primaryOnly || closedFrom == .handshake:
@@ -248,6 +252,26 @@ struct MergedConnection: Sendable {
         case .replicating:
             serverSegment(segment, from: .secondary, now: now, into: &output)
         }
+    }
+
+    /// Passes to the client, as it is, a kernel's answer to its SYN that is not a SYN-ACK: an
+    /// ACK (or FIN) without bytes of the connection the kernel still holds on these ports from
+    /// before (one whose last ACK was lost, a TIME-WAIT the client's new SYN does not end).
+    /// RFC 5961 §4: "the receiver ... MUST send an ACK (challenge ACK) to the remote peer";
+    /// RFC 9293 §3.10.7.3, for a client in SYN-SENT: "If SEG.ACK =< ISS or SEG.ACK > SND.NXT,
+    /// send a reset (unless the RST bit is set ...) <SEQ=SEG.ACK><CTL=RST>". That reset ends the
+    /// kernel's old connection and the client's next SYN opens the new one, as with one
+    /// server; dropped here, the client's SYNs would go unanswered until it gave up. Returns
+    /// whether the segment was such an answer.
+    private mutating func passAnswerOfPreviousConnection(_ segment: TCPSegment, into output: inout BridgeOutput) -> Bool
+    {
+        let flags = segment.flags
+        guard phase == .handshake, !opensOutbound, flags.contains(.ack), !flags.contains(.syn),
+            !flags.contains(.rst), segment.payloadLength == 0
+        else { return false }
+        output.send(addressing.relayed(segment), connection: key)
+        statistics.staleAnswersPassed += 1
+        return true
     }
 
     /// A segment the secondary's kernel produced, relayed as its header and digests of its

@@ -177,4 +177,54 @@ struct HandshakeRaceTests {
         let out = try scenario.primary(S.fromServer(.primary, seq: 5000, ack: 1001, flags: [.syn, .ack]))
         #expect(out.packetsToClient.isEmpty)
     }
+
+    // MARK: A kernel that still holds the ports' previous connection
+
+    /// The client (its ports used again, RFC 6191's TIME-WAIT reuse) sends SYN 70000; the
+    /// primary's kernel still holds the previous connection on those ports (LAST-ACK: the
+    /// client's last ACK was lost) and answers with an ACK of that one, seq 5500 ack 3000.
+    /// One server would send it to the client, whose reset <SEQ=3000> ends the old connection
+    /// (RFC 9293 §3.10.7.3); the client's next SYN then opens the new one.
+    @Test(
+        "a kernel's ACK of the ports' previous connection reaches the client; its reset and next SYN open the new one",
+        arguments: [ServerRole.primary, .secondary]
+    )
+    func answerOfThePreviousConnection(stale role: ServerRole) throws {
+        var scenario = S()
+        try scenario.client(S.fromClient(seq: 70_000, flags: [.syn]))
+        let other: ServerRole = role == .primary ? .secondary : .primary
+        let synACK = S.fromServer(other, seq: other == .primary ? 5000 : 200, ack: 70_001, flags: [.syn, .ack])
+        let answered = try role == .primary ? scenario.secondary(synACK) : scenario.primary(synACK)
+        #expect(answered.packetsToClient.isEmpty, "one kernel's SYN-ACK waits for the other's")
+
+        let stale = S.fromServer(role, seq: 5500, ack: 3000)
+        let out = try role == .primary ? scenario.primary(stale) : scenario.secondary(stale)
+        let toClient = try #require(out.packetsToClient.first, "the stale ACK must reach the client")
+        #expect(out.packetsToClient.count == 1)
+        #expect(toClient.source == S.serviceAddress && toClient.destination == S.clientAddress)
+        #expect(toClient.flags == [.ack])
+        #expect(toClient.acknowledgmentNumber == SequenceNumber(3000), "the client resets with SEQ=SEG.ACK")
+        #expect(scenario.status?.statistics.staleAnswersPassed == 1)
+
+        // The client's reset goes to the kernel as it is; the merge waits for the SYN again.
+        let reset = try scenario.client(S.fromClient(seq: 3000, flags: [.rst]))
+        #expect(reset.delivered?.sequenceNumber == SequenceNumber(3000))
+        #expect(scenario.status?.phase == "handshake")
+        let again = try scenario.client(S.fromClient(seq: 70_000, flags: [.syn]))
+        #expect(again.delivered != nil)
+        let fresh = S.fromServer(role, seq: role == .primary ? 5000 : 200, ack: 70_001, flags: [.syn, .ack])
+        let merged = try role == .primary ? scenario.primary(fresh) : scenario.secondary(fresh)
+        #expect(merged.packetsToClient.map(\.flags) == [[.syn, .ack]])
+        #expect(merged.packetsToClient.first?.sequenceNumber == SequenceNumber(200))
+        #expect(merged.events == [.connectionReplicated(scenario.key, delta: 4800)])
+    }
+
+    @Test("a kernel's segment with bytes before the handshake is merged is not passed (its ACK is)")
+    func staleBytesAreNotPassed() throws {
+        var scenario = S()
+        try scenario.client(S.fromClient(seq: 70_000, flags: [.syn]))
+        let out = try scenario.primary(S.fromServer(.primary, seq: 5500, ack: 3000, payload: [1, 2, 3]))
+        #expect(out.packetsToClient.isEmpty)
+        #expect(scenario.status?.statistics.droppedBeforeHandshake == 1)
+    }
 }
