@@ -23,6 +23,10 @@ public enum BridgeEvent: Equatable, Sendable {
     /// A server's kernel opened a selected outbound connection (§7.2) and the other's SYN did
     /// not come in time: the primary's goes on alone, unprotected; the secondary's is refused.
     case outboundUnpaired(ConnectionKey, role: ServerRole)
+    /// A server's kernel answered a client's new SYN with an ACK of the connection it still
+    /// holds on the same ports: passed to the client, whose reset ends that connection (RFC 5961
+    /// §4), so its next SYN opens the new one, as with one server.
+    case previousConnectionAnswered(ConnectionKey, role: ServerRole)
 
     /// One name per kind of event, for throttling the log.
     public var throttleKey: String {
@@ -35,6 +39,7 @@ public enum BridgeEvent: Equatable, Sendable {
         case .collidingServiceAddress: return "collidingServiceAddress"
         case .replicaLost: return "replicaLost"
         case .outboundUnpaired: return "outboundUnpaired"
+        case .previousConnectionAnswered: return "previousConnectionAnswered"
         }
     }
 

@@ -189,7 +189,7 @@ struct MergedConnection: Sendable {
                 serveSecondaryHandshakeAlone(now: now, into: &output)
                 return
             }
-            if !passAnswerOfPreviousConnection(segment, into: &output) {
+            if !passAnswerOfPreviousConnection(segment, from: .primary, into: &output) {
                 // The kernel's own space cannot be mapped before the secondary answers.
                 statistics.droppedBeforeHandshake += 1
             }
@@ -234,7 +234,7 @@ struct MergedConnection: Sendable {
                 // listening): the bridge forgets the connection and the primary serves it.
                 secondaryRefusedHandshake = true
                 output.event(.replicaLost(key, role: .secondary, cause: .reset))
-            } else if passAnswerOfPreviousConnection(segment, into: &output) {
+            } else if passAnswerOfPreviousConnection(segment, from: .secondary, into: &output) {
                 return
             }
             statistics.droppedBeforeHandshake += 1
@@ -263,13 +263,17 @@ struct MergedConnection: Sendable {
     /// kernel's old connection and the client's next SYN opens the new one, as with one
     /// server; dropped here, the client's SYNs would go unanswered until it gave up. Returns
     /// whether the segment was such an answer.
-    private mutating func passAnswerOfPreviousConnection(_ segment: TCPSegment, into output: inout BridgeOutput) -> Bool
-    {
+    private mutating func passAnswerOfPreviousConnection(
+        _ segment: TCPSegment,
+        from role: ServerRole,
+        into output: inout BridgeOutput
+    ) -> Bool {
         let flags = segment.flags
         guard phase == .handshake, !opensOutbound, flags.contains(.ack), !flags.contains(.syn),
             !flags.contains(.rst), segment.payloadLength == 0
         else { return false }
         output.send(addressing.relayed(segment), connection: key)
+        output.event(.previousConnectionAnswered(key, role: role))
         statistics.staleAnswersPassed += 1
         return true
     }

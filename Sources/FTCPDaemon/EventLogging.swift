@@ -55,6 +55,18 @@ extension Logger {
                     "similar_lines_left_out": "\(similarLinesLeftOut ?? 0)",
                 ]
             )
+        case let .previousConnectionAnswered(key, role):
+            info(
+                """
+                the \(role.rawValue)'s kernel still holds the previous connection on these client ports and answered \
+                the client's new SYN with its ACK: passed to the client, whose reset ends it; its next SYN opens the new \
+                connection (as with one server)
+                """,
+                metadata: [
+                    "connection": "\(key)", "role": "\(role.rawValue)",
+                    "similar_lines_left_out": "\(similarLinesLeftOut ?? 0)",
+                ]
+            )
         case let .outboundUnpaired(key, role):
             let other = role == .primary ? "secondary" : "primary"
             let outcome =

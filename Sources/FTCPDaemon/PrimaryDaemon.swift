@@ -817,6 +817,8 @@ public final class PrimaryDaemon {
                 count("divergences")
             case .outboundUnpaired:
                 count("outboundUnpaired")
+            case .previousConnectionAnswered:
+                count("previousConnectionsAnswered")
             default:
                 break
             }

@@ -140,6 +140,15 @@ final class LabSocket {
     func shutdownWrite() throws {
         try systemCall("shutdown") { shutdown(fd, Int32(SHUT_WR)) }
     }
+
+    /// SO_LINGER with a zero timeout: closing the socket then sends a reset, not a FIN, and
+    /// leaves no TIME-WAIT behind.
+    func resetOnClose() throws {
+        var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+        try systemCall("setsockopt(SO_LINGER)") {
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+        }
+    }
 }
 
 /// Sleeps for `duration` (bounded by the caller).

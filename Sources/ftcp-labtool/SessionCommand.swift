@@ -43,6 +43,16 @@ extension LabToolCommand {
                 "Milliseconds to wait before each step of the session (each request, the half-close, reading the download, QUIT), so that many sessions are caught in every phase at once."
         )
         var thinkMs: UInt32 = 0
+        @Option(
+            help:
+                "Connect from this local port (bound with SO_REUSEADDR), to use a client's ports again on purpose."
+        )
+        var localPort: UInt16?
+        @Flag(
+            help:
+                "After the opening exchanges, end the connection with a reset (SO_LINGER 0) instead of the rest of the session."
+        )
+        var abort = false
         @OptionGroup var common: Common
 
         func run() throws {
@@ -50,6 +60,10 @@ extension LabToolCommand {
             let deadline = common.deadline
             let started = ContinuousClock.now
             let socket = try LabSocket(type: SocketType.stream)
+            if let localPort {
+                try socket.setOption(SOL_SOCKET, SO_REUSEADDR, 1)
+                try socket.bind(try endpoint("0.0.0.0:\(localPort)", "--local-port"))
+            }
             if let failure = try socket.connect(server) {
                 throw ValidationError("cannot connect to \(server): \(String(cString: strerror(failure)))")
             }
@@ -75,6 +89,11 @@ extension LabToolCommand {
             try exchange("ADD 5", expect: "TOTAL 5")
             try exchange("ADD 37", expect: "TOTAL 42")
             try exchange("ECHO the same connection, two servers", expect: "the same connection, two servers")
+            if abort {
+                try socket.resetOnClose()  // the socket closes as run() returns
+                emit("ok=1 aborted=1 seconds=\(seconds(started.duration(to: .now)))")
+                return
+            }
 
             var longestStall = Duration.zero
             var longestUploadStall = Duration.zero

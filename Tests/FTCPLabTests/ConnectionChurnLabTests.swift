@@ -52,6 +52,10 @@ final class ConnectionChurnLabTests: RunningFTCPTestCase {
                 + "\(Int(before.secondary))->\(Int(full.secondary))->\(Int(after.secondary)) (start, tables full, end)"
         )
         let counters = try XCTUnwrap(try self.status("primary")["counters"] as? [String: Any])
+        print(
+            "churn: kernels' ACKs of a previous connection on used ports passed to clients: "
+                + "\(counters["previousConnectionsAnswered"] as? Int ?? 0)"
+        )
         XCTAssertEqual(counters["droppedTableFull"] as? Int, 0, "new connections found the table full: \(counters)")
         if seconds * 1000 > 16_384 {
             XCTAssertGreaterThan(
