@@ -101,23 +101,38 @@ public final class RawIPv4Socket {
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = 0
         address.sin_addr.s_addr = destination.bigEndian
-        var vectors = [iovec(iov_base: UnsafeMutableRawPointer(mutating: base), iov_len: packet.count)]
-        for piece in pieces where !piece.isEmpty {
-            vectors.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: piece.baseAddress), iov_len: piece.count))
-        }
         let descriptor = fileDescriptor
+        func sendMessage(_ iov: UnsafeMutableBufferPointer<iovec>) throws(SystemCallError) -> Int {
+            try withUnsafeMutablePointer(to: &address) { pointer throws(SystemCallError) in
+                try systemCall("sendmsg(raw IPv4)") {
+                    var message = msghdr()
+                    message.msg_name = UnsafeMutableRawPointer(pointer)
+                    message.msg_namelen = socklen_t(MemoryLayout<sockaddr_in>.size)
+                    message.msg_iov = iov.baseAddress
+                    message.msg_iovlen = iov.count
+                    return sendmsg(descriptor, &message, 0)
+                }
+            }
+        }
+        let head = iovec(iov_base: UnsafeMutableRawPointer(mutating: base), iov_len: packet.count)
         let sent: Int
         do {
-            sent = try withUnsafeMutablePointer(to: &address) { pointer throws(SystemCallError) in
-                try vectors.withUnsafeMutableBufferPointer { iov throws(SystemCallError) in
-                    try systemCall("sendmsg(raw IPv4)") {
-                        var message = msghdr()
-                        message.msg_name = UnsafeMutableRawPointer(pointer)
-                        message.msg_namelen = socklen_t(MemoryLayout<sockaddr_in>.size)
-                        message.msg_iov = iov.baseAddress
-                        message.msg_iovlen = iov.count
-                        return sendmsg(descriptor, &message, 0)
-                    }
+            if pieces.allSatisfy(\.isEmpty) {
+                // One packet in one piece (most sends): its vector on the stack, none on the heap.
+                var only = head
+                sent = try withUnsafeMutablePointer(to: &only) { pointer throws(SystemCallError) in
+                    try sendMessage(UnsafeMutableBufferPointer(start: pointer, count: 1))
+                }
+            } else {
+                var vectors = [head]
+                vectors.reserveCapacity(pieces.count + 1)
+                for piece in pieces where !piece.isEmpty {
+                    vectors.append(
+                        iovec(iov_base: UnsafeMutableRawPointer(mutating: piece.baseAddress), iov_len: piece.count)
+                    )
+                }
+                sent = try vectors.withUnsafeMutableBufferPointer { iov throws(SystemCallError) in
+                    try sendMessage(iov)
                 }
             }
         } catch {

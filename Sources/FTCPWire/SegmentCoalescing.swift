@@ -83,21 +83,21 @@ public enum SegmentCoalescing {
     ) -> [Run] {
         var runs: [Run] = []
         runs.reserveCapacity(segments.count)
+        // Whether the open run's first segment may start a run: judged once, as the run opens.
+        var openRunMayGrow = false
         for (index, segment) in segments.enumerated() {
-            if var open = runs.last, open.segments.count < maximumSegments {
-                let first = segments[open.segments.lowerBound]
-                let size = segments[open.segments.lowerBound].payload.count
+            if openRunMayGrow, var open = runs.last, open.segments.count < maximumSegments {
+                let start = open.segments.lowerBound
+                let size = segments[start].payload.count
                 let last = segments[open.segments.upperBound - 1].payload.count
-                if mayStartRun(first),
-                    joins(
-                        segment,
-                        first,
-                        size: size,
-                        lastLength: last,
-                        payloadLength: open.payloadLength,
-                        maximumPayload: maximumPayload
-                    )
-                {
+                if joins(
+                    segment,
+                    segments[start],
+                    size: size,
+                    lastLength: last,
+                    payloadLength: open.payloadLength,
+                    maximumPayload: maximumPayload
+                ) {
                     open.segments = open.segments.lowerBound..<(index + 1)
                     open.segmentSize = size
                     open.payloadLength += segment.payload.count
@@ -106,6 +106,7 @@ public enum SegmentCoalescing {
                 }
             }
             runs.append(Run(segments: index..<(index + 1), segmentSize: nil, payloadLength: segment.payload.count))
+            openRunMayGrow = mayStartRun(segment)
         }
         return runs
     }
