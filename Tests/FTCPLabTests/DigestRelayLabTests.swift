@@ -65,8 +65,12 @@ final class DigestRelayLabTests: RunningFTCPTestCase {
     /// own bytes all along, takes over and the client gets every byte.
     func testFailoverInTheMiddleOfADownload() throws {
         try waitFor("secondary", role: "secondary", state: "replicating")
+        // At 1 Gbit/s the download lasts over 3 s, so the cut surely falls inside it (unshaped,
+        // 400 MB can take under a second here).
+        try requireLab().impair("client", "rate 1gbit")
         let download = try session("failover", download: 400_000_000, upload: 0)
         Thread.sleep(forTimeInterval: 0.6)
+        XCTAssertTrue(download.process.isRunning, "the download ended before the cut: \(download.output)")
         try labScript(["fail", "primary"])
         let stall = finish([("failover", download)], context: "failover")
         XCTAssertLessThan(stall, 1_000)

@@ -363,10 +363,12 @@ final class FaultMatrixTests: RunningFTCPTestCase {
         XCTAssertEqual(alone.lastLineFields["ok"], "1", "\(alone.output) \(alone.errors)")
         XCTAssertEqual(try status("primary")["state"] as? String, "alone")
         try labScript(["ftcp", "start", "secondary"])
-        Thread.sleep(forTimeInterval: 0.3)
-        XCTAssertEqual(try status("primary")["state"] as? String, "replicating")
+        try waitFor("primary", role: "primary", state: "replicating")
+        // At 1 Gbit/s the download lasts over 2 s, so the cut surely falls inside it.
+        try lab.impair("client", "rate 1gbit")
         let protected = try session("protected", download: 300_000_000, upload: 1_000)
         Thread.sleep(forTimeInterval: 0.4)
+        XCTAssertTrue(protected.process.isRunning, "the session ended before the cut: \(protected.output)")
         let connections = try XCTUnwrap(try status("primary")["connections"] as? [[String: Any]])
         XCTAssertTrue(
             connections.contains { $0["protected"] as? Bool == true },

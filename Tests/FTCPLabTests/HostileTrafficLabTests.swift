@@ -66,6 +66,8 @@ final class HostileTrafficLabTests: RunningFTCPTestCase {
         let lab = try requireLab()
         try waitFor("primary", role: "primary", state: "replicating")
         try waitFor("secondary", role: "secondary", state: "replicating")
+        // At 1 Gbit/s the download lasts over 2 s: both sessions are surely open when counted.
+        try lab.impair("client", "rate 1gbit")
         let sessions = [
             ("blind-down", try session("blind-down", download: 300_000_000, upload: 2_000_000)),
             ("blind-slow", try session("blind-slow", download: 200_000, upload: 100_000, thinkMilliseconds: 300)),
