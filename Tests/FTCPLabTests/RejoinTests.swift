@@ -15,6 +15,9 @@ final class RejoinTests: RunningFTCPTestCase {
         let rounds = Int(ProcessInfo.processInfo.environment["FTCP_REJOIN_ROUNDS"] ?? "") ?? 4
         var (primary, secondary) = ("primary", "secondary")
         var stalls: [Double] = []
+        // At 1 Gbit/s the bulk sessions last over a second and a half, so each cut (0.4 s in)
+        // falls inside them, not after them.
+        try requireLab().impair("client", "rate 1gbit")
         for round in 1...rounds {
             try waitFor(primary, role: "primary", state: "replicating")
             try waitFor(secondary, role: "secondary", state: "replicating")
@@ -28,6 +31,9 @@ final class RejoinTests: RunningFTCPTestCase {
                 ),
             ]
             Thread.sleep(forTimeInterval: 0.4)
+            for (name, run) in sessions {
+                XCTAssertTrue(run.process.isRunning, "round \(round): \(name) ended before the cut: \(run.output)")
+            }
             try labScript(["fail", primary])
             let longest = finish(sessions, context: "round \(round), through the cut of \(primary)")
             stalls.append(longest)

@@ -44,6 +44,9 @@ final class ServiceAddressesLabTests: RunningFTCPTestCase {
         try waitFor("secondary", role: "secondary", state: "replicating")
         try assertHolds("primary", true)
         try assertHolds("secondary", false)
+        // At 1 Gbit/s the two sessions last about two seconds, so the cut and the switchover
+        // fall inside them.
+        try requireLab().impair("client", "rate 1gbit")
 
         let first = try sessionsToBoth("failover")
         Thread.sleep(forTimeInterval: 0.4)

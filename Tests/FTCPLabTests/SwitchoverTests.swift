@@ -39,6 +39,9 @@ final class SwitchoverTests: RunningFTCPTestCase {
                 ),
             ]
         }
+        // At 1 Gbit/s the bulk sessions last over a second, so each switchover (0.3 s in) falls
+        // inside them, not after them.
+        try requireLab().impair("client", "rate 1gbit")
         // The same sessions with no switchover: the stalls the data path has anyway here.
         try waitFor(primary, role: "primary", state: "replicating")
         try waitFor(secondary, role: "secondary", state: "replicating")
@@ -48,6 +51,9 @@ final class SwitchoverTests: RunningFTCPTestCase {
             try waitFor(secondary, role: "secondary", state: "replicating")
             let sessions = try sessions("\(round)")
             Thread.sleep(forTimeInterval: 0.3)
+            for (name, run) in sessions {
+                XCTAssertTrue(run.process.isRunning, "round \(round): \(name) ended before the switchover")
+            }
             // Either node may be asked: odd rounds the primary, even rounds the secondary.
             try switchover(through: round % 2 == 1 ? primary : secondary)
             let longest = finish(sessions, context: "round \(round)")
