@@ -12,7 +12,7 @@ public struct ConnectionStatistics: Equatable, Sendable {
     public var droppedBeforeHandshake: UInt64 = 0
     /// A kernel's ACKs of the connection it held on these ports before, answering the client's
     /// new SYN: passed to the client, whose reset ends that connection (RFC 5961 §4).
-    public var staleAnswersPassed: UInt64 = 0
+    public var previousConnectionsAnswered: UInt64 = 0
     public var droppedFromSecondaryAfterDivergence: UInt64 = 0
     public var droppedFromPrimaryAfterReplicaLost: UInt64 = 0
     /// Client resets whose sequence number was not one the client could rightly use: the

@@ -274,7 +274,7 @@ struct MergedConnection: Sendable {
         else { return false }
         output.send(addressing.relayed(segment), connection: key)
         output.event(.previousConnectionAnswered(key, role: role))
-        statistics.staleAnswersPassed += 1
+        statistics.previousConnectionsAnswered += 1
         return true
     }
 
