@@ -58,6 +58,11 @@ public final class BridgeMetrics: Sendable {
             .init(metric: "ftcp_replicas_lost_total", labels: [("server", "primary")], key: "replicasLostPrimary"),
             .init(metric: "ftcp_replicas_lost_total", labels: [("server", "secondary")], key: "replicasLostSecondary"),
             .init(metric: "ftcp_unacceptable_resets_total", labels: [], key: "unacceptableResets"),
+            .init(
+                metric: "ftcp_previous_connections_answered_total",
+                labels: [],
+                key: "previousConnectionsAnswered"
+            ),
             .init(metric: "ftcp_replication_datagrams_sent_total", labels: [], key: "sent", fromReplication: true),
             .init(metric: "ftcp_replication_sent_bytes_total", labels: [], key: "sentBytes", fromReplication: true),
             .init(
@@ -162,6 +167,8 @@ public final class BridgeMetrics: Sendable {
         "ftcp_client_syns_dropped_total": "Client SYNs dropped, by reason",
         "ftcp_table_evictions_total": "Connection-table entries given up for new connections, by kind",
         "ftcp_unacceptable_resets_total": "Client resets whose sequence number RFC 5961 does not accept",
+        "ftcp_previous_connections_answered_total":
+            "Kernels' ACKs of a connection still held on a client's ports, answering its new SYN, passed to it",
         "ftcp_replication_datagrams_sent_total": "Replication datagrams sent to the peer",
         "ftcp_replication_sent_bytes_total": "Bytes of the replication datagrams sent to the peer, resends included",
         "ftcp_replication_datagrams_received_total": "Authentic replication datagrams received from the peer",
