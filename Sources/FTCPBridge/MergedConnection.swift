@@ -234,10 +234,10 @@ struct MergedConnection: Sendable {
                 // listening): the bridge forgets the connection and the primary serves it.
                 secondaryRefusedHandshake = true
                 output.event(.replicaLost(key, role: .secondary, cause: .reset))
-            } else if passAnswerOfPreviousConnection(segment, from: .secondary, into: &output) {
-                return
             }
-            statistics.droppedBeforeHandshake += 1
+            if !passAnswerOfPreviousConnection(segment, from: .secondary, into: &output) {
+                statistics.droppedBeforeHandshake += 1
+            }
         case .closed where closedFrom == .primaryOnly || closedFrom == .handshake:
             // Diverged, or counted lost, before the close (its bytes may not be the client's), or
             // the connection closed before its handshake was merged.

@@ -12,11 +12,7 @@ extension PrimaryBridge {
     ) {
         var output = BridgeOutput()
         let tcp = packet.tcp
-        let kernelKey = key(
-            clientAddress: packet.ip.destination,
-            clientPort: tcp.destinationPort,
-            serverPort: tcp.sourcePort
-        )
+        let kernelKey = ConnectionKey(serverSegment: packet)
         let isSYN = tcp.flags.contains(.syn) && !tcp.flags.contains(.ack)
         if let visible = outboundKeys[kernelKey], let existing = connections[visible] {
             if isSYN && (existing.phase == .closed || existing.primary.initialSequence != tcp.sequenceNumber) {

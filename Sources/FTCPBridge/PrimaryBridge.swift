@@ -42,11 +42,6 @@ public struct PrimaryBridge: Sendable {
         self.digester = digester
     }
 
-    /// The connection key for a segment between the service and a client, in either direction.
-    func key(clientAddress: IPv4Address, clientPort: UInt16, serverPort: UInt16) -> ConnectionKey {
-        ConnectionKey(clientAddress: clientAddress, clientPort: clientPort, serverPort: serverPort)
-    }
-
     /// A segment the primary's own kernel sent to a client on a protected port.
     ///
     /// `.pass` is for connections the bridge never saw begin (established
@@ -65,11 +60,7 @@ public struct PrimaryBridge: Sendable {
             return primaryOutboundSegment(packet, now: now)
         }
         var output = BridgeOutput()
-        let key = key(
-            clientAddress: packet.ip.destination,
-            clientPort: packet.tcp.destinationPort,
-            serverPort: packet.tcp.sourcePort
-        )
+        let key = ConnectionKey(serverSegment: packet)
         guard connections[key]?.serviceAddress == packet.ip.source else {
             counters.passedUnprotectedFromPrimary += 1
             return (.pass, output)
@@ -87,11 +78,7 @@ public struct PrimaryBridge: Sendable {
     public mutating func secondaryKernelSegment(_ packet: TCPPacket, now: MonotonicTime) -> BridgeOutput {
         var output = BridgeOutput()
         counters.segmentsFromSecondary += 1
-        let key = key(
-            clientAddress: packet.ip.destination,
-            clientPort: packet.tcp.destinationPort,
-            serverPort: packet.tcp.sourcePort
-        )
+        let key = ConnectionKey(serverSegment: packet)
         if configuration.selectsOutbound(
             localPort: key.serverPort,
             remoteAddress: key.clientAddress,
@@ -135,11 +122,7 @@ public struct PrimaryBridge: Sendable {
     ) -> BridgeOutput {
         var output = BridgeOutput()
         counters.segmentsFromSecondary += 1
-        let key = key(
-            clientAddress: packet.ip.destination,
-            clientPort: packet.tcp.destinationPort,
-            serverPort: packet.tcp.sourcePort
-        )
+        let key = ConnectionKey(serverSegment: packet)
         guard packet.tcp.payloadLength == 0, payloadLength > 0, pieceLength > 0,
             digests.count == (payloadLength + pieceLength - 1) / pieceLength, !packet.tcp.flags.contains(.syn),
             configuration.protectedPorts.contains(key.serverPort), connections[key] != nil
@@ -200,7 +183,7 @@ public struct PrimaryBridge: Sendable {
         var output = BridgeOutput()
         counters.segmentsFromClient += 1
         let tcp = packet.tcp
-        let key = key(clientAddress: packet.ip.source, clientPort: tcp.sourcePort, serverPort: tcp.destinationPort)
+        let key = ConnectionKey(clientSegment: packet)
         if configuration.selectsOutbound(
             localPort: tcp.destinationPort,
             remoteAddress: packet.ip.source,

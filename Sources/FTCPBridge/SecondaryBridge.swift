@@ -37,7 +37,7 @@ public struct SecondaryBridge: Sendable {
             counters.ignoredNotForService += 1
             return .ignore
         }
-        let key = ConnectionKey(clientAddress: ip.source, clientPort: tcp.sourcePort, serverPort: tcp.destinationPort)
+        let key = ConnectionKey(clientSegment: packet)
         let remoteEnd = configuration.selectsOutbound(
             localPort: tcp.destinationPort,
             remoteAddress: ip.source,

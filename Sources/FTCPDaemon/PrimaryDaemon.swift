@@ -880,11 +880,12 @@ public final class PrimaryDaemon {
         // Runs go out with their payloads where the merge left them: the headers are built into
         // `scratch`, and the kernel gathers the rest into the frame.
         for run in SegmentCoalescing.runs(toClients, maximumSegments: maximumSegmentsPerGatheredSend) {
-            let header = SegmentCoalescing.header(of: run, in: toClients)
-            guard let size = run.segmentSize, let nextHop = nextHops.nextHop(to: header.destination) else {
+            let destination = toClients[run.segments.lowerBound].destination
+            guard let size = run.segmentSize, let nextHop = nextHops.nextHop(to: destination) else {
                 for index in run.segments { sendRaw(toClients[index], raw: raw) }
                 continue
             }
+            let header = SegmentCoalescing.header(of: run, in: toClients)
             if let trace { for index in run.segments { trace.recordSent(toClients[index]) } }
             let sent: (any Error)? = toClients.withPayloads(in: run.segments) { pieces in
                 scratch.withUnsafeMutableBytes { buffer in

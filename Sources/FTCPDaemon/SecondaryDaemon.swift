@@ -542,7 +542,19 @@ public final class SecondaryDaemon {
         defer { pendingInjection.removeAll(keepingCapacity: true) }
         trace?.recordWaiting(at: .secondaryInjected)
         for run in SegmentCoalescing.runs(pendingInjection, maximumSegments: maximumSegmentsPerGatheredSend) {
-            if run.segments.count > 1 { counters["injectedRuns", default: 0] += 1 }
+            guard run.segments.count > 1 else {
+                // A segment alone (most often a small request): built whole into the scratch
+                // buffer, as copying its bytes costs less than taking views of them to gather.
+                injectionScratch.withUnsafeMutableBytes { buffer in
+                    guard let length = try? pendingInjection[run.segments.lowerBound].build(into: buffer) else {
+                        count("injectErrors")
+                        return
+                    }
+                    inject(UnsafeRawBufferPointer(rebasing: buffer[0..<length]), raw: raw, now: now)
+                }
+                continue
+            }
+            counters["injectedRuns", default: 0] += 1
             let header = SegmentCoalescing.header(of: run, in: pendingInjection)
             // The payloads stay where the capture put them: the headers are built into the
             // scratch buffer, the checksum summed over the pieces, and the kernel gathers them.
@@ -622,14 +634,13 @@ public final class SecondaryDaemon {
                     )
                     if !digested.isEmpty { return (verdict, []) }
                 }
-                // Relayed as its bytes: with the checksum its kernel left to the offload. Not
-                // before, which saves a pass over every byte the secondary sends: a digested
+                guard verdict == .relayToPrimary else { return (verdict, nil) }
+                // Relayed as its bytes: with the checksum its kernel left to the offload. Only
+                // here, which saves a pass over every byte the secondary sends: a digested
                 // segment's bytes never leave as they are kept (its resend and its restart copy
-                // get their checksums computed then).
+                // get their checksums computed then), and a passed one keeps the offload's.
                 if packet.checksumNotReady { view.updateChecksums() }
-                guard verdict == .relayToPrimary, view.bytes.count > relayBundle.maximumPacketBytes else {
-                    return (verdict, nil)
-                }
+                guard view.bytes.count > relayBundle.maximumPacketBytes else { return (verdict, nil) }
                 let limit = configuration.relayBundleBytes == 0 ? nil : relayBundle.maximumPacketBytes
                 return (verdict, bridge.relayPackets(view, maximumPacketBytes: limit))
             }()

@@ -85,13 +85,18 @@ public final class RawIPv4Socket {
     {
         let length = packet.count + pieces.reduce(0) { $0 + $1.count }
         guard fileDescriptor >= 0 else { throw LinuxShellError(.closed, operation: "send raw packet") }
-        guard packet.count >= 20, let base = packet.baseAddress, packet[0] >> 4 == 4, packet[0] & 0x0f >= 5,
-            pieces.count <= 1_000
-        else {
+        guard packet.count >= 20, packet[0] >> 4 == 4, packet[0] & 0x0f >= 5 else {
             throw LinuxShellError(
                 .malformedPacket,
                 operation: "send raw packet",
                 detail: "\(length) bytes that do not start with an IPv4 header, in \(pieces.count + 1) pieces"
+            )
+        }
+        guard pieces.count <= 1_000 else {
+            throw LinuxShellError(
+                .malformedPacket,
+                operation: "send raw packet",
+                detail: "\(length) bytes in \(pieces.count + 1) pieces: the kernel gathers at most 1,024"
             )
         }
         let destination =
@@ -102,37 +107,18 @@ public final class RawIPv4Socket {
         address.sin_port = 0
         address.sin_addr.s_addr = destination.bigEndian
         let descriptor = fileDescriptor
-        func sendMessage(_ iov: UnsafeMutableBufferPointer<iovec>) throws(SystemCallError) -> Int {
-            try withUnsafeMutablePointer(to: &address) { pointer throws(SystemCallError) in
-                try systemCall("sendmsg(raw IPv4)") {
-                    var message = msghdr()
-                    message.msg_name = UnsafeMutableRawPointer(pointer)
-                    message.msg_namelen = socklen_t(MemoryLayout<sockaddr_in>.size)
-                    message.msg_iov = iov.baseAddress
-                    message.msg_iovlen = iov.count
-                    return sendmsg(descriptor, &message, 0)
-                }
-            }
-        }
-        let head = iovec(iov_base: UnsafeMutableRawPointer(mutating: base), iov_len: packet.count)
         let sent: Int
         do {
-            if pieces.allSatisfy(\.isEmpty) {
-                // One packet in one piece (most sends): its vector on the stack, none on the heap.
-                var only = head
-                sent = try withUnsafeMutablePointer(to: &only) { pointer throws(SystemCallError) in
-                    try sendMessage(UnsafeMutableBufferPointer(start: pointer, count: 1))
-                }
-            } else {
-                var vectors = [head]
-                vectors.reserveCapacity(pieces.count + 1)
-                for piece in pieces where !piece.isEmpty {
-                    vectors.append(
-                        iovec(iov_base: UnsafeMutableRawPointer(mutating: piece.baseAddress), iov_len: piece.count)
-                    )
-                }
-                sent = try vectors.withUnsafeMutableBufferPointer { iov throws(SystemCallError) in
-                    try sendMessage(iov)
+            sent = try withUnsafeMutablePointer(to: &address) { pointer throws(SystemCallError) in
+                try withGatheredVectors(packet, pieces: pieces) { vectors throws(SystemCallError) in
+                    try systemCall("sendmsg(raw IPv4)") {
+                        var message = msghdr()
+                        message.msg_name = UnsafeMutableRawPointer(pointer)
+                        message.msg_namelen = socklen_t(MemoryLayout<sockaddr_in>.size)
+                        message.msg_iov = vectors.baseAddress
+                        message.msg_iovlen = vectors.count
+                        return sendmsg(descriptor, &message, 0)
+                    }
                 }
             }
         } catch {

@@ -183,24 +183,13 @@ public final class SegmentationOffloadSocket {
             sent = try systemCall("sendmsg(AF_PACKET, \(interface))") {
                 frameHeader.withUnsafeMutableBytes { header in
                     link.withUnsafeMutableBytes { address in
-                        var vectors = [
-                            iovec(iov_base: header.baseAddress, iov_len: header.count),
-                            iovec(iov_base: packet.baseAddress, iov_len: packet.count),
-                        ]
-                        for piece in pieces where !piece.isEmpty {
-                            vectors.append(
-                                iovec(
-                                    iov_base: UnsafeMutableRawPointer(mutating: piece.baseAddress),
-                                    iov_len: piece.count
-                                )
-                            )
-                        }
-                        return vectors.withUnsafeMutableBufferPointer { pieces in
+                        let (frame, ip) = (UnsafeRawBufferPointer(header), UnsafeRawBufferPointer(packet))
+                        return withGatheredVectors(frame, ip, pieces: pieces) { vectors in
                             var message = msghdr()
                             message.msg_name = address.baseAddress
                             message.msg_namelen = socklen_t(Self.linkAddressLength)
-                            message.msg_iov = pieces.baseAddress
-                            message.msg_iovlen = pieces.count
+                            message.msg_iov = vectors.baseAddress
+                            message.msg_iovlen = vectors.count
                             return sendmsg(descriptor, &message, 0)
                         }
                     }

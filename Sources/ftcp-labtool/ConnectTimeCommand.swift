@@ -31,9 +31,8 @@ extension LabToolCommand {
                     throw ValidationError("timed out after \(index) of \(count) connections")
                 }
                 let socket = try LabSocket(type: SocketType.stream)
-                // Close with RST (linger 0) so thousands of connections leave no TIME_WAIT behind.
-                var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
-                setsockopt(socket.fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+                // Close with RST so thousands of connections leave no TIME_WAIT behind.
+                try socket.resetOnClose()
                 let started = ContinuousClock.now
                 if let failure = try socket.connect(server) {
                     throw ValidationError(
